@@ -1,0 +1,33 @@
+# Two commands that work on a fresh machine: `make demo` and `make test`.
+# Each creates .venv at the repo root and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test system-deps clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch (on PyPI's default index an unpinned torch is a multi-GB CUDA build).
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[export,calibrate,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/edgeseg demo driving
+
+# Real videos and codecs for the tests: Debian's ffmpeg and opencv-doc (sample videos).
+system-deps:
+	@if ! command -v ffmpeg >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg opencv-doc >/dev/null; \
+		else echo "note: install ffmpeg and opencv-doc (apt) to run the video tests; they skip without them"; fi; \
+	fi
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,206 @@
+"""The bundle: a directory with manifest.json and the artifacts it lists. Every stage reads and writes one.
+
+manifest.json (schema 1):
+  schema, edgeseg_version, created
+  model:    name, source, family, parameters, options
+  classes:  [{name, color: [r, g, b]}]
+  input:    name, size [h, w], batch (int, or null when dynamic), layout, dtype, color_order,
+            mean, std, fused_preprocess, dynamic_size
+  output:   name, kind (class_map | logits), dtype, fused_argmax
+  artifacts: [{path, kind (onnx | engine), precision, target, sha256, files {extra path: sha256},
+               tools {name: version}, created, ...stage-specific fields}]
+  parity, calibration, fidelity: figures written by the stage that measured them
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeseg import __version__
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import sha256_file, write_text_atomic
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class ClassInfo:
+    name: str
+    color: tuple[int, int, int]  # RGB, as people write colours
+
+
+@dataclass
+class InputContract:
+    name: str
+    size: tuple[int, int]  # (height, width) the graph was exported at
+    batch: int | None  # None: dynamic batch
+    layout: str  # NHWC (fused uint8 frames) or NCHW (float tensors)
+    dtype: str  # uint8 or float32
+    color_order: str  # channel order the graph input expects: BGR or RGB
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    fused_preprocess: bool
+    dynamic_size: bool = False
+
+
+@dataclass
+class OutputContract:
+    name: str
+    kind: str  # class_map (uint8 [N,H,W]) or logits (float [N,C,H,W])
+    dtype: str
+    fused_argmax: bool
+
+
+@dataclass
+class Artifact:
+    path: str
+    kind: str  # onnx | engine
+    precision: str  # fp32 | fp16 | int8
+    sha256: str
+    target: str = "any"  # any | tensorrt | cpu: which runtime the artifact is shaped for
+    files: dict[str, str] = field(default_factory=dict)  # companion files (external weights) -> sha256
+    tools: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _tuple(value: Any) -> tuple:
+    return tuple(value) if value is not None else None  # type: ignore[return-value]
+
+
+class Bundle:
+    """A bundle directory: its manifest, typed accessors, artifact lookup with integrity checks."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]):
+        self.root = Path(root)
+        self.manifest = manifest
+        self._verified: set[str] = set()
+
+    # -- loading and saving -------------------------------------------------------------
+    @classmethod
+    def load(cls, root: str | Path) -> "Bundle":
+        root = Path(root)
+        manifest_path = root / MANIFEST_NAME
+        if not root.is_dir():
+            raise EdgesegError(f"bundle '{root}' does not exist; create one with: edgeseg export MODEL -o {root}")
+        if not manifest_path.is_file():
+            raise EdgesegError(f"'{root}' is not a bundle (no {MANIFEST_NAME}); create one with: edgeseg export MODEL -o {root}")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EdgesegError(f"cannot read {manifest_path}: {exc}; re-export the bundle") from None
+        if not isinstance(manifest, dict):
+            raise EdgesegError(f"{manifest_path} is not a JSON object; re-export the bundle")
+        schema = manifest.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise EdgesegError(
+                f"{manifest_path} has schema version {schema!r}; edgeseg {__version__} reads version {SCHEMA_VERSION}: "
+                "re-export the bundle or use the edgeseg version that wrote it"
+            )
+        for key in ("model", "classes", "input", "output", "artifacts"):
+            if key not in manifest:
+                raise EdgesegError(f"{manifest_path} has no '{key}' section; re-export the bundle")
+        return cls(root, manifest)
+
+    @classmethod
+    def create(
+        cls,
+        root: Path,
+        model: dict[str, Any],
+        classes: list[ClassInfo],
+        input_contract: InputContract,
+        output_contract: OutputContract,
+    ) -> "Bundle":
+        manifest = {
+            "schema": SCHEMA_VERSION,
+            "edgeseg_version": __version__,
+            "created": utc_now(),
+            "model": model,
+            "classes": [asdict(c) for c in classes],
+            "input": asdict(input_contract),
+            "output": asdict(output_contract),
+            "artifacts": [],
+        }
+        return cls(root, manifest)
+
+    def save(self) -> None:
+        write_text_atomic(self.root / MANIFEST_NAME, json.dumps(self.manifest, indent=2) + "\n")
+
+    # -- typed views --------------------------------------------------------------------
+    @property
+    def classes(self) -> list[ClassInfo]:
+        return [ClassInfo(c["name"], _tuple(c["color"])) for c in self.manifest["classes"]]
+
+    @property
+    def input(self) -> InputContract:
+        data = dict(self.manifest["input"])
+        for key in ("size", "mean", "std"):
+            data[key] = _tuple(data[key])
+        return InputContract(**data)
+
+    @property
+    def output(self) -> OutputContract:
+        return OutputContract(**self.manifest["output"])
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        return [Artifact(**a) for a in self.manifest["artifacts"]]
+
+    # -- artifacts ------------------------------------------------------------------------
+    def inside(self, relative: str) -> Path:
+        """The path of a bundle member; a manifest entry that points outside the bundle is refused."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise EdgesegError(f"manifest entry '{relative}' points outside the bundle {self.root}; refusing to use it")
+        return path
+
+    def add_artifact(self, artifact: Artifact) -> None:
+        """List an artifact already written into the bundle, replacing one with the same path."""
+        kept = [a for a in self.manifest["artifacts"] if a["path"] != artifact.path]
+        self.manifest["artifacts"] = kept + [asdict(artifact)]
+
+    def artifact_path(self, artifact: Artifact) -> Path:
+        """The artifact's path, after checking it and its companion files against their sha256."""
+        members = {artifact.path: artifact.sha256, **artifact.files}
+        for relative, expected in members.items():
+            path = self.inside(relative)
+            if relative in self._verified:
+                continue
+            if not path.is_file():
+                raise EdgesegError(f"bundle {self.root} lists '{relative}' but the file is missing; re-run the stage that made it")
+            actual = sha256_file(path)
+            if actual != expected:
+                raise EdgesegError(
+                    f"'{path}' does not match its sha256 in the manifest (file changed or damaged); "
+                    "re-run the stage that made it"
+                )
+            self._verified.add(relative)
+        return self.inside(artifact.path)
+
+    def select(self, kind: str, precision: str = "fp32", targets: tuple[str, ...] = ("any",)) -> Artifact:
+        """Pick the artifact for a runtime.
+
+        `precision` is fp32/fp16/int8 or 'best' (the lowest precision present); `targets` lists the
+        artifact shapes this runtime can use, most preferred first.
+        """
+        candidates = [a for a in self.artifacts if a.kind == kind and a.target in targets]
+        wanted = ("int8", "fp16", "fp32") if precision == "best" else (precision,)
+        for name in wanted:
+            matches = sorted((a for a in candidates if a.precision == name), key=lambda a: targets.index(a.target))
+            if matches:
+                return matches[0]
+        have = sorted({a.precision for a in candidates}) or ["none"]
+        hint = "run: edgeseg calibrate" if kind == "onnx" else "run: edgeseg build"
+        raise EdgesegError(
+            f"bundle {self.root} has no {precision} {kind} artifact for this backend (has: {', '.join(have)}); {hint} {self.root}"
+        )

@@ -1,0 +1,57 @@
+"""Class names and colours: from a names file, a count, or a scene."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from edgeseg.bundle import ClassInfo
+from edgeseg.errors import EdgesegError
+
+
+def default_color(index: int) -> tuple[int, int, int]:
+    """The PASCAL VOC colour map: distinct, stable colours for any class index."""
+    r = g = b = 0
+    for bit in range(8):
+        r |= ((index >> 0) & 1) << (7 - bit)
+        g |= ((index >> 1) & 1) << (7 - bit)
+        b |= ((index >> 2) & 1) << (7 - bit)
+        index >>= 3
+    return (r, g, b)
+
+
+def numbered_classes(count: int) -> list[ClassInfo]:
+    return [ClassInfo(f"class{i}", default_color(i)) for i in range(count)]
+
+
+def read_names_file(path: Path) -> list[ClassInfo]:
+    """One class per line: `name` or `name R G B` (spaces or commas); '#' starts a comment."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgesegError(f"cannot read class names file '{path}': {exc}") from None
+    classes = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"(.+?)(?:[\s,]+(\d{1,3})[\s,]+(\d{1,3})[\s,]+(\d{1,3}))?", line)
+        name, *rgb = match.groups()  # type: ignore[union-attr]
+        color = tuple(int(v) for v in rgb) if rgb[0] is not None else default_color(len(classes))
+        if any(v > 255 for v in color):
+            raise EdgesegError(f"{path}:{number}: colour values must be 0-255, got {color}")
+        classes.append(ClassInfo(name.strip(" ,"), color))  # type: ignore[arg-type]
+    if len(classes) < 2:
+        raise EdgesegError(f"class names file '{path}' lists {len(classes)} class(es); a segmentation model needs at least 2")
+    return classes
+
+
+def classes_from_option(value: str | None) -> list[ClassInfo] | None:
+    """--classes takes a count or a names file."""
+    if value is None:
+        return None
+    if value.isdigit():
+        if int(value) < 2:
+            raise EdgesegError(f"--classes {value}: a segmentation model needs at least 2 classes")
+        return numbered_classes(int(value))
+    return read_names_file(Path(value))

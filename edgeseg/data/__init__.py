@@ -1,0 +1,1 @@
+"""Labelled data: procedural driving and medical scenes (numpy + OpenCV only, so the runtime can use them)."""

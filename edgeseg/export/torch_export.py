@@ -1,0 +1,211 @@
+"""Export a PyTorch model (zoo name or module:function) into a bundle, with a parity check."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from edgeseg.bundle import Bundle, ClassInfo, InputContract, OutputContract
+from edgeseg.classes import numbered_classes
+from edgeseg.errors import EdgesegError, require
+from edgeseg.export import MODEL_FILE, ExportOptions, onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
+from edgeseg.export.parity import measure_parity
+from edgeseg.export.wrapper import SegmentationGraph, select_logits
+from edgeseg.fileio import sha256_file
+from edgeseg.progress import Progress
+from edgeseg.runtime.tensors import frames_to_input
+
+
+def read_weights(path: Path) -> tuple[dict[str, Any], list[ClassInfo] | None]:
+    """A state dict (weights_only=True: no code runs), and class names when the file carries them."""
+    torch = require("torch", "export")
+    if not Path(path).is_file():
+        raise EdgesegError(f"weights file '{path}' does not exist")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or damaged files
+        raise EdgesegError(f"cannot load weights '{path}' as a state dict: {str(exc).splitlines()[0]}") from None
+    classes = None
+    if isinstance(state, dict) and "state_dict" in state:  # edgeseg's training format
+        classes = [ClassInfo(c["name"], tuple(c["color"])) for c in state.get("classes", [])] or None
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise EdgesegError(f"weights '{path}' hold a {type(state).__name__}, not a state dict")
+    return state, classes
+
+
+def apply_weights(model: Any, state: dict[str, Any], path: Path, hint: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        raise EdgesegError(f"weights '{path}' do not fit the model: {details[0] if details else exc}; {hint}") from None
+
+
+def user_model(spec: str, options: dict[str, Any]) -> Any:
+    """`package.module:function` -> the nn.Module the function returns (called with --arg options)."""
+    torch = require("torch", "export")
+    module_name, _, function_name = spec.partition(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # let users name a module in the current directory
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or anything the module raises on import
+        raise EdgesegError(f"cannot import module '{module_name}' for '{spec}': {exc}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise EdgesegError(f"'{module_name}' has no function '{function_name}'; MODEL must be package.module:function")
+    try:
+        model = function(**options)
+    except Exception as exc:
+        raise EdgesegError(f"'{spec}' failed when called: {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise EdgesegError(f"'{spec}' returned {type(model).__name__}, not a torch.nn.Module")
+    return model.eval()
+
+
+def build(spec: str, options: ExportOptions) -> tuple[Any, list[ClassInfo], dict[str, Any]]:
+    """The model in eval mode, its classes, and the manifest's model section."""
+    from edgeseg.models import zoo_entry
+
+    torch = require("torch", "export")
+    state, weight_classes = read_weights(options.weights) if options.weights else (None, None)
+    if ":" in spec:
+        model = user_model(spec, options.model_options)
+        if state is not None:
+            apply_weights(model, state, options.weights, "check that the weights belong to this model")
+        with torch.no_grad():
+            channels = select_logits(model(torch.zeros(1, 3, *options.size))).shape[1]
+        classes = options.classes or weight_classes or numbered_classes(channels)
+        if len(classes) != channels:
+            raise EdgesegError(f"'{spec}' predicts {channels} classes but {len(classes)} class names were given; fix --classes")
+        info = {"name": spec, "source": "module", "family": type(model).__name__}
+    else:
+        from edgeseg.models import build_model
+
+        entry = zoo_entry(spec)
+        height, width = options.size
+        if height % entry.size_multiple or width % entry.size_multiple:
+            raise EdgesegError(f"--size {height}x{width}: {spec} needs height and width divisible by {entry.size_multiple} (its stride); e.g. --size {max(1, round(height / entry.size_multiple)) * entry.size_multiple}x{max(1, round(width / entry.size_multiple)) * entry.size_multiple}")
+        if options.dynamic_size and not entry.dynamic_size:
+            raise EdgesegError(f"{spec} exports only for a fixed input size (its pooling bins are fixed at export); drop --dynamic-size")
+        classes = options.classes or weight_classes
+        if classes is None:
+            raise EdgesegError(f"zoo model '{spec}' needs a class count: pass --classes N or a names file")
+        model = build_model(spec, len(classes), **options.model_options)
+        if state is not None:
+            apply_weights(model, state, options.weights, "check --classes and --arg width=... against how the weights were trained")
+        info = {"name": spec, "source": "zoo", "family": entry.family}
+    info["parameters"] = int(sum(p.numel() for p in model.parameters()))
+    info["options"] = options.model_options
+    info["weights"] = {"path": str(options.weights), "sha256": sha256_file(options.weights)} if options.weights else None
+    return model, classes, info
+
+
+def contracts(options: ExportOptions) -> tuple[InputContract, OutputContract]:
+    fused = options.fuse_preprocess
+    input_contract = InputContract(
+        name="frame" if fused else "input",
+        size=options.size,
+        batch=None if options.dynamic_batch else options.batch,
+        layout="NHWC" if fused else "NCHW",
+        dtype="uint8" if fused else "float32",
+        color_order="BGR" if fused else "RGB",
+        mean=options.mean,
+        std=options.std,
+        fused_preprocess=fused,
+        dynamic_size=options.dynamic_size,
+    )
+    output_contract = OutputContract(
+        name="classes" if options.fuse_argmax else "logits",
+        kind="class_map" if options.fuse_argmax else "logits",
+        dtype="uint8" if options.fuse_argmax else "float32",
+        fused_argmax=options.fuse_argmax,
+    )
+    return input_contract, output_contract
+
+
+def dynamic_axes(input_contract: InputContract, output_contract: OutputContract) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {input_contract.name: {}, output_contract.name: {}}
+    if input_contract.batch is None:
+        axes[input_contract.name][0] = axes[output_contract.name][0] = "batch"
+    if input_contract.dynamic_size:
+        in_hw = (1, 2) if input_contract.layout == "NHWC" else (2, 3)
+        out_hw = (1, 2) if output_contract.kind == "class_map" else (2, 3)
+        axes[input_contract.name].update({in_hw[0]: "height", in_hw[1]: "width"})
+        axes[output_contract.name].update({out_hw[0]: "height", out_hw[1]: "width"})
+    return {name: value for name, value in axes.items() if value}
+
+
+def trace_to_onnx(graph: Any, example: Any, path: Path, input_contract: InputContract, output_contract: OutputContract, opset: int) -> None:
+    torch = require("torch", "export")
+    require("onnx", "export")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected
+            torch.onnx.export(
+                graph,
+                (example,),
+                str(path),
+                input_names=[input_contract.name],
+                output_names=[output_contract.name],
+                dynamic_axes=dynamic_axes(input_contract, output_contract) or None,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    except Exception as exc:
+        raise EdgesegError(f"ONNX export failed at opset {opset}: {str(exc).splitlines()[0]}") from None
+
+
+def check_onnx(path: Path) -> Any:
+    """onnx.checker and shape inference on the file (path-based, so external data works); return the model."""
+    onnx = require("onnx", "export")
+    try:
+        onnx.shape_inference.infer_shapes_path(str(path), str(path))
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:
+        raise EdgesegError(f"the exported ONNX fails onnx.checker: {str(exc).splitlines()[0]}") from None
+    return onnx.load(str(path))
+
+
+def export_torch(spec: str, output: Path, options: ExportOptions) -> Bundle:
+    torch = require("torch", "export")
+    progress = Progress(5, "export", enabled=options.progress)
+    model, classes, model_info = build(spec, options)
+    input_contract, output_contract = contracts(options)
+    graph = SegmentationGraph(model, options.mean, options.std, options.fuse_preprocess, options.fuse_argmax).eval()
+    progress.advance(f"built {model_info['family']} ({model_info['parameters']:,} parameters)")
+
+    batch = options.batch if input_contract.batch else 1
+    frames = sample_frames(options.size, count=max(4, batch))
+    inputs = frames_to_input(list(frames[: batch * (len(frames) // batch)]), input_contract)
+
+    def fill(scratch: Path) -> Bundle:
+        raw_dir = scratch / "raw"
+        raw_dir.mkdir()
+        trace_to_onnx(graph, torch.from_numpy(inputs[:batch]), raw_dir / MODEL_FILE, input_contract, output_contract, options.opset)
+        progress.advance(f"exported at opset {options.opset}")
+        onnx_model = check_onnx(raw_dir / MODEL_FILE)
+        files = save_onnx(onnx_model, scratch / MODEL_FILE)
+        shutil.rmtree(raw_dir)
+        progress.advance("onnx.checker and shape inference passed")
+        parity = measure_parity(graph, scratch / MODEL_FILE, inputs, batch)
+        progress.advance(f"parity: agreement {parity['class_map_agreement']:.4%}, max |diff| {parity['max_abs_logit_diff']:.2e}")
+        if not parity["passed"]:
+            raise EdgesegError(
+                f"ONNX and PyTorch disagree on {1 - parity['class_map_agreement']:.3%} of pixels (max |logit diff| {parity['max_abs_logit_diff']:.3g}); "
+                "the model uses an op the exporter mis-translates: try another --opset, or open an issue with the model"
+            )
+        bundle = Bundle.create(scratch, model_info, classes, input_contract, output_contract)
+        tools = {**tool_versions("torch", "onnx", "onnxruntime"), "exporter": "torch.onnx (TorchScript)"}
+        bundle.add_artifact(onnx_artifact(scratch / MODEL_FILE, files, options.opset, tools))
+        bundle.manifest["parity"] = parity
+        progress.advance(f"bundle written to {output}")
+        return bundle
+
+    return write_bundle(output, options.force, fill)

@@ -1,0 +1,32 @@
+"""`edgeseg info`: a bundle's manifest, readable."""
+
+from __future__ import annotations
+
+from edgeseg.bundle import Bundle
+from edgeseg.report import format_table
+
+
+def describe_bundle(bundle: Bundle) -> str:
+    manifest = bundle.manifest
+    model, contract_in, contract_out = manifest["model"], bundle.input, bundle.output
+    batch = "dynamic" if contract_in.batch is None else contract_in.batch
+    lines = [
+        f"bundle   {bundle.root}  (schema {manifest['schema']}, edgeseg {manifest.get('edgeseg_version', '?')}, {manifest.get('created', '')})",
+        f"model    {model.get('name')}  [{model.get('family')}, from {model.get('source')}, {model.get('parameters', 0):,} parameters]",
+        f"input    {contract_in.name}: {contract_in.dtype} {contract_in.layout} {contract_in.color_order}, "
+        f"{contract_in.size[0]}x{contract_in.size[1]}{' (dynamic size)' if contract_in.dynamic_size else ''}, batch {batch}, "
+        f"preprocessing {'fused into the graph' if contract_in.fused_preprocess else 'done by the runtime'}",
+        f"output   {contract_out.name}: {contract_out.kind} ({contract_out.dtype}), argmax {'fused into the graph' if contract_out.fused_argmax else 'done by the runtime'}",
+        f"classes  {len(bundle.classes)}: " + ", ".join(f"{c.name} {tuple(c.color)}" for c in bundle.classes),
+        "",
+        format_table(
+            ["artifact", "kind", "precision", "target", "sha256", "made by"],
+            [[a.path, a.kind, a.precision, a.target, a.sha256[:12], ", ".join(f"{k} {v}" for k, v in a.tools.items())] for a in bundle.artifacts],
+        ),
+    ]
+    parity = manifest.get("parity")
+    if parity and "class_map_agreement" in parity:
+        lines += ["", f"parity   PyTorch vs ONNX Runtime on {parity['frames']} frames: {parity['class_map_agreement']:.4%} class-map agreement, max |logit diff| {parity['max_abs_logit_diff']:.2e}"]
+    elif parity:
+        lines += ["", f"parity   {parity.get('reference')}"]
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""A small progress bar on stderr for long work (export, calibrate, build, bench, training)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class Progress:
+    """`Progress(total, label)`; `advance(note)` per step. Redraws in place on a terminal, one line per step otherwise."""
+
+    def __init__(self, total: int, label: str, stream=None, enabled: bool = True):
+        self.total, self.label, self.done = max(total, 1), label, 0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.started = time.perf_counter()
+        self.last_draw = 0.0
+
+    def advance(self, note: str = "", steps: int = 1) -> None:
+        self.done = min(self.total, self.done + steps)
+        now = time.perf_counter()
+        # On a terminal redraw at most 10 times a second; in a log, only whole steps with a note.
+        if not self.enabled or (self.tty and now - self.last_draw < 0.1 and self.done < self.total) or (not self.tty and not note and self.done < self.total):
+            return
+        self.last_draw = now
+        width = 24
+        filled = int(width * self.done / self.total)
+        bar = "#" * filled + "-" * (width - filled)
+        line = f"{self.label} [{bar}] {self.done}/{self.total} {now - self.started:5.1f}s {note}"
+        if self.tty:
+            self.stream.write("\r" + line[:120].ljust(120) + ("\n" if self.done >= self.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def iterate(self, items: Iterable[T], note: str = "") -> Iterator[T]:
+        for item in items:
+            yield item
+            self.advance(note)

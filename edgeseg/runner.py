@@ -1,0 +1,52 @@
+"""`edgeseg run`: bundle + source URI + sink URIs -> a segmented stream. Lean: no torch, no onnx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeseg.bundle import Bundle
+from edgeseg.report import stage_table
+from edgeseg.runtime import Overlay, Pipeline, RunSummary, open_backend, open_sinks, open_source
+
+
+@dataclass
+class RunOptions:
+    bundle: Path
+    inputs: str
+    outputs: list[str]
+    backend: str = "auto"
+    precision: str = "best"
+    frames: int | None = None
+    filter_mode: str = "linear"
+    alpha: float = 0.5
+    visualize: str = "overlay"
+    save_mask: bool = False
+    legend: bool = True
+    threads: int | None = None
+
+
+def run(options: RunOptions) -> RunSummary:
+    bundle = Bundle.load(options.bundle)
+    net = open_backend(bundle, options.backend, options.precision, options.threads)
+    source = open_source(options.inputs)
+    try:
+        sinks = open_sinks(options.outputs, fps=source.fps or 30.0, save_mask=options.save_mask)
+    except BaseException:
+        source.close()
+        raise
+    overlay = Overlay(bundle.classes, options.alpha, options.filter_mode, options.visualize, options.legend)
+    pipeline = Pipeline(source, net, bundle.input, bundle.output, overlay, sinks, max_frames=options.frames)
+    return pipeline.run()
+
+
+def print_summary(summary: RunSummary, outputs: list[str]) -> None:
+    print(f"backend: {summary.backend}")
+    print(
+        f"frames: {summary.frames_read} read, {summary.frames_processed} inferred, {summary.frames_written} written, "
+        f"{summary.frames_dropped} dropped (live), {summary.bad_frames} unreadable"
+    )
+    print(f"throughput: {summary.fps:.1f} FPS over {summary.seconds:.2f} s{' (interrupted)' if summary.interrupted else ''}")
+    if summary.stages:
+        print(stage_table(summary.stages))
+    print(f"outputs: {', '.join(outputs)}")

@@ -1,0 +1,306 @@
+"""The live pipeline: capture, inference and overlay+sinks on their own threads, every stage timed.
+
+    source --[capture thread]--> frames --[inference thread]--> predictions --[main thread]--> overlay -> sinks
+
+Live sources hand over only their newest frame (latency over completeness); files, folders and
+synthetic scenes go through a bounded queue that blocks, so they never lose a frame. The backend
+is opened on the inference thread because CUDA contexts belong to the thread that made them.
+A stop request (Ctrl-C, SIGTERM, 'q' in a window) stops capture; what was captured is still
+inferred, drawn and written, then the sinks close, so a recording holds every processed frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgeseg.bundle import InputContract, OutputContract
+from edgeseg.runtime.backends import Backend
+from edgeseg.runtime.overlay import Overlay
+from edgeseg.runtime.sinks import Sink
+from edgeseg.runtime.sources import Frame, Source
+from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+
+END = object()  # end-of-stream marker passed down the queues
+POLL_SECONDS = 0.1
+
+
+@dataclass
+class Prediction:
+    frame: Frame
+    class_map: np.ndarray  # uint8 at model resolution
+    logits: np.ndarray | None  # kept only when the overlay upsamples logits
+
+
+def percentiles_ms(samples: list[float]) -> dict[str, float]:
+    values = np.asarray(samples, np.float64) * 1000.0
+    return {
+        "count": int(values.size),
+        "mean_ms": float(values.mean()),
+        "p50_ms": float(np.percentile(values, 50)),
+        "p90_ms": float(np.percentile(values, 90)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "max_ms": float(values.max()),
+    }
+
+
+class StageTimes:
+    """Per-stage durations in seconds, appended from several threads."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self.lock:
+            self.samples[stage].append(seconds)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        with self.lock:
+            return {stage: percentiles_ms(values) for stage, values in self.samples.items() if values}
+
+
+class LatestFrame:
+    """A one-slot hand-over for live sources: a new frame replaces the one not yet taken."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.item: Any = None
+        self.closed = False
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        with self.condition:
+            if item is END:
+                self.closed = True
+            else:
+                self.dropped += self.item is not None
+                self.item = item
+            self.condition.notify()
+
+    def get(self, timeout: float) -> Any:
+        with self.condition:
+            if self.item is None and not self.closed:
+                self.condition.wait(timeout)
+            if self.item is not None:
+                item, self.item = self.item, None
+                return item
+            if self.closed:
+                return END
+            raise queue.Empty
+
+
+@dataclass
+class RunSummary:
+    frames_read: int = 0
+    frames_processed: int = 0
+    frames_written: int = 0
+    frames_dropped: int = 0
+    bad_frames: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    backend: str = ""
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_written / self.seconds if self.seconds > 0 else 0.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        source: Source,
+        backend: Backend,
+        input_contract: InputContract,
+        output_contract: OutputContract,
+        overlay: Overlay,
+        sinks: list[Sink],
+        max_frames: int | None = None,
+        queue_size: int = 4,
+        readout: bool = True,
+    ):
+        self.source, self.backend, self.overlay, self.sinks = source, backend, overlay, sinks
+        self.input_contract, self.output_contract = input_contract, output_contract
+        self.max_frames = max_frames
+        self.readout = readout
+        self.frames: LatestFrame | queue.Queue = LatestFrame() if source.live else queue.Queue(queue_size)
+        self.predictions: queue.Queue = queue.Queue(queue_size)
+        self.stop = threading.Event()  # stop capturing; drain what is queued
+        self.abort = threading.Event()  # a stage failed: everyone leaves now
+        self.errors: list[BaseException] = []
+        self.times = StageTimes()
+        self.summary = RunSummary()
+        self.capture_done = False
+        self.keep_logits = output_contract.kind == "logits" and overlay.filter_mode == "linear"
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+    # -- hand-over helpers that never block forever -----------------------------------------
+    def _put(self, channel: Any, item: Any) -> None:
+        if isinstance(channel, LatestFrame):
+            channel.put(item)
+            return
+        while not self.abort.is_set():
+            try:
+                channel.put(item, timeout=POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, channel: Any) -> Any:
+        while not self.abort.is_set():
+            try:
+                return channel.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+        return END
+
+    def _fail(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+        self.abort.set()
+
+    # -- the three stages -------------------------------------------------------------------
+    def _capture(self) -> None:
+        try:
+            while not self.stop.is_set() and (self.max_frames is None or self.summary.frames_read < self.max_frames):
+                start = time.perf_counter()
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self.times.add("capture", time.perf_counter() - start)
+                self.summary.frames_read += 1
+                self._put(self.frames, frame)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+            self._fail(exc)
+        finally:
+            self._put(self.frames, END)
+
+    def _batch_size(self) -> int:
+        first = self.backend.inputs[0].shape[0] if self.backend.inputs else None
+        return first if isinstance(first, int) and first > 0 else 1
+
+    def _next_batch(self, size: int) -> list[Frame]:
+        batch: list[Frame] = []
+        while len(batch) < size and not self.capture_done:
+            item = self._get(self.frames)
+            if item is END:
+                self.capture_done = True
+            else:
+                batch.append(item)
+        return batch
+
+    def _infer(self) -> None:
+        try:
+            with self.backend:
+                size = self._batch_size()
+                while frames := self._next_batch(size):
+                    self._infer_batch(frames, size)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+            self._fail(exc)
+        finally:
+            self._put(self.predictions, END)
+
+    def _infer_batch(self, frames: list[Frame], size: int) -> None:
+        start = time.perf_counter()
+        images = [f.image for f in frames]
+        images += [images[-1]] * (size - len(images))  # a fixed-batch graph gets a padded last batch
+        tensor = frames_to_input(images, self.input_contract)
+        prepared = time.perf_counter()
+        output = self.backend.infer(tensor)
+        inferred = time.perf_counter()
+        class_maps = output_to_class_maps(output, self.output_contract)
+        self.times.add("preprocess", prepared - start)
+        self.times.add("infer", inferred - prepared)
+        self.times.add("postprocess", time.perf_counter() - inferred)
+        for index, frame in enumerate(frames):
+            logits = output[index] if self.keep_logits else None
+            self._put(self.predictions, Prediction(frame, class_maps[index], logits))
+            self.summary.frames_processed += 1
+
+    def _draw_and_write(self, prediction: Prediction, recent: deque) -> None:
+        start = time.perf_counter()
+        text = ""
+        if self.readout and len(recent) > 1:
+            infer_ms = np.mean(self.times.samples["infer"][-30:]) * 1000
+            text = f"{(len(recent) - 1) / (recent[-1] - recent[0]):.1f} FPS | infer {infer_ms:.1f} ms"
+        image = self.overlay.render(prediction.frame.image, prediction.class_map, prediction.logits, text)
+        drawn = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(image, prediction)
+        done = time.perf_counter()
+        self.times.add("overlay", drawn - start)
+        self.times.add("sink", done - drawn)
+        self.times.add("latency", done - prediction.frame.timestamp)
+        recent.append(done)
+        self.summary.frames_written += 1
+        if any(sink.stop_requested for sink in self.sinks):
+            self.request_stop()
+
+    def run(self) -> RunSummary:
+        """Run to the end of the source (or a stop request); close the sinks; return the figures."""
+        started = time.perf_counter()
+        workers = [threading.Thread(target=self._capture, name="capture", daemon=True), threading.Thread(target=self._infer, name="inference", daemon=True)]
+        for worker in workers:
+            worker.start()
+        recent: deque = deque(maxlen=30)
+        try:
+            with stop_on_signals(self):
+                while (item := self._get(self.predictions)) is not END:
+                    self._draw_and_write(item, recent)
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self.stop.set()
+            for worker in workers:
+                worker.join()
+            self._close_all()
+        if self.errors:
+            raise self.errors[0]
+        self.summary.seconds = time.perf_counter() - started
+        self.summary.frames_dropped = getattr(self.frames, "dropped", 0)
+        self.summary.bad_frames = self.source.bad_frames
+        self.summary.backend = self.backend.describe()
+        self.summary.stages = self.times.summary()
+        return self.summary
+
+    def _close_all(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001 - close the others, report the first
+                self.errors.append(exc)
+        self.source.close()
+
+
+@contextlib.contextmanager
+def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop capture and drain. Second: exit at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, _frame: Any) -> None:
+        if pipeline.summary.interrupted:
+            os._exit(128 + signum)
+        pipeline.summary.interrupted = True
+        print("edgeseg: stopping: finishing queued frames and closing outputs (again to exit at once)", file=sys.stderr, flush=True)
+        pipeline.request_stop()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
