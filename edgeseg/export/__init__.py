@@ -74,8 +74,8 @@ def write_bundle(output: Path, force: bool, fill: Any) -> Bundle:
         with atomic_directory(output, replace=force or output.is_dir()) as scratch:
             bundle = fill(scratch)
             bundle.save()
-    except PermissionError as exc:
-        raise EdgesegError(f"cannot write bundle '{output}': {exc.strerror}; choose a writable path") from None
+    except OSError as exc:
+        raise EdgesegError(f"cannot write bundle '{output}': {exc.strerror or exc}; choose a writable path") from None
     return Bundle.load(output)
 
 

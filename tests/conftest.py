@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeseg.cli import main
+
+SAMPLE_VIDEOS = Path("/usr/share/doc/opencv-doc/examples/data")
+TESTS = Path(__file__).parent
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    """The contract for bad input: non-zero exit, one line on stderr, no traceback, naming the problem."""
+    assert code != 0
+    lines = [line for line in err.strip().splitlines() if not line.startswith("export [") and not line.startswith("import [")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("edgeseg: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment.lower() in lines[0].lower(), lines[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A 3-class U-Net (width 4) exported at 64x64 with fused pre/post-processing."""
+    out = tmp_path_factory.mktemp("bundles") / "unet"
+    assert main(["export", "unet", "-o", str(out), "--size", "64x64", "--classes", "3", "--arg", "width=4"]) == 0
+    return out
+
+
+@pytest.fixture()
+def bundle_copy(tiny_bundle, tmp_path) -> Path:
+    """A private copy of the tiny bundle, for tests that damage it."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    """tree.avi from Debian's opencv-doc: a real 320x240 Cinepak video of 68 frames."""
+    path = SAMPLE_VIDEOS / "tree.avi"
+    if not path.is_file():
+        pytest.skip("Debian's opencv-doc sample videos are not installed (make test installs them)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _tests_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))

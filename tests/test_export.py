@@ -1,0 +1,220 @@
+"""Export: contracts, user models, weights, ONNX import with external data, and every bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from edgeseg.bundle import Bundle
+from edgeseg.classes import numbered_classes
+from edgeseg.export import ExportOptions, export
+from edgeseg.models import build_model
+from edgeseg.runtime.tensors import frames_to_input
+
+from conftest import assert_one_line_error, run_cli
+
+
+def session_io(bundle_dir):
+    session = ort.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    return session, session.get_inputs()[0], session.get_outputs()[0]
+
+
+def test_fused_graph_takes_uint8_frames_and_returns_a_uint8_class_map(tiny_bundle):
+    session, graph_in, graph_out = session_io(tiny_bundle)
+    assert graph_in.type == "tensor(uint8)" and graph_in.shape == [1, 64, 64, 3]
+    assert graph_out.type == "tensor(uint8)" and graph_out.shape == [1, 64, 64]
+    classes = session.run(None, {graph_in.name: np.zeros((1, 64, 64, 3), np.uint8)})[0]
+    assert classes.max() < 3
+
+
+def test_unfused_graph_matches_the_fused_one(tmp_path, capsys):
+    fused, plain = tmp_path / "fused", tmp_path / "plain"
+    weights = tmp_path / "w.pt"
+    torch.manual_seed(3)
+    torch.save(build_model("lraspp", 3, width=8).state_dict(), weights)
+    common = ["--size", "64x64", "--classes", "3", "--arg", "width=8", "--weights", weights]
+    assert run_cli(capsys, "export", "lraspp", "-o", fused, *common)[0] == 0
+    assert run_cli(capsys, "export", "lraspp", "-o", plain, "--no-fuse-preprocess", "--no-fuse-argmax", *common)[0] == 0
+    plain_bundle = Bundle.load(plain)
+    assert plain_bundle.input.layout == "NCHW" and plain_bundle.output.kind == "logits"
+    frames = [np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8) for i in range(2)]
+    fused_session, fused_in, _ = session_io(fused)
+    plain_session, plain_in, _ = session_io(plain)
+    for frame in frames:
+        maps = fused_session.run(None, {fused_in.name: frames_to_input([frame], Bundle.load(fused).input)})[0]
+        logits = plain_session.run(None, {plain_in.name: frames_to_input([frame], plain_bundle.input)})[0]
+        assert (maps == logits.argmax(1)).mean() >= 0.999
+
+
+def test_dynamic_batch_runs_any_batch(tmp_path, capsys):
+    out = tmp_path / "dyn"
+    assert run_cli(capsys, "export", "deeplabv3", "-o", out, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--dynamic-batch")[0] == 0
+    session, graph_in, _ = session_io(out)
+    assert Bundle.load(out).input.batch is None
+    assert session.run(None, {graph_in.name: np.zeros((3, 64, 64, 3), np.uint8)})[0].shape == (3, 64, 64)
+
+
+def test_fixed_batch(tmp_path, capsys):
+    out = tmp_path / "b2"
+    assert run_cli(capsys, "export", "fcn8s", "-o", out, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--batch", "2")[0] == 0
+    _, graph_in, _ = session_io(out)
+    assert graph_in.shape[0] == 2 and Bundle.load(out).input.batch == 2
+
+
+def test_dynamic_size_exports_for_other_sizes(tmp_path, capsys):
+    out = tmp_path / "dynsize"
+    assert run_cli(capsys, "export", "unet", "-o", out, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--dynamic-size")[0] == 0
+    session, graph_in, _ = session_io(out)
+    assert session.run(None, {graph_in.name: np.zeros((1, 96, 128, 3), np.uint8)})[0].shape == (1, 96, 128)
+
+
+def test_user_module_function_with_dict_output(tmp_path, capsys):
+    out = tmp_path / "user"
+    code, _, err = run_cli(capsys, "export", "user_models:tiny_net", "-o", out, "--size", "32x48", "--arg", "num_classes=5")
+    assert code == 0, err
+    bundle = Bundle.load(out)
+    assert bundle.manifest["model"]["source"] == "module" and len(bundle.classes) == 5
+    assert bundle.manifest["parity"]["class_map_agreement"] >= 0.999
+
+
+def test_names_file_gives_names_and_colours(tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("# driving\nroad 128 64 128\nsky,70,130,180\nperson\n")
+    out = tmp_path / "named"
+    assert run_cli(capsys, "export", "lraspp", "-o", out, "--size", "64x64", "--classes", names, "--arg", "width=4")[0] == 0
+    classes = Bundle.load(out).classes
+    assert [c.name for c in classes] == ["road", "sky", "person"]
+    assert classes[0].color == (128, 64, 128) and classes[1].color == (70, 130, 180)
+
+
+def test_trained_weights_are_loaded_and_exported(tmp_path, capsys):
+    torch.manual_seed(1)
+    model = build_model("unet", 3, width=4)
+    for module in model.modules():  # non-default BN statistics, so a load that was skipped would show
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    weights = tmp_path / "unet.pt"
+    torch.save({"state_dict": model.state_dict(), "classes": [{"name": n, "color": [1, 2, 3]} for n in "abc"]}, weights)
+    out = tmp_path / "trained"
+    assert run_cli(capsys, "export", "unet", "-o", out, "--size", "64x64", "--arg", "width=4", "--weights", weights)[0] == 0
+    bundle = Bundle.load(out)
+    assert [c.name for c in bundle.classes] == ["a", "b", "c"]
+    session, graph_in, _ = session_io(out)
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    float_input = frames_to_input([frame], dataclasses.replace(bundle.input, fused_preprocess=False, layout="NCHW", color_order="RGB"))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(float_input)).argmax(1).numpy()
+    assert (session.run(None, {graph_in.name: frame[None]})[0] == expected).mean() >= 0.999
+
+
+def test_import_onnx_with_external_data(tmp_path, capsys):
+    source = tmp_path / "src" / "external.onnx"
+    source.parent.mkdir()
+    torch.manual_seed(0)
+    model = build_model("deeplabv3plus", 3, width=4)
+    torch.onnx.export(model, (torch.rand(1, 3, 64, 64),), str(tmp_path / "plain.onnx"), opset_version=17, dynamo=False, input_names=["input"], output_names=["logits"])
+    onnx.save_model(onnx.load(str(tmp_path / "plain.onnx")), str(source), save_as_external_data=True, all_tensors_to_one_file=True, location="external.onnx.data", size_threshold=0)
+    assert (source.parent / "external.onnx.data").stat().st_size > 10_000
+    out = tmp_path / "imported"
+    code, _, err = run_cli(capsys, "export", source, "-o", out)
+    assert code == 0, err
+    bundle = Bundle.load(out)
+    (artifact,) = bundle.artifacts
+    assert artifact.files and (out / "model.onnx.data").is_file()
+    assert bundle.input.layout == "NCHW" and bundle.output.kind == "logits" and len(bundle.classes) == 3
+    # The companion file is integrity-checked like the graph itself.
+    with open(out / "model.onnx.data", "r+b") as handle:
+        handle.write(b"\1\2\3\4")
+    code, _, err = run_cli(capsys, "run", out, "-i", "synthetic://driving?frames=1&size=64x64")
+    assert_one_line_error(code, err, "model.onnx.data", "sha256")
+
+
+def test_interrupted_export_leaves_no_bundle(tmp_path, monkeypatch):
+    import edgeseg.export.torch_export as torch_export
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch_export, "measure_parity", interrupted)
+    out = tmp_path / "never"
+    with pytest.raises(KeyboardInterrupt):
+        export("unet", out, ExportOptions(size=(64, 64), classes=numbered_classes(3), model_options={"width": 4}, progress=False))
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- bad input: one line, non-zero exit, nothing written -------------------------------------------
+def test_unknown_zoo_name(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "segformer", "-o", tmp_path / "x", "--classes", "3")
+    assert_one_line_error(code, err, "unknown zoo model 'segformer'", "unet")
+    assert not (tmp_path / "x").exists()
+
+
+def test_size_the_stride_does_not_divide(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "fcn8s", "-o", tmp_path / "x", "--size", "100x100", "--classes", "3")
+    assert_one_line_error(code, err, "--size 100x100", "divisible by 32", "96x96")
+    assert not (tmp_path / "x").exists()
+
+
+def test_pspnet_refuses_dynamic_size(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "pspnet", "-o", tmp_path / "x", "--size", "96x96", "--classes", "3", "--dynamic-size")
+    assert_one_line_error(code, err, "fixed input size")
+
+
+def test_module_that_does_not_import(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "no_such_pkg.models:net", "-o", tmp_path / "x")
+    assert_one_line_error(code, err, "cannot import module 'no_such_pkg.models'")
+
+
+@pytest.mark.parametrize("spec,fragment", [("user_models:not_a_model", "not a torch.nn.Module"), ("user_models:missing", "has no function 'missing'"), ("user_models:broken", "weights server unreachable")])
+def test_module_function_that_gives_no_model(spec, fragment, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", spec, "-o", tmp_path / "x", "--size", "32x32")
+    assert_one_line_error(code, err, fragment)
+
+
+def test_weights_with_wrong_shapes(tmp_path, capsys):
+    weights = tmp_path / "w.pt"
+    torch.save(build_model("unet", 5, width=4).state_dict(), weights)
+    code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x", "--size", "64x64", "--classes", "3", "--arg", "width=4", "--weights", weights)
+    assert_one_line_error(code, err, "do not fit the model", "size mismatch", "--classes")
+    assert not (tmp_path / "x").exists()
+
+
+def test_weights_file_that_is_not_a_state_dict(tmp_path, capsys):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"definitely not a checkpoint")
+    code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x", "--classes", "3", "--weights", weights)
+    assert_one_line_error(code, err, "cannot load weights")
+
+
+def test_onnx_that_does_not_parse(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage that is not a protobuf")
+    code, _, err = run_cli(capsys, "export", bad, "-o", tmp_path / "x")
+    assert_one_line_error(code, err, "not a valid ONNX model")
+    assert not (tmp_path / "x").exists()
+
+
+def test_zoo_model_without_classes(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x")
+    assert_one_line_error(code, err, "--classes")
+
+
+def test_existing_output_is_not_overwritten_without_force(tiny_bundle, capsys):
+    before = (tiny_bundle / "manifest.json").read_text()
+    code, _, err = run_cli(capsys, "export", "unet", "-o", tiny_bundle, "--size", "64x64", "--classes", "3")
+    assert_one_line_error(code, err, "already exists", "--force")
+    assert (tiny_bundle / "manifest.json").read_text() == before
+
+
+def test_unwritable_output(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(capsys, "export", "unet", "-o", blocker / "bundle", "--size", "64x64", "--classes", "3", "--arg", "width=4")
+    assert_one_line_error(code, err, "cannot write bundle")

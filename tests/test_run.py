@@ -1,0 +1,170 @@
+"""`edgeseg run` and `edgeseg demo` end to end: real videos in, decoded and counted videos out."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeseg.runtime.pipeline import Pipeline
+from edgeseg.runtime.sinks import Sink
+
+from conftest import assert_one_line_error, run_cli
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def written_count(stdout: str) -> int:
+    return int(re.search(r"(\d+) written", stdout).group(1))
+
+
+def test_run_on_a_real_video_writes_every_frame(tiny_bundle, sample_video, tmp_path, capsys):
+    out = tmp_path / "tree.mp4"
+    code, stdout, err = run_cli(capsys, "run", tiny_bundle, "-i", sample_video, "-o", out)
+    assert code == 0, err
+    source_frames = len(decoded_frames(sample_video))
+    frames = decoded_frames(out)
+    assert source_frames == 68 and len(frames) == source_frames == written_count(stdout)
+    assert frames[0].shape == (240, 320, 3)
+    assert "infer" in stdout and "FPS" in stdout
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_several_outputs_and_saved_masks(tiny_bundle, tmp_path, capsys):
+    video, folder = tmp_path / "o.avi", tmp_path / "frames"
+    code, stdout, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=12&size=160x96", "-o", video, "-o", folder, "--save-mask", "--visualize", "both")
+    assert code == 0, err
+    assert len(decoded_frames(video)) == 12
+    overlays, masks = sorted(folder.glob("*.jpg")), sorted((folder / "masks").glob("*.png"))
+    assert [p.stem for p in overlays] == [p.stem for p in masks] == [f"{i:06d}" for i in range(12)]
+    assert cv2.imread(str(overlays[0])).shape == (96, 320, 3)  # overlay and mask side by side
+    mask = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (96, 160) and mask.dtype == np.uint8 and mask.max() < 3
+
+
+def test_frames_limit_and_folder_input(tiny_bundle, tmp_path, capsys):
+    frames = tmp_path / "in"
+    frames.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((50, 70, 3), i * 40, np.uint8))
+    code, stdout, _ = run_cli(capsys, "run", tiny_bundle, "-i", frames, "-o", tmp_path / "out", "--frames", "3")
+    assert code == 0 and written_count(stdout) == 3
+    assert len(list((tmp_path / "out").glob("*.jpg"))) == 3
+
+
+def test_fixed_batch_graph_pads_the_last_batch(tmp_path, capsys):
+    bundle = tmp_path / "b3"
+    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--batch", "3")[0] == 0
+    code, stdout, err = run_cli(capsys, "run", bundle, "-i", "synthetic://medical?frames=7&size=64x64", "-o", tmp_path / "m.mp4")
+    assert code == 0, err
+    assert written_count(stdout) == 7 and len(decoded_frames(tmp_path / "m.mp4")) == 7
+
+
+def test_logits_graph_with_linear_filter(tmp_path, capsys):
+    bundle = tmp_path / "logits"
+    assert run_cli(capsys, "export", "fcn8s", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--no-fuse-argmax", "--no-fuse-preprocess")[0] == 0
+    code, stdout, err = run_cli(capsys, "run", bundle, "-i", "synthetic://driving?frames=4&size=96x80", "-o", tmp_path / "f", "--filter-mode", "linear", "--save-mask")
+    assert code == 0, err
+    assert len(list((tmp_path / "f" / "masks").glob("*.png"))) == 4
+
+
+class FailingSink(Sink):
+    def write(self, image, prediction):
+        if prediction.frame.index == 3:
+            raise OSError("disk full")
+
+
+def test_a_failing_stage_stops_the_pipeline_and_reports(tiny_bundle):
+    from edgeseg.bundle import Bundle
+    from edgeseg.runtime import Overlay, open_backend, open_source
+
+    bundle = Bundle.load(tiny_bundle)
+    pipeline = Pipeline(open_source("synthetic://driving?frames=500&size=64x64"), open_backend(bundle, "onnxruntime", "fp32"), bundle.input, bundle.output, Overlay(bundle.classes), [FailingSink()])
+    with pytest.raises(OSError, match="disk full"):
+        pipeline.run()
+    assert pipeline.summary.frames_read < 500  # capture stopped instead of reading on
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_recording_is_playable_and_complete(tiny_bundle, tmp_path, signum):
+    out = tmp_path / "cut.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgeseg", "run", str(tiny_bundle), "-i", "synthetic://driving?frames=100000&size=128x96", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    partial = tmp_path / ".cut.partial.mp4"
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.stat().st_size > 20_000) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "stopping" in stderr and "Traceback" not in stderr
+    frames = decoded_frames(out)
+    assert len(frames) == written_count(stdout) > 10
+    assert not partial.exists()
+
+
+def test_demo_writes_a_video_with_every_frame(tmp_path, capsys):
+    code, stdout, err = run_cli(capsys, "demo", "medical", "--frames", "20", "--workdir", tmp_path)
+    assert code == 0, err
+    assert len(decoded_frames(tmp_path / "demo-medical.mp4")) == 20 == written_count(stdout)
+    assert "20 read" in stdout
+
+
+# -- bad input -------------------------------------------------------------------------------------
+def test_video_that_does_not_open(tiny_bundle, tmp_path, capsys):
+    fake = tmp_path / "broken.avi"
+    fake.write_bytes(os.urandom(2048))
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", fake)
+    assert_one_line_error(code, err, "cannot open", "broken.avi")
+
+
+def test_missing_input(tiny_bundle, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", tmp_path / "nope.mp4")
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_empty_image_folder(tiny_bundle, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", tmp_path)
+    assert_one_line_error(code, err, "has no images")
+
+
+def test_camera_that_does_not_exist(tiny_bundle, capsys):
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "/dev/video42")
+    assert_one_line_error(code, err, "/dev/video42 does not exist")
+
+
+def test_output_that_cannot_be_written(tiny_bundle, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "-o", tmp_path / "file" / "x.mp4")
+    assert_one_line_error(code, err, "cannot write output")
+
+
+def test_tensorrt_backend_missing(tiny_bundle, capsys):
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "--backend", "tensorrt")
+    assert_one_line_error(code, err, "tensorrt")
+
+
+def test_cli_runs_as_a_real_process_and_fails_cleanly(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "edgeseg", "info", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
