@@ -112,6 +112,62 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from edgeseg.classes import classes_from_option
+    from edgeseg.data.train import TrainOptions, train
+
+    options = TrainOptions(
+        size=args.size, epochs=args.epochs, steps_per_epoch=args.steps, batch=args.batch, lr=args.lr,
+        train_seeds=args.train_seeds, val_seeds=args.val_seeds, model_options=parse_model_args(args.arg), threads=args.threads,
+    )
+    command = "edgeseg " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    summary = train(args.model, args.data, Path(args.output), options, classes_from_option(args.classes), command)
+    print(f"saved {args.output}: best validation mIoU {summary['val_miou']:.4f} (epoch {summary['best_epoch']}) after {summary['seconds']:.0f} s")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edgeseg.evaluate import evaluate, format_report, write_json
+
+    result = evaluate(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
+    print(format_report(result))
+    if args.json:
+        write_json(result, Path(args.json))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from edgeseg.calibration import CalibrateOptions, calibrate
+    from edgeseg.info import fidelity_table
+
+    options = CalibrateOptions(
+        data=args.data, count=args.count, eval_count=args.eval_count, eval_data=args.eval_data, method=args.method,
+        precisions=tuple(p for p in args.precision.split(",") if p), min_agreement=args.min_agreement, cpu_format=args.cpu_format, threads=args.threads,
+    )
+    bundle = calibrate(Path(args.bundle), options)
+    print(fidelity_table(bundle))
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from edgeseg.data.folder import write_labelled_folder
+
+    count = write_labelled_folder(args.source, Path(args.output), force=args.force)
+    print(f"wrote {count} labelled frames to {args.output}/images and {args.output}/labels")
+    return 0
+
+
+def parse_seeds(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are A-B, e.g. 0-199, not '{text}'") from None
+    if low > high:
+        raise argparse.ArgumentTypeError(f"seed range '{text}' is empty")
+    return low, high
+
+
 # -- parser ------------------------------------------------------------------------------------
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     from edgeseg.runtime.backends import BACKENDS
@@ -135,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = verbs.add_parser("export", help="export a model (zoo name, module:function, or .onnx) into a bundle")
     export.add_argument("model", help="zoo name (see --list), package.module:function, or an existing .onnx file")
     export.add_argument("-o", "--output", required=True, help="bundle directory to create")
-    export.add_argument("--size", type=parse_size, default=(256, 256), help="input HxW (default 256x256)")
+    export.add_argument("--size", type=parse_size, default=None, help="input HxW (default: the demo models' training size, else 256x256)")
     export.add_argument("--classes", help="class count N, or a names file (one class per line, optional R G B)")
     export.add_argument("--weights", help="state dict to load (torch.load with weights_only=True)")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: TensorRT 8.5 / JetPack 5 parse it)")
@@ -162,6 +218,50 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--frames", type=int, default=None, help="stop after N frames")
     add_run_options(run)
     run.set_defaults(handler=cmd_run)
+
+    train = verbs.add_parser("train", help="train a zoo model on labelled scenes (CPU)")
+    train.add_argument("model", help="zoo name")
+    train.add_argument("--data", required=True, help="synthetic://driving, synthetic://medical, or a folder with images/ and labels/")
+    train.add_argument("-o", "--output", required=True, help="weights file to write (state dict with class names and colours)")
+    train.add_argument("--size", type=parse_size, default=(240, 320), help="training HxW (default 240x320)")
+    train.add_argument("--classes", help="class count or names file (synthetic scenes name their own)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--steps", type=int, default=100, help="steps per epoch (default 100)")
+    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--lr", type=float, default=4e-3, help="peak learning rate of the one-cycle schedule")
+    train.add_argument("--train-seeds", type=parse_seeds, default=(0, 199), help="scene seeds to train on (default 0-199)")
+    train.add_argument("--val-seeds", type=parse_seeds, default=(1000, 1003), help="held-out seeds for per-epoch validation")
+    train.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. width=16")
+    train.add_argument("--threads", type=int, default=None)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = verbs.add_parser("eval", help="mIoU, per-class IoU and confusion matrix against labelled frames")
+    evaluate.add_argument("bundle")
+    evaluate.add_argument("--data", required=True, help="synthetic://SCENE?seed=A-B&frames=N&size=WxH or a labelled folder")
+    evaluate.add_argument("--frames", type=int, default=None, help="stop after N frames")
+    evaluate.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], default="auto")
+    evaluate.add_argument("--precision", choices=["best", "fp32", "fp16", "int8"], default="fp32")
+    evaluate.add_argument("--json", help="also write the figures as JSON (miou, pixel_accuracy, per_class_iou, ...)")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    calibrate = verbs.add_parser("calibrate", help="add INT8 (Q/DQ for TensorRT, fast CPU form) and FP16 variants, with their accuracy cost")
+    calibrate.add_argument("bundle")
+    calibrate.add_argument("--data", required=True, help="calibration frames: video file, image folder, labelled folder or synthetic://...")
+    calibrate.add_argument("--count", type=int, default=256, help="calibration frames, spread across the source (default 256)")
+    calibrate.add_argument("--eval-count", type=int, default=64, help="held-out frames for fidelity (default 64)")
+    calibrate.add_argument("--eval-data", help="held-out frames from another source (default: frames of --data not used to calibrate)")
+    calibrate.add_argument("--method", default="entropy", help="activation ranges: entropy (default), percentile or minmax")
+    calibrate.add_argument("--precision", default="int8,fp16", help="variants to make: int8, fp16 or both (default)")
+    calibrate.add_argument("--min-agreement", type=float, default=None, help="e.g. 0.995: keep the most sensitive layers in float until INT8 agrees this well with FP32")
+    calibrate.add_argument("--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator")
+    calibrate.add_argument("--threads", type=int, default=None)
+    calibrate.set_defaults(handler=cmd_calibrate)
+
+    dataset = verbs.add_parser("dataset", help="write a labelled source as a folder (images/ + labels/)")
+    dataset.add_argument("source", help="e.g. synthetic://medical?seed=5&frames=200&size=320x240")
+    dataset.add_argument("-o", "--output", required=True)
+    dataset.add_argument("--force", action="store_true", help="replace an existing folder")
+    dataset.set_defaults(handler=cmd_dataset)
 
     demo = verbs.add_parser("demo", help="export the demo model and run it on a synthetic scene")
     demo.add_argument("scene", nargs="?", default="driving", choices=["driving", "medical"])

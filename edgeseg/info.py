@@ -24,9 +24,38 @@ def describe_bundle(bundle: Bundle) -> str:
             [[a.path, a.kind, a.precision, a.target, a.sha256[:12], ", ".join(f"{k} {v}" for k, v in a.tools.items())] for a in bundle.artifacts],
         ),
     ]
+    if any("fidelity" in a.extra for a in bundle.artifacts):
+        lines += ["", fidelity_table(bundle)]
     parity = manifest.get("parity")
     if parity and "class_map_agreement" in parity:
         lines += ["", f"parity   PyTorch vs ONNX Runtime on {parity['frames']} frames: {parity['class_map_agreement']:.4%} class-map agreement, max |logit diff| {parity['max_abs_logit_diff']:.2e}"]
     elif parity:
         lines += ["", f"parity   {parity.get('reference')}"]
     return "\n".join(lines)
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def fidelity_table(bundle: Bundle) -> str:
+    """What each precision variant costs against FP32 on held-out frames."""
+    rows = []
+    for artifact in bundle.artifacts:
+        fidelity = artifact.extra.get("fidelity")
+        if fidelity is None:
+            continue
+        miou = fidelity.get("miou")
+        change = fidelity.get("miou_change")
+        ratio = artifact.extra.get("cpu_latency_ratio")
+        rows.append([
+            artifact.path, artifact.precision, artifact.target, percent(fidelity["agreement"]), percent(fidelity["worst_frame_agreement"]),
+            "-" if miou is None else f"{miou:.4f}", "-" if change is None else f"{100 * change:+.2f} pt",
+            f"{len(artifact.extra.get('float_layers', []))}", "-" if ratio is None else f"{ratio:.2f}x",
+        ])
+    calibration = bundle.manifest.get("calibration", {})
+    header = f"fidelity on {calibration.get('eval_frames', '?')} held-out frames ({calibration.get('eval_source', '?')}); calibrated on {calibration.get('count', '?')} frames of {calibration.get('source', '?')} with {calibration.get('method', '?')}"
+    if "fp32_miou" in calibration:
+        header += f"; FP32 mIoU {calibration['fp32_miou']:.4f}"
+    table = format_table(["artifact", "precision", "target", "agreement", "worst frame", "mIoU", "mIoU change", "float layers", "CPU latency vs FP32"], rows)
+    return header + "\n" + table

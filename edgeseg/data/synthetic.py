@@ -81,8 +81,8 @@ class DrivingScene(Scene):
         self.buildings = [(rng.uniform(0, 3), rng.uniform(0.08, 0.3), rng.uniform(0.05, 0.16), rng.integers(60, 160)) for _ in range(14)]
         self.trees = [(rng.uniform(0, 3), rng.uniform(0.04, 0.09)) for _ in range(8)]
         self.vehicles = [(rng.uniform(-0.3, 0.3), rng.uniform(5, 60), rng.uniform(-0.4, 0.4), tuple(int(c) for c in rng.integers(30, 220, 3))) for _ in range(4)]
-        self.pedestrians = [(rng.choice([-1, 1]) * rng.uniform(0.62, 0.85), rng.uniform(8, 50)) for _ in range(3)]
-        self.signs = [(rng.choice([-1, 1]) * 0.7, rng.uniform(10, 60)) for _ in range(2)]
+        self.pedestrians = [(rng.choice([-1, 1]) * rng.uniform(1.1, 1.5), rng.uniform(8, 50)) for _ in range(3)]
+        self.signs = [(rng.choice([-1, 1]) * 1.2, rng.uniform(10, 60)) for _ in range(2)]
         self.texture = smooth_noise(rng, height, width)
 
     def render(self, index: int) -> SceneFrame:
@@ -91,6 +91,7 @@ class DrivingScene(Scene):
         label = np.zeros((h, w), np.uint8)
         horizon = int(h * (0.42 + 0.02 * math.sin(t * 0.7)))
         vanish_x = w * (0.5 + 0.12 * math.sin(t * 0.25 + self.seed))
+        curvature = 0.0006 * math.sin(t * 0.2 + 2 * self.seed)  # the road bends left and right
         travel = t * 12.0  # metres driven: moves lane dashes, roadside objects
 
         def ground_y(z: float) -> float:  # image row of a ground point at depth z (metres)
@@ -98,7 +99,7 @@ class DrivingScene(Scene):
 
         def ground_x(lateral: float, z: float) -> float:  # lateral in half-road widths
             scale = (ground_y(z) - horizon) / (h - horizon)
-            return vanish_x + lateral * scale * w * 0.9 + (w / 2 - vanish_x) * scale
+            return vanish_x + (lateral + curvature * z * z) * scale * w * 0.9 + (w / 2 - vanish_x) * scale
 
         # Sky: vertical gradient.
         sky = np.linspace(235, 170, max(horizon, 1), dtype=np.float32)
@@ -122,7 +123,8 @@ class DrivingScene(Scene):
         image[horizon:] = (150, 150, 160)
         label[horizon:] = 3
         far, near = 200.0, 2.5
-        road = np.array([[ground_x(-1, far), ground_y(far)], [ground_x(1, far), ground_y(far)], [ground_x(1, near), ground_y(near)], [ground_x(-1, near), ground_y(near)]], np.int32)
+        depths = np.geomspace(near, far, 24)
+        road = np.array([[ground_x(-1, z), ground_y(z)] for z in depths] + [[ground_x(1, z), ground_y(z)] for z in depths[::-1]], np.int32)
         cv2.fillPoly(image, [road], (75, 70, 70))
         cv2.fillPoly(label, [road], 1)
         # Lane dashes every 6 m, 3 m long, sliding towards the camera.
@@ -133,7 +135,7 @@ class DrivingScene(Scene):
                 if z1 <= near or z0 > far:
                     continue
                 z0 = max(z0, near)
-                quad = np.array([[ground_x(lateral - 0.02, z0), ground_y(z0)], [ground_x(lateral + 0.02, z0), ground_y(z0)], [ground_x(lateral + 0.02, z1), ground_y(z1)], [ground_x(lateral - 0.02, z1), ground_y(z1)]], np.int32)
+                quad = np.array([[ground_x(lateral - 0.03, z0), ground_y(z0)], [ground_x(lateral + 0.03, z0), ground_y(z0)], [ground_x(lateral + 0.03, z1), ground_y(z1)], [ground_x(lateral - 0.03, z1), ground_y(z1)]], np.int32)
                 cv2.fillPoly(image, [quad], (235, 235, 235))
                 cv2.fillPoly(label, [quad], 2)
         # Objects far to near, so nearer ones occlude farther ones.
@@ -142,9 +144,9 @@ class DrivingScene(Scene):
             z = 5 + (z0 - t * speed * 3) % 70
             objects.append((z, "vehicle", lateral, color))
         for lateral, z0 in self.pedestrians:
-            objects.append((3 + (z0 - travel) % 60, "pedestrian", lateral, None))
+            objects.append((4 + (z0 - travel) % 30, "pedestrian", lateral, None))
         for lateral, z0 in self.signs:
-            objects.append((3 + (z0 - travel) % 70, "sign", lateral, None))
+            objects.append((4 + (z0 - travel) % 36, "sign", lateral, None))
         for z, kind, lateral, color in sorted(objects, reverse=True):
             self._draw_object(image, label, kind, ground_x(lateral, z), ground_y(z), (ground_y(z) - horizon) / (h - horizon), color)
         # Texture, then a little horizontal motion blur as from a moving camera.
@@ -164,14 +166,14 @@ class DrivingScene(Scene):
             cv2.rectangle(image, (int(x - half * 0.8), int(y - height * 0.9)), (int(x + half * 0.8), int(y - height * 0.55)), (40, 40, 50), -1)
             cv2.rectangle(label, *body, 6, -1)
         elif kind == "pedestrian":
-            half, height = 0.02 * w * scale, 0.2 * w * scale
+            half, height = 0.05 * w * scale, 0.3 * w * scale
             cv2.rectangle(image, (int(x - half), int(y - height * 0.85)), (int(x + half), int(y)), (60, 40, 140), -1)
             cv2.circle(image, (int(x), int(y - height * 0.92)), max(1, int(half * 0.9)), (120, 150, 200), -1)
             cv2.rectangle(label, (int(x - half), int(y - height * 0.85)), (int(x + half), int(y)), 7, -1)
             cv2.circle(label, (int(x), int(y - height * 0.92)), max(1, int(half * 0.9)), 7, -1)
         else:
-            pole, radius = max(1, int(0.006 * w * scale)), max(2, int(0.05 * w * scale))
-            top = int(y - 0.35 * w * scale)
+            pole, radius = max(1, int(0.012 * w * scale)), max(2, int(0.09 * w * scale))
+            top = int(y - 0.45 * w * scale)
             cv2.line(image, (int(x), int(y)), (int(x), top), (90, 90, 90), pole)
             cv2.line(label, (int(x), int(y)), (int(x), top), 8, pole)
             cv2.circle(image, (int(x), top), radius, (30, 200, 230), -1)
@@ -219,7 +221,7 @@ class MedicalScene(Scene):
         highlight_rng = np.random.default_rng((self.seed, index // 15))
         for _ in range(4):
             center = (int(highlight_rng.uniform(0.2, 0.8) * w), int(highlight_rng.uniform(0.2, 0.8) * h))
-            axes = (max(2, int(0.02 * w)), max(1, int(0.012 * w)))
+            axes = (max(2, int(0.03 * w)), max(1, int(0.018 * w)))
             if label[center[1], center[0]] in (1, 2):
                 cv2.ellipse(image, center, axes, 20, 0, 360, (250, 250, 250), -1)
                 cv2.ellipse(label, center, axes, 20, 0, 360, 4, -1)

@@ -23,12 +23,13 @@ from edgeseg.progress import Progress
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MODEL_FILE = "model.onnx"
+DEFAULT_SIZE = (256, 256)
 EXTERNAL_DATA_LIMIT = 1_800_000_000  # protobuf's 2 GB cap, with headroom for the graph itself
 
 
 @dataclass
 class ExportOptions:
-    size: tuple[int, int] = (256, 256)  # height, width
+    size: tuple[int, int] | None = None  # height, width; None: the zoo entry's size, else DEFAULT_SIZE
     classes: list[ClassInfo] | None = None
     weights: Path | None = None
     opset: int = 17
@@ -89,6 +90,22 @@ def save_onnx(model: Any, path: Path, external: bool = False) -> dict[str, str]:
     external = external or model.ByteSize() > EXTERNAL_DATA_LIMIT
     onnx.save_model(model, str(path), save_as_external_data=external, all_tensors_to_one_file=True, location=data_name)
     return {data_name: sha256_file(path.parent / data_name)} if external else {}
+
+
+def materialize_shared_weights(model: Any) -> Any:
+    """Replace Identity nodes that alias an initializer with a copy of it, in place.
+
+    The TorchScript exporter deduplicates equal weights (e.g. the zero biases BatchNorm folding
+    leaves) behind Identity nodes; quantizers and engine builders expect weights as initializers.
+    """
+    initializers = {t.name: t for t in model.graph.initializer}
+    aliases = [n for n in model.graph.node if n.op_type == "Identity" and n.input[0] in initializers]
+    for node in aliases:
+        copy = model.graph.initializer.add()
+        copy.CopyFrom(initializers[node.input[0]])
+        copy.name = node.output[0]
+        model.graph.node.remove(node)
+    return model
 
 
 def onnx_artifact(path: Path, files: dict[str, str], opset: int, tools: dict[str, str], **extra: Any) -> Artifact:

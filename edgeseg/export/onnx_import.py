@@ -51,6 +51,8 @@ def infer_contracts(model: Any, options: ExportOptions) -> tuple[InputContract, 
     fused = in_type == _UINT8
     height, width = (in_dims[1], in_dims[2]) if fused else (in_dims[2], in_dims[3])
     size = (height, width) if height and width else options.size
+    if size is None:
+        raise EdgesegError(f"input '{graph_in.name}' has a dynamic height/width: pass --size HxW for the size to run at")
     input_contract = InputContract(
         name=graph_in.name, size=size, batch=in_dims[0], layout="NHWC" if fused else "NCHW",
         dtype="uint8" if fused else "float32", color_order="BGR" if fused else "RGB",

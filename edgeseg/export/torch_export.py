@@ -12,7 +12,7 @@ from typing import Any
 from edgeseg.bundle import Bundle, ClassInfo, InputContract, OutputContract
 from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError, require
-from edgeseg.export import MODEL_FILE, ExportOptions, onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
+from edgeseg.export import DEFAULT_SIZE, MODEL_FILE, ExportOptions, onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
 from edgeseg.export.parity import measure_parity
 from edgeseg.export.wrapper import SegmentationGraph, select_logits
 from edgeseg.fileio import sha256_file
@@ -106,6 +106,18 @@ def build(spec: str, options: ExportOptions) -> tuple[Any, list[ClassInfo], dict
     return model, classes, info
 
 
+def with_defaults(spec: str, options: ExportOptions) -> ExportOptions:
+    """Fill what the user left out: a demo entry brings its shipped weights and training size."""
+    import dataclasses
+
+    from edgeseg.models import shipped_weights, zoo_entry
+
+    if ":" in spec:
+        return dataclasses.replace(options, size=options.size or DEFAULT_SIZE)
+    entry = zoo_entry(spec)
+    return dataclasses.replace(options, weights=options.weights or shipped_weights(entry), size=options.size or entry.default_size or DEFAULT_SIZE)
+
+
 def contracts(options: ExportOptions) -> tuple[InputContract, OutputContract]:
     fused = options.fuse_preprocess
     input_contract = InputContract(
@@ -170,12 +182,15 @@ def check_onnx(path: Path) -> Any:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
         raise EdgesegError(f"the exported ONNX fails onnx.checker: {str(exc).splitlines()[0]}") from None
-    return onnx.load(str(path))
+    from edgeseg.export import materialize_shared_weights
+
+    return materialize_shared_weights(onnx.load(str(path)))
 
 
 def export_torch(spec: str, output: Path, options: ExportOptions) -> Bundle:
     torch = require("torch", "export")
     progress = Progress(5, "export", enabled=options.progress)
+    options = with_defaults(spec, options)
     model, classes, model_info = build(spec, options)
     input_contract, output_contract = contracts(options)
     graph = SegmentationGraph(model, options.mean, options.std, options.fuse_preprocess, options.fuse_argmax).eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from edgeseg.errors import EdgesegError
@@ -15,6 +16,8 @@ class ZooEntry:
     size_multiple: int  # --size must be a multiple of this (the net's total stride, or more)
     dynamic_size: bool  # False: the graph only exports for the size it was traced at
     defaults: dict[str, Any]
+    weights: str | None = None  # a checkpoint shipped in edgeseg/weights (the trained demo models)
+    default_size: tuple[int, int] | None = None  # the size the shipped weights were trained at
 
 
 def _fcn(variant: int) -> Callable[..., Any]:
@@ -45,7 +48,20 @@ ZOO: dict[str, ZooEntry] = {
     # Stride 8 times the largest pyramid bin (6): adaptive pooling needs exact bins to export.
     "pspnet": ZooEntry("PSPNet", _lazy("pspnet", "PSPNet"), 48, False, {"width": 16}),
     "lraspp": ZooEntry("LR-ASPP", _lazy("lraspp", "LRASPP"), 16, True, {"width": 16}),
+    # Trained by `edgeseg train` on the synthetic scenes; the commands are in edgeseg/weights/README.md.
+    "demo-driving": ZooEntry("DeepLabV3+ (demo, synthetic driving)", _lazy("deeplab", "DeepLabV3Plus"), 16, True, {"width": 16}, "demo-driving.pt", (240, 320)),
+    "demo-medical": ZooEntry("U-Net (demo, synthetic endoscopy)", _lazy("unet", "UNet"), 16, True, {"width": 8}, "demo-medical.pt", (240, 320)),
 }
+
+
+def shipped_weights(entry: ZooEntry) -> Path | None:
+    """The packaged checkpoint of a demo entry; a missing file means a broken install, said in one line."""
+    if entry.weights is None:
+        return None
+    path = Path(__file__).resolve().parent.parent / "weights" / entry.weights
+    if not path.is_file():
+        raise EdgesegError(f"the shipped weights {path} are missing; reinstall edgeseg or retrain them (edgeseg/weights/README.md)")
+    return path
 
 
 def zoo_entry(name: str) -> ZooEntry:

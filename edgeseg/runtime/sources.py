@@ -5,7 +5,9 @@
   /dev/video0 | v4l2:///dev/video0   a V4L2 camera (live: the newest frame wins)
   rtsp:// udp:// http(s)://          a network stream through OpenCV's FFmpeg backend (live)
   synthetic://driving?seed=0&size=320x240&frames=300&fps=30
-                                     a procedural labelled scene (edgeseg.data.synthetic)
+                                     a procedural labelled scene (edgeseg.data.synthetic);
+                                     seed=A-B renders `frames` frames from each seed in turn
+  dataset/ with images/ + labels/    a labelled folder (frames with ground truth)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Source:
 
     live = False
     fps: float | None = None
+    length: int | None = None  # frames in a finite source when known up front
 
     def __init__(self, uri: str):
         self.uri = uri
@@ -75,6 +78,8 @@ class CaptureSource(Source):
             raise EdgesegError(f"cannot open '{uri}': OpenCV could not open it as a video (wrong path, format or codec?)")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
+        frames = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.length = frames if frames > 0 and not live else None  # containers may over-count: a hint only
 
     def _read(self) -> tuple[np.ndarray | None, None]:
         ok, image = self.capture.read()
@@ -91,6 +96,7 @@ class ImageFolderSource(Source):
         if not self.paths:
             raise EdgesegError(f"image folder '{folder}' has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); point -i at a folder of frames")
         self.position = 0
+        self.length = len(self.paths)
 
     def _read(self) -> tuple[np.ndarray | None, None]:
         while self.position < len(self.paths):
@@ -104,7 +110,10 @@ class ImageFolderSource(Source):
 
 
 class SyntheticSource(Source):
-    """A procedural scene with labels. Deterministic, so it never drops frames (like a file)."""
+    """A procedural scene with labels. Deterministic, so it never drops frames (like a file).
+
+    `seed` is one seed or a range `A-B`: `frames` frames are rendered from each seed in turn.
+    """
 
     OPTIONS = {"seed", "size", "frames", "fps"}
 
@@ -119,21 +128,47 @@ class SyntheticSource(Source):
             raise EdgesegError(f"unknown option(s) {', '.join(sorted(unknown))} in '{uri}'; synthetic:// takes {', '.join(sorted(self.OPTIONS))}")
         try:
             width, height = (int(v) for v in options.get("size", "320x240").lower().split("x"))
-            self.total = int(options.get("frames", 300))
+            self.per_seed = int(options.get("frames", 300))
             self.fps = float(options.get("fps", 30))
-            seed = int(options.get("seed", 0))
+            first, _, last = options.get("seed", "0").partition("-")
+            self.seeds = list(range(int(first), int(last or first) + 1))
         except ValueError:
-            raise EdgesegError(f"bad option value in '{uri}': size is WxH, frames/seed integers, fps a number") from None
-        if width < 16 or height < 16 or self.total < 1:
-            raise EdgesegError(f"'{uri}': size must be at least 16x16 and frames at least 1")
-        self.scene = make_scene(parts.netloc or parts.path.strip("/"), width, height, seed)
+            raise EdgesegError(f"bad option value in '{uri}': size is WxH, frames an integer, seed an integer or A-B, fps a number") from None
+        if width < 16 or height < 16 or self.per_seed < 1 or not self.seeds:
+            raise EdgesegError(f"'{uri}': size must be at least 16x16, frames at least 1, and a seed range A-B needs A <= B")
+        self.length = self.per_seed * len(self.seeds)
+        self.scene_args = (parts.netloc or parts.path.strip("/"), width, height)
+        self.scene = make_scene(*self.scene_args, seed=self.seeds[0])  # an unknown name fails here, at open
         self.classes = self.scene.classes
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        if self.count >= self.total:
+        seed_index, frame_index = divmod(self.count, self.per_seed)
+        if seed_index >= len(self.seeds):
             return None, None
-        rendered = self.scene.render(self.count)
+        if self.scene.seed != self.seeds[seed_index]:
+            from edgeseg.data.synthetic import make_scene
+
+            self.scene = make_scene(*self.scene_args, seed=self.seeds[seed_index])
+        rendered = self.scene.render(frame_index)
         return rendered.image, rendered.label
+
+
+class LabelledFolderSource(Source):
+    """images/ + labels/ with matching stems: frames with their ground truth."""
+
+    def __init__(self, uri: str, root: Path):
+        super().__init__(uri)
+        from edgeseg.data.folder import labelled_pairs
+
+        self.pairs = labelled_pairs(root)
+        self.length = len(self.pairs)
+
+    def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        from edgeseg.data.folder import read_pair
+
+        if self.count >= len(self.pairs):
+            return None, None
+        return read_pair(*self.pairs[self.count])
 
 
 def _camera(uri: str, device: str) -> Source:
@@ -162,9 +197,11 @@ def open_source(uri: str) -> Source:
     if not path.exists():
         raise EdgesegError(f"input '{path}' does not exist; check the path")
     if path.is_dir():
-        return ImageFolderSource(uri, path)
+        from edgeseg.data.folder import is_labelled_folder
+
+        return LabelledFolderSource(uri, path) if is_labelled_folder(path) else ImageFolderSource(uri, path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         source = ImageFolderSource(uri, path.parent)
-        source.paths = [path]
+        source.paths, source.length = [path], 1
         return source
     return CaptureSource(uri, str(path), cv2.CAP_FFMPEG)

@@ -1,0 +1,141 @@
+"""Calibration and held-out frames from any finite source, preprocessed exactly as the runtime does.
+
+Frames are spread evenly across the source (a video's whole length, not its first seconds); the
+held-out frames for fidelity are spread over the frames calibration did not use. The result is
+cached in the bundle under .cache/, keyed by the source's content fingerprint, and verified by
+its sha256 when loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.bundle import InputContract
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import atomic_path
+from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.tensors import frames_to_input
+
+MIN_RECOMMENDED = 100
+
+
+@dataclass
+class CalibrationSet:
+    tensors: np.ndarray  # [count, ...] graph inputs, one frame each
+    eval_frames: list[np.ndarray]  # held-out BGR frames
+    eval_labels: list[np.ndarray] | None  # their class maps, when the source has labels
+    sha256: str  # of the calibration tensors: the manifest's data hash
+    source_size: tuple[int, int]  # (height, width) of the source frames
+    cached: bool = False
+
+
+def spread(available: list[int], count: int) -> list[int]:
+    """`count` indices spread evenly over `available`, first and last included when possible."""
+    if count >= len(available):
+        return list(available)
+    return [available[round(i * (len(available) - 1) / max(count - 1, 1))] for i in range(count)]
+
+
+def fingerprint(uri: str) -> str:
+    """What the cached frames depend on: file sizes and times for paths, the URI for synthetic scenes."""
+    path = Path(uri.removeprefix("file://"))
+    if "://" in uri and not uri.startswith("file://"):
+        return uri
+    if path.is_dir():
+        return json.dumps(sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()))
+    if path.is_file():
+        return f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+    return uri
+
+
+def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
+    """(calibration frames, held-out frames, held-out labels or None) in one pass over the source."""
+    source = open_source(uri)
+    try:
+        if source.live:
+            raise EdgesegError(f"'{uri}' is a live stream; calibrate on a file, a folder or synthetic://")
+        total = source.length
+        if total is None:  # unknown length: read it all once
+            frames = [(f.image, f.label) for f in source]
+            total = len(frames)
+        else:
+            frames = None
+        needed = count + eval_count
+        if total < needed:
+            raise EdgesegError(f"'{uri}' yields {total} frames but calibration needs {needed} ({count} to calibrate + {eval_count} held out); lower --count/--eval-count or give more frames")
+        calibration_indices = spread(list(range(total)), count)
+        taken = set(calibration_indices)
+        eval_indices = set(spread([i for i in range(total) if i not in taken], eval_count))
+        calibration, held_out, labels = [], [], []
+        iterator = enumerate(frames) if frames is not None else ((f.index, (f.image, f.label)) for f in source)
+        last = max(taken | eval_indices)
+        for index, (image, label) in iterator:
+            if index in taken:
+                calibration.append(image)
+            elif index in eval_indices:
+                held_out.append(image)
+                labels.append(label)
+            if index >= last:
+                break
+    finally:
+        source.close()
+    if len(calibration) + len(held_out) < needed:
+        # A container's frame count is a hint; a damaged or short file yields fewer.
+        raise EdgesegError(f"'{uri}' yielded only {len(calibration) + len(held_out)} decodable frames of the {needed} needed; lower --count/--eval-count or use a longer source")
+    has_labels = all(label is not None for label in labels)
+    return calibration, held_out, (labels if has_labels else None)
+
+
+def build_calibration_set(uri: str, count: int, eval_count: int, contract: InputContract, cache_dir: Path | None) -> CalibrationSet:
+    if count < MIN_RECOMMENDED:
+        print(f"edgeseg: warning: --count {count} is below {MIN_RECOMMENDED}; INT8 ranges from few frames are fragile", file=sys.stderr)
+    key_text = json.dumps([uri, fingerprint(uri), count, eval_count, contract.size, contract.fused_preprocess, contract.color_order, contract.mean, contract.std])
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
+    cache = cache_dir / f"calibration-{key}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        loaded = load_cached(cache)
+        if loaded is not None:
+            return loaded
+    calibration, held_out, labels = read_frames(uri, count, eval_count)
+    tensors = np.concatenate([frames_to_input([frame], contract) for frame in calibration])
+    result = CalibrationSet(tensors, held_out, labels, hashlib.sha256(tensors.tobytes()).hexdigest(), calibration[0].shape[:2])
+    if cache is not None:
+        save_cached(cache, result)
+    return result
+
+
+def save_cached(path: Path, data: CalibrationSet) -> None:
+    if data.eval_frames and not same_shape(data.eval_frames):
+        return  # held-out frames of mixed sizes: not worth caching
+    arrays = {"tensors": data.tensors, "eval_frames": np.stack(data.eval_frames) if data.eval_frames else np.empty((0, 1, 1, 3), np.uint8), "sha256": np.array(data.sha256), "source_size": np.array(data.source_size)}
+    if data.eval_labels:
+        arrays["eval_labels"] = np.stack(data.eval_labels)
+    with atomic_path(path) as temp:
+        with open(temp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def load_cached(path: Path) -> CalibrationSet | None:
+    """The cached set, or None when it is unreadable or its content no longer matches its hash."""
+    try:
+        with np.load(path) as archive:
+            tensors = archive["tensors"]
+            digest = str(archive["sha256"])
+            frames = list(archive["eval_frames"])
+            labels = list(archive["eval_labels"]) if "eval_labels" in archive.files else None
+            size = tuple(int(v) for v in archive["source_size"])
+    except (OSError, ValueError, KeyError):
+        return None
+    if hashlib.sha256(tensors.tobytes()).hexdigest() != digest:
+        return None
+    return CalibrationSet(tensors, frames, labels, digest, size, cached=True)  # type: ignore[arg-type]
+
+
+def same_shape(arrays: list[np.ndarray]) -> bool:
+    return len({a.shape for a in arrays}) == 1

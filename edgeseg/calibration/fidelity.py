@@ -1,0 +1,84 @@
+"""What a precision variant costs: agreement with FP32 on held-out frames, mIoU, per-class IoU, worst frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeseg.bundle import Bundle
+from edgeseg.metrics import confusion_matrix, scores
+from edgeseg.runtime.backends import ONNXRuntimeBackend
+from edgeseg.runtime.overlay import Overlay
+from edgeseg.runtime.sinks import write_image_atomic
+from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+
+
+@dataclass
+class Predictions:
+    maps: list[np.ndarray]  # class maps at model resolution, one per held-out frame
+
+    def agreement(self, other: "Predictions") -> np.ndarray:
+        return np.array([(a == b).mean() for a, b in zip(self.maps, other.maps)])
+
+
+def predict(model_path: Path, bundle: Bundle, frames: list[np.ndarray], threads: int | None = None) -> Predictions:
+    with ONNXRuntimeBackend(model_path, providers=["CPUExecutionProvider"], threads=threads) as backend:
+        batch = backend.inputs[0].shape[0] if isinstance(backend.inputs[0].shape[0], int) else 1
+        maps: list[np.ndarray] = []
+        for start in range(0, len(frames), batch):
+            chunk = frames[start : start + batch]
+            padded = chunk + [chunk[-1]] * (batch - len(chunk))
+            output = backend.infer(frames_to_input(padded, bundle.input))
+            maps.extend(output_to_class_maps(output, bundle.output)[: len(chunk)])
+    return Predictions(maps)
+
+
+def accuracy(predictions: Predictions, labels: list[np.ndarray], num_classes: int) -> dict[str, Any]:
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for class_map, label in zip(predictions.maps, labels):
+        upsampled = cv2.resize(class_map, label.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        confusion += confusion_matrix(upsampled, label, num_classes)
+    return scores(confusion)
+
+
+def fidelity(reference: Predictions, variant: Predictions, labels: list[np.ndarray] | None, num_classes: int, reference_accuracy: dict[str, Any] | None) -> dict[str, Any]:
+    per_frame = variant.agreement(reference)
+    result: dict[str, Any] = {"frames": len(per_frame), "agreement": float(per_frame.mean()), "worst_frame_agreement": float(per_frame.min())}
+    if labels is not None and reference_accuracy is not None:
+        mine = accuracy(variant, labels, num_classes)
+        result.update(
+            miou=mine["miou"],
+            fp32_miou=reference_accuracy["miou"],
+            miou_change=mine["miou"] - reference_accuracy["miou"],
+            per_class_iou=mine["per_class_iou"],
+            per_class_iou_change=[None if a is None or b is None else a - b for a, b in zip(mine["per_class_iou"], reference_accuracy["per_class_iou"])],
+        )
+    return result
+
+
+def save_worst_frames(bundle: Bundle, stem: str, frames: list[np.ndarray], reference: Predictions, variant: Predictions, label: str, count: int = 4) -> list[str]:
+    """Side-by-side PNGs of the frames where the variant disagrees most: frame | FP32 | variant | difference."""
+    overlay = Overlay(bundle.classes, alpha=1.0, filter_mode="point", visualize="mask", legend=False)
+    per_frame = variant.agreement(reference)
+    folder = bundle.root / "fidelity"
+    folder.mkdir(exist_ok=True)
+    written = []
+    for rank, index in enumerate(np.argsort(per_frame)[:count]):
+        frame = frames[index].copy()  # captions are drawn on the panels
+        size = frame.shape[:2]
+        fp32_mask, variant_mask = (overlay.colorize(p.maps[index], size) for p in (reference, variant))
+        differs = cv2.resize((reference.maps[index] != variant.maps[index]).astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        difference = (cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) // 3).astype(np.uint8)
+        difference[differs] = (0, 0, 255)
+        panels = [frame, fp32_mask.copy(), variant_mask.copy(), difference]
+        captions = ["frame", "FP32", label, f"differs: {100 * (1 - per_frame[index]):.2f}%"]
+        for panel, caption in zip(panels, captions):
+            cv2.putText(panel, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        path = folder / f"{stem}-worst{rank + 1}.png"
+        write_image_atomic(path, np.hstack(panels))
+        written.append(str(path.relative_to(bundle.root)))
+    return written

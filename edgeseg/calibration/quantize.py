@@ -1,0 +1,166 @@
+"""INT8 ONNX with ONNX Runtime's quantization tool: one Q/DQ form for TensorRT, one fast form for CPUs.
+
+TensorRT form (opset 17, so TensorRT 8.5 parses it): explicit QuantizeLinear/DequantizeLinear,
+symmetric int8 with zero point 0, per-channel weights (ConvTranspose on its output-channel axis 1),
+float bias, quantized inputs to Conv/ConvTranspose, both inputs of residual Adds (so TensorRT fuses
+the Add into the Conv before it), and pooling/Resize as 8-bit pass-through. Concat is left alone:
+the single Q/DQ pair after it is what TensorRT propagates back over the Concat, giving all its
+inputs one scale. Nothing is quantized around the fused uint8 input (Cast/normalise stay float)
+or the argmax (the logits stay float, so the argmax sees no quantization ties).
+
+CPU form: uint8 activations with int8 weights (U8S8), which ONNX Runtime's CPU kernels run fastest;
+both the QDQ and the QOperator encodings are built and the faster one on this machine is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+
+METHODS = ("entropy", "percentile", "minmax")
+WEIGHTED_OPS = ("Conv", "ConvTranspose")
+SHAPE_OPS = ("Shape", "Size")
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    name: str
+    target: str  # tensorrt | cpu
+    fmt: str  # qdq | qoperator
+    op_types: tuple[str, ...]
+    activation: str  # int8 | uint8
+    per_channel: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"format": self.fmt.upper(), "activations": self.activation, "weights": "int8", "per_channel": self.per_channel, "op_types": list(self.op_types), "symmetric": self.activation == "int8"}
+
+
+TENSORRT = QuantRecipe(
+    "tensorrt", "tensorrt", "qdq", ("Conv", "ConvTranspose", "Add", "MaxPool", "AveragePool", "Resize"), "int8", True,
+    {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, "QDQKeepRemovableActivations": True, "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1}},
+)
+CPU_OPS = ("Conv", "ConvTranspose", "Add", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool", "Resize", "Mul")
+CPU_QDQ = QuantRecipe("cpu-qdq", "cpu", "qdq", CPU_OPS, "uint8", False, {"WeightSymmetric": True})
+CPU_QOPERATOR = QuantRecipe("cpu-qoperator", "cpu", "qoperator", CPU_OPS, "uint8", False, {"WeightSymmetric": True})
+
+
+class TensorReader:
+    """ONNX Runtime's CalibrationDataReader over preprocessed frames, in chunks (set_range) to bound memory."""
+
+    def __init__(self, input_name: str, tensors: np.ndarray, batch: int):
+        self.input_name, self.tensors, self.batch = input_name, tensors, batch
+        usable = len(tensors) - len(tensors) % batch
+        self.batches = [tensors[i : i + batch] for i in range(0, usable, batch)]
+        self.set_range(0, len(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.pending = deque(self.batches[start_index:end_index])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return {self.input_name: self.pending.popleft()} if self.pending else None
+
+    def rewind(self) -> None:
+        self.set_range(0, len(self.batches))
+
+
+def float_boundary_nodes(model: Any) -> list[str]:
+    """Nodes that stay float: the fused preprocessing before the first Conv, and the logits-to-argmax tail."""
+    graph = model.graph
+    consumers: dict[str, list[Any]] = {}
+    producers: dict[str, Any] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+        for name in node.output:
+            producers[name] = node
+
+    def downstream(tensors: list[str], stop: tuple[str, ...]) -> list[str]:
+        found: list[str] = []
+        frontier = deque(tensors)
+        while frontier:
+            for node in consumers.get(frontier.popleft(), []):
+                if node.name not in found and node.op_type not in stop:
+                    found.append(node.name)
+                    frontier.extend(node.output)
+        return found
+
+    # Forward from the image input until a Conv: Cast, channel flip, normalisation.
+    keep = downstream([i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
+    # The argmax and everything after it (the casts to uint8).
+    argmaxes = [n for n in graph.node if n.op_type == "ArgMax"]
+    keep += [n.name for n in argmaxes] + downstream([o for n in argmaxes for o in n.output], stop=())
+    # Backward from the logits to the last Conv (the final Resize, a score Add): logits stay float.
+    frontier = deque([n.input[0] for n in argmaxes] or [o.name for o in graph.output])
+    while frontier:
+        node = producers.get(frontier.popleft())
+        if node is None or node.op_type in WEIGHTED_OPS or node.name in keep:
+            continue
+        keep.append(node.name)
+        frontier.extend(node.input if node.op_type == "Add" else node.input[:1])
+    return keep
+
+
+def weighted_nodes(model: Any) -> list[str]:
+    """The layers whose precision sensitivity is measured: every Conv and ConvTranspose."""
+    return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
+
+
+def quantize(fp32_path: Path, output: Path, recipe: QuantRecipe, reader: TensorReader, method: str, ranges_cache: Path, exclude: list[str], only: list[str] | None = None) -> None:
+    """Write the quantized model to `output`. Calibration ranges are computed once per (data, method, recipe family) and cached."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax}
+    reader.rewind()
+    # ONNX Runtime's quantizer logs advice and per-tensor notes on the root logger: keep the terminal readable.
+    root_logger = logging.getLogger()
+    previous_level = root_logger.level
+    root_logger.setLevel(logging.ERROR)
+    chunk = max(1, min(len(reader), 16))
+    while len(reader) % chunk:
+        chunk -= 1
+    try:
+        quantize_static(
+            str(fp32_path),
+            str(output),
+            reader,
+            quant_format=QuantFormat.QDQ if recipe.fmt == "qdq" else QuantFormat.QOperator,
+            op_types_to_quantize=list(recipe.op_types),
+            per_channel=recipe.per_channel,
+            reduce_range=False,
+            activation_type=QuantType.QInt8 if recipe.activation == "int8" else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
+            nodes_to_quantize=list(only) if only else None,
+            calibrate_method=methods[method],
+            extra_options={**recipe.extra, "CalibStridedMinMax": chunk},
+            calibration_cache_path=str(ranges_cache),
+        )
+    except EdgesegError:
+        raise
+    except Exception as exc:  # the quantizer raises bare exceptions for graphs it cannot handle
+        raise EdgesegError(f"ONNX Runtime cannot quantize this graph ({recipe.name}): {str(exc).splitlines()[0]}") from None
+    finally:
+        root_logger.setLevel(previous_level)
+    if recipe.target == "tensorrt":
+        check_opset(output)
+
+
+def check_opset(path: Path, limit: int = 17) -> None:
+    """TensorRT 8.5 (JetPack 5) parses opset <= 17: refuse to hand out a TensorRT graph the quantizer raised past it."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    version = max((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), default=0)
+    if version > limit:
+        raise EdgesegError(f"the quantized graph needs opset {version}, past the {limit} TensorRT 8.5 parses; re-export the bundle with --opset {limit}")

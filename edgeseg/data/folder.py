@@ -1,0 +1,68 @@
+"""Labelled folders: images/ and labels/ (class-index PNG with the same stem), for eval, calibrate and users."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import atomic_directory
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def is_labelled_folder(path: Path) -> bool:
+    return (path / "images").is_dir() and (path / "labels").is_dir()
+
+
+def labelled_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """(image, label) paths matched by stem; any unpaired file is an error naming it."""
+    images = {p.stem: p for p in sorted((root / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    labels = {p.stem: p for p in sorted((root / "labels").iterdir()) if p.suffix.lower() == ".png"}
+    if not images:
+        raise EdgesegError(f"labelled folder '{root}' has no images in images/")
+    unpaired = sorted(set(images) ^ set(labels))
+    if unpaired:
+        side = "labels/" if unpaired[0] in images else "images/"
+        raise EdgesegError(f"labelled folder '{root}': '{unpaired[0]}' has no partner in {side} ({len(unpaired)} unpaired); images and labels must share stems")
+    return [(images[stem], labels[stem]) for stem in sorted(images)]
+
+
+def read_pair(image_path: Path, label_path: Path, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+    if image is None or label is None:
+        raise EdgesegError(f"cannot decode '{image_path if image is None else label_path}'")
+    if label.ndim != 2:
+        raise EdgesegError(f"label '{label_path}' has {label.shape[2]} channels; labels are single-channel class-index PNGs")
+    if label.shape != image.shape[:2]:
+        raise EdgesegError(f"label '{label_path}' is {label.shape[1]}x{label.shape[0]} but its image is {image.shape[1]}x{image.shape[0]}; they must match")
+    if num_classes is not None and int(label.max()) >= num_classes:
+        raise EdgesegError(f"label '{label_path}' holds class {int(label.max())}, outside 0..{num_classes - 1}; wrong labels or wrong --classes?")
+    return image, label
+
+
+def iterate_labelled(root: Path, num_classes: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for image_path, label_path in labelled_pairs(root):
+        yield read_pair(image_path, label_path, num_classes)
+
+
+def write_labelled_folder(source_uri: str, output: Path, force: bool = False) -> int:
+    """Write every frame of a labelled source (synthetic://...) as images/NNNNNN.png + labels/NNNNNN.png."""
+    from edgeseg.runtime.sources import open_source
+
+    source = open_source(source_uri)
+    count = 0
+    with atomic_directory(output, replace=force) as scratch:
+        (scratch / "images").mkdir()
+        (scratch / "labels").mkdir()
+        for frame in source:
+            if frame.label is None:
+                raise EdgesegError(f"'{source_uri}' has no labels; only synthetic:// sources can be written as a labelled folder")
+            cv2.imwrite(str(scratch / "images" / f"{frame.index:06d}.png"), frame.image)
+            cv2.imwrite(str(scratch / "labels" / f"{frame.index:06d}.png"), frame.label)
+            count += 1
+    return count

@@ -1,0 +1,91 @@
+"""`edgeseg eval`: mIoU, per-class IoU, pixel accuracy and a confusion matrix against labelled frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeseg.bundle import Bundle
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import write_text_atomic
+from edgeseg.metrics import confusion_matrix, scores
+from edgeseg.progress import Progress
+from edgeseg.report import format_table
+from edgeseg.runtime import open_backend, open_source
+from edgeseg.runtime.sources import Frame
+from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+
+
+def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) -> Any:
+    source = open_source(uri)
+    pending: list[Frame] = []
+    try:
+        for frame in source:
+            if frame.label is None:
+                raise EdgesegError(f"'{uri}' has no labels; evaluate on synthetic://... or a folder with images/ and labels/")
+            if int(frame.label.max()) >= num_classes:
+                raise EdgesegError(f"'{uri}' frame {frame.index} has class {int(frame.label.max())} but the bundle has {num_classes} classes; evaluate on data labelled for this model")
+            pending.append(frame)
+            if len(pending) == batch or (limit is not None and frame.index + 1 >= limit):
+                yield pending
+                pending = []
+            if limit is not None and frame.index + 1 >= limit:
+                return
+        if pending:
+            yield pending
+    finally:
+        source.close()
+
+
+def evaluate(bundle_dir: Path, data: str, backend: str = "auto", precision: str = "best", frames: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the bundle over labelled frames; class maps are compared at label resolution (nearest upsampling)."""
+    bundle = Bundle.load(bundle_dir)
+    classes = bundle.classes
+    confusion = np.zeros((len(classes), len(classes)), np.int64)
+    net = open_backend(bundle, backend, precision)
+    count = 0
+    bar = Progress(frames or 0, "eval", enabled=progress and frames is not None)
+    with net:
+        size = net.inputs[0].shape[0] if isinstance(net.inputs[0].shape[0], int) else 1
+        for batch in labelled_batches(data, size, len(classes), frames):
+            images = [f.image for f in batch] + [batch[-1].image] * (size - len(batch))
+            maps = output_to_class_maps(net.infer(frames_to_input(images, bundle.input)), bundle.output)
+            for frame, class_map in zip(batch, maps):
+                height, width = frame.label.shape
+                predicted = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)
+                confusion += confusion_matrix(predicted, frame.label, len(classes))
+            count += len(batch)
+            bar.advance(steps=len(batch))
+    return {
+        **scores(confusion),
+        "classes": [c.name for c in classes],
+        "frames": count,
+        "data": data,
+        "backend": net.describe(),
+        "precision": precision,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def format_report(result: dict[str, Any]) -> str:
+    names = result["classes"]
+    rows = [[name, "-" if iou is None else f"{iou:.4f}"] for name, iou in zip(names, result["per_class_iou"])]
+    confusion = np.asarray(result["confusion_matrix"], np.float64)
+    row_share = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    matrix = [[name] + [f"{100 * v:.1f}" for v in row] for name, row in zip(names, row_share)]
+    return "\n".join([
+        f"{result['frames']} frames of {result['data']} on {result['backend']}",
+        format_table(["class", "IoU"], rows),
+        f"mIoU {result['miou']:.4f}   pixel accuracy {result['pixel_accuracy']:.4f}",
+        "",
+        "confusion matrix (% of each true class, rows = truth, columns = prediction)",
+        format_table(["truth \\ predicted"] + [n[:8] for n in names], matrix),
+    ])
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    write_text_atomic(Path(path), json.dumps(result, indent=2) + "\n")
