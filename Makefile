@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch (on PyPI's default index an unpinned torch is a multi-GB CUDA build).
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[export,calibrate,dev]"
+	$(PY) -m pip install --quiet -e ".[export,calibrate,bench,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -149,6 +149,26 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edgeseg.bench import BenchOptions, run_bench
+    from edgeseg.bench.report import terminal, write_json, write_markdown, write_plot
+    from edgeseg.runtime.sinks import check_writable
+
+    outputs = [(Path(p), writer) for p, writer in ((args.json, write_json), (args.md, write_markdown), (args.plot, write_plot)) if p]
+    for path, _ in outputs:
+        check_writable(path)  # fail now, not after minutes of measuring
+    options = BenchOptions(
+        source=args.input, frames=args.frames, warmup=args.warmup, backend=args.backend, precisions=args.precision,
+        accuracy_frames=args.accuracy_frames, baseline=not args.no_baseline, threads=args.threads,
+    )
+    report = run_bench(Path(args.bundle), options)
+    print(terminal(report))
+    for path, writer in outputs:
+        writer(report, path)
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     from edgeseg.data.folder import write_labelled_folder
 
@@ -256,6 +276,23 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator")
     calibrate.add_argument("--threads", type=int, default=None)
     calibrate.set_defaults(handler=cmd_calibrate)
+
+    from edgeseg.bench import DEFAULT_SOURCE
+
+    bench = verbs.add_parser("bench", help="latency percentiles per stage, every precision side by side with its accuracy")
+    bench.add_argument("bundle")
+    bench.add_argument("-i", "--input", default=DEFAULT_SOURCE, help="frames to benchmark on (default: synthetic driving at 1280x720)")
+    bench.add_argument("--frames", type=int, default=200, help="measured frames per row (default 200)")
+    bench.add_argument("--warmup", type=int, default=20, help="discarded warm-up runs (default 20)")
+    bench.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
+    bench.add_argument("--precision", default="all", help="all, or a comma list of fp32, fp16, int8")
+    bench.add_argument("--accuracy-frames", type=int, default=32, help="frames for agreement and mIoU (default 32)")
+    bench.add_argument("--no-baseline", action="store_true", help="skip the PyTorch-eager baseline row")
+    bench.add_argument("--threads", type=int, default=None)
+    bench.add_argument("--json", help="write the full report as JSON")
+    bench.add_argument("--md", help="write a Markdown report")
+    bench.add_argument("--plot", help="write a PNG: latency distribution per row, accuracy against latency")
+    bench.set_defaults(handler=cmd_bench)
 
     dataset = verbs.add_parser("dataset", help="write a labelled source as a folder (images/ + labels/)")
     dataset.add_argument("source", help="e.g. synthetic://medical?seed=5&frames=200&size=320x240")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 
 from edgeseg.cli import main
 
+PROGRESS = re.compile(r"^[\w ]+\S* \[[#-]+\] \d+/\d+")
 SAMPLE_VIDEOS = Path("/usr/share/doc/opencv-doc/examples/data")
 TESTS = Path(__file__).parent
 
@@ -22,7 +24,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
     """The contract for bad input: non-zero exit, one line on stderr, no traceback, naming the problem."""
     assert code != 0
-    lines = [line for line in err.strip().splitlines() if not line.startswith("export [") and not line.startswith("import [")]
+    # Progress bars and warnings may come before the error; the error itself is one line.
+    lines = [line for line in err.strip().splitlines() if not PROGRESS.match(line) and not line.startswith(("edgeseg: warning:", "edgeseg: note:"))]
     assert len(lines) == 1, err
     assert lines[0].startswith("edgeseg: error: "), err
     assert "Traceback" not in err

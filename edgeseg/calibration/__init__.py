@@ -63,41 +63,50 @@ class Calibration:
     """One calibrate run: the data, the FP32 reference, and a method per variant."""
 
     def __init__(self, bundle: Bundle, options: CalibrateOptions):
-        from edgeseg.calibration.dataset import build_calibration_set, read_frames
-        from edgeseg.calibration.fidelity import accuracy, predict
-
         self.bundle, self.options = bundle, options
         self.onnx = require("onnx", "calibrate")
-        try:
-            self.fp32 = bundle.select("onnx", "fp32", targets=("any",))
-        except EdgesegError:
-            raise EdgesegError(f"bundle {bundle.root} has no FP32 ONNX artifact to calibrate; re-export it with edgeseg export") from None
-        self.fp32_path = bundle.artifact_path(self.fp32)
         self.cache = bundle.root / ".cache"
         self.cache.mkdir(exist_ok=True)
-        # Held-out frames come from --eval-data when given, else from the frames calibration leaves unused.
-        self.data = build_calibration_set(options.data, options.count, 0 if options.eval_data else options.eval_count, bundle.input, self.cache)
-        self.frames, self.labels = self.data.eval_frames, self.data.eval_labels
-        if options.eval_data:
-            _, self.frames, self.labels = read_frames(options.eval_data, 0, options.eval_count)
-        if self.data.source_size != tuple(bundle.input.size):
-            h, w = self.data.source_size
-            print(f"edgeseg: note: calibration frames are {w}x{h}; resized to the model's {bundle.input.size[1]}x{bundle.input.size[0]} as the runtime does", file=sys.stderr)
-        self.num_classes = len(bundle.classes)
-        if self.labels is not None and max(int(l.max()) for l in self.labels) >= self.num_classes:
-            self.labels = None  # labelled for another class set: agreement only
-        self.reference = predict(self.fp32_path, bundle, self.frames, options.threads)
-        self.reference_accuracy = accuracy(self.reference, self.labels, self.num_classes) if self.labels is not None else None
+        self._load_graph()
+        self._load_frames()
+
+    def _load_graph(self) -> None:
+        from edgeseg.calibration.quantize import weighted_nodes
         from edgeseg.export import materialize_shared_weights, save_onnx
 
+        try:
+            self.fp32 = self.bundle.select("onnx", "fp32", targets=("any",))
+        except EdgesegError:
+            raise EdgesegError(f"bundle {self.bundle.root} has no FP32 ONNX artifact to calibrate; re-export it with edgeseg export") from None
+        self.fp32_path = self.bundle.artifact_path(self.fp32)
         # The quantizer reads weights as initializers: give it a copy of the graph without aliases.
         self.model = materialize_shared_weights(self.onnx.load(str(self.fp32_path)))
         self.quant_source = self.cache / "fp32-for-quantization.onnx"
         save_onnx(self.model, self.quant_source, external=bool(self.fp32.files))
-        batch = bundle.input.batch or 1
+        self.layers = weighted_nodes(self.model)
+        if "int8" in self.options.precisions and not self.layers:
+            raise EdgesegError("this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use --precision fp16")
+
+    def _load_frames(self) -> None:
+        from edgeseg.calibration.dataset import build_calibration_set, read_frames
+        from edgeseg.calibration.fidelity import accuracy, predict
         from edgeseg.calibration.quantize import TensorReader
 
-        self.reader = TensorReader(bundle.input.name, self.data.tensors, batch)
+        options, contract = self.options, self.bundle.input
+        # Held-out frames come from --eval-data when given, else from the frames calibration leaves unused.
+        self.data = build_calibration_set(options.data, options.count, 0 if options.eval_data else options.eval_count, contract, self.cache)
+        self.frames, self.labels = self.data.eval_frames, self.data.eval_labels
+        if options.eval_data:
+            _, self.frames, self.labels = read_frames(options.eval_data, 0, options.eval_count)
+        if self.data.source_size != tuple(contract.size):
+            h, w = self.data.source_size
+            print(f"edgeseg: note: calibration frames are {w}x{h}; resized to the model's {contract.size[1]}x{contract.size[0]} as the runtime does", file=sys.stderr)
+        self.num_classes = len(self.bundle.classes)
+        if self.labels is not None and max(int(label.max()) for label in self.labels) >= self.num_classes:
+            self.labels = None  # labelled for another class set: agreement only
+        self.reference = predict(self.fp32_path, self.bundle, self.frames, options.threads)
+        self.reference_accuracy = accuracy(self.reference, self.labels, self.num_classes) if self.labels is not None else None
+        self.reader = TensorReader(contract.name, self.data.tensors, contract.batch or 1)
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -162,10 +171,8 @@ class Calibration:
     def sensitivity(self, recipe: Any, boundary: list[str], progress: Progress) -> tuple[list[str], dict[str, float], float]:
         """Per-layer sensitivity (agreement lost with only that layer in int8), then the fewest
         most-sensitive layers left in float that meet --min-agreement."""
-        from edgeseg.calibration.quantize import weighted_nodes
-
         target = self.options.min_agreement or 1.0
-        layers = weighted_nodes(self.model)
+        layers = self.layers
         probe = self.cache / "sensitivity-probe.onnx"
         losses = {}
         for layer in layers:
@@ -195,8 +202,9 @@ class Calibration:
         return ranked[:high], losses, reached
 
     def int8(self, progress: Progress) -> list[Artifact]:
-        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TENSORRT, float_boundary_nodes, weighted_nodes
+        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TENSORRT, float_boundary_nodes
 
+        layers = self.layers
         boundary = float_boundary_nodes(self.model)
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
         self.quantize_to(trt_path, TENSORRT, boundary)
@@ -207,14 +215,14 @@ class Calibration:
         if target is not None and (first := self.agreement(trt_path)) < target:
             print(f"edgeseg: INT8 agreement {first:.4%} is below --min-agreement {target:.2%}: measuring per-layer sensitivity", file=sys.stderr)
             float_layers, losses, reached = self.sensitivity(TENSORRT, boundary, progress)
-            total = len(weighted_nodes(self.model))
+            total = len(layers)
             search = {"target": target, "agreement_before": first, "agreement_after": reached, "met": reached >= target, "layers": total, "sensitivity": losses}
             if reached < target:
                 print(f"edgeseg: warning: --min-agreement {target:.2%} is not met even with every layer in float ({reached:.4%}); the artifact is kept with all {total} layers float and says so", file=sys.stderr)
             elif len(float_layers) > total / 2:
                 print(f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} layers left in floating point: this INT8 artifact is mostly float", file=sys.stderr)
             self.quantize_to(trt_path, TENSORRT, boundary + float_layers)
-        trt_extra = {"quantization": TENSORRT.describe(), "float_layers": float_layers, "float_layer_share": len(float_layers) / max(1, len(weighted_nodes(self.model))), "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)", "opset": 17}
+        trt_extra = {"quantization": TENSORRT.describe(), "float_layers": float_layers, "float_layer_share": len(float_layers) / len(layers), "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)", "opset": 17}
         if search:
             trt_extra["min_agreement_search"] = search
         trt = self.artifact(trt_path, "int8", "tensorrt", fidelity=self.measure(trt_path, "int8-tensorrt", "INT8 Q/DQ"), **trt_extra)

@@ -19,7 +19,7 @@ import numpy as np
 from edgeseg.bundle import InputContract
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
-from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.sources import CaptureSource, open_source
 from edgeseg.runtime.tensors import frames_to_input
 
 MIN_RECOMMENDED = 100
@@ -54,13 +54,27 @@ def fingerprint(uri: str) -> str:
     return uri
 
 
+def exact_length(uri: str) -> int | None:
+    """Frames a finite source really yields: a video container's frame count is only a hint, so count them."""
+    source = open_source(uri)
+    try:
+        if isinstance(source, CaptureSource):
+            frames = 0
+            while source.capture.grab():
+                frames += 1
+            return frames
+        return source.length
+    finally:
+        source.close()
+
+
 def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
     """(calibration frames, held-out frames, held-out labels or None) in one pass over the source."""
     source = open_source(uri)
     try:
         if source.live:
             raise EdgesegError(f"'{uri}' is a live stream; calibrate on a file, a folder or synthetic://")
-        total = source.length
+        total = exact_length(uri)
         if total is None:  # unknown length: read it all once
             frames = [(f.image, f.label) for f in source]
             total = len(frames)

@@ -59,14 +59,17 @@ class Scene:
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0):
         self.width, self.height, self.seed = width, height, seed
         self.rng = np.random.default_rng(seed)
+        # Sensor noise: a bank twice the frame size, cropped at a per-frame offset (drawing fresh
+        # Gaussian noise for every 720p frame would cost more than rendering the scene).
+        self.noise = np.random.default_rng((seed, 1)).normal(0.0, 4.0, (2 * height, 2 * width)).astype(np.float32)
 
     def render(self, index: int) -> SceneFrame:
         raise NotImplementedError
 
     def finish(self, image: np.ndarray, index: int) -> np.ndarray:
-        frame_rng = np.random.default_rng((self.seed, index))
+        dy, dx = np.random.default_rng((self.seed, index)).integers(0, (self.height, self.width))
         gain = 0.85 + 0.15 * math.sin(index / 40.0 + self.seed)
-        noise = frame_rng.normal(0.0, 4.0, image.shape[:2])[..., None]
+        noise = self.noise[dy : dy + self.height, dx : dx + self.width, None]
         return np.clip(image.astype(np.float32) * gain + noise, 0, 255).astype(np.uint8)
 
 
@@ -83,7 +86,7 @@ class DrivingScene(Scene):
         self.vehicles = [(rng.uniform(-0.3, 0.3), rng.uniform(5, 60), rng.uniform(-0.4, 0.4), tuple(int(c) for c in rng.integers(30, 220, 3))) for _ in range(4)]
         self.pedestrians = [(rng.choice([-1, 1]) * rng.uniform(1.1, 1.5), rng.uniform(8, 50)) for _ in range(3)]
         self.signs = [(rng.choice([-1, 1]) * 1.2, rng.uniform(10, 60)) for _ in range(2)]
-        self.texture = smooth_noise(rng, height, width)
+        self.shading = (0.85 + 0.3 * smooth_noise(rng, height, width))[..., None]
 
     def render(self, index: int) -> SceneFrame:
         w, h, t = self.width, self.height, index / 30.0
@@ -150,8 +153,7 @@ class DrivingScene(Scene):
         for z, kind, lateral, color in sorted(objects, reverse=True):
             self._draw_object(image, label, kind, ground_x(lateral, z), ground_y(z), (ground_y(z) - horizon) / (h - horizon), color)
         # Texture, then a little horizontal motion blur as from a moving camera.
-        image = (image.astype(np.float32) * (0.85 + 0.3 * self.texture[..., None])).clip(0, 255).astype(np.uint8)
-        image = cv2.blur(image, (3, 1))
+        image = cv2.blur(image.astype(np.float32) * self.shading, (3, 1))
         return SceneFrame(self.finish(image, index), label)
 
     def _draw_object(self, image: np.ndarray, label: np.ndarray, kind: str, x: float, y: float, scale: float, color) -> None:

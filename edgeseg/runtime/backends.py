@@ -133,10 +133,17 @@ def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "best",
     if backend == "auto":
         backend = "tensorrt" if tensorrt_usable() and any(a.kind == "engine" for a in bundle.artifacts) else "onnxruntime"
     if backend == "tensorrt":
-        raise EdgesegError(
-            "the TensorRT backend is not available in this edgeseg build yet; use --backend onnxruntime "
-            "(ONNX Runtime's TensorRT/CUDA providers are used automatically when installed)"
-        )
+        if not tensorrt_usable():
+            raise EdgesegError(
+                "--backend tensorrt: TensorRT or pycuda is not installed here. JetPack ships TensorRT (make the venv with "
+                "--system-site-packages); on a desktop install NVIDIA's tensorrt wheels; pip install 'edgeseg[tensorrt]' adds pycuda"
+            )
+        from edgeseg.runtime.tensorrt_backend import TensorRTBackend
+
+        engines = [a for a in bundle.artifacts if a.kind == "engine"]
+        if not engines:
+            raise EdgesegError(f"bundle {bundle.root} has no TensorRT engine; build one with: edgeseg build {bundle.root}")
+        return TensorRTBackend(bundle, bundle.select("engine", precision, targets=("tensorrt",)))
     # The CPU-shaped int8 artifact runs fastest on ONNX Runtime; a generic one is the fallback.
     artifact = bundle.select("onnx", precision, targets=("cpu", "any"))
     return ONNXRuntimeBackend(bundle.artifact_path(artifact), threads=threads)

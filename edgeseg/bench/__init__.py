@@ -1,0 +1,341 @@
+"""`edgeseg bench`: every backend x precision of a bundle, engine-only and end-to-end, with accuracy, in one run.
+
+For each row:
+  engine-only   the infer call alone, repeated on one preprocessed frame;
+  stages alone  capture, preprocess, infer, postprocess and overlay each timed on its own, whose
+                sum bounds what any pipeline on these cores can reach (the stage-limited FPS);
+  sequential    the same stages one after another on one thread;
+  end-to-end    the threaded pipeline `edgeseg run` uses, sink none;
+  accuracy      agreement with FP32 class maps and mIoU when the frames have labels.
+Plus a baseline (the same model in PyTorch eager mode with a plain OpenCV overlay loop) and the
+overlay cost at the source resolution and at 1080p. The ratios between rows are the result.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from edgeseg.bundle import Bundle
+from edgeseg.errors import EdgesegError
+from edgeseg.metrics import confusion_matrix, scores
+from edgeseg.progress import Progress
+from edgeseg.runtime.backends import BACKENDS, open_backend, tensorrt_usable
+from edgeseg.runtime.overlay import Overlay
+from edgeseg.runtime.pipeline import Pipeline, percentiles_ms
+from edgeseg.runtime.sinks import NullSink
+from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+
+DEFAULT_SOURCE = "synthetic://driving?seed=5000&size=1280x720&frames=100000"
+
+
+@dataclass
+class BenchOptions:
+    source: str = DEFAULT_SOURCE
+    frames: int = 200
+    warmup: int = 20
+    backend: str = "auto"
+    precisions: str = "all"  # all, or a comma list of fp32/fp16/int8
+    accuracy_frames: int = 32
+    baseline: bool = True
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class Row:
+    name: str
+    backend: str
+    precision: str
+    artifact: str
+    engine: dict[str, float] = field(default_factory=dict)
+    stages_alone_ms: dict[str, float] = field(default_factory=dict)
+    sequential_fps: float = 0.0
+    end_to_end: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, Any] = field(default_factory=dict)
+    engine_samples_ms: list[float] = field(default_factory=list)
+
+    @property
+    def stage_limited_fps(self) -> float:
+        total = sum(self.stages_alone_ms.values())
+        return 1000.0 / total if total else 0.0
+
+
+def timed(function: Callable[[], Any], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def with_fps(samples: list[float]) -> dict[str, float]:
+    stats = percentiles_ms(samples)
+    stats["fps"] = 1000.0 / stats["mean_ms"]
+    return stats
+
+
+def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
+    """The (backend, precision) rows to run; bad flags are one line each."""
+    if options.frames <= 0:
+        raise EdgesegError(f"--frames {options.frames}: benchmark at least one frame")
+    if options.frames < options.warmup:
+        raise EdgesegError(f"--frames {options.frames} is fewer than --warmup {options.warmup}; measure more frames than you discard")
+    if options.backend not in BACKENDS:
+        raise EdgesegError(f"unknown backend '{options.backend}'; choose one of: {', '.join(BACKENDS)}")
+    if options.backend == "tensorrt" and not tensorrt_usable():
+        raise EdgesegError("--backend tensorrt: TensorRT or pycuda is not installed here (JetPack ships TensorRT; pip install 'edgeseg[tensorrt]' adds pycuda)")
+    backends = ["onnxruntime"] if options.backend in ("auto", "onnxruntime") else [options.backend]
+    have = sorted({a.precision for a in bundle.artifacts if a.kind == "onnx"}, key=["fp32", "fp16", "int8"].index)
+    wanted = have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
+    for precision in wanted:
+        if precision not in ("fp32", "fp16", "int8"):
+            raise EdgesegError(f"--precision {precision}: choose all or a list of fp32, fp16, int8")
+        if precision not in have:
+            raise EdgesegError(f"bundle {bundle.root} has no {precision} artifact (has: {', '.join(have)}); run: edgeseg calibrate {bundle.root} --data URI")
+    return [(backend, precision) for backend in backends for precision in wanted]
+
+
+class Bench:
+    def __init__(self, bundle: Bundle, options: BenchOptions):
+        self.bundle, self.options = bundle, options
+        self.overlay = Overlay(bundle.classes)
+        source = open_source(options.source)
+        try:
+            frames = [(f.image, f.label) for _, f in zip(range(max(options.frames, options.accuracy_frames)), source)]
+        finally:
+            source.close()
+        if not frames:
+            raise EdgesegError(f"'{options.source}' yielded no frames")
+        self.frames = [f[0] for f in frames]
+        labelled = [(image, label) for image, label in frames[: options.accuracy_frames] if label is not None]
+        self.labelled = labelled if len(labelled) == min(len(frames), options.accuracy_frames) and self._labels_fit(labelled) else []
+        self.accuracy_images = [f[0] for f in frames[: options.accuracy_frames]]
+        self.reference_maps: list[np.ndarray] | None = None
+
+    def _labels_fit(self, labelled: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        return bool(labelled) and max(int(label.max()) for _, label in labelled) < len(self.bundle.classes)
+
+    def measure(self, backend_name: str, precision: str) -> Row:
+        options = self.options
+        backend = open_backend(self.bundle, backend_name, precision, options.threads)
+        row = Row(f"{backend_name} {precision}", backend_name, precision, backend.model_path.name)
+        contract_in, contract_out = self.bundle.input, self.bundle.output
+        with backend:
+            batch = frames_to_input([self.frames[0]] * self._batch(backend), contract_in)
+            timed(lambda: backend.infer(batch), options.warmup)
+            samples = timed(lambda: backend.infer(batch), options.frames)
+            row.engine, row.engine_samples_ms = with_fps(samples), [s * 1000 for s in samples]
+            row.stages_alone_ms = self._stages_alone(backend, row.engine["mean_ms"])
+            row.sequential_fps = self._sequential(backend)
+            row.accuracy = self._accuracy(backend)
+        row.end_to_end = self._end_to_end(backend_name, precision)
+        return row
+
+    @staticmethod
+    def _batch(backend: Any) -> int:
+        first = backend.inputs[0].shape[0]
+        return first if isinstance(first, int) else 1
+
+    def _stages_alone(self, backend: Any, infer_ms: float) -> dict[str, float]:
+        contract_in, contract_out = self.bundle.input, self.bundle.output
+        count = min(len(self.frames), self.options.frames)
+        source = open_source(self.options.source)
+        try:
+            capture = timed(source.read, count)
+        finally:
+            source.close()
+        batch = self._batch(backend)
+        tensors = [frames_to_input([frame] * batch, contract_in) for frame in self.frames[:count]]
+        preprocess = timed(lambda: frames_to_input([self.frames[0]] * batch, contract_in), count)
+        output = backend.infer(tensors[0])
+        postprocess = timed(lambda: output_to_class_maps(output, contract_out), count)
+        class_map = output_to_class_maps(output, contract_out)[0]
+        logits = output[0] if contract_out.kind == "logits" else None
+        overlay = timed(lambda: self.overlay.render(self.frames[0], class_map, logits), count)
+        mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731
+        return {"capture": mean(capture), "preprocess": mean(preprocess), "infer": infer_ms, "postprocess": mean(postprocess), "overlay": mean(overlay)}
+
+    def _sequential(self, backend: Any) -> float:
+        """The same stages, one after another on one thread: what a plain loop gets."""
+        contract_in, contract_out = self.bundle.input, self.bundle.output
+        source = open_source(self.options.source)
+        batch = self._batch(backend)
+        start = time.perf_counter()
+        count = 0
+        try:
+            for frame in source:
+                output = backend.infer(frames_to_input([frame.image] * batch, contract_in))
+                class_map = output_to_class_maps(output, contract_out)[0]
+                self.overlay.render(frame.image, class_map, output[0] if contract_out.kind == "logits" else None)
+                count += 1
+                if count >= self.options.frames:
+                    break
+        finally:
+            source.close()
+        return count / (time.perf_counter() - start)
+
+    def _end_to_end(self, backend_name: str, precision: str) -> dict[str, Any]:
+        backend = open_backend(self.bundle, backend_name, precision, self.options.threads)
+        pipeline = Pipeline(open_source(self.options.source), backend, self.bundle.input, self.bundle.output, Overlay(self.bundle.classes), [NullSink()], max_frames=self.options.frames, readout=True)
+        summary = pipeline.run()
+        return {"fps": summary.fps, "frames": summary.frames_written, "stages": summary.stages}
+
+    def _maps(self, backend: Any, images: list[np.ndarray]) -> list[np.ndarray]:
+        batch = self._batch(backend)
+        return [output_to_class_maps(backend.infer(frames_to_input([image] * batch, self.bundle.input)), self.bundle.output)[0] for image in images]
+
+    def _accuracy(self, backend: Any) -> dict[str, Any]:
+        return self.accuracy_of(self._maps(backend, self.accuracy_images))
+
+    def accuracy_of(self, maps: list[np.ndarray]) -> dict[str, Any]:
+        """Agreement with the first (FP32) row's class maps, and mIoU when the frames carry labels."""
+        if self.reference_maps is None:
+            self.reference_maps = maps  # the first row measured is FP32
+        result: dict[str, Any] = {"agreement": float(np.mean([(a == b).mean() for a, b in zip(maps, self.reference_maps)]))}
+        if self.labelled:
+            classes = len(self.bundle.classes)
+            confusion = sum(confusion_matrix(cv2.resize(m, label.shape[::-1], interpolation=cv2.INTER_NEAREST), label, classes) for m, (_, label) in zip(maps, self.labelled))
+            result["miou"] = scores(confusion)["miou"]
+        return result
+
+
+def overlay_costs(bundle: Bundle, frame: np.ndarray, runs: int = 50) -> list[dict[str, Any]]:
+    """Overlay time at the source resolution and at 1080p, point and linear, against one cv2.addWeighted."""
+    height, width = bundle.input.size
+    class_map = np.random.default_rng(0).integers(0, len(bundle.classes), (height, width), dtype=np.uint8)
+    rows = []
+    for label, size in (("source", frame.shape[:2]), ("1080p", (1080, 1920))):
+        image = cv2.resize(frame, size[::-1])
+        reference = float(np.median(timed(lambda: cv2.addWeighted(image, 0.5, image, 0.5, 0.0), runs)) * 1000)
+        for mode in ("point", "linear"):
+            overlay = Overlay(bundle.classes, filter_mode=mode)
+            cost = float(np.median(timed(lambda: overlay.render(image, class_map), runs)) * 1000)
+            rows.append({"resolution": f"{size[1]}x{size[0]}", "at": label, "filter": mode, "overlay_ms": cost, "addweighted_ms": reference, "ratio": cost / reference})
+    return rows
+
+
+def baseline_row(bundle: Bundle, bench: Bench) -> tuple[Row | None, str]:
+    """What a user writes without edgeseg: PyTorch eager float32 and a plain OpenCV overlay loop."""
+    import importlib.util
+
+    model_info = bundle.manifest["model"]
+    if importlib.util.find_spec("torch") is None:
+        return None, "torch is not installed (pip install 'edgeseg[export]')"
+    if model_info.get("source") not in ("zoo", "module"):
+        return None, "the bundle was imported from ONNX: there is no PyTorch model to compare with"
+    weights = (model_info.get("weights") or {}).get("path")
+    if model_info.get("source") == "zoo" and not weights:
+        return None, "the bundle was exported without weights: PyTorch would build other random weights"
+    if weights and not Path(weights).is_file():
+        return None, f"the weights the bundle was exported from ({weights}) are not here"
+    import torch
+
+    from edgeseg.export import ExportOptions
+    from edgeseg.export.torch_export import build, with_defaults
+
+    options = ExportOptions(size=tuple(bundle.input.size), classes=bundle.classes, weights=Path(weights) if weights else None, model_options=model_info.get("options") or {}, progress=False)
+    model, _, _ = build(model_info["name"], with_defaults(model_info["name"], options))
+    height, width = bundle.input.size
+    mean, std = np.asarray(bundle.input.mean, np.float32), np.asarray(bundle.input.std, np.float32)
+    palette = np.array([c.color[::-1] for c in bundle.classes], np.uint8)
+
+    def to_tensor(frame: np.ndarray) -> Any:
+        rgb = cv2.cvtColor(cv2.resize(frame, (width, height)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+        return torch.from_numpy(((rgb - mean) / std).transpose(2, 0, 1)[None].copy())
+
+    def segment(frame: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(to_tensor(frame)).argmax(1)[0].numpy().astype(np.uint8)
+
+    row = Row("pytorch eager fp32 (baseline)", "pytorch", "fp32", f"{model_info['name']} (torch {torch.__version__})")
+    example = to_tensor(bench.frames[0])
+    with torch.no_grad():
+        timed(lambda: model(example), bench.options.warmup)
+        samples = timed(lambda: model(example), bench.options.frames)
+    row.engine, row.engine_samples_ms = with_fps(samples), [s * 1000 for s in samples]
+    start = time.perf_counter()
+    for frame in bench.frames[: bench.options.frames]:
+        mask = cv2.resize(segment(frame), frame.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        cv2.addWeighted(frame, 0.5, palette[mask], 0.5, 0.0)
+    row.sequential_fps = min(len(bench.frames), bench.options.frames) / (time.perf_counter() - start)
+    row.end_to_end = {"fps": row.sequential_fps, "frames": min(len(bench.frames), bench.options.frames), "stages": {}}
+    row.accuracy = bench.accuracy_of([segment(image) for image in bench.accuracy_images])
+    return row, ""
+
+
+def ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures the benchmark exists for, each a ratio of two rows measured in this run."""
+    by_precision = {r.precision: r for r in rows if r.backend != "pytorch"}
+    result: dict[str, Any] = {}
+    fp32 = by_precision.get("fp32")
+    if fp32:
+        result["pipeline_vs_stage_limited"] = fp32.end_to_end["fps"] / fp32.stage_limited_fps
+        result["pipeline_vs_sequential"] = fp32.end_to_end["fps"] / fp32.sequential_fps
+        result["end_to_end_vs_engine_only"] = fp32.end_to_end["fps"] / fp32.engine["fps"]
+        if "int8" in by_precision:
+            result["int8_vs_fp32_engine_latency"] = by_precision["int8"].engine["mean_ms"] / fp32.engine["mean_ms"]
+        if "fp16" in by_precision:
+            result["fp16_vs_fp32_engine_latency"] = by_precision["fp16"].engine["mean_ms"] / fp32.engine["mean_ms"]
+    baseline = next((r for r in rows if r.backend == "pytorch"), None)
+    if baseline:
+        best = max((r for r in rows if r.backend != "pytorch"), key=lambda r: r.end_to_end["fps"])
+        result["edgeseg_vs_baseline_fps"] = best.end_to_end["fps"] / baseline.end_to_end["fps"]
+        result["edgeseg_vs_baseline_row"] = best.name
+    worst_1080p = max((o["ratio"] for o in overlay if o["at"] == "1080p"), default=None)
+    if worst_1080p is not None:
+        result["overlay_1080p_vs_addweighted"] = worst_1080p
+    return result
+
+
+def run_bench(bundle_dir: Path, options: BenchOptions) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from edgeseg.bench.environment import TelemetrySampler, environment
+
+    bundle = Bundle.load(bundle_dir)
+    plan = check_options(options, bundle)
+    ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
+    progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
+    bench = Bench(bundle, options)
+    progress.advance(f"{len(bench.frames)} frames of {options.source}")
+    rows = []
+    with TelemetrySampler() as telemetry:
+        for backend_name, precision in ordered:
+            rows.append(bench.measure(backend_name, precision))
+            progress.advance(f"{backend_name} {precision}: {rows[-1].end_to_end['fps']:.1f} FPS end to end")
+        baseline_note = ""
+        if options.baseline:
+            baseline, baseline_note = baseline_row(bundle, bench)
+            if baseline:
+                rows.append(baseline)
+            progress.advance(f"baseline: {baseline.end_to_end['fps']:.1f} FPS" if baseline else f"no baseline: {baseline_note}")
+        overlay = overlay_costs(bundle, bench.frames[0])
+        progress.advance("overlay costs")
+    report_rows = []
+    for row in rows:
+        entry = asdict(row)
+        entry["stage_limited_fps"] = row.stage_limited_fps
+        report_rows.append(entry)
+    return {
+        "environment": environment(),
+        "telemetry": telemetry.summary(),
+        "bundle": str(bundle.root),
+        "model": bundle.manifest["model"].get("name"),
+        "input_size": list(bundle.input.size),
+        "source": options.source,
+        "source_size": list(bench.frames[0].shape[:2]),
+        "frames": options.frames,
+        "warmup": options.warmup,
+        "rows": report_rows,
+        "baseline_note": baseline_note,
+        "overlay": overlay,
+        "ratios": ratios(rows, overlay),
+    }

@@ -1,0 +1,117 @@
+"""Benchmark reports: a terminal table, Markdown, JSON and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edgeseg.fileio import atomic_path, write_text_atomic
+from edgeseg.report import format_table
+
+HEADERS = ["row", "artifact", "engine p50", "p90", "p99", "max (ms)", "engine FPS", "end-to-end FPS", "sequential FPS", "stage-limited FPS", "agreement", "mIoU"]
+
+
+def row_cells(row: dict[str, Any]) -> list[str]:
+    engine, accuracy = row["engine"], row["accuracy"]
+    miou = accuracy.get("miou")
+    stage_limited = row.get("stage_limited_fps") or 0
+    return [
+        row["name"], row["artifact"], f"{engine['p50_ms']:.2f}", f"{engine['p90_ms']:.2f}", f"{engine['p99_ms']:.2f}", f"{engine['max_ms']:.2f}",
+        f"{engine['fps']:.1f}", f"{row['end_to_end']['fps']:.1f}", f"{row['sequential_fps']:.1f}", f"{stage_limited:.1f}" if stage_limited else "-",
+        f"{100 * accuracy['agreement']:.2f}%", "-" if miou is None else f"{miou:.4f}",
+    ]
+
+
+RATIO_LABELS = {
+    "pipeline_vs_stage_limited": "pipelined FPS / stage-limited FPS (FP32)",
+    "pipeline_vs_sequential": "pipelined FPS / one-thread sequential FPS (FP32)",
+    "end_to_end_vs_engine_only": "end-to-end FPS / engine-only FPS (FP32)",
+    "int8_vs_fp32_engine_latency": "INT8 / FP32 engine latency",
+    "fp16_vs_fp32_engine_latency": "FP16 / FP32 engine latency",
+    "edgeseg_vs_baseline_fps": "edgeseg end-to-end FPS / PyTorch-eager baseline FPS",
+    "overlay_1080p_vs_addweighted": "1080p overlay / one cv2.addWeighted at 1080p (worst filter)",
+}
+
+
+def ratio_lines(report: dict[str, Any]) -> list[str]:
+    return [f"{RATIO_LABELS[key]}: {value:.2f}" for key, value in report["ratios"].items() if key in RATIO_LABELS]
+
+
+def environment_line(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    parts = [f"{env['cpu']} ({env['cores']} cores)", f"onnxruntime {env['onnxruntime']}"]
+    if env.get("tensorrt"):
+        parts.append(f"TensorRT {env['tensorrt']}")
+    if env.get("gpu"):
+        parts.append(f"GPU {env['gpu'].get('name')}")
+    if env.get("jetson"):
+        jetson = env["jetson"]
+        parts.append(f"{jetson.get('board')} power mode {jetson.get('power_mode')} jetson_clocks {'on' if jetson.get('jetson_clocks') else 'off'}")
+    return ", ".join(parts)
+
+
+def terminal(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['model']} at {report['input_size'][1]}x{report['input_size'][0]} on {report['source']} ({report['source_size'][1]}x{report['source_size'][0]}), {report['frames']} frames after {report['warmup']} warm-up",
+        environment_line(report),
+        *[f"WARNING: {w}" for w in report["environment"].get("warnings", [])],
+        "",
+        format_table(HEADERS, [row_cells(r) for r in report["rows"]]),
+    ]
+    if report.get("baseline_note"):
+        lines.append(f"no baseline row: {report['baseline_note']}")
+    lines += ["", format_table(["overlay", "filter", "ms", "addWeighted ms", "ratio"], [[f"{o['resolution']} ({o['at']})", o["filter"], f"{o['overlay_ms']:.2f}", f"{o['addweighted_ms']:.2f}", f"{o['ratio']:.2f}"] for o in report["overlay"]])]
+    lines += [""] + ratio_lines(report)
+    return "\n".join(lines)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+        return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+    lines = [f"### edgeseg bench: {report['model']} ({report['input_size'][1]}x{report['input_size'][0]})", "", f"{environment_line(report)}; source {report['source']}, {report['frames']} frames.", ""]
+    lines += table(HEADERS, [row_cells(r) for r in report["rows"]]) + [""]
+    lines += table(["overlay", "filter", "ms", "addWeighted ms", "ratio"], [[f"{o['resolution']} ({o['at']})", o["filter"], f"{o['overlay_ms']:.2f}", f"{o['addweighted_ms']:.2f}", f"{o['ratio']:.2f}"] for o in report["overlay"]]) + [""]
+    lines += [f"- {line}" for line in ratio_lines(report)]
+    return "\n".join(lines) + "\n"
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    write_text_atomic(path, json.dumps(report, indent=2) + "\n")
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    write_text_atomic(path, markdown(report))
+
+
+def write_plot(report: dict[str, Any], path: Path) -> None:
+    """Latency distribution per row, and accuracy against latency."""
+    from edgeseg.errors import require
+
+    require("matplotlib", "bench")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    left.boxplot([r["engine_samples_ms"] for r in rows], vert=False, showfliers=True)
+    left.set_yticks(range(1, len(rows) + 1), [r["name"] for r in rows])
+    left.set_xscale("log")  # a baseline several times slower stays readable beside the fast rows
+    left.set_xlabel("engine-only latency per frame (ms, log scale)")
+    left.set_title("latency distribution")
+    metric = "miou" if all("miou" in r["accuracy"] for r in rows) else "agreement"
+    for row in rows:
+        accuracy = row["accuracy"][metric]
+        right.scatter(row["engine"]["p50_ms"], accuracy, s=60)
+        right.annotate(row["name"], (row["engine"]["p50_ms"], accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    right.set_xlabel("engine p50 latency (ms)")
+    right.set_ylabel("mIoU" if metric == "miou" else "agreement with FP32")
+    right.set_title("accuracy against latency")
+    figure.suptitle(f"{report['model']} on {report['environment']['cpu']}")
+    figure.tight_layout()
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format="png", dpi=110)
+    plt.close(figure)

@@ -1,0 +1,117 @@
+"""TensorRT backend: a deserialised engine, pycuda buffers, one stream, the name-based I/O API.
+
+The name-based API (num_io_tensors, get_tensor_name, set_input_shape, set_tensor_address,
+execute_async_v3) exists from TensorRT 8.5 to 11, unlike the binding-index API 10.0 removed.
+pycuda contexts belong to a thread: `open()` makes the device's primary context current on the
+calling thread (the pipeline calls it on the inference thread) and `close()` pops it there.
+Host buffers are page-locked, so the async copies overlap nothing they should not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeseg.bundle import Artifact, Bundle
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.backends import Backend, TensorSpec
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, bundle: Bundle, artifact: Artifact):
+        super().__init__()
+        self.bundle, self.artifact = bundle, artifact
+        self.model_path = bundle.artifact_path(artifact)
+        self.cuda_context: Any = None
+        self.buffers: dict[str, tuple[Any, Any]] = {}  # name -> (page-locked host array, device allocation)
+
+    def _open(self) -> None:
+        from edgeseg.engines import check_engine, current_gpu, import_tensorrt
+
+        trt = import_tensorrt()
+        import pycuda.driver as cuda
+
+        check_engine(self.artifact, trt, current_gpu(), self.bundle)
+        self.trt, self.cuda = trt, cuda
+        self.cuda_context = cuda.Device(0).retain_primary_context()
+        self.cuda_context.push()
+        try:
+            self._load(trt)
+        except BaseException:
+            self._close()
+            raise
+
+    def _load(self, trt: Any) -> None:
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(logger)
+        self.engine = self.runtime.deserialize_cuda_engine(Path(self.model_path).read_bytes())
+        if self.engine is None:  # TensorRT logs why and returns None on a damaged or foreign plan
+            raise EdgesegError(f"TensorRT {trt.__version__} cannot load {self.artifact.path}: the file is damaged or not an engine; rebuild with: edgeseg build {self.bundle.root} --precision {self.artifact.precision}")
+        self.context = self.engine.create_execution_context()
+        self.stream = self.cuda.Stream()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.output_names = [n for n in names if n not in self.input_names]
+        spec = lambda n: TensorSpec(n, tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(n)), np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))))  # noqa: E731
+        self.inputs = [spec(n) for n in self.input_names]
+        self.outputs = [spec(n) for n in self.output_names]
+        self.batch = None
+
+    def profile_range(self, name: str) -> tuple[int, int]:
+        low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+        return low[0], high[0]
+
+    def _prepare(self, batch: int) -> None:
+        """Shapes and buffers for a batch size; reallocated only when the batch changes."""
+        if batch == self.batch:
+            return
+        name = self.input_names[0]
+        if self.inputs[0].shape[0] is None:
+            low, high = self.profile_range(name)
+            if not low <= batch <= high:
+                raise EdgesegError(f"batch {batch} is outside the engine's profile ({low}..{high}); rebuild with: edgeseg build {self.bundle.root} --batch {low},{batch},{max(high, batch)}")
+            self.context.set_input_shape(name, (batch, *self.inputs[0].shape[1:]))
+        elif batch != self.inputs[0].shape[0]:
+            raise EdgesegError(f"the engine takes batch {self.inputs[0].shape[0]}, not {batch}")
+        self._free()
+        for tensor in self.input_names + self.output_names:
+            shape = tuple(self.context.get_tensor_shape(tensor))
+            host = self.cuda.pagelocked_empty(shape, self.trt.nptype(self.engine.get_tensor_dtype(tensor)))
+            device = self.cuda.mem_alloc(host.nbytes)
+            self.context.set_tensor_address(tensor, int(device))
+            self.buffers[tensor] = (host, device)
+        self.batch = batch
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        self._prepare(batch.shape[0])
+        host_in, device_in = self.buffers[self.input_names[0]]
+        np.copyto(host_in, batch, casting="no")
+        self.cuda.memcpy_htod_async(device_in, host_in, self.stream)
+        if not self.context.execute_async_v3(stream_handle=self.stream.handle):
+            raise EdgesegError(f"TensorRT execution of {self.artifact.path} failed (see the TensorRT log above)")
+        host_out, device_out = self.buffers[self.output_names[0]]
+        self.cuda.memcpy_dtoh_async(host_out, device_out, self.stream)
+        self.stream.synchronize()
+        return host_out.copy()
+
+    def _free(self) -> None:
+        for _, device in self.buffers.values():
+            device.free()
+        self.buffers.clear()
+
+    def _close(self) -> None:
+        if self.cuda_context is None:
+            return
+        self._free()
+        for attribute in ("context", "engine", "runtime", "stream"):
+            setattr(self, attribute, None)
+        self.cuda_context.pop()
+        self.cuda_context.detach()
+        self.cuda_context = None
+
+    def describe(self) -> str:
+        return f"tensorrt {self.artifact.tools.get('tensorrt')} on {self.artifact.extra.get('gpu')} ({Path(self.artifact.path).name})"

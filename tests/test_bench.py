@@ -1,0 +1,108 @@
+"""`edgeseg bench`: the report has its rows, fields and sane values (timing itself is never asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from edgeseg.bench.environment import parse_jetson_clocks, parse_nvpmodel, parse_tegrastats
+
+from conftest import assert_one_line_error, run_cli
+
+SOURCE = "synthetic://driving?seed=5000&size=160x120&frames=1000"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A 9-class bundle, so the driving scene's labels give an mIoU column."""
+    from edgeseg.cli import main
+
+    import torch
+
+    from edgeseg.models import build_model
+
+    out = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    torch.save(build_model("lraspp", 9, width=4).state_dict(), out / "w.pt")
+    assert main(["export", "lraspp", "-o", str(out / "bundle"), "--size", "64x64", "--classes", "9", "--arg", "width=4", "--weights", str(out / "w.pt")]) == 0
+    code = main(["bench", str(out / "bundle"), "-i", SOURCE, "--frames", "12", "--warmup", "2", "--accuracy-frames", "4", "--json", str(out / "r.json"), "--md", str(out / "r.md"), "--plot", str(out / "r.png")])
+    assert code == 0
+    return out
+
+
+def test_report_rows_and_fields(report):
+    data = json.loads((report / "r.json").read_text())
+    names = [row["name"] for row in data["rows"]]
+    assert names == ["onnxruntime fp32", "pytorch eager fp32 (baseline)"]
+    fp32 = data["rows"][0]
+    engine = fp32["engine"]
+    assert engine["count"] == 12 and 0 < engine["p50_ms"] <= engine["p90_ms"] <= engine["p99_ms"] <= engine["max_ms"]
+    assert set(fp32["stages_alone_ms"]) == {"capture", "preprocess", "infer", "postprocess", "overlay"}
+    assert fp32["end_to_end"]["frames"] == 12 and fp32["end_to_end"]["fps"] > 0
+    assert {"capture", "preprocess", "infer", "postprocess", "overlay", "sink", "latency"} <= set(fp32["end_to_end"]["stages"])
+    assert fp32["accuracy"]["agreement"] == 1.0  # FP32 is the reference
+    assert 0 <= fp32["accuracy"]["miou"] <= 1  # the synthetic frames carry labels
+    assert data["rows"][1]["accuracy"]["agreement"] > 0.99  # same model in PyTorch
+    ratios = data["ratios"]
+    assert {"pipeline_vs_stage_limited", "pipeline_vs_sequential", "end_to_end_vs_engine_only", "edgeseg_vs_baseline_fps", "overlay_1080p_vs_addweighted"} <= set(ratios)
+    assert all(value > 0 for key, value in ratios.items() if isinstance(value, float))
+    assert {o["resolution"] for o in data["overlay"]} == {"160x120", "1920x1080"} and {o["filter"] for o in data["overlay"]} == {"point", "linear"}
+    env = data["environment"]
+    assert env["cores"] >= 1 and env["onnxruntime"] and "CPUExecutionProvider" in env["onnxruntime_providers"]
+
+
+def test_markdown_and_plot(report):
+    text = (report / "r.md").read_text()
+    assert "| onnxruntime fp32 |" in text and "PyTorch-eager baseline" in text
+    image = cv2.imread(str(report / "r.png"))
+    assert image is not None and image.shape[1] > 800
+
+
+def test_tegrastats_lines_from_real_boards_parse():
+    orin = "RAM 2488/30536MB (lfb 6x4MB) CPU [1%@729,0%@729] EMC_FREQ 0%@2133 GR3D_FREQ 5%@0 CPU@45.312C GPU@41.25C tj@45.312C VDD_GPU_SOC 2390mW/2390mW VDD_CPU_CV 796mW/796mW VIN_SYS_5V0 3522mW/3522mW"
+    sample = parse_tegrastats(orin)
+    assert sample["gpu_load_pct"] == 5 and sample["temp_gpu_c"] == 41.25 and sample["power_vdd_gpu_soc_mw"] == 2390 and sample["emc_mhz"] == 2133
+    nano = "RAM 1800/3964MB CPU [5%@102,off,off,3%@102] GR3D_FREQ 0%@76 PLL@26C CPU@28.5C GPU@26C POM_5V_IN 933/933 POM_5V_GPU 0/0 POM_5V_CPU 84/105"
+    sample = parse_tegrastats(nano)
+    assert sample["gpu_mhz"] == 76 and sample["power_pom_5v_in_mw"] == 933 and sample["temp_cpu_c"] == 28.5
+    thor = "GR3D_FREQ 12%@[1300,1300] cpu@54.9C gpu@55.4C VDD_IN 4673mW/4673mW/4673mW"
+    assert parse_tegrastats(thor)["gpu_mhz"] == 1300 and parse_tegrastats(thor)["power_vdd_in_mw"] == 4673
+
+
+def test_power_mode_and_clocks_parse():
+    assert parse_nvpmodel("NV Power Mode: MAXN\n0\n") == {"power_mode": "MAXN", "power_mode_id": 0}
+    assert parse_nvpmodel("NV Power Mode: 15W\n1\n")["power_mode"] == "15W"
+    pinned = "cpu0: Online=1 Governor=schedutil MinFreq=2201600 MaxFreq=2201600 CurrentFreq=2201600\ncpu1: Online=1 Governor=schedutil MinFreq=2201600 MaxFreq=2201600 CurrentFreq=2201600"
+    scaling = "cpu0: Online=1 Governor=schedutil MinFreq=115200 MaxFreq=2201600 CurrentFreq=729600"
+    assert parse_jetson_clocks(pinned) is True and parse_jetson_clocks(scaling) is False
+
+
+# -- bad input -------------------------------------------------------------------------------------
+def test_precision_the_bundle_lacks(tiny_bundle, capsys):
+    code, _, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--precision", "int8")
+    assert_one_line_error(code, err, "no int8 artifact", "edgeseg calibrate")
+
+
+def test_backend_not_installed(tiny_bundle, capsys):
+    code, _, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--backend", "tensorrt")
+    assert_one_line_error(code, err, "tensorrt", "not installed")
+
+
+@pytest.mark.parametrize("frames,warmup,fragment", [("0", "0", "at least one frame"), ("5", "10", "fewer than --warmup")])
+def test_bad_frame_counts(tiny_bundle, frames, warmup, fragment, capsys):
+    code, _, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--frames", frames, "--warmup", warmup)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_report_path_that_cannot_be_written(tiny_bundle, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--json", tmp_path / "file" / "r.json")
+    assert_one_line_error(code, err, "cannot write output")
+
+
+def test_no_baseline_for_a_bundle_without_weights(tiny_bundle, capsys):
+    code, stdout, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--frames", "3", "--warmup", "1", "--accuracy-frames", "2")
+    assert code == 0, err
+    assert "no baseline row: the bundle was exported without weights" in stdout

@@ -1,0 +1,254 @@
+"""Calibration: the calibration set, INT8 Q/DQ structure for TensorRT, CPU INT8, FP16, fidelity, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgeseg.bundle import Bundle
+from edgeseg.calibration.dataset import build_calibration_set, spread
+from edgeseg.calibration.fp16 import convert_to_fp16, float16_leaks
+from edgeseg.data.train import TrainOptions, train
+from edgeseg.runtime.backends import open_backend
+from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.tensors import frames_to_input
+
+from conftest import assert_one_line_error, run_cli
+
+DATA = "synthetic://medical?seed=4000&frames=40&size=96x64"
+HELD_OUT = "synthetic://medical?seed=4100&frames=12&size=96x64"
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tmp_path_factory):
+    """A small LR-ASPP trained briefly on the medical scene (agreement on an untrained net proves nothing)."""
+    root = tmp_path_factory.mktemp("calib")
+    weights = root / "lraspp.pt"
+    train("lraspp", "synthetic://medical", weights, TrainOptions(size=(64, 96), epochs=2, steps_per_epoch=25, batch=4, lr=0.01, val_frames=2, model_options={"width": 8}, progress=False))
+    from edgeseg.cli import main
+
+    assert main(["export", "lraspp", "-o", str(root / "bundle"), "--size", "64x96", "--weights", str(weights), "--arg", "width=8"]) == 0
+    return root / "bundle"
+
+
+@pytest.fixture(scope="module")
+def calibrated(trained_bundle, tmp_path_factory):
+    bundle = tmp_path_factory.mktemp("calibrated") / "bundle"
+    shutil.copytree(trained_bundle, bundle)
+    from edgeseg.cli import main
+
+    assert main(["calibrate", str(bundle), "--data", DATA, "--count", "24", "--eval-data", HELD_OUT, "--eval-count", "12"]) == 0
+    return bundle
+
+
+def graph(bundle, name) -> onnx.ModelProto:
+    return onnx.load(str(bundle / name))
+
+
+def producers(model):
+    return {o: n for n in model.graph.node for o in n.output}
+
+
+# -- the calibration set ----------------------------------------------------------------------------
+def test_spread_covers_the_whole_source():
+    assert spread(list(range(100)), 5) == [0, 25, 50, 74, 99]
+    assert spread(list(range(3)), 5) == [0, 1, 2]
+
+
+def test_calibration_tensors_are_exactly_the_runtime_input(trained_bundle, tmp_path):
+    contract = Bundle.load(trained_bundle).input
+    data = build_calibration_set(DATA, 10, 4, contract, cache_dir=None)
+    frames = [f.image for f in open_source(DATA)]
+    expected = np.concatenate([frames_to_input([frames[i]], contract) for i in spread(list(range(40)), 10)])
+    assert data.tensors.dtype == expected.dtype and np.array_equal(data.tensors, expected)
+    assert len(data.eval_frames) == 4 and data.eval_labels is not None
+
+
+def test_calibration_set_is_cached_by_content(trained_bundle, tmp_path):
+    contract = Bundle.load(trained_bundle).input
+    first = build_calibration_set(DATA, 8, 4, contract, cache_dir=tmp_path)
+    second = build_calibration_set(DATA, 8, 4, contract, cache_dir=tmp_path)
+    assert not first.cached and second.cached and first.sha256 == second.sha256
+    assert np.array_equal(first.tensors, second.tensors)
+    (cache,) = tmp_path.glob("calibration-*.npz")
+    cache.write_bytes(b"damaged")
+    assert not build_calibration_set(DATA, 8, 4, contract, cache_dir=tmp_path).cached  # a damaged cache is not trusted
+
+
+# -- INT8 for TensorRT --------------------------------------------------------------------------------
+def test_tensorrt_int8_graph_is_placed_the_way_tensorrt_fuses_it(calibrated):
+    model = graph(calibrated, "model.int8-tensorrt.onnx")
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    by_output = producers(model)
+    initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    quantize_nodes = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert quantize_nodes
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
+            zero_point = initializers[node.input[2]]
+            assert zero_point.dtype == np.int8 and not zero_point.any()  # symmetric int8, zero point 0
+    convs = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    for conv in convs:
+        assert by_output[conv.input[0]].op_type == "DequantizeLinear"  # quantized activation input
+        weight_dq = by_output[conv.input[1]]
+        assert weight_dq.op_type == "DequantizeLinear"
+        scale = initializers[weight_dq.input[1]]
+        out_channels = initializers[weight_dq.input[0]].shape[0]
+        assert scale.shape == (out_channels,)  # per-channel weights
+        if len(conv.input) > 2:
+            assert conv.input[2] in initializers and initializers[conv.input[2]].dtype == np.float32  # float bias
+    # Nothing quantized around the fused uint8 input or the argmax.
+    first = next(n for n in model.graph.node if model.graph.input[0].name in n.input)
+    assert first.op_type == "Cast"
+    argmax = next(n for n in model.graph.node if n.op_type == "ArgMax")
+    assert by_output[argmax.input[0]].op_type not in ("DequantizeLinear", "QuantizeLinear")
+
+
+def test_fcn_transposed_convolutions_are_quantized_per_output_channel(tmp_path, capsys):
+    bundle = tmp_path / "fcn"
+    assert run_cli(capsys, "export", "fcn8s", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4")[0] == 0
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://driving?seed=1&frames=20&size=64x64", "--count", "8", "--eval-count", "4", "--precision", "int8", "--method", "minmax")
+    assert code == 0, err
+    model = graph(bundle, "model.int8-tensorrt.onnx")
+    by_output = producers(model)
+    deconvs = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
+    assert deconvs
+    for deconv in deconvs:
+        dq = by_output[deconv.input[1]]
+        assert next(a.i for a in dq.attribute if a.name == "axis") == 1  # ConvTranspose weights are [Cin, Cout, k, k]
+    adds = [n for n in model.graph.node if n.op_type == "Add"]
+    fused = [a for a in adds if all(by_output.get(i) is not None and by_output[i].op_type == "DequantizeLinear" for i in a.input)]
+    assert fused  # FCN's skip Adds get both inputs quantized, so TensorRT can fuse them into the Conv
+
+
+# -- CPU INT8, FP16, fidelity -------------------------------------------------------------------------
+def test_manifest_lists_every_variant_with_its_fidelity(calibrated):
+    bundle = Bundle.load(calibrated)
+    by_path = {a.path: a for a in bundle.artifacts}
+    assert set(by_path) == {"model.onnx", "model.fp16.onnx", "model.int8-tensorrt.onnx", "model.int8-cpu.onnx"}
+    calibration = bundle.manifest["calibration"]
+    assert calibration["count"] == 24 and calibration["method"] == "entropy" and len(calibration["data_sha256"]) == 64
+    for name in ("model.fp16.onnx", "model.int8-tensorrt.onnx", "model.int8-cpu.onnx"):
+        fidelity = by_path[name].extra["fidelity"]
+        assert 0.9 <= fidelity["agreement"] <= 1.0 and fidelity["frames"] == 12
+        assert len(fidelity["per_class_iou_change"]) == 5 and abs(fidelity["miou_change"]) < 0.1
+        for picture in fidelity["worst_frames"]:
+            image = cv2.imread(str(calibrated / picture))
+            assert image.shape == (64, 96 * 4, 3)  # frame | FP32 | variant | difference
+    assert by_path["model.fp16.onnx"].extra["fidelity"]["agreement"] >= 0.999
+    cpu = by_path["model.int8-cpu.onnx"].extra
+    assert cpu["chosen"] in ("cpu-qdq", "cpu-qoperator") and set(cpu["cpu_latency_ms"]) >= {"fp32", cpu["chosen"]}
+
+
+def test_onnxruntime_backend_picks_the_cpu_int8_artifact(calibrated):
+    bundle = Bundle.load(calibrated)
+    assert open_backend(bundle, "onnxruntime", "int8").model_path.name == "model.int8-cpu.onnx"
+    assert open_backend(bundle, "onnxruntime", "fp16").model_path.name == "model.fp16.onnx"
+    assert open_backend(bundle, "onnxruntime", "best").model_path.name == "model.int8-cpu.onnx"
+
+
+def test_run_and_info_with_int8(calibrated, tmp_path, capsys):
+    code, stdout, err = run_cli(capsys, "run", calibrated, "-i", HELD_OUT, "--precision", "int8", "-o", tmp_path / "out.mp4")
+    assert code == 0, err and "model.int8-cpu.onnx" in stdout
+    code, stdout, _ = run_cli(capsys, "info", calibrated)
+    assert "model.int8-tensorrt.onnx" in stdout and "agreement" in stdout
+
+
+def test_fp16_keeps_io_types_even_through_a_final_resize(tmp_path, capsys):
+    bundle = tmp_path / "logits"
+    assert run_cli(capsys, "export", "deeplabv3", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--no-fuse-argmax")[0] == 0
+    model = onnx.load(str(bundle / "model.onnx"))
+    assert model.graph.node[-1].op_type == "Resize"  # the logits leave through a Resize
+    fp16 = convert_to_fp16(model)
+    assert float16_leaks(fp16) == []
+    assert fp16.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(fp16.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"frame": np.zeros((1, 64, 64, 3), np.uint8)})[0].dtype == np.float32
+
+
+def test_min_agreement_keeps_sensitive_layers_in_float_and_says_so(trained_bundle, tmp_path, capsys):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained_bundle, bundle)
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", DATA, "--count", "16", "--eval-data", HELD_OUT, "--eval-count", "8", "--precision", "int8", "--method", "minmax", "--min-agreement", "0.9999")
+    assert code == 0, err
+    artifact = next(a for a in Bundle.load(bundle).artifacts if a.path == "model.int8-tensorrt.onnx")
+    search = artifact.extra["min_agreement_search"]
+    assert search["target"] == 0.9999 and len(search["sensitivity"]) == search["layers"]
+    assert artifact.extra["float_layers"]  # the most sensitive layers, listed
+    assert search["met"] == (search["agreement_after"] >= 0.9999)
+    assert artifact.extra["float_layer_share"] == len(artifact.extra["float_layers"]) / search["layers"]
+    model = graph(bundle, "model.int8-tensorrt.onnx")
+    by_output = producers(model)
+    for node in model.graph.node:
+        if node.name in artifact.extra["float_layers"]:
+            assert node.input[1] not in by_output  # left in float: the weight is a plain initializer
+    if artifact.extra["float_layer_share"] > 0.5 or not search["met"]:
+        assert "float" in err
+
+
+# -- bad input ------------------------------------------------------------------------------------
+def test_empty_calibration_folder(trained_bundle, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", tmp_path)
+    assert_one_line_error(code, err, "has no images")
+
+
+def test_unreadable_calibration_images(trained_bundle, tmp_path, capsys):
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_bytes(b"not an image")
+    code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", tmp_path, "--count", "2", "--eval-count", "1")
+    assert_one_line_error(code, err, "decodable frames")
+
+
+def test_video_with_fewer_frames_than_asked(trained_bundle, sample_video, capsys):
+    code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", sample_video, "--count", "100")
+    assert_one_line_error(code, err, "yields 68 frames", "needs 164")
+
+
+def test_images_of_another_size_are_resized_and_said_so(trained_bundle, tmp_path, capsys):
+    bundle = tmp_path / "b"
+    shutil.copytree(trained_bundle, bundle)
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://medical?seed=9&frames=30&size=160x120", "--count", "10", "--eval-count", "4", "--precision", "fp16")
+    assert code == 0
+    assert "calibration frames are 160x120; resized to the model's 96x64" in err
+    assert Bundle.load(bundle).manifest["calibration"]["resized"] is True
+
+
+def test_bundle_without_fp32_artifact(trained_bundle, tmp_path, capsys):
+    bundle = tmp_path / "b"
+    shutil.copytree(trained_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["artifacts"] = []
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", DATA)
+    assert_one_line_error(code, err, "no FP32 ONNX artifact")
+
+
+def test_graph_that_cannot_be_quantized(tmp_path, capsys):
+    """A graph without a single Conv has nothing for INT8 to do."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["input"], ["logits"])
+    model = helper.make_model(
+        helper.make_graph([node], "no-conv", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 32, 32])]),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    onnx.save(model, str(tmp_path / "noconv.onnx"))
+    assert run_cli(capsys, "export", tmp_path / "noconv.onnx", "-o", tmp_path / "b")[0] == 0
+    code, _, err = run_cli(capsys, "calibrate", tmp_path / "b", "--data", "synthetic://driving?frames=10&size=32x32", "--count", "4", "--eval-count", "2", "--precision", "int8")
+    assert_one_line_error(code, err, "cannot be quantized", "no Conv")
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2"])
+def test_min_agreement_outside_the_unit_interval(trained_bundle, value, capsys):
+    code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", DATA, "--min-agreement", value)
+    assert_one_line_error(code, err, "outside (0, 1]")
