@@ -169,6 +169,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_batch_range(text: str) -> tuple[int, int, int]:
+    try:
+        low, optimum, high = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--batch takes min,opt,max, e.g. 1,4,8, not '{text}'") from None
+    if not 1 <= low <= optimum <= high:
+        raise argparse.ArgumentTypeError(f"--batch {text}: need 1 <= min <= opt <= max")
+    return low, optimum, high
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from edgeseg.bundle import Bundle
+    from edgeseg.engines import BuildOptions, build
+
+    if args.precision == "all":
+        precisions = tuple(sorted({a.precision for a in Bundle.load(args.bundle).artifacts if a.kind == "onnx"}))
+    else:
+        precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+    options = BuildOptions(precisions=precisions, workspace_mib=args.workspace, optimization_level=args.optimization_level, batch=args.batch, dla_core=args.dla, timing_cache=args.timing_cache)
+    bundle = build(Path(args.bundle), options)
+    for artifact in bundle.artifacts:
+        if artifact.kind == "engine":
+            print(f"{artifact.precision}: {artifact.path} (TensorRT {artifact.tools.get('tensorrt')}, {artifact.extra.get('gpu')})")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edgeseg.doctor import gpu_check, report
+
+    rows = report()
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+    if args.gpu_check:
+        print(gpu_check(Path(args.gpu_check), args.input, args.frames))
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     from edgeseg.data.folder import write_labelled_folder
 
@@ -293,6 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--md", help="write a Markdown report")
     bench.add_argument("--plot", help="write a PNG: latency distribution per row, accuracy against latency")
     bench.set_defaults(handler=cmd_bench)
+
+    build = verbs.add_parser("build", help="build TensorRT engines from the bundle's ONNX artifacts (needs TensorRT and a GPU)")
+    build.add_argument("bundle")
+    build.add_argument("--precision", default="all", help="all (every ONNX precision in the bundle) or a comma list of fp32, fp16, int8")
+    build.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace memory limit")
+    build.add_argument("--optimization-level", type=int, choices=range(6), default=None, help="builder optimisation level 0-5 (TensorRT 8.6+)")
+    build.add_argument("--batch", type=parse_batch_range, default=None, metavar="MIN,OPT,MAX", help="profile for a dynamic-batch graph")
+    build.add_argument("--dla", type=int, default=None, metavar="CORE", help="build for a DLA core, with GPU fallback (Jetson)")
+    build.add_argument("--timing-cache", default=None, metavar="FILE", help="timing cache to reuse and update")
+    build.set_defaults(handler=cmd_build)
+
+    doctor = verbs.add_parser("doctor", help="what is installed and usable here; --gpu-check verifies engines on a GPU")
+    doctor.add_argument("--gpu-check", metavar="BUNDLE", help="build every precision and compare each engine with ONNX Runtime FP32")
+    doctor.add_argument("-i", "--input", default="synthetic://driving?seed=5000&size=1280x720&frames=100000")
+    doctor.add_argument("--frames", type=int, default=100)
+    doctor.set_defaults(handler=cmd_doctor)
 
     dataset = verbs.add_parser("dataset", help="write a labelled source as a folder (images/ + labels/)")
     dataset.add_argument("source", help="e.g. synthetic://medical?seed=5&frames=200&size=320x240")

@@ -92,15 +92,25 @@ def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]
         raise EdgesegError(f"unknown backend '{options.backend}'; choose one of: {', '.join(BACKENDS)}")
     if options.backend == "tensorrt" and not tensorrt_usable():
         raise EdgesegError("--backend tensorrt: TensorRT or pycuda is not installed here (JetPack ships TensorRT; pip install 'edgeseg[tensorrt]' adds pycuda)")
-    backends = ["onnxruntime"] if options.backend in ("auto", "onnxruntime") else [options.backend]
-    have = sorted({a.precision for a in bundle.artifacts if a.kind == "onnx"}, key=["fp32", "fp16", "int8"].index)
-    wanted = have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
-    for precision in wanted:
-        if precision not in ("fp32", "fp16", "int8"):
-            raise EdgesegError(f"--precision {precision}: choose all or a list of fp32, fp16, int8")
-        if precision not in have:
-            raise EdgesegError(f"bundle {bundle.root} has no {precision} artifact (has: {', '.join(have)}); run: edgeseg calibrate {bundle.root} --data URI")
-    return [(backend, precision) for backend in backends for precision in wanted]
+    if options.backend == "auto":
+        # Every backend usable here, ONNX Runtime first: its FP32 row is the reference for agreement.
+        has_engines = any(a.kind == "engine" for a in bundle.artifacts)
+        backends = ["onnxruntime"] + (["tensorrt"] if tensorrt_usable() and has_engines else [])
+    else:
+        backends = [options.backend]
+    plan = []
+    for backend in backends:
+        kind = "engine" if backend == "tensorrt" else "onnx"
+        have = sorted({a.precision for a in bundle.artifacts if a.kind == kind}, key=["fp32", "fp16", "int8"].index)
+        wanted = have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
+        for precision in wanted:
+            if precision not in ("fp32", "fp16", "int8"):
+                raise EdgesegError(f"--precision {precision}: choose all or a list of fp32, fp16, int8")
+            if precision not in have:
+                hint = f"edgeseg build {bundle.root}" if kind == "engine" else f"edgeseg calibrate {bundle.root} --data URI"
+                raise EdgesegError(f"bundle {bundle.root} has no {precision} {'engine' if kind == 'engine' else 'artifact'} (has: {', '.join(have) or 'none'}); run: {hint}")
+        plan += [(backend, precision) for precision in wanted]
+    return plan
 
 
 class Bench:
