@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/edgeseg demo driving
 
-# Real videos and codecs for the tests: Debian's ffmpeg and opencv-doc (sample videos).
+# Real components for the tests, from Debian: ffmpeg (stream senders and receivers), opencv-doc
+# (sample videos), chromium and its driver (the live view in a real browser).
+SYSTEM_PACKAGES := ffmpeg opencv-doc chromium chromium-driver
 system-deps:
-	@if ! command -v ffmpeg >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then \
+	@if ! command -v ffmpeg >/dev/null || ! command -v chromedriver >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg opencv-doc >/dev/null; \
-		else echo "note: install ffmpeg and opencv-doc (apt) to run the video tests; they skip without them"; fi; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+		else echo "note: install $(SYSTEM_PACKAGES) (apt) to run the video, stream and browser tests; they skip without them"; fi; \
 	fi
 
 test: $(STAMP) system-deps

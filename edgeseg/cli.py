@@ -96,10 +96,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edgeseg.runner import RunOptions, print_summary, run
 
+    from edgeseg.runtime.sources import StreamOptions
+
+    stream = StreamOptions(
+        timeout=args.stream_timeout, retries=args.reconnect_retries, backoff_cap=args.reconnect_max_wait,
+        transport=args.rtsp_transport, ffmpeg_options={k: str(v) for k, v in parse_model_args(args.input_option).items()},
+    )
     summary = run(RunOptions(
         bundle=Path(args.bundle), inputs=args.input, outputs=args.output or ["none"], backend=args.backend,
         precision=args.precision, frames=args.frames, filter_mode=args.filter_mode, alpha=args.alpha,
-        visualize=args.visualize, save_mask=args.save_mask, legend=not args.no_legend, threads=args.threads,
+        visualize=args.visualize, save_mask=args.save_mask, legend=not args.no_legend, threads=args.threads, stream=stream,
     ))
     print_summary(summary, args.output or ["none"])
     return EXIT_INTERRUPTED if summary.interrupted else 0
@@ -273,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-i", "--input", required=True, help="source URI: file, folder/, /dev/video0, rtsp://, synthetic://driving, ...")
     run.add_argument("-o", "--output", action="append", help="sink URI, repeatable: out.mp4, folder/, display://0, none (default none)")
     run.add_argument("--frames", type=int, default=None, help="stop after N frames")
+    run.add_argument("--stream-timeout", type=float, default=10.0, metavar="S", help="seconds to open a stream, and without frames before it counts as lost (default 10)")
+    run.add_argument("--reconnect-retries", type=int, default=-1, metavar="N", help="reconnection attempts per loss (default -1: until stopped)")
+    run.add_argument("--reconnect-max-wait", type=float, default=8.0, metavar="S", help="longest wait between attempts; they double from 0.5 s (default 8)")
+    run.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None, help="RTSP transport for FFmpeg")
+    run.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE", help="extra FFmpeg demuxer option, e.g. fflags=nobuffer")
     add_run_options(run)
     run.set_defaults(handler=cmd_run)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from edgeseg.bundle import Bundle
 from edgeseg.report import stage_table
 from edgeseg.runtime import Overlay, Pipeline, RunSummary, open_backend, open_sinks, open_source
+from edgeseg.runtime.sources import StreamOptions
 
 
 @dataclass
@@ -24,12 +25,13 @@ class RunOptions:
     save_mask: bool = False
     legend: bool = True
     threads: int | None = None
+    stream: StreamOptions | None = None
 
 
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
     net = open_backend(bundle, options.backend, options.precision, options.threads)
-    source = open_source(options.inputs)
+    source = open_source(options.inputs, options.stream)
     try:
         sinks = open_sinks(options.outputs, fps=source.fps or 30.0, save_mask=options.save_mask)
     except BaseException:
@@ -47,6 +49,8 @@ def print_summary(summary: RunSummary, outputs: list[str]) -> None:
         f"{summary.frames_dropped} dropped (live), {summary.bad_frames} unreadable"
     )
     print(f"throughput: {summary.fps:.1f} FPS over {summary.seconds:.2f} s{' (interrupted)' if summary.interrupted else ''}")
+    if summary.gaps:
+        print(f"stream gaps: {len(summary.gaps)} ({', '.join(f'{g:.1f} s' for g in summary.gaps)})")
     if summary.stages:
         print(stage_table(summary.stages))
     print(f"outputs: {', '.join(outputs)}")

@@ -10,6 +10,7 @@ only, and is not installable on these machines.)
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -164,7 +165,9 @@ class Calibration:
     def quantize_to(self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None) -> None:
         from edgeseg.calibration.quantize import quantize
 
-        ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}.json"
+        # Ranges depend on the data, the method and which tensors the recipe quantizes.
+        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()))).encode()).hexdigest()[:8]
+        ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
         with atomic_path(final) as temp:
             quantize(self.quant_source, temp, recipe, self.reader, self.options.method, ranges, exclude, only)
 

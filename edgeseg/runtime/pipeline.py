@@ -107,6 +107,7 @@ class RunSummary:
     frames_written: int = 0
     frames_dropped: int = 0
     bad_frames: int = 0
+    gaps: list[float] = field(default_factory=list)  # seconds a live stream was away, per loss
     seconds: float = 0.0
     interrupted: bool = False
     backend: str = ""
@@ -141,11 +142,28 @@ class Pipeline:
         self.errors: list[BaseException] = []
         self.times = StageTimes()
         self.summary = RunSummary()
+        self.started = time.perf_counter()
         self.capture_done = False
+        source.stop_event = self.stop  # a reconnecting stream stops waiting when the run stops
+        for sink in sinks:
+            sink.attach(self)
         self.keep_logits = output_contract.kind == "logits" and overlay.filter_mode == "linear"
 
     def request_stop(self) -> None:
         self.stop.set()
+
+    def live_stats(self) -> dict[str, Any]:
+        """Figures for a live view while the run goes on: FPS, per-stage milliseconds, stream gaps."""
+        elapsed = time.perf_counter() - self.started
+        stages = {name: round(values["mean_ms"], 2) for name, values in self.times.summary().items()}
+        return {
+            "fps": round(self.summary.frames_written / elapsed, 2) if elapsed > 0 else 0.0,
+            "frames": self.summary.frames_written,
+            "dropped": getattr(self.frames, "dropped", 0),
+            "stages_ms": stages,
+            "gaps_s": [round(g, 2) for g in getattr(self.source, "gaps", [])],
+            "reconnecting": getattr(self.source, "lost_at", None) is not None,
+        }
 
     # -- hand-over helpers that never block forever -----------------------------------------
     def _put(self, channel: Any, item: Any) -> None:
@@ -250,7 +268,7 @@ class Pipeline:
 
     def run(self) -> RunSummary:
         """Run to the end of the source (or a stop request); close the sinks; return the figures."""
-        started = time.perf_counter()
+        started = self.started = time.perf_counter()
         workers = [threading.Thread(target=self._capture, name="capture", daemon=True), threading.Thread(target=self._infer, name="inference", daemon=True)]
         for worker in workers:
             worker.start()
@@ -271,6 +289,7 @@ class Pipeline:
         self.summary.seconds = time.perf_counter() - started
         self.summary.frames_dropped = getattr(self.frames, "dropped", 0)
         self.summary.bad_frames = self.source.bad_frames
+        self.summary.gaps = list(getattr(self.source, "gaps", []))
         self.summary.backend = self.backend.describe()
         self.summary.stages = self.times.summary()
         return self.summary

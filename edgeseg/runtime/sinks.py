@@ -5,6 +5,8 @@
   out/frames/                   an image folder: overlays as JPEG; with --save-mask also the raw
                                 class maps as PNG in masks/ (what a medical recording keeps)
   display://0                   an OpenCV window (q or Esc stops the run)
+  http://127.0.0.1:8080         a live view in the browser: page, MJPEG stream, /stats.json
+  udp://HOST:PORT, rtsp://...   H.264 streamed out through FFmpeg (MPEG-TS over UDP, or RTSP publish)
   none                          discard (benchmarks)
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -28,6 +30,9 @@ VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "XVID", ".mov": "mp4v"}
 
 class Sink:
     stop_requested = False
+
+    def attach(self, pipeline: Any) -> None:
+        """Called by the pipeline that will feed this sink (a live view reads its figures)."""
 
     def write(self, image: np.ndarray, prediction: Prediction) -> None:
         raise NotImplementedError
@@ -139,8 +144,12 @@ def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False) -> Sink:
         return NullSink()
     if uri.startswith("display://"):
         return DisplaySink(uri)
+    if uri.startswith(("http://", "udp://", "rtsp://")):
+        from edgeseg.runtime.live import LiveViewSink, StreamOutSink
+
+        return LiveViewSink(uri) if uri.startswith("http://") else StreamOutSink(uri, fps)
     if "://" in uri and not uri.startswith("file://"):
-        raise EdgesegError(f"unknown output '{uri}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0 or none")
+        raise EdgesegError(f"unknown output '{uri}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0, http://HOST:PORT, udp:// or rtsp://, or none")
     path = Path(uri.removeprefix("file://"))
     suffix = path.suffix.lower()
     if suffix in VIDEO_CODECS:

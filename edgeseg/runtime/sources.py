@@ -6,14 +6,18 @@
   rtsp:// udp:// http(s)://          a network stream through OpenCV's FFmpeg backend (live)
   synthetic://driving?seed=0&size=320x240&frames=300&fps=30
                                      a procedural labelled scene (edgeseg.data.synthetic);
-                                     seed=A-B renders `frames` frames from each seed in turn
+                                     seed=A-B renders `frames` frames from each seed in turn;
+                                     realtime=1 paces frames at fps, like a camera
   dataset/ with images/ + labels/    a labelled folder (frames with ground truth)
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -45,6 +49,7 @@ class Source:
         self.uri = uri
         self.count = 0
         self.bad_frames = 0
+        self.stop_event = threading.Event()  # the pipeline shares its stop event, so waits end on Ctrl-C
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end of the source."""
@@ -69,24 +74,119 @@ class Source:
 class CaptureSource(Source):
     """Anything cv2.VideoCapture opens: files, cameras, network streams."""
 
-    def __init__(self, uri: str, target: str | int, api: int = cv2.CAP_ANY, live: bool = False):
+    def __init__(self, uri: str, target: str | int, api: int = cv2.CAP_ANY, live: bool = False, params: list[int] | None = None):
         super().__init__(uri)
         self.live = live
-        self.capture = cv2.VideoCapture(target, api)
-        if not self.capture.isOpened():
-            self.capture.release()
+        self.target, self.api, self.params = target, api, params or []
+        self.capture = self._open()
+        if self.capture is None:
             raise EdgesegError(f"cannot open '{uri}': OpenCV could not open it as a video (wrong path, format or codec?)")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
         frames = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.length = frames if frames > 0 and not live else None  # containers may over-count: a hint only
 
+    def _open(self) -> cv2.VideoCapture | None:
+        capture = cv2.VideoCapture(self.target, self.api, self.params)
+        if capture.isOpened():
+            return capture
+        capture.release()
+        return None
+
     def _read(self) -> tuple[np.ndarray | None, None]:
         ok, image = self.capture.read()
         return (image if ok else None), None
 
     def close(self) -> None:
-        self.capture.release()
+        if self.capture is not None:
+            self.capture.release()
+
+
+class VideoFileSource(CaptureSource):
+    """A video file: every frame, in order. A frame the decoder rejects is skipped and counted, not fatal."""
+
+    MAX_CONSECUTIVE_FAILURES = 30  # past this many unreadable frames in a row, the file has ended
+
+    def __init__(self, uri: str, path: str):
+        super().__init__(uri, path, cv2.CAP_FFMPEG)
+
+    def _read(self) -> tuple[np.ndarray | None, None]:
+        for failures in range(self.MAX_CONSECUTIVE_FAILURES):
+            ok, image = self.capture.read()
+            if ok:
+                self.bad_frames += failures
+                return image, None
+        return None, None
+
+
+@dataclass
+class StreamOptions:
+    """How network streams and cameras are opened and kept alive."""
+
+    timeout: float = 10.0  # seconds to open, and to wait for a frame before calling the stream lost
+    retries: int = -1  # reconnection attempts per loss; -1: keep trying until stopped
+    backoff_cap: float = 8.0  # seconds: the longest wait between attempts (they double from 0.5 s)
+    transport: str | None = None  # rtsp_transport for FFmpeg: tcp or udp
+    ffmpeg_options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer options
+
+
+class StreamSource(CaptureSource):
+    """A live stream or camera. A stall or drop is reopened with exponential backoff; each gap is recorded."""
+
+    live = True
+
+    def __init__(self, uri: str, target: str, api: int, options: StreamOptions):
+        self.options = options
+        milliseconds = int(options.timeout * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds] if api == cv2.CAP_FFMPEG else []
+        ffmpeg = dict(options.ffmpeg_options)
+        if options.transport:
+            ffmpeg["rtsp_transport"] = options.transport
+        if ffmpeg:  # OpenCV reads FFmpeg demuxer options from this variable when it opens a capture
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(f"{k};{v}" for k, v in ffmpeg.items())
+        self.gaps: list[float] = []
+        self.lost_at: float | None = None
+        self.last_frame_at = time.perf_counter()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's timeout warnings repeat what edgeseg reports
+        try:
+            super().__init__(uri, target, api, live=True, params=params)
+        except EdgesegError:
+            raise EdgesegError(f"stream '{uri}' did not open within {options.timeout:g} s (nothing sending, wrong address, or a closed port); check the sender or raise --stream-timeout") from None
+
+    def _read(self) -> tuple[np.ndarray | None, None]:
+        attempt = 0
+        while not self.stop_event.is_set():
+            if self.capture is not None:
+                ok, image = self.capture.read()
+                if ok:
+                    self._recovered()
+                    return image, None
+                # A failed read is not yet a loss: a stream joined mid-GOP fails until its next keyframe.
+                if time.perf_counter() - self.last_frame_at < self.options.timeout:
+                    self.stop_event.wait(0.01)
+                    continue
+                self.capture.release()
+                self.capture = None
+                if self.lost_at is None:
+                    self.lost_at = self.last_frame_at
+                    print(f"edgeseg: stream {self.uri} lost (no frame for {self.options.timeout:g} s); reconnecting", file=sys.stderr, flush=True)
+            if 0 <= self.options.retries <= attempt:
+                print(f"edgeseg: stream {self.uri} did not come back after {attempt} attempts; stopping", file=sys.stderr, flush=True)
+                return None, None
+            if self.stop_event.wait(min(self.options.backoff_cap, 0.5 * 2**attempt)):
+                break
+            attempt += 1
+            self.capture = self._open()
+            self.last_frame_at = time.perf_counter()  # the new connection gets a full timeout to deliver
+        return None, None
+
+    def _recovered(self) -> None:
+        self.last_frame_at = time.perf_counter()
+        if self.lost_at is not None:
+            gap = time.perf_counter() - self.lost_at
+            self.gaps.append(gap)
+            self.lost_at = None
+            print(f"edgeseg: stream {self.uri} is back after a {gap:.1f} s gap", file=sys.stderr, flush=True)
 
 
 class ImageFolderSource(Source):
@@ -115,7 +215,7 @@ class SyntheticSource(Source):
     `seed` is one seed or a range `A-B`: `frames` frames are rendered from each seed in turn.
     """
 
-    OPTIONS = {"seed", "size", "frames", "fps"}
+    OPTIONS = {"seed", "size", "frames", "fps", "realtime"}
 
     def __init__(self, uri: str):
         super().__init__(uri)
@@ -132,11 +232,13 @@ class SyntheticSource(Source):
             self.fps = float(options.get("fps", 30))
             first, _, last = options.get("seed", "0").partition("-")
             self.seeds = list(range(int(first), int(last or first) + 1))
+            self.realtime = options.get("realtime", "0") in ("1", "true", "yes")  # pace frames at fps, like a camera
         except ValueError:
             raise EdgesegError(f"bad option value in '{uri}': size is WxH, frames an integer, seed an integer or A-B, fps a number") from None
         if width < 16 or height < 16 or self.per_seed < 1 or not self.seeds:
             raise EdgesegError(f"'{uri}': size must be at least 16x16, frames at least 1, and a seed range A-B needs A <= B")
         self.length = self.per_seed * len(self.seeds)
+        self.started = time.perf_counter()
         self.scene_args = (parts.netloc or parts.path.strip("/"), width, height)
         self.scene = make_scene(*self.scene_args, seed=self.seeds[0])  # an unknown name fails here, at open
         self.classes = self.scene.classes
@@ -149,6 +251,9 @@ class SyntheticSource(Source):
             from edgeseg.data.synthetic import make_scene
 
             self.scene = make_scene(*self.scene_args, seed=self.seeds[seed_index])
+        if self.realtime:
+            due = self.started + self.count / self.fps
+            self.stop_event.wait(max(0.0, due - time.perf_counter()))
         rendered = self.scene.render(frame_index)
         return rendered.image, rendered.label
 
@@ -171,26 +276,58 @@ class LabelledFolderSource(Source):
         return read_pair(*self.pairs[self.count])
 
 
-def _camera(uri: str, device: str) -> Source:
+def _camera(uri: str, device: str, options: StreamOptions) -> Source:
     if not Path(device).exists():
         found = sorted(str(p) for p in Path("/dev").glob("video*"))
         raise EdgesegError(f"camera {device} does not exist (cameras here: {', '.join(found) or 'none'}); check the cable or the device number")
-    return CaptureSource(uri, device, cv2.CAP_V4L2, live=True)
+    return StreamSource(uri, device, cv2.CAP_V4L2, options)
 
 
-def open_source(uri: str) -> Source:
+def has_gstreamer() -> bool:
+    return any(line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines())
+
+
+def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, fps: int = 30) -> str:
+    """nvarguscamerasrc into BGR appsink, keeping only the newest buffer (shared/JETSON.md)."""
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},framerate={fps}/1,format=NV12 ! "
+        "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false"
+    )
+
+
+def _csi(uri: str, options: StreamOptions) -> Source:
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query))
+    if not has_gstreamer():
+        raise EdgesegError("csi:// cameras need OpenCV built with GStreamer (JetPack's python3-opencv, venv with --system-site-packages); this OpenCV has none")
+    if not Path("/etc/nv_tegra_release").is_file():
+        raise EdgesegError("csi:// cameras need a Jetson (nvarguscamerasrc); this machine is not one: use /dev/videoN for a USB camera")
+    try:
+        sensor = int(parts.netloc or 0)
+        width, height = (int(v) for v in query.get("size", "1280x720").split("x"))
+        fps = int(query.get("fps", 30))
+    except ValueError:
+        raise EdgesegError(f"'{uri}': use csi://SENSOR?size=WxH&fps=N") from None
+    try:
+        return StreamSource(uri, csi_pipeline(sensor, width, height, fps), cv2.CAP_GSTREAMER, options)
+    except EdgesegError:
+        raise EdgesegError(f"no CSI camera answered on sensor {sensor}; check the ribbon cable and run: sudo systemctl restart nvargus-daemon") from None
+
+
+def open_source(uri: str, options: StreamOptions | None = None) -> Source:
     """Open a source URI; every failure is one EdgesegError line."""
+    options = options or StreamOptions()
     scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
     if scheme == "synthetic":
         return SyntheticSource(uri)
     if scheme == "v4l2":
-        return _camera(uri, uri[len("v4l2://") :])
+        return _camera(uri, uri[len("v4l2://") :], options)
     if uri.startswith("/dev/video"):
-        return _camera(uri, uri)
+        return _camera(uri, uri, options)
     if scheme in STREAM_SCHEMES:
-        return CaptureSource(uri, uri, cv2.CAP_FFMPEG, live=True)
+        return StreamSource(uri, uri, cv2.CAP_FFMPEG, options)
     if scheme == "csi":
-        raise EdgesegError("csi:// cameras need a Jetson with GStreamer-enabled OpenCV (nvarguscamerasrc); not available on this machine")
+        return _csi(uri, options)
     if scheme and scheme != "file":
         raise EdgesegError(f"unknown source scheme '{scheme}://' in '{uri}'; use a file, a folder, /dev/videoN, v4l2://, rtsp://, udp://, http://, or synthetic://")
     path = Path(uri[len("file://") :] if scheme == "file" else uri)
@@ -204,4 +341,4 @@ def open_source(uri: str) -> Source:
         source = ImageFolderSource(uri, path.parent)
         source.paths, source.length = [path], 1
         return source
-    return CaptureSource(uri, str(path), cv2.CAP_FFMPEG)
+    return VideoFileSource(uri, str(path))

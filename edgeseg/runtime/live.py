@@ -1,0 +1,188 @@
+"""Sinks that leave the machine: a browser live view (MJPEG over HTTP) and a stream out through FFmpeg.
+
+The live view never slows the pipeline: `write` stores the newest JPEG and returns; each viewer
+has its own thread that sends whatever is newest when its socket is ready, so a slow viewer just
+sees fewer frames. Nobody watching means no JPEG is encoded at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.sinks import Sink
+
+if TYPE_CHECKING:
+    from edgeseg.runtime.pipeline import Prediction
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>edgeseg live</title>
+<style>body{margin:0;background:#111;color:#ddd;font:14px monospace}img{display:block;max-width:100vw;max-height:90vh;margin:auto}
+#stats{padding:8px;text-align:center}</style></head>
+<body><img id="live" src="/stream.mjpg" alt="live segmentation"><div id="stats">connecting...</div>
+<script>
+async function poll() {
+  try {
+    const s = await (await fetch('/stats.json', {cache: 'no-store'})).json();
+    const stages = Object.entries(s.stages_ms).map(([k, v]) => `${k} ${v} ms`).join(' | ');
+    const gaps = s.gaps_s.length ? ` | gaps ${s.gaps_s.join(', ')} s` : '';
+    document.getElementById('stats').textContent = `${s.fps} FPS | ${s.frames} frames | ${stages}${gaps}${s.reconnecting ? ' | RECONNECTING' : ''}`;
+  } catch (e) { document.getElementById('stats').textContent = 'stream ended'; }
+}
+setInterval(poll, 1000); poll();
+</script></body></html>
+"""
+
+
+class LiveViewSink(Sink):
+    """`-o http://HOST:PORT`: an HTML page, the overlay as MJPEG, and /stats.json. Binds 127.0.0.1 unless told otherwise."""
+
+    def __init__(self, uri: str, quality: int = 80):
+        parts = urlsplit(uri)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 8080
+        self.quality = quality
+        self.condition = threading.Condition()
+        self.jpeg: bytes | None = None
+        self.sequence = 0
+        self.viewers = 0
+        self.closed = False
+        self.stats: Callable[[], dict[str, Any]] = lambda: {"fps": 0, "frames": 0, "dropped": 0, "stages_ms": {}, "gaps_s": [], "reconnecting": False}
+        try:
+            self.server = ThreadingHTTPServer((self.host, self.port), _handler(self))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise EdgesegError(f"port {self.port} on {self.host} is already in use; choose another: -o http://{self.host}:{self.port + 1}") from None
+            raise EdgesegError(f"cannot serve the live view on {self.host}:{self.port}: {exc.strerror}") from None
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="live-view", daemon=True)
+        self.thread.start()
+        print(f"edgeseg: live view at http://{self.host}:{self.server.server_address[1]}/", file=sys.stderr, flush=True)
+
+    def attach(self, pipeline: Any) -> None:
+        self.stats = pipeline.live_stats
+
+    def write(self, image: np.ndarray, prediction: Prediction) -> None:
+        if self.viewers == 0:
+            return  # nobody is watching: skip the JPEG encode
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if ok:
+            with self.condition:
+                self.jpeg, self.sequence = encoded.tobytes(), self.sequence + 1
+                self.condition.notify_all()
+
+    def newest_after(self, sequence: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
+        with self.condition:
+            self.condition.wait_for(lambda: self.sequence != sequence or self.closed, timeout)
+            return self.sequence, self.jpeg
+
+    def close(self) -> None:
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def describe(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+
+def _handler(sink: LiveViewSink) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path in ("/", "/index.html"):
+                self._send(200, "text/html; charset=utf-8", PAGE.encode())
+            elif self.path == "/stats.json":
+                self._send(200, "application/json", json.dumps(sink.stats()).encode())
+            elif self.path.startswith("/stream.mjpg"):
+                self._stream()
+            else:
+                self._send(404, "text/plain", b"not found\n")
+
+        def _send(self, status: int, kind: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _stream(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            with sink.condition:
+                sink.viewers += 1
+            try:
+                sequence = -1
+                while not sink.closed:
+                    sequence, jpeg = sink.newest_after(sequence)
+                    if jpeg is None:
+                        continue
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the viewer left
+            finally:
+                with sink.condition:
+                    sink.viewers -= 1
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep the terminal for edgeseg
+            pass
+
+    return Handler
+
+
+class StreamOutSink(Sink):
+    """`-o udp://HOST:PORT` (MPEG-TS) or `-o rtsp://SERVER/path` (published to an RTSP server), H.264 through FFmpeg."""
+
+    def __init__(self, uri: str, fps: float):
+        if shutil.which("ffmpeg") is None:
+            raise EdgesegError(f"streaming to {uri} needs the ffmpeg program: apt install ffmpeg")
+        self.uri, self.fps = uri, fps
+        self.process: subprocess.Popen | None = None
+        self.frames = 0
+
+    def _start(self, width: int, height: int) -> subprocess.Popen:
+        container = ["-f", "rtsp", "-rtsp_transport", "tcp"] if self.uri.startswith("rtsp") else ["-f", "mpegts"]
+        target = self.uri if self.uri.startswith("rtsp") or "pkt_size" in self.uri else f"{self.uri}{'&' if '?' in self.uri else '?'}pkt_size=1316"
+        command = [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{self.fps:g}", "-i", "-",
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", str(max(1, round(self.fps))), *container, target,
+        ]
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def write(self, image: np.ndarray, prediction: Prediction) -> None:
+        if self.process is None:
+            self.process = self._start(image.shape[1], image.shape[0])
+        try:
+            self.process.stdin.write(np.ascontiguousarray(image).tobytes())
+        except BrokenPipeError:
+            error = self.process.stderr.read().decode(errors="replace").strip().splitlines()
+            raise EdgesegError(f"ffmpeg stopped streaming to {self.uri}: {error[-1] if error else 'no reason given'}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def describe(self) -> str:
+        return f"{self.uri} ({self.frames} frames)"
