@@ -141,6 +141,9 @@ def test_manifest_lists_every_variant_with_its_fidelity(calibrated):
         for picture in fidelity["worst_frames"]:
             image = cv2.imread(str(calibrated / picture))
             assert image.shape == (64, 96 * 4, 3)  # frame | FP32 | variant | difference
+            fp32_panel, variant_panel, difference = image[24:, 96:192], image[24:, 192:288], image[24:, 288:]
+            marked = (difference[..., 2] > 200) & (difference[..., 1] < 60)  # red where the masks differ
+            assert marked.any() == (np.abs(fp32_panel.astype(int) - variant_panel.astype(int)).max() > 60)
     assert by_path["model.fp16.onnx"].extra["fidelity"]["agreement"] >= 0.999
     cpu = by_path["model.int8-cpu.onnx"].extra
     assert cpu["chosen"] in ("cpu-qdq", "cpu-qoperator") and set(cpu["cpu_latency_ms"]) >= {"fp32", cpu["chosen"]}

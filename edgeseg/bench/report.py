@@ -53,7 +53,7 @@ def environment_line(report: dict[str, Any]) -> str:
 
 def terminal(report: dict[str, Any]) -> str:
     lines = [
-        f"{report['model']} at {report['input_size'][1]}x{report['input_size'][0]} on {report['source']} ({report['source_size'][1]}x{report['source_size'][0]}), {report['frames']} frames after {report['warmup']} warm-up",
+        f"{report['model']} at {report['input_size'][1]}x{report['input_size'][0]} on {report['source']} ({report['source_size'][1]}x{report['source_size'][0]}), {report['frames']} frames after {report['warmup']} warm-up; capture decodes {report['capture_from']}",
         environment_line(report),
         *[f"WARNING: {w}" for w in report["environment"].get("warnings", [])],
         "",

@@ -70,11 +70,12 @@ def save_worst_frames(bundle: Bundle, stem: str, frames: list[np.ndarray], refer
     for rank, index in enumerate(np.argsort(per_frame)[:count]):
         frame = frames[index].copy()  # captions are drawn on the panels
         size = frame.shape[:2]
-        fp32_mask, variant_mask = (overlay.colorize(p.maps[index], size) for p in (reference, variant))
+        # colorize reuses its output buffer: copy each mask before drawing the next.
+        fp32_mask, variant_mask = (overlay.colorize(p.maps[index], size).copy() for p in (reference, variant))
         differs = cv2.resize((reference.maps[index] != variant.maps[index]).astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
         difference = (cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) // 3).astype(np.uint8)
         difference[differs] = (0, 0, 255)
-        panels = [frame, fp32_mask.copy(), variant_mask.copy(), difference]
+        panels = [frame, fp32_mask, variant_mask, difference]
         captions = ["frame", "FP32", label, f"differs: {100 * (1 - per_frame[index]):.2f}%"]
         for panel, caption in zip(panels, captions):
             cv2.putText(panel, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
