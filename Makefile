@@ -15,6 +15,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[export,calibrate,bench,dev]"
 	touch $(STAMP)
 
+# A real Triton Inference Server for the tests: the nvidia-pytriton wheel bundles tritonserver with
+# the Python backend. It pins numpy<2, so it gets its own venv inside .venv; when it cannot be
+# installed, the Triton tests skip and say why.
+TRITON_SERVER := $(VENV)/triton-server
+$(TRITON_SERVER)/.installed: $(STAMP)
+	-$(PYTHON) -m venv $(TRITON_SERVER) && $(TRITON_SERVER)/bin/pip install --quiet nvidia-pytriton onnxruntime && touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/edgeseg demo driving
 
@@ -28,7 +35,7 @@ system-deps:
 		else echo "note: install $(SYSTEM_PACKAGES) (apt) to run the video, stream and browser tests; they skip without them"; fi; \
 	fi
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(TRITON_SERVER)/.installed system-deps
 	$(PY) -m pytest -q
 
 clean:

@@ -212,6 +212,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from edgeseg.deploy import DeployOptions, deploy
+
+    options = DeployOptions(
+        target=args.target, precision=args.precision, streams=args.streams, model_name=args.name, max_batch=args.max_batch,
+        queue_delay_us=args.queue_delay_us, instances=args.instances, instance_kind=args.instance_kind, force=args.force,
+    )
+    for path in deploy(Path(args.bundle), Path(args.output), options):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     from edgeseg.data.folder import write_labelled_folder
 
@@ -236,7 +248,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     from edgeseg.runtime.backends import BACKENDS
     from edgeseg.runtime.overlay import FILTER_MODES, VISUALIZE
 
-    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto, the fastest usable)")
+    parser.add_argument("--backend", default="auto", help=f"inference backend: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL (default: auto)")
     parser.add_argument("--precision", choices=["best", "fp32", "fp16", "int8"], default="best", help="artifact precision (default: best available)")
     parser.add_argument("--filter-mode", choices=FILTER_MODES, default="linear", help="mask upsampling: point (nearest) or linear (smooth); see docs")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1 (default 0.5)")
@@ -357,6 +369,20 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("-i", "--input", default="synthetic://driving?seed=5000&size=1280x720&frames=100000")
     doctor.add_argument("--frames", type=int, default=100)
     doctor.set_defaults(handler=cmd_doctor)
+
+    deploy = verbs.add_parser("deploy", help="emit a DeepStream or Triton deployment from a bundle")
+    deploy.add_argument("bundle")
+    deploy.add_argument("--target", required=True, help="deepstream or triton")
+    deploy.add_argument("-o", "--output", required=True, help="directory to write (refused when it exists and is not empty, unless --force)")
+    deploy.add_argument("--precision", default="best", help="which artifact: best, fp32, fp16 or int8")
+    deploy.add_argument("--streams", type=int, default=1, help="DeepStream: number of sources batched by nvstreammux")
+    deploy.add_argument("--name", default=None, help="model name (default: from the bundle)")
+    deploy.add_argument("--max-batch", type=int, default=8, help="Triton: max_batch_size for a dynamic-batch graph")
+    deploy.add_argument("--queue-delay-us", type=int, default=100, help="Triton: dynamic batching queue delay")
+    deploy.add_argument("--instances", type=int, default=1, help="Triton: instances per device")
+    deploy.add_argument("--instance-kind", choices=["gpu", "cpu"], default="gpu", help="Triton: where instances run")
+    deploy.add_argument("--force", action="store_true")
+    deploy.set_defaults(handler=cmd_deploy)
 
     dataset = verbs.add_parser("dataset", help="write a labelled source as a folder (images/ + labels/)")
     dataset.add_argument("source", help="e.g. synthetic://medical?seed=5&frames=200&size=320x240")

@@ -30,7 +30,7 @@ class RunOptions:
 
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
-    net = open_backend(bundle, options.backend, options.precision, options.threads)
+    net = open_backend(bundle, options.backend, options.precision, options.threads, options.stream)
     source = open_source(options.inputs, options.stream)
     try:
         sinks = open_sinks(options.outputs, fps=source.fps or 30.0, save_mask=options.save_mask)

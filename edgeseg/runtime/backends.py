@@ -126,10 +126,20 @@ def tensorrt_usable() -> bool:
     return importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
 
 
-def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "best", threads: int | None = None) -> Backend:
-    """Choose and construct (not yet open) the backend and artifact for a bundle."""
+def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "best", threads: int | None = None, stream: Any = None) -> Backend:
+    """Choose and construct (not yet open) the backend and artifact for a bundle.
+
+    `stream` (StreamOptions) sets the timeout and retries of a remote backend, as for live sources.
+    """
+    if backend.startswith("triton://"):
+        from edgeseg.runtime.triton_backend import TritonBackend
+
+        if stream is None:
+            return TritonBackend(backend, bundle)
+        retries = stream.retries if stream.retries >= 0 else 8
+        return TritonBackend(backend, bundle, timeout=stream.timeout, retries=retries, backoff_cap=stream.backoff_cap)
     if backend not in BACKENDS:
-        raise EdgesegError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+        raise EdgesegError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL")
     if backend == "auto":
         backend = "tensorrt" if tensorrt_usable() and any(a.kind == "engine" for a in bundle.artifacts) else "onnxruntime"
     if backend == "tensorrt":

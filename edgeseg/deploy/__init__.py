@@ -1,0 +1,127 @@
+"""`edgeseg deploy`: what DeepStream and Triton Inference Server consume, generated from a bundle.
+
+edgeseg does not grow a server: many cameras on one device go to DeepStream (nvstreammux
+batching, nvinfer network-type=2), fleets of GPUs to Triton (model repository, dynamic batching).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeseg.bundle import Artifact, Bundle
+from edgeseg.errors import EdgesegError
+
+TARGETS = ("deepstream", "triton")
+
+
+@dataclass
+class DeployOptions:
+    target: str
+    precision: str = "best"
+    streams: int = 1
+    model_name: str | None = None
+    max_batch: int = 8
+    queue_delay_us: int = 100
+    instances: int = 1
+    instance_kind: str = "gpu"  # gpu | cpu (a CPU-only Triton serving the ONNX)
+    force: bool = False
+
+
+def prepare_output(output: Path, force: bool) -> None:
+    """An existing non-empty directory is refused unless --force (then it is replaced)."""
+    if output.is_file():
+        raise EdgesegError(f"output '{output}' is a file; deploy writes a directory")
+    if output.is_dir() and any(output.iterdir()):
+        if not force:
+            raise EdgesegError(f"output directory '{output}' exists and is not empty; choose another or pass --force to replace it")
+        shutil.rmtree(output)
+
+
+def choose_artifact(bundle: Bundle, precision: str, prefer_engine: bool) -> Artifact:
+    kinds = ("engine", "onnx") if prefer_engine else ("onnx",)
+    for kind in kinds:
+        if any(a.kind == kind for a in bundle.artifacts):
+            try:
+                return bundle.select(kind, precision, targets=("tensorrt", "any") if kind == "onnx" else ("tensorrt",))
+            except EdgesegError:
+                if kind == kinds[-1]:
+                    raise
+    raise EdgesegError(f"bundle {bundle.root} has no artifact to deploy")
+
+
+def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]:
+    if options.target not in TARGETS:
+        raise EdgesegError(f"unknown --target '{options.target}'; choose one of: {', '.join(TARGETS)}")
+    if options.streams < 1:
+        raise EdgesegError("--streams must be at least 1")
+    bundle = Bundle.load(bundle_dir)
+    prepare_output(Path(output), options.force)
+    if options.target == "deepstream":
+        from edgeseg.deploy.deepstream import write_deepstream
+
+        return write_deepstream(bundle, Path(output), options)
+    from edgeseg.deploy.triton import write_triton
+
+    return write_triton(bundle, Path(output), options)
+
+
+def plain_io_model(model: Any) -> Any:
+    """The graph without its fused ends: float NCHW RGB normalised input, float logits output.
+
+    DeepStream's nvinfer normalises frames itself (net-scale-factor, offsets) and takes the argmax
+    of per-class outputs itself (network-type=2), so the uint8 Cast/flip/normalise head and the
+    ArgMax tail come off; the layers between are untouched (Q/DQ included).
+    """
+    import onnx
+    from onnx import helper
+
+    graph = model.graph
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    head: list[Any] = []
+    frontier = [i.name for i in graph.input]
+    normalised = None
+    while frontier:
+        for node in consumers.get(frontier.pop(), []):
+            if node.op_type in ("Conv", "QuantizeLinear"):  # the first layer: its input is the normalised tensor
+                normalised = next(name for name in node.input if name in {o for h in head for o in h.output} or name in {i.name for i in graph.input})
+                continue
+            if node not in head:
+                head.append(node)
+                frontier.extend(node.output)
+    argmax = [n for n in graph.node if n.op_type == "ArgMax"]
+    tail = list(argmax)
+    frontier = [o for n in argmax for o in n.output]
+    while frontier:
+        for node in consumers.get(frontier.pop(), []):
+            if node not in tail:
+                tail.append(node)
+                frontier.extend(node.output)
+    if normalised is None:
+        raise EdgesegError("cannot find where the network starts in this graph; export with --no-fuse-preprocess for DeepStream")
+    result = onnx.ModelProto.FromString(model.SerializeToString())
+    drop = {n.name or id(n) for n in head + tail}
+    kept = [n for n in result.graph.node if (n.name or id(n)) not in drop]
+    height_width = [d for d in graph.input[0].type.tensor_type.shape.dim]
+    fused_input = graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    if fused_input:
+        batch, height, width = height_width[0], height_width[1], height_width[2]
+        dims = [batch.dim_value or batch.dim_param or "batch", 3, height.dim_value, width.dim_value]
+        new_input = helper.make_tensor_value_info(normalised, onnx.TensorProto.FLOAT, dims)
+        del result.graph.input[:]
+        result.graph.input.append(new_input)
+    if argmax:
+        logits = argmax[0].input[0]
+        del result.graph.output[:]
+        result.graph.output.append(helper.make_empty_tensor_value_info(logits))
+    del result.graph.node[:]
+    result.graph.node.extend(kept)
+    del result.graph.value_info[:]
+    result = onnx.shape_inference.infer_shapes(result)
+    onnx.checker.check_model(result)
+    return result
