@@ -157,7 +157,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from edgeseg.bench import BenchOptions, run_bench
-    from edgeseg.bench.report import terminal, write_json, write_markdown, write_plot
+    from edgeseg.bench.report import print_terminal, write_json, write_markdown, write_plot
     from edgeseg.runtime.sinks import check_writable
 
     outputs = [(Path(p), writer) for p, writer in ((args.json, write_json), (args.md, write_markdown), (args.plot, write_plot)) if p]
@@ -168,7 +168,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         accuracy_frames=args.accuracy_frames, baseline=not args.no_baseline, threads=args.threads,
     )
     report = run_bench(Path(args.bundle), options)
-    print(terminal(report))
+    print_terminal(report)
     for path, writer in outputs:
         writer(report, path)
         print(f"wrote {path}")

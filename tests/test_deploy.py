@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import configparser
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -243,3 +241,13 @@ def test_server_that_goes_away_mid_stream_is_retried(calibrated, triton, tmp_pat
         _, stderr = run.communicate(timeout=60)
         stop_server(server)
     assert "did not answer" in stderr and "answers again" in stderr and "Traceback" not in stderr
+
+
+def test_bench_through_triton(calibrated, triton, tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    code, stdout, err = run_cli(capsys, "bench", calibrated, "-i", "synthetic://medical?seed=9&frames=100&size=320x240", "--backend", f"triton://127.0.0.1:{triton['demo_medical']}/demo_medical", "--frames", "8", "--warmup", "2", "--accuracy-frames", "4", "--no-baseline", "--json", report)
+    assert code == 0, err
+    import json
+
+    (row,) = json.loads(report.read_text())["rows"]
+    assert row["backend"].startswith("triton://") and row["engine"]["count"] == 8 and row["end_to_end"]["frames"] == 8

@@ -200,3 +200,18 @@ def test_damaged_video_is_read_to_its_end_and_bad_frames_counted(tiny_bundle, sa
     assert code == 0, err
     written = int(re.search(r"(\d+) written", stdout).group(1))
     assert 30 < written < 68
+
+
+def test_http_mjpeg_source_reads_a_live_view(tiny_bundle, tmp_path, capsys):
+    """One edgeseg serves its overlay as MJPEG over HTTP; a second reads it as an http:// source."""
+    port = free_port()
+    server = edgeseg("run", tiny_bundle, "-i", "synthetic://driving?frames=1000000&size=160x120&fps=30&realtime=1", "-o", f"http://127.0.0.1:{port}")
+    try:
+        assert wait_for(lambda: _reachable(port), 30)
+        code, stdout, err = run_cli(capsys, "run", tiny_bundle, "-i", f"http://127.0.0.1:{port}/stream.mjpg", "--frames", "15", "-o", tmp_path / "in")
+    finally:
+        stop(server)
+    assert code == 0, err
+    assert "15 read" in stdout
+    frames = sorted((tmp_path / "in").glob("*.jpg"))
+    assert len(frames) >= 10 and cv2.imread(str(frames[0])).shape == (120, 160, 3)

@@ -88,8 +88,11 @@ def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]
         raise EdgesegError(f"--frames {options.frames}: benchmark at least one frame")
     if options.frames < options.warmup:
         raise EdgesegError(f"--frames {options.frames} is fewer than --warmup {options.warmup}; measure more frames than you discard")
+    if options.backend.startswith("triton://"):
+        # The server runs whatever artifact it was given; the row is labelled with what it answers for.
+        return [(options.backend, "fp32")]
     if options.backend not in BACKENDS:
-        raise EdgesegError(f"unknown backend '{options.backend}'; choose one of: {', '.join(BACKENDS)}")
+        raise EdgesegError(f"unknown backend '{options.backend}'; choose one of: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL")
     if options.backend == "tensorrt" and not tensorrt_usable():
         raise EdgesegError("--backend tensorrt: TensorRT or pycuda is not installed here (JetPack ships TensorRT; pip install 'edgeseg[tensorrt]' adds pycuda)")
     if options.backend == "auto":
@@ -153,8 +156,9 @@ class Bench:
     def measure(self, backend_name: str, precision: str) -> Row:
         options = self.options
         backend = open_backend(self.bundle, backend_name, precision, options.threads)
-        row = Row(f"{backend_name} {precision}", backend_name, precision, backend.model_path.name)
-        contract_in, contract_out = self.bundle.input, self.bundle.output
+        label = backend.model_path.name if hasattr(backend, "model_path") else backend.describe()
+        row = Row(f"{backend_name} {precision}", backend_name, precision, label)
+        contract_in = self.bundle.input
         with backend:
             batch = frames_to_input([self.frames[0]] * self._batch(backend), contract_in)
             timed(lambda: backend.infer(batch), options.warmup)

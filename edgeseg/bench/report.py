@@ -51,9 +51,47 @@ def environment_line(report: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def heading(report: dict[str, Any]) -> str:
+    return (
+        f"{report['model']} at {report['input_size'][1]}x{report['input_size'][0]} on {report['source']} "
+        f"({report['source_size'][1]}x{report['source_size'][0]}), {report['frames']} frames after {report['warmup']} warm-up; "
+        f"capture decodes {report['capture_from']}"
+    )
+
+
+def print_terminal(report: dict[str, Any]) -> None:
+    """The report on the terminal: rich tables when rich is installed (the bench extra), plain text otherwise."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(terminal(report))
+        return
+    console = Console()
+    console.print(heading(report), highlight=False)
+    table = Table(title=environment_line(report), title_justify="left")
+    for index, header in enumerate(HEADERS):
+        table.add_column(header, justify="left" if index < 2 else "right")
+    for row in report["rows"]:
+        table.add_row(*row_cells(row))
+    console.print(table)
+    for warning in report["environment"].get("warnings", []):
+        console.print(f"[bold red]WARNING[/]: {warning}")
+    if report.get("baseline_note"):
+        console.print(f"no baseline row: {report['baseline_note']}")
+    overlay = Table(title="overlay cost", title_justify="left")
+    for header in ("overlay", "filter", "ms", "addWeighted ms", "ratio"):
+        overlay.add_column(header, justify="right" if header != "overlay" else "left")
+    for o in report["overlay"]:
+        overlay.add_row(f"{o['resolution']} ({o['at']})", o["filter"], f"{o['overlay_ms']:.2f}", f"{o['addweighted_ms']:.2f}", f"{o['ratio']:.2f}")
+    console.print(overlay)
+    for line in ratio_lines(report):
+        console.print(line, highlight=False)
+
+
 def terminal(report: dict[str, Any]) -> str:
     lines = [
-        f"{report['model']} at {report['input_size'][1]}x{report['input_size'][0]} on {report['source']} ({report['source_size'][1]}x{report['source_size'][0]}), {report['frames']} frames after {report['warmup']} warm-up; capture decodes {report['capture_from']}",
+        heading(report),
         environment_line(report),
         *[f"WARNING: {w}" for w in report["environment"].get("warnings", [])],
         "",

@@ -63,7 +63,7 @@ def nvinfer_config(bundle: Bundle, model: object, onnx_name: str, labels_name: s
         f"labelfile-path={labels_name}",
         f"infer-dims=3;{height};{width}",
         f"batch-size={batch}",
-        f"# 0=FP32 1=INT8 2=FP16; an INT8 graph carries explicit Q/DQ, so no int8-calib-file is needed",
+        "# 0=FP32 1=INT8 2=FP16; an INT8 graph carries explicit Q/DQ, so no int8-calib-file is needed",
         f"network-mode={NETWORK_MODE[precision]}",
         f"num-detected-classes={len(bundle.classes)}",
         "interval=0",

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeseg.bundle import Artifact, Bundle, ClassInfo, InputContract, OutputContract, utc_now
+from edgeseg.bundle import Artifact, Bundle, ClassInfo, utc_now
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_directory, sha256_file
-from edgeseg.progress import Progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
