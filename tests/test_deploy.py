@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import onnxruntime as ort
 import pytest
 
 from edgeseg.bundle import Bundle
+from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
 
 from conftest import assert_one_line_error, run_cli
@@ -93,9 +96,7 @@ def test_deepstream_configs_and_plain_io_graph(calibrated, tmp_path, capsys):
     graph_in, graph_out = session.get_inputs()[0], session.get_outputs()[0]
     assert graph_in.type == "tensor(float)" and graph_in.shape[1:] == [3, 240, 320] and graph_out.name == props["output-blob-names"]
     bundle = Bundle.load(calibrated)
-    import dataclasses
-
-    frame = next(iter(__import__("edgeseg.runtime.sources", fromlist=["open_source"]).open_source("synthetic://medical?seed=9&frames=1&size=320x240"))).image
+    frame = next(iter(open_source("synthetic://medical?seed=9&frames=1&size=320x240"))).image
     logits = session.run(None, {graph_in.name: frames_to_input([frame], dataclasses.replace(bundle.input, fused_preprocess=False, layout="NCHW", color_order="RGB"))})[0]
     reference = ort.InferenceSession(str(calibrated / "model.int8-tensorrt.onnx"), providers=["CPUExecutionProvider"])
     expected = reference.run(None, {"frame": frames_to_input([frame], bundle.input)})[0]
@@ -140,7 +141,10 @@ def free_ports(count: int) -> list[int]:
 
 def start_server(model: Path, name: str, ports: list[int], *extra: str) -> subprocess.Popen:
     grpc, http, metrics = ports
-    return subprocess.Popen([str(SERVER_PYTHON), str(REPO / "tests" / "triton_server.py"), str(model), name, str(grpc), str(http), str(metrics), *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile("w+")  # tritonserver logs a lot: a pipe nobody reads would stall it
+    process = subprocess.Popen([str(SERVER_PYTHON), str(REPO / "tests" / "triton_server.py"), str(model), name, str(grpc), str(http), str(metrics), *extra], stdout=log, stderr=subprocess.STDOUT, text=True)
+    process.log = log  # type: ignore[attr-defined]
+    return process
 
 
 def wait_ready(name: str, grpc: int, process: subprocess.Popen, timeout: float = 180) -> None:
@@ -155,8 +159,8 @@ def wait_ready(name: str, grpc: int, process: subprocess.Popen, timeout: float =
         except Exception:  # not listening yet
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            output = process.stdout.read() if process.poll() is not None else ""
-            pytest.skip(f"tritonserver did not come up on this machine: {output[-400:]}")
+            process.log.seek(0)  # type: ignore[attr-defined]
+            pytest.skip(f"tritonserver did not come up on this machine: {process.log.read()[-400:]}")  # type: ignore[attr-defined]
         time.sleep(0.5)
 
 
@@ -216,10 +220,11 @@ def test_server_that_goes_away_mid_stream_is_retried(calibrated, triton, tmp_pat
     server = start_server(calibrated / "model.onnx", "demo_medical", ports)
     wait_ready("demo_medical", ports[0], server)
     frames = tmp_path / "frames"
+    log = tempfile.TemporaryFile("w+")
     run = subprocess.Popen(
         [sys.executable, "-m", "edgeseg", "run", str(calibrated), "-i", "synthetic://medical?frames=1000000&size=320x240&fps=30&realtime=1",
          "--backend", f"triton://127.0.0.1:{ports[0]}/demo_medical", "--reconnect-retries", "30", "--reconnect-max-wait", "1", "-o", str(frames)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=log, text=True,
     )
     count = lambda: len(list(frames.glob("*.jpg"))) if frames.exists() else 0  # noqa: E731
     try:
@@ -238,7 +243,9 @@ def test_server_that_goes_away_mid_stream_is_retried(calibrated, triton, tmp_pat
         assert count() >= before + 10, "the run did not carry on after the server came back"
     finally:
         run.send_signal(signal.SIGINT)
-        _, stderr = run.communicate(timeout=60)
+        run.wait(timeout=60)
+        log.seek(0)
+        stderr = log.read()
         stop_server(server)
     assert "did not answer" in stderr and "answers again" in stderr and "Traceback" not in stderr
 

@@ -46,12 +46,24 @@ def udp_sender(video: Path, port: int) -> subprocess.Popen:
 
 
 def edgeseg(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edgeseg", *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """`edgeseg` as a real process; its output goes to files, so a chatty run can never block on a full pipe."""
+    import tempfile
+
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    process = subprocess.Popen([sys.executable, "-m", "edgeseg", *map(str, argv)], stdout=out, stderr=err, text=True)
+    process.logs = (out, err)  # type: ignore[attr-defined]
+    return process
 
 
 def stop(process: subprocess.Popen) -> tuple[str, str]:
     process.send_signal(signal.SIGINT)
-    return process.communicate(timeout=60)
+    process.wait(timeout=60)
+    texts = []
+    for log in process.logs:  # type: ignore[attr-defined]
+        log.seek(0)
+        texts.append(log.read())
+        log.close()
+    return texts[0], texts[1]
 
 
 @needs_ffmpeg

@@ -41,7 +41,7 @@ def resident_mib(pid: int) -> float:
 def soak(bundle: str, minutes: float, video: str, csv_path: Path | None) -> dict[str, float]:
     udp, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     sender = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", video, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-f", "mpegts", f"udp://127.0.0.1:{udp}?pkt_size=1316"], stdin=subprocess.DEVNULL)
-    run = subprocess.Popen([sys.executable, "-m", "edgeseg", "run", bundle, "-i", f"udp://127.0.0.1:{udp}", "-o", f"http://127.0.0.1:{http}", "-o", "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen([sys.executable, "-m", "edgeseg", "run", bundle, "-i", f"udp://127.0.0.1:{udp}", "-o", f"http://127.0.0.1:{http}", "-o", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = []
     try:
         time.sleep(5)  # let the stream open and settle
@@ -57,7 +57,7 @@ def soak(bundle: str, minutes: float, video: str, csv_path: Path | None) -> dict
                 print(f"{samples[-1][0]:.0f} s: {samples[-1][1]:.1f} MiB, {fps:.1f} FPS", file=sys.stderr, flush=True)
     finally:
         run.send_signal(signal.SIGINT)
-        run.communicate(timeout=60)
+        run.wait(timeout=60)
         sender.kill()
     if csv_path:
         with open(csv_path, "w", newline="") as handle:

@@ -26,6 +26,10 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError
 
+# FFmpeg logs every undecodable packet of a stream joined mid-GOP (hundreds of lines a second);
+# edgeseg reports losses and gaps itself. Set OPENCV_FFMPEG_LOGLEVEL to see FFmpeg's own lines.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = ("rtsp", "rtsps", "udp", "rtp", "http", "https")
 
