@@ -22,15 +22,23 @@ class Progress:
 
     def advance(self, note: str = "", steps: int = 1) -> None:
         self.done = min(self.total, self.done + steps)
+        if self.enabled and self._due(note):
+            self._draw(note)
+
+    def _due(self, note: str) -> bool:
+        """A terminal redraws at most 10 times a second; a log gets a line per noted step."""
+        if self.done >= self.total:
+            return True
+        if self.tty:
+            return time.perf_counter() - self.last_draw >= 0.1
+        return bool(note)
+
+    def _draw(self, note: str) -> None:
         now = time.perf_counter()
-        # On a terminal redraw at most 10 times a second; in a log, only whole steps with a note.
-        if not self.enabled or (self.tty and now - self.last_draw < 0.1 and self.done < self.total) or (not self.tty and not note and self.done < self.total):
-            return
         self.last_draw = now
         width = 24
         filled = int(width * self.done / self.total)
-        bar = "#" * filled + "-" * (width - filled)
-        line = f"{self.label} [{bar}] {self.done}/{self.total} {now - self.started:5.1f}s {note}"
+        line = f"{self.label} [{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} {now - self.started:5.1f}s {note}"
         if self.tty:
             self.stream.write("\r" + line[:120].ljust(120) + ("\n" if self.done >= self.total else ""))
         else:
