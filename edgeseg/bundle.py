@@ -187,16 +187,19 @@ class Bundle:
             self._verified.add(relative)
         return self.inside(artifact.path)
 
-    def select(self, kind: str, precision: str = "fp32", targets: tuple[str, ...] = ("any",)) -> Artifact:
+    def select(self, kind: str, precision: str = "fp32", targets: tuple[str, ...] = ("any",), prefer: Any = None) -> Artifact:
         """Pick the artifact for a runtime.
 
         `precision` is fp32/fp16/int8 or 'best' (the lowest precision present); `targets` lists the
-        artifact shapes this runtime can use, most preferred first.
+        artifact shapes this runtime can use, most preferred first. `prefer(artifact) -> bool` ranks
+        matching artifacts first (an engine built for this GPU and TensorRT among several).
         """
         candidates = [a for a in self.artifacts if a.kind == kind and a.target in targets]
+        if prefer is not None:
+            candidates.sort(key=lambda a: not prefer(a))
         wanted = ("int8", "fp16", "fp32") if precision == "best" else (precision,)
         for name in wanted:
-            matches = sorted((a for a in candidates if a.precision == name), key=lambda a: targets.index(a.target))
+            matches = sorted((a for a in candidates if a.precision == name), key=lambda a: targets.index(a.target))  # stable: keeps `prefer` order
             if matches:
                 return matches[0]
         have = sorted({a.precision for a in candidates}) or ["none"]

@@ -44,6 +44,10 @@ class RecordingTensorRT:
     def OnnxParser(self, network, logger):  # noqa: N802
         return _Parser(self, network)
 
+    def init_libnvinfer_plugins(self, logger, namespace):
+        self.calls.append(("init_libnvinfer_plugins", namespace))
+        return True
+
     # Logger.WARNING / Logger.ERROR as attributes of the callable
     Logger.WARNING = "WARNING"  # type: ignore[attr-defined]
     Logger.ERROR = "ERROR"  # type: ignore[attr-defined]

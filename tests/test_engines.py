@@ -150,6 +150,7 @@ def test_garbage_engine_file_is_refused(calibrated_copy):
     backend.trt = trt
     with pytest.raises(EdgesegError, match="damaged or not an engine.*edgeseg build"):
         backend._load(trt)
+    assert ("init_libnvinfer_plugins", "") in trt.calls  # plugins registered before deserialising
 
 
 def test_batch_outside_the_profile_is_refused(calibrated_copy):

@@ -153,7 +153,10 @@ def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "best",
         engines = [a for a in bundle.artifacts if a.kind == "engine"]
         if not engines:
             raise EdgesegError(f"bundle {bundle.root} has no TensorRT engine; build one with: edgeseg build {bundle.root}")
-        return TensorRTBackend(bundle, bundle.select("engine", precision, targets=("tensorrt",)))
+        import tensorrt
+
+        # A bundle may carry engines for several devices: take the one this TensorRT made.
+        return TensorRTBackend(bundle, bundle.select("engine", precision, targets=("tensorrt",), prefer=lambda a: a.tools.get("tensorrt") == tensorrt.__version__))
     # The CPU-shaped int8 artifact runs fastest on ONNX Runtime; a generic one is the fallback.
     artifact = bundle.select("onnx", precision, targets=("cpu", "any"))
     if precision == "best" and artifact.extra.get("cpu_latency_ratio", 0) >= 1.0:

@@ -47,6 +47,7 @@ class TensorRTBackend(Backend):
 
     def _load(self, trt: Any) -> None:
         logger = trt.Logger(trt.Logger.WARNING)
+        trt.init_libnvinfer_plugins(logger, "")  # as Polygraphy's EngineFromBytes does: plugin layers deserialise
         self.runtime = trt.Runtime(logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(self.model_path).read_bytes())
         if self.engine is None:  # TensorRT logs why and returns None on a damaged or foreign plan
