@@ -67,7 +67,9 @@ def print_terminal(report: dict[str, Any]) -> None:
     except ImportError:
         print(terminal(report))
         return
-    console = Console()
+    import sys
+
+    console = Console(width=None if sys.stdout.isatty() else 220)  # a log or pipe gets the whole table
     console.print(heading(report), highlight=False)
     table = Table(title=environment_line(report), title_justify="left")
     for index, header in enumerate(HEADERS):

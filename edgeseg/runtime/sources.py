@@ -40,6 +40,7 @@ class Frame:
     image: np.ndarray  # uint8 HxWx3 BGR
     timestamp: float  # time.perf_counter() when it was captured
     label: np.ndarray | None = None  # class map, when the source knows the truth
+    tensor: np.ndarray | None = None  # the graph input made from `image` (set by the pipeline)
 
 
 class Source:
