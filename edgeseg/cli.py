@@ -1,4 +1,4 @@
-"""edgeseg's one entry point: edgeseg {export,info,run,demo}.
+"""edgeseg's one entry point: edgeseg {export,info,run,demo,eval,train,dataset,calibrate,build,bench,deploy,doctor}.
 
 Every user mistake is an EdgesegError: printed as one line, exit status 1, no traceback.
 """

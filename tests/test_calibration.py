@@ -267,3 +267,22 @@ def test_graph_that_cannot_be_quantized(tmp_path, capsys):
 def test_min_agreement_outside_the_unit_interval(trained_bundle, value, capsys):
     code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", DATA, "--min-agreement", value)
     assert_one_line_error(code, err, "outside (0, 1]")
+
+
+def test_interrupted_calibration_lists_nothing_new(trained_bundle, tmp_path, monkeypatch):
+    """Ctrl-C after some variants were written: the manifest still lists only what it listed before."""
+    import edgeseg.calibration as calibration
+
+    bundle_dir = tmp_path / "b"
+    shutil.copytree(trained_bundle, bundle_dir)
+    before = (bundle_dir / "manifest.json").read_text()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibration.Calibration, "cpu_int8", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        calibration.calibrate(bundle_dir, calibration.CalibrateOptions(data=DATA, count=8, eval_count=4, method="minmax", progress=False))
+    assert (bundle_dir / "model.fp16.onnx").exists()  # written, but not trusted:
+    assert (bundle_dir / "manifest.json").read_text() == before
+    assert not list(bundle_dir.glob(".*.partial"))
