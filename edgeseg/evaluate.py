@@ -16,8 +16,8 @@ from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
 from edgeseg.report import format_table
 from edgeseg.runtime import open_backend, open_source
+from edgeseg.runtime.backends import class_maps
 from edgeseg.runtime.sources import Frame
-from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
 
 
 def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) -> Any:
@@ -50,10 +50,8 @@ def evaluate(bundle_dir: Path, data: str, backend: str = "auto", precision: str 
     count = 0
     bar = Progress(frames or 0, "eval", enabled=progress and frames is not None)
     with net:
-        size = net.inputs[0].shape[0] if isinstance(net.inputs[0].shape[0], int) else 1
-        for batch in labelled_batches(data, size, len(classes), frames):
-            images = [f.image for f in batch] + [batch[-1].image] * (size - len(batch))
-            maps = output_to_class_maps(net.infer(frames_to_input(images, bundle.input)), bundle.output)
+        for batch in labelled_batches(data, net.batch_size, len(classes), frames):
+            maps = class_maps(net, [f.image for f in batch], bundle.input, bundle.output)
             for frame, class_map in zip(batch, maps):
                 height, width = frame.label.shape
                 predicted = cv2.resize(class_map, (width, height), interpolation=cv2.INTER_NEAREST)

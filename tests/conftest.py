@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,18 @@ from edgeseg.cli import main
 PROGRESS = re.compile(r"^[\w ]+\S* \[[#-]+\] \d+/\d+")
 SAMPLE_VIDEOS = Path("/usr/share/doc/opencv-doc/examples/data")
 TESTS = Path(__file__).parent
+
+
+def free_ports(count: int = 1, kind: int = socket.SOCK_STREAM) -> list[int]:
+    """Loopback ports nobody holds now; all bound together so the list has no repeats."""
+    probes = [socket.socket(socket.AF_INET, kind) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, free_ports, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_PYTHON = REPO / ".venv" / "triton-server" / "bin" / "python"
@@ -121,24 +120,12 @@ def test_existing_non_empty_output_needs_force(calibrated, tmp_path, capsys):
 
 
 def test_unreachable_triton_server(calibrated, capsys):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports(1)
     code, _, err = run_cli(capsys, "run", calibrated, "-i", "synthetic://medical?frames=2&size=320x240", "--backend", f"triton://127.0.0.1:{port}/demo_medical")
     assert_one_line_error(code, err, f"Triton at 127.0.0.1:{port} is unreachable")
 
 
 # -- a real Triton server on loopback ----------------------------------------------------------------
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def start_server(model: Path, name: str, ports: list[int], *extra: str) -> subprocess.Popen:
     grpc, http, metrics = ports
     log = tempfile.TemporaryFile("w+")  # tritonserver logs a lot: a pipe nobody reads would stall it

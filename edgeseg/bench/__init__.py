@@ -25,7 +25,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
-from edgeseg.runtime.backends import BACKENDS, open_backend, tensorrt_usable
+from edgeseg.runtime.backends import BACKENDS, class_maps, open_backend, tensorrt_usable
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.pipeline import Pipeline, percentiles_ms
 from edgeseg.runtime.sinks import NullSink
@@ -160,7 +160,7 @@ class Bench:
         row = Row(f"{backend_name} {precision}", backend_name, precision, label)
         contract_in = self.bundle.input
         with backend:
-            batch = frames_to_input([self.frames[0]] * self._batch(backend), contract_in)
+            batch = frames_to_input([self.frames[0]] * backend.batch_size, contract_in)
             timed(lambda: backend.infer(batch), options.warmup)
             samples = timed(lambda: backend.infer(batch), options.frames)
             row.engine, row.engine_samples_ms = with_fps(samples), [s * 1000 for s in samples]
@@ -170,11 +170,6 @@ class Bench:
         row.end_to_end = self._end_to_end(backend_name, precision)
         return row
 
-    @staticmethod
-    def _batch(backend: Any) -> int:
-        first = backend.inputs[0].shape[0]
-        return first if isinstance(first, int) else 1
-
     def _stages_alone(self, backend: Any, infer_ms: float) -> dict[str, float]:
         contract_in, contract_out = self.bundle.input, self.bundle.output
         count = min(len(self.frames), self.options.frames)
@@ -183,10 +178,9 @@ class Bench:
             capture = timed(source.read, count)
         finally:
             source.close()
-        batch = self._batch(backend)
-        tensors = [frames_to_input([frame] * batch, contract_in) for frame in self.frames[:count]]
+        batch = backend.batch_size
         preprocess = timed(lambda: frames_to_input([self.frames[0]] * batch, contract_in), count)
-        output = backend.infer(tensors[0])
+        output = backend.infer(frames_to_input([self.frames[0]] * batch, contract_in))
         postprocess = timed(lambda: output_to_class_maps(output, contract_out), count)
         class_map = output_to_class_maps(output, contract_out)[0]
         logits = output[0] if contract_out.kind == "logits" else None
@@ -198,7 +192,7 @@ class Bench:
         """The same stages, one after another on one thread: what a plain loop gets."""
         contract_in, contract_out = self.bundle.input, self.bundle.output
         source = open_source(self.timing_source)
-        batch = self._batch(backend)
+        batch = backend.batch_size
         start = time.perf_counter()
         count = 0
         try:
@@ -220,12 +214,8 @@ class Bench:
         # Steady state, as the sequential loop (whose backend is already open) is measured.
         return {"fps": summary.steady_fps, "fps_with_startup": summary.fps, "frames": summary.frames_written, "stages": summary.stages}
 
-    def _maps(self, backend: Any, images: list[np.ndarray]) -> list[np.ndarray]:
-        batch = self._batch(backend)
-        return [output_to_class_maps(backend.infer(frames_to_input([image] * batch, self.bundle.input)), self.bundle.output)[0] for image in images]
-
     def _accuracy(self, backend: Any) -> dict[str, Any]:
-        return self.accuracy_of(self._maps(backend, self.accuracy_images))
+        return self.accuracy_of(class_maps(backend, self.accuracy_images, self.bundle.input, self.bundle.output))
 
     def accuracy_of(self, maps: list[np.ndarray]) -> dict[str, Any]:
         """Agreement with the first (FP32) row's class maps, and mIoU when the frames carry labels."""

@@ -11,10 +11,9 @@ import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.metrics import confusion_matrix, scores
-from edgeseg.runtime.backends import ONNXRuntimeBackend
+from edgeseg.runtime.backends import ONNXRuntimeBackend, class_maps
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.sinks import write_image_atomic
-from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
 
 
 @dataclass
@@ -27,14 +26,7 @@ class Predictions:
 
 def predict(model_path: Path, bundle: Bundle, frames: list[np.ndarray], threads: int | None = None) -> Predictions:
     with ONNXRuntimeBackend(model_path, providers=["CPUExecutionProvider"], threads=threads) as backend:
-        batch = backend.inputs[0].shape[0] if isinstance(backend.inputs[0].shape[0], int) else 1
-        maps: list[np.ndarray] = []
-        for start in range(0, len(frames), batch):
-            chunk = frames[start : start + batch]
-            padded = chunk + [chunk[-1]] * (batch - len(chunk))
-            output = backend.infer(frames_to_input(padded, bundle.input))
-            maps.extend(output_to_class_maps(output, bundle.output)[: len(chunk)])
-    return Predictions(maps)
+        return Predictions(class_maps(backend, frames, bundle.input, bundle.output))
 
 
 def accuracy(predictions: Predictions, labels: list[np.ndarray], num_classes: int) -> dict[str, Any]:

@@ -10,8 +10,7 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_directory
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from edgeseg.runtime.sources import IMAGE_SUFFIXES
 
 
 def is_labelled_folder(path: Path) -> bool:

@@ -52,6 +52,12 @@ class Backend:
             raise RuntimeError(f"{self.name} backend used before open()")
         return self._infer(batch)
 
+    @property
+    def batch_size(self) -> int:
+        """Frames per infer call: the graph's fixed batch, or 1 for a dynamic batch."""
+        first = self.inputs[0].shape[0] if self.inputs else None
+        return first if isinstance(first, int) and first > 0 else 1
+
     def __enter__(self) -> "Backend":
         return self.open()
 
@@ -163,3 +169,16 @@ def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "best",
         # calibrate measured this INT8 form no faster than FP32 here (thin nets gain little): run FP32.
         artifact = bundle.select("onnx", "fp32", targets=("any",))
     return ONNXRuntimeBackend(bundle.artifact_path(artifact), threads=threads)
+
+
+def class_maps(backend: Backend, images: list[np.ndarray], input_contract: Any, output_contract: Any) -> list[np.ndarray]:
+    """uint8 class maps for BGR frames through an open backend, in batches of its size (the last padded)."""
+    from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+
+    size = backend.batch_size
+    maps: list[np.ndarray] = []
+    for start in range(0, len(images), size):
+        chunk = images[start : start + size]
+        padded = chunk + [chunk[-1]] * (size - len(chunk))
+        maps.extend(output_to_class_maps(backend.infer(frames_to_input(padded, input_contract)), output_contract)[: len(chunk)])
+    return maps

@@ -219,10 +219,6 @@ class Pipeline:
         finally:
             self._put(self.frames, END)
 
-    def _batch_size(self) -> int:
-        first = self.backend.inputs[0].shape[0] if self.backend.inputs else None
-        return first if isinstance(first, int) and first > 0 else 1
-
     def _next_batch(self, size: int) -> list[Frame]:
         batch: list[Frame] = []
         while len(batch) < size and not self.capture_done:
@@ -236,7 +232,7 @@ class Pipeline:
     def _infer(self) -> None:
         try:
             with self.backend:
-                size = self._batch_size()
+                size = self.backend.batch_size
                 while frames := self._next_batch(size):
                     self._infer_batch(frames, size)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
