@@ -155,3 +155,15 @@ def test_unlabelled_source_for_eval(demo_bundle, sample_video, capsys):
 def test_weights_for_another_class_count(tmp_path, capsys):
     code, _, err = run_cli(capsys, "export", "demo-medical", "-o", tmp_path / "x", "--classes", "3")
     assert_one_line_error(code, err, "do not fit the model", "size mismatch")
+
+
+def test_train_takes_a_bare_scene_uri(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "unet", "--data", "synthetic://medical?seed=3", "-o", tmp_path / "w.pt")
+    assert_one_line_error(code, err, "bare scene URI", "--train-seeds")
+
+
+def test_train_on_a_folder_with_one_pair(tmp_path, capsys):
+    make_folder(tmp_path / "set", [("a", True)])
+    code, _, err = run_cli(capsys, "train", "unet", "--data", tmp_path / "set", "-o", tmp_path / "w.pt", "--classes", "3", "--size", "32x48")
+    assert_one_line_error(code, err, "has 1 pair(s)", "at least 2")
+    assert not (tmp_path / "w.pt").exists()

@@ -245,3 +245,20 @@ def test_bench_through_triton(calibrated, triton, tmp_path, capsys):
 
     (row,) = json.loads(report.read_text())["rows"]
     assert row["backend"].startswith("triton://") and row["engine"]["count"] == 8 and row["end_to_end"]["frames"] == 8
+
+
+def test_plain_io_graph_from_a_graph_with_unnamed_nodes(calibrated):
+    """Imported graphs often leave node names empty: the head and tail must still come off exactly."""
+    import onnx
+
+    from edgeseg.deploy import plain_io_model
+
+    named = onnx.load(str(calibrated / "model.onnx"))
+    unnamed = onnx.load(str(calibrated / "model.onnx"))
+    for node in unnamed.graph.node:
+        node.name = ""
+    expected, result = plain_io_model(named), plain_io_model(unnamed)
+    assert [n.op_type for n in result.graph.node] == [n.op_type for n in expected.graph.node]
+    assert next(n.op_type for n in result.graph.node if n.op_type != "Constant") == "Conv"  # the uint8 head is gone
+    assert all(n.op_type != "ArgMax" for n in result.graph.node)
+    assert result.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT

@@ -218,3 +218,8 @@ def test_unwritable_output(tmp_path, capsys):
     blocker.write_text("x")
     code, _, err = run_cli(capsys, "export", "unet", "-o", blocker / "bundle", "--size", "64x64", "--classes", "3", "--arg", "width=4")
     assert_one_line_error(code, err, "cannot write bundle")
+
+
+def test_model_option_without_a_value(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x", "--classes", "3", "--arg", "width")
+    assert_one_line_error(code, err, "--arg takes key=value")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.errors import EdgesegError
+from edgeseg.onnx_graph import downstream
 
 METHODS = ("entropy", "percentile", "minmax")
 WEIGHTED_OPS = ("Conv", "ConvTranspose")
@@ -81,29 +82,13 @@ class TensorReader:
 def float_boundary_nodes(model: Any) -> list[str]:
     """Nodes that stay float: the fused preprocessing before the first Conv, and the logits-to-argmax tail."""
     graph = model.graph
-    consumers: dict[str, list[Any]] = {}
-    producers: dict[str, Any] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-        for name in node.output:
-            producers[name] = node
-
-    def downstream(tensors: list[str], stop: tuple[str, ...]) -> list[str]:
-        found: list[str] = []
-        frontier = deque(tensors)
-        while frontier:
-            for node in consumers.get(frontier.popleft(), []):
-                if node.name not in found and node.op_type not in stop:
-                    found.append(node.name)
-                    frontier.extend(node.output)
-        return found
-
+    producers = {name: node for node in graph.node for name in node.output}
     # Forward from the image input until a Conv: Cast, channel flip, normalisation.
-    keep = downstream([i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
+    head, _ = downstream(graph, [i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
     # The argmax and everything after it (the casts to uint8).
     argmaxes = [n for n in graph.node if n.op_type == "ArgMax"]
-    keep += [n.name for n in argmaxes] + downstream([o for n in argmaxes for o in n.output], stop=())
+    tail, _ = downstream(graph, [o for n in argmaxes for o in n.output])
+    keep = [graph.node[index].name for index in head] + [n.name for n in argmaxes] + [graph.node[index].name for index in tail]
     # Backward from the logits to the last Conv (the final Resize, a score Add): logits stay float.
     frontier = deque([n.input[0] for n in argmaxes] or [o.name for o in graph.output])
     while frontier:

@@ -13,6 +13,7 @@ from typing import Any
 
 from edgeseg.bundle import Artifact, Bundle
 from edgeseg.errors import EdgesegError
+from edgeseg.onnx_graph import downstream
 
 TARGETS = ("deepstream", "triton")
 
@@ -79,34 +80,18 @@ def plain_io_model(model: Any) -> Any:
     from onnx import helper
 
     graph = model.graph
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    head: list[Any] = []
-    frontier = [i.name for i in graph.input]
-    normalised = None
-    while frontier:
-        for node in consumers.get(frontier.pop(), []):
-            if node.op_type in ("Conv", "QuantizeLinear"):  # the first layer: its input is the normalised tensor
-                normalised = next(name for name in node.input if name in {o for h in head for o in h.output} or name in {i.name for i in graph.input})
-                continue
-            if node not in head:
-                head.append(node)
-                frontier.extend(node.output)
-    argmax = [n for n in graph.node if n.op_type == "ArgMax"]
-    tail = list(argmax)
-    frontier = [o for n in argmax for o in n.output]
-    while frontier:
-        for node in consumers.get(frontier.pop(), []):
-            if node not in tail:
-                tail.append(node)
-                frontier.extend(node.output)
-    if normalised is None:
+    inputs = [i.name for i in graph.input]
+    head, first_layers = downstream(graph, inputs, stop=("Conv", "QuantizeLinear"))
+    if not first_layers:
         raise EdgesegError("cannot find where the network starts in this graph; export with --no-fuse-preprocess for DeepStream")
+    # The first layer's input coming from the head (or the graph input) is the normalised tensor.
+    head_outputs = {o for index in head for o in graph.node[index].output} | set(inputs)
+    normalised = next(name for name in graph.node[first_layers[0]].input if name in head_outputs)
+    argmax = [index for index, node in enumerate(graph.node) if node.op_type == "ArgMax"]
+    tail, _ = downstream(graph, [o for index in argmax for o in graph.node[index].output])
+    drop = set(head) | set(argmax) | set(tail)
     result = onnx.ModelProto.FromString(model.SerializeToString())
-    drop = {n.name or id(n) for n in head + tail}
-    kept = [n for n in result.graph.node if (n.name or id(n)) not in drop]
+    kept = [node for index, node in enumerate(result.graph.node) if index not in drop]
     height_width = [d for d in graph.input[0].type.tensor_type.shape.dim]
     fused_input = graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     if fused_input:
@@ -116,7 +101,7 @@ def plain_io_model(model: Any) -> Any:
         del result.graph.input[:]
         result.graph.input.append(new_input)
     if argmax:
-        logits = argmax[0].input[0]
+        logits = graph.node[argmax[0]].input[0]
         del result.graph.output[:]
         result.graph.output.append(helper.make_empty_tensor_value_info(logits))
     del result.graph.node[:]
