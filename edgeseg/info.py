@@ -38,6 +38,12 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def float_layer_count(extra: dict) -> str:
+    """How many layers stayed float, and how many of them only because float ran faster there."""
+    count, for_speed = len(extra.get("float_layers", [])), len(extra.get("float_for_speed", []))
+    return f"{count} ({for_speed} for speed)" if for_speed else str(count)
+
+
 def fidelity_table(bundle: Bundle) -> str:
     """What each precision variant costs against FP32 on held-out frames."""
     rows = []
@@ -51,7 +57,7 @@ def fidelity_table(bundle: Bundle) -> str:
         rows.append([
             artifact.path, artifact.precision, artifact.target, percent(fidelity["agreement"]), percent(fidelity["worst_frame_agreement"]),
             "-" if miou is None else f"{miou:.4f}", "-" if change is None else f"{100 * change:+.2f} pt",
-            f"{len(artifact.extra.get('float_layers', []))}", "-" if ratio is None else f"{ratio:.2f}x",
+            float_layer_count(artifact.extra), "-" if ratio is None else f"{ratio:.2f}x",
         ])
     calibration = bundle.manifest.get("calibration", {})
     header = f"fidelity on {calibration.get('eval_frames', '?')} held-out frames ({calibration.get('eval_source', '?')}); calibrated on {calibration.get('count', '?')} frames of {calibration.get('source', '?')} with {calibration.get('method', '?')}"

@@ -106,3 +106,14 @@ def test_no_baseline_for_a_bundle_without_weights(tiny_bundle, capsys):
     code, stdout, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--frames", "3", "--warmup", "1", "--accuracy-frames", "2")
     assert code == 0, err
     assert "no baseline row: the bundle was exported without weights" in stdout
+
+
+def test_engine_timings_interleave_the_rows():
+    """Each row gets its runs in blocks that alternate with the others, so no row owns a slow spell."""
+    from edgeseg.bench import interleaved_samples
+
+    order = []
+    samples = interleaved_samples({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=2, runs=7, rounds=3)
+    assert {key: len(values) for key, values in samples.items()} == {"a": 7, "b": 7}
+    measured = order[4:]  # after two warm-up calls each
+    assert measured == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] + ["b"]

@@ -147,6 +147,41 @@ def test_manifest_lists_every_variant_with_its_fidelity(calibrated):
     assert by_path["model.fp16.onnx"].extra["fidelity"]["agreement"] >= 0.999
     cpu = by_path["model.int8-cpu.onnx"].extra
     assert cpu["chosen"] in ("cpu-qdq", "cpu-qoperator") and set(cpu["cpu_latency_ms"]) >= {"fp32", cpu["chosen"]}
+    assert cpu["cpu_latency_ratio"] == pytest.approx(cpu["cpu_latency_ms"][cpu["chosen"]] / cpu["cpu_latency_ms"]["fp32"])
+
+
+def test_cpu_int8_folds_relu_into_the_convolutions(calibrated):
+    """uint8 with zero point 0 clips as Relu does: a Relu left between DQ and Q costs a requantization per layer."""
+    model = graph(calibrated, "model.int8-cpu.onnx")
+    extra = next(a for a in Bundle.load(calibrated).artifacts if a.path == "model.int8-cpu.onnx").extra
+    float_layers = set(extra["float_layers"])
+    quantized = [n for n in model.graph.node if n.op_type in ("QLinearConv",) or (n.op_type == "Conv" and n.name not in float_layers)]
+    assert quantized
+    by_output = producers(model)
+    consumers = {i: n for n in model.graph.node for i in n.input}
+    for node in model.graph.node:
+        if node.op_type == "Relu":  # a Relu may remain only in a part left float
+            source = by_output.get(node.input[0])
+            assert not (source is not None and source.op_type == "DequantizeLinear" and consumers.get(node.output[0]) is not None and consumers[node.output[0]].op_type == "QuantizeLinear")
+    for node in model.graph.node:
+        if node.name in extra["float_for_speed"]:
+            assert node.input[1] not in by_output  # left float for speed: the weight is a plain initializer
+    assert set(extra["float_for_speed"]) <= float_layers
+    assert extra["float_layer_share"] == len(float_layers) / sum(n.op_type in ("Conv", "ConvTranspose") for n in graph(calibrated, "model.onnx").graph.node)
+
+
+def test_resolution_levels_group_layers_by_feature_map_size(tmp_path, capsys):
+    from edgeseg.calibration.quantize import CPU_OPS, resolution_levels
+
+    bundle = tmp_path / "unet"
+    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
+    model = graph(bundle, "model.onnx")
+    levels = resolution_levels(model, CPU_OPS)
+    convs = [[name for name in level if name.endswith("/Conv")] for level in levels]
+    # Full resolution: two encoder convs, two decoder convs, the classifier; then 1/2 and 1/4 with two each (+ the decoder's two at 1/2).
+    assert [len(level) for level in convs] == [5, 4, 2]
+    assert all("encoders.0" in name or "decoders.0" in name or "classifier" in name for name in convs[0])
+    assert all("encoders.2" in name for name in convs[2])
 
 
 def test_onnxruntime_backend_picks_the_cpu_int8_artifact(calibrated):

@@ -13,6 +13,7 @@ overlay cost at the source resolution and at 1080p. The ratios between rows are 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,9 @@ from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
 
 DEFAULT_SOURCE = "synthetic://driving?seed=5000&size=1280x720&frames=100000"
+# The sequential loop and the pipeline alternate: a slow spell of a shared machine during one of
+# them would otherwise decide their ratio.
+LOOP_ROUNDS = 2
 
 
 @dataclass
@@ -73,6 +77,18 @@ def timed(function: Callable[[], Any], runs: int) -> list[float]:
         start = time.perf_counter()
         function()
         samples.append(time.perf_counter() - start)
+    return samples
+
+
+def interleaved_samples(calls: dict[Any, Callable[[], Any]], warmup: int, runs: int, rounds: int = 5) -> dict[Any, list[float]]:
+    """`runs` timings of each call, taken in `rounds` blocks that alternate between the calls."""
+    for call in calls.values():
+        timed(call, warmup)
+    samples: dict[Any, list[float]] = {key: [] for key in calls}
+    per_round = -(-runs // rounds)
+    for _ in range(rounds):
+        for key, call in calls.items():
+            samples[key] += timed(call, min(per_round, runs - len(samples[key])))
     return samples
 
 
@@ -153,22 +169,41 @@ class Bench:
     def _labels_fit(self, labelled: list[tuple[np.ndarray, np.ndarray]]) -> bool:
         return bool(labelled) and max(int(label.max()) for _, label in labelled) < len(self.bundle.classes)
 
-    def measure(self, backend_name: str, precision: str) -> Row:
-        options = self.options
-        backend = open_backend(self.bundle, backend_name, precision, options.threads)
-        label = backend.model_path.name if hasattr(backend, "model_path") else backend.describe()
-        row = Row(f"{backend_name} {precision}", backend_name, precision, label)
-        contract_in = self.bundle.input
-        with backend:
-            batch = frames_to_input([self.frames[0]] * backend.batch_size, contract_in)
-            timed(lambda: backend.infer(batch), options.warmup)
-            samples = timed(lambda: backend.infer(batch), options.frames)
-            row.engine, row.engine_samples_ms = with_fps(samples), [s * 1000 for s in samples]
-            row.stages_alone_ms = self._stages_alone(backend, row.engine["mean_ms"])
-            row.sequential_fps = self._sequential(backend)
-            row.accuracy = self._accuracy(backend)
-        row.end_to_end = self._end_to_end(backend_name, precision)
-        return row
+    def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
+        """Engine-only latency of every row in interleaved rounds (so a shared machine's slow spells
+        fall on all rows alike: the ratios between them are the result), then each row's loops."""
+        backends = {}
+        try:
+            for backend_name, precision in plan:
+                backends[(backend_name, precision)] = open_backend(self.bundle, backend_name, precision, self.options.threads).open()
+            batches = {key: frames_to_input([self.frames[0]] * backend.batch_size, self.bundle.input) for key, backend in backends.items()}
+            calls = {key: functools.partial(backend.infer, batches[key]) for key, backend in backends.items()}
+            samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
+            rows = []
+            for (backend_name, precision), backend in backends.items():
+                label = backend.model_path.name if hasattr(backend, "model_path") else backend.describe()
+                row = Row(f"{backend_name} {precision}", backend_name, precision, label)
+                engine = samples[(backend_name, precision)]
+                row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
+                row.stages_alone_ms = self._stages_alone(backend, row.engine["mean_ms"])
+                row.accuracy = self._accuracy(backend)
+                row.sequential_fps, row.end_to_end = self._loops(backend, backend_name, precision)
+                progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
+                rows.append(row)
+        finally:
+            for backend in backends.values():
+                backend.close()
+        return rows
+
+    def _loops(self, backend: Any, backend_name: str, precision: str) -> tuple[float, dict[str, Any]]:
+        """The one-thread loop and the pipeline, alternated LOOP_ROUNDS times; FPS is the mean over rounds."""
+        sequential, pipelined = [], []
+        for _ in range(LOOP_ROUNDS):
+            sequential.append(self._sequential(backend))
+            pipelined.append(self._end_to_end(backend_name, precision))
+        end_to_end = pipelined[-1]
+        end_to_end.update(fps=float(np.mean([p["fps"] for p in pipelined])), fps_rounds=[p["fps"] for p in pipelined], sequential_fps_rounds=sequential)
+        return float(np.mean(sequential)), end_to_end
 
     def _stages_alone(self, backend: Any, infer_ms: float) -> dict[str, float]:
         contract_in, contract_out = self.bundle.input, self.bundle.output
@@ -338,9 +373,7 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> dict[str, Any]:
     progress.advance(f"{len(bench.frames)} frames of {options.source}")
     rows = []
     with TelemetrySampler() as telemetry:
-        for backend_name, precision in ordered:
-            rows.append(bench.measure(backend_name, precision))
-            progress.advance(f"{backend_name} {precision}: {rows[-1].end_to_end['fps']:.1f} FPS end to end")
+        rows += bench.measure(ordered, progress)
         baseline_note = ""
         if options.baseline:
             baseline, baseline_note = baseline_row(bundle, bench)

@@ -137,7 +137,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
 
     rows = report["rows"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
-    left.boxplot([r["engine_samples_ms"] for r in rows], vert=False, showfliers=True)
+    left.boxplot([r["engine_samples_ms"] for r in rows], orientation="horizontal", showfliers=True)
     left.set_yticks(range(1, len(rows) + 1), [r["name"] for r in rows])
     left.set_xscale("log")  # a baseline several times slower stays readable beside the fast rows
     left.set_xlabel("engine-only latency per frame (ms, log scale)")

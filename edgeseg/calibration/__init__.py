@@ -28,6 +28,9 @@ PRECISIONS = ("int8", "fp16")
 CPU_FORMATS = ("auto", "qdq", "qoperator")
 ARTIFACT_NAMES = {"fp16": "model.fp16.onnx", "tensorrt": "model.int8-tensorrt.onnx", "cpu": "model.int8-cpu.onnx"}
 SENSITIVITY_FRAMES = 16
+# A resolution level stays float in the CPU artifact only when that is at least 3% faster: smaller
+# differences are within a shared machine's noise.
+LEVEL_GAIN = 0.97
 
 
 @dataclass
@@ -230,55 +233,83 @@ class Calibration:
             trt_extra["min_agreement_search"] = search
         trt = self.artifact(trt_path, "int8", "tensorrt", fidelity=self.measure(trt_path, "int8-tensorrt", "INT8 Q/DQ"), **trt_extra)
         progress.advance("fidelity of the TensorRT INT8 graph")
-        cpu = self.cpu_int8(boundary + float_layers, [CPU_QDQ, CPU_QOPERATOR], progress)
-        cpu.extra.update(float_layers=float_layers, float_layer_share=trt_extra["float_layer_share"])
-        return [trt, cpu]
+        return [trt, self.cpu_int8(boundary, float_layers, [CPU_QDQ, CPU_QOPERATOR], progress)]
 
-    def cpu_int8(self, exclude: list[str], recipes: list[Any], progress: Progress) -> Artifact:
-        """Build the CPU encodings asked for, time each against FP32, keep the fastest."""
-        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR
+    def cpu_int8(self, boundary: list[str], float_layers: list[str], recipes: list[Any], progress: Progress) -> Artifact:
+        """Build the CPU encodings asked for and keep the fastest, then leave in float each
+        resolution level that runs faster there. Every choice is timed against the current best in
+        the same interleaved rounds, on this machine."""
+        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, resolution_levels
 
         if self.options.cpu_format != "auto":
             recipes = [CPU_QDQ if self.options.cpu_format == "qdq" else CPU_QOPERATOR]
-        final = self.bundle.root / ARTIFACT_NAMES["cpu"]
-        timings = {"fp32": median_latency_ms(self.fp32_path, self.data.tensors[: self.reader.batch], self.options.threads)}
-        candidates = {}
+        exclude = boundary + float_layers
+        candidates = {recipe.name: self.cache / f"candidate-{recipe.name}.onnx" for recipe in recipes}
         for recipe in recipes:
-            path = self.cache / f"candidate-{recipe.name}.onnx"
-            self.quantize_to(path, recipe, exclude)
-            timings[recipe.name] = median_latency_ms(path, self.data.tensors[: self.reader.batch], self.options.threads)
-            candidates[recipe.name] = (recipe, path)
+            self.quantize_to(candidates[recipe.name], recipe, exclude)
+        timings = self.latencies({"fp32": self.fp32_path, **candidates})
         fastest = min(candidates, key=lambda name: timings[name])
-        recipe, path = candidates[fastest]
-        with atomic_path(final) as temp:
-            temp.write_bytes(path.read_bytes())
-        for _, candidate in candidates.values():
-            candidate.unlink(missing_ok=True)
+        recipe, best = next(r for r in recipes if r.name == fastest), candidates[fastest]
         progress.advance(f"INT8 for the CPU: {fastest} ({timings[fastest] / timings['fp32']:.2f}x FP32 latency)")
-        extra = {"quantization": recipe.describe(), "cpu_latency_ms": timings, "cpu_latency_ratio": timings[fastest] / timings["fp32"], "chosen": fastest, "requires": "ONNX Runtime (CPU)"}
+        float_for_speed: list[str] = []
+        probe = self.cache / "candidate-level.onnx"
+        for level in resolution_levels(self.model, recipe.op_types):
+            level = [name for name in level if name not in exclude]
+            if not any(name in self.layers for name in level):
+                continue
+            self.quantize_to(probe, recipe, exclude + float_for_speed + level)
+            measured = self.latencies({"best": best, "probe": probe})
+            if measured["probe"] < LEVEL_GAIN * measured["best"]:
+                float_for_speed += level
+                probe.replace(best)
+            progress.advance(f"CPU INT8: {len(float_for_speed)} nodes left in float where float is faster", steps=0)
+        timings.update(self.latencies({"fp32": self.fp32_path, fastest: best}))
+        final = self.bundle.root / ARTIFACT_NAMES["cpu"]
+        with atomic_path(final) as temp:
+            temp.write_bytes(best.read_bytes())
+        for path in (*candidates.values(), probe):
+            path.unlink(missing_ok=True)
+        speed_layers = [name for name in float_for_speed if name in self.layers]
+        all_float = float_layers + speed_layers
+        progress.advance(f"INT8 for the CPU: {timings[fastest] / timings['fp32']:.2f}x FP32 latency, {len(speed_layers)} layers float for speed")
+        extra = {
+            "quantization": recipe.describe(), "cpu_latency_ms": timings, "cpu_latency_ratio": timings[fastest] / timings["fp32"], "chosen": fastest,
+            "requires": "ONNX Runtime (CPU)", "float_layers": all_float, "float_for_speed": speed_layers, "float_layer_share": len(all_float) / len(self.layers),
+        }
         return self.artifact(final, "int8", "cpu", fidelity=self.measure(final, "int8-cpu", "INT8 CPU"), **extra)
 
+    def latencies(self, paths: dict[str, Path]) -> dict[str, float]:
+        return latencies_ms(paths, self.data.tensors[: self.reader.batch], self.options.threads)
 
-def median_latency_ms(path: Path, batch: np.ndarray, threads: int | None, runs: int = 30) -> float:
-    """Median latency of one infer call: the CPU encoding is chosen by measurement on this machine."""
+
+def latencies_ms(paths: dict[str, Path], batch: np.ndarray, threads: int | None, rounds: int = 5, runs: int = 12) -> dict[str, float]:
+    """Median latency of one infer call per model, the models measured in interleaved rounds so that
+    a shared machine's drift falls on all of them alike."""
     from edgeseg.runtime.backends import ONNXRuntimeBackend
 
-    with ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads) as backend:
-        for _ in range(5):
-            backend.infer(batch)
-        samples = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            backend.infer(batch)
-            samples.append(time.perf_counter() - start)
-    return float(np.median(samples) * 1000)
+    backends = {name: ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads).open() for name, path in paths.items()}
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    try:
+        for backend in backends.values():
+            for _ in range(5):
+                backend.infer(batch)
+        for _ in range(rounds):
+            for name, backend in backends.items():
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    backend.infer(batch)
+                    samples[name].append(time.perf_counter() - start)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return {name: float(np.median(values) * 1000) for name, values in samples.items()}
 
 
 def calibrate(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
     """Add the asked-for precision variants to the bundle; the manifest lists them only once all are complete."""
     check_options(options)
     bundle = Bundle.load(bundle_dir)
-    steps = 1 + ("fp16" in options.precisions) + 4 * ("int8" in options.precisions)
+    steps = 2 + ("fp16" in options.precisions) + 4 * ("int8" in options.precisions)  # frames, manifest, variants
     progress = Progress(steps, "calibrate", enabled=options.progress)
     run = Calibration(bundle, options)
     progress.advance(f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {len(run.frames)} held out")
