@@ -170,6 +170,37 @@ def test_cpu_int8_folds_relu_into_the_convolutions(calibrated):
     assert extra["float_layer_share"] == len(float_layers) / sum(n.op_type in ("Conv", "ConvTranspose") for n in graph(calibrated, "model.onnx").graph.node)
 
 
+def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tmp_path):
+    """The CPU artifact resizes and argmaxes channels-last (ORT's NHWC Resize kernel): same pixels out."""
+    import onnxruntime as ort
+
+    from edgeseg.calibration.quantize import channels_last_tail
+
+    rewritten = tmp_path / "tail.onnx"
+    shutil.copy(trained_bundle / "model.onnx", rewritten)
+    channels_last_tail(rewritten)
+    model = graph(tmp_path, "tail.onnx")
+    argmax = next(n for n in model.graph.node if n.op_type == "ArgMax")
+    assert next(a.i for a in argmax.attribute if a.name == "axis") == 3
+    resize = producers(model)[argmax.input[0]]
+    transpose = producers(model)[resize.input[0]]
+    assert transpose.op_type == "Transpose" and list(transpose.attribute[0].ints) == [0, 2, 3, 1]
+    contract = Bundle.load(trained_bundle).input
+    frames = frames_to_input([f.image for f in open_source(HELD_OUT)], contract)
+    original = ort.InferenceSession(str(trained_bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    channels_last = ort.InferenceSession(str(rewritten), providers=["CPUExecutionProvider"])
+    expected = np.concatenate([original.run(None, {contract.name: frame[None]})[0] for frame in frames])
+    got = np.concatenate([channels_last.run(None, {contract.name: frame[None]})[0] for frame in frames])
+    assert len(np.unique(expected)) > 1  # a trained net: the maps hold several classes
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+    def argmax_axis(model):
+        return next(a.i for a in next(n for n in model.graph.node if n.op_type == "ArgMax").attribute if a.name == "axis")
+
+    assert argmax_axis(graph(calibrated, "model.int8-cpu.onnx")) == 3  # calibrate rewrites the CPU artifact
+    assert argmax_axis(graph(calibrated, "model.int8-tensorrt.onnx")) == argmax_axis(graph(calibrated, "model.onnx")) == 1  # and nothing else
+
+
 def test_resolution_levels_group_layers_by_feature_map_size(tmp_path, capsys):
     from edgeseg.calibration.quantize import CPU_OPS, resolution_levels
 
