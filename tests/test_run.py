@@ -103,6 +103,30 @@ def test_a_failing_stage_stops_the_pipeline_and_reports(tiny_bundle):
     assert pipeline.summary.frames_read < 500  # capture stopped instead of reading on
 
 
+class OpenCVThreadsSink(Sink):
+    """Records how many threads OpenCV would use while the pipeline draws each frame."""
+
+    def __init__(self):
+        self.seen = []
+
+    def write(self, image, prediction):
+        self.seen.append(cv2.getNumThreads())
+
+
+def test_cpu_inference_gets_opencv_out_of_its_way_for_the_run_only(tiny_bundle):
+    from edgeseg.bundle import Bundle
+    from edgeseg.runtime import Overlay, open_backend, open_source
+
+    bundle = Bundle.load(tiny_bundle)
+    cv2.setNumThreads(2)
+    sink = OpenCVThreadsSink()
+    backend = open_backend(bundle, "onnxruntime", "fp32")
+    Pipeline(open_source("synthetic://driving?frames=12&size=64x64"), backend, bundle.input, bundle.output, Overlay(bundle.classes), [sink]).run()
+    assert len(sink.seen) == 12 and set(sink.seen) == {1}  # drawing single-threaded beside CPU inference
+    assert cv2.getNumThreads() == 2  # restored afterwards
+    assert backend.runs_on_cpu is True
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_recording_is_playable_and_complete(tiny_bundle, tmp_path, signum):
     out = tmp_path / "cut.mp4"

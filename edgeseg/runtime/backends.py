@@ -53,6 +53,11 @@ class Backend:
         return self._infer(batch)
 
     @property
+    def runs_on_cpu(self) -> bool:
+        """True when inference shares the host's cores with capture and drawing."""
+        return False
+
+    @property
     def batch_size(self) -> int:
         """Frames per infer call: the graph's fixed batch, or 1 for a dynamic batch."""
         first = self.inputs[0].shape[0] if self.inputs else None
@@ -114,6 +119,10 @@ class ONNXRuntimeBackend(Backend):
     def _spec(node: Any) -> TensorSpec:
         shape = tuple(d if isinstance(d, int) else None for d in node.shape)
         return TensorSpec(node.name, shape, np.dtype(_ORT_TYPES.get(node.type, np.float32)))
+
+    @property
+    def runs_on_cpu(self) -> bool:
+        return self.providers[:1] == ["CPUExecutionProvider"]
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self.outputs[0].name], {self.inputs[0].name: batch})[0]
