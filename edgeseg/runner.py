@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgeseg.bundle import Bundle
 from edgeseg.report import stage_table
-from edgeseg.runtime import Overlay, Pipeline, RunSummary, open_backend, open_sinks, open_source
+from edgeseg.runtime import Overlay, Pipeline, RunSummary, open_backend, open_sinks, open_source, source_options
 from edgeseg.runtime.sources import StreamOptions
 
 
@@ -31,7 +31,7 @@ class RunOptions:
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
     net = open_backend(bundle, options.backend, options.precision, options.threads, options.stream)
-    source = open_source(options.inputs, options.stream)
+    source = open_source(options.inputs, source_options(net, options.stream))
     try:
         sinks = open_sinks(options.outputs, fps=source.fps or 30.0, save_mask=options.save_mask)
     except BaseException:

@@ -127,6 +127,33 @@ def test_cpu_inference_gets_opencv_out_of_its_way_for_the_run_only(tiny_bundle):
     assert backend.runs_on_cpu is True
 
 
+def test_cpu_inference_decodes_on_one_thread(tiny_bundle, tmp_path):
+    from edgeseg.bundle import Bundle
+    from edgeseg.runtime import open_backend, open_source, source_options
+    from edgeseg.runtime.sources import StreamOptions
+
+    sample_video = tmp_path / "clip.mp4"  # MPEG-4 Part 2: a codec FFmpeg decodes on several threads
+    writer = cv2.VideoWriter(str(sample_video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    for i in range(10):
+        writer.write(np.full((120, 160, 3), i * 20, np.uint8))
+    writer.release()
+
+    backend = open_backend(Bundle.load(tiny_bundle), "onnxruntime", "fp32")
+    assert backend.runs_on_cpu and not backend.is_open  # known before the session exists
+    options = source_options(backend)
+    assert options.decode_threads == 1
+    assert source_options(backend, StreamOptions(decode_threads=4)).decode_threads == 4  # a user's choice stands
+    source = open_source(str(sample_video), options)
+    default = open_source(str(sample_video))
+    try:
+        assert source.capture.get(cv2.CAP_PROP_N_THREADS) == 1  # FFmpeg took it
+        assert default.capture.get(cv2.CAP_PROP_N_THREADS) != 1 or (os.cpu_count() or 1) == 1
+        assert np.array_equal(source.read().image, default.read().image)  # the same frames either way
+    finally:
+        source.close()
+        default.close()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_recording_is_playable_and_complete(tiny_bundle, tmp_path, signum):
     out = tmp_path / "cut.mp4"

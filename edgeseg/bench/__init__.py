@@ -28,7 +28,7 @@ from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
 from edgeseg.runtime.backends import BACKENDS, class_maps, open_backend, tensorrt_usable
 from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import Pipeline, percentiles_ms
+from edgeseg.runtime.pipeline import Pipeline, percentiles_ms, source_options
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
@@ -244,7 +244,7 @@ class Bench:
 
     def _end_to_end(self, backend_name: str, precision: str) -> dict[str, Any]:
         backend = open_backend(self.bundle, backend_name, precision, self.options.threads)
-        pipeline = Pipeline(open_source(self.timing_source), backend, self.bundle.input, self.bundle.output, Overlay(self.bundle.classes), [NullSink()], max_frames=self.options.frames, readout=True)
+        pipeline = Pipeline(open_source(self.timing_source, source_options(backend)), backend, self.bundle.input, self.bundle.output, Overlay(self.bundle.classes), [NullSink()], max_frames=self.options.frames, readout=True)
         summary = pipeline.run()
         # Steady state, as the sequential loop (whose backend is already open) is measured.
         return {"fps": summary.steady_fps, "fps_with_startup": summary.fps, "frames": summary.frames_written, "stages": summary.stages}

@@ -5,8 +5,8 @@ Imports numpy, OpenCV and one inference backend; never torch or onnx (a test che
 
 from edgeseg.runtime.backends import Backend, TensorSpec, open_backend
 from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import Pipeline, RunSummary
+from edgeseg.runtime.pipeline import Pipeline, RunSummary, source_options
 from edgeseg.runtime.sinks import open_sinks
 from edgeseg.runtime.sources import open_source
 
-__all__ = ["Backend", "Overlay", "Pipeline", "RunSummary", "TensorSpec", "open_backend", "open_sinks", "open_source"]
+__all__ = ["Backend", "Overlay", "Pipeline", "RunSummary", "TensorSpec", "open_backend", "open_sinks", "open_source", "source_options"]

@@ -104,11 +104,8 @@ class ONNXRuntimeBackend(Backend):
         options.intra_op_num_threads = self.threads or max(1, (os.cpu_count() or 2))
         # A spinning pool steals 16-54% from the overlay thread beside it (shared/PROBES.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        available = ort.get_available_providers()
-        preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-        providers = self.requested_providers or [p for p in preferred if p in available]
         try:
-            self.session = ort.InferenceSession(str(self.model_path), options, providers=providers)
+            self.session = ort.InferenceSession(str(self.model_path), options, providers=self.planned_providers())
         except Exception as exc:  # ORT raises its own exception types for bad graphs
             raise EdgesegError(f"ONNX Runtime cannot load {self.model_path}: {str(exc).splitlines()[0]}") from None
         self.providers = self.session.get_providers()
@@ -120,9 +117,16 @@ class ONNXRuntimeBackend(Backend):
         shape = tuple(d if isinstance(d, int) else None for d in node.shape)
         return TensorSpec(node.name, shape, np.dtype(_ORT_TYPES.get(node.type, np.float32)))
 
+    def planned_providers(self) -> list[str]:
+        """The providers asked for, else the fastest installed ones, in ONNX Runtime's order of preference."""
+        if self.requested_providers:
+            return list(self.requested_providers)
+        available = require("onnxruntime", "onnxruntime").get_available_providers()
+        return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
     @property
     def runs_on_cpu(self) -> bool:
-        return self.providers[:1] == ["CPUExecutionProvider"]
+        return (self.providers or self.planned_providers())[:1] == ["CPUExecutionProvider"]
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self.outputs[0].name], {self.inputs[0].name: batch})[0]
