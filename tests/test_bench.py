@@ -110,7 +110,7 @@ def test_no_baseline_for_a_bundle_without_weights(tiny_bundle, capsys):
 
 def test_engine_timings_interleave_the_rows():
     """Each row gets its runs in blocks that alternate with the others, so no row owns a slow spell."""
-    from edgeseg.bench import interleaved_samples
+    from edgeseg.timing import interleaved_samples
 
     order = []
     samples = interleaved_samples({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=2, runs=7, rounds=3)

@@ -17,7 +17,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,6 +32,7 @@ from edgeseg.runtime.pipeline import Pipeline, percentiles_ms, source_options
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+from edgeseg.timing import interleaved_samples, timed
 
 DEFAULT_SOURCE = "synthetic://driving?seed=5000&size=1280x720&frames=100000"
 # The sequential loop and the pipeline alternate: a slow spell of a shared machine during one of
@@ -69,27 +70,6 @@ class Row:
     def stage_limited_fps(self) -> float:
         total = sum(self.stages_alone_ms.values())
         return 1000.0 / total if total else 0.0
-
-
-def timed(function: Callable[[], Any], runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def interleaved_samples(calls: dict[Any, Callable[[], Any]], warmup: int, runs: int, rounds: int = 5) -> dict[Any, list[float]]:
-    """`runs` timings of each call, taken in `rounds` blocks that alternate between the calls."""
-    for call in calls.values():
-        timed(call, warmup)
-    samples: dict[Any, list[float]] = {key: [] for key in calls}
-    per_round = -(-runs // rounds)
-    for _ in range(rounds):
-        for key, call in calls.items():
-            samples[key] += timed(call, min(per_round, runs - len(samples[key])))
-    return samples
 
 
 def with_fps(samples: list[float]) -> dict[str, float]:

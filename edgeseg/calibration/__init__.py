@@ -10,9 +10,9 @@ only, and is not installable on these machines.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,22 +283,13 @@ class Calibration:
 
 
 def latencies_ms(paths: dict[str, Path], batch: np.ndarray, threads: int | None, rounds: int = 5, runs: int = 12) -> dict[str, float]:
-    """Median latency of one infer call per model, the models measured in interleaved rounds so that
-    a shared machine's drift falls on all of them alike."""
+    """Median latency of one infer call per model, the models timed in interleaved rounds."""
     from edgeseg.runtime.backends import ONNXRuntimeBackend
+    from edgeseg.timing import interleaved_samples
 
     backends = {name: ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads).open() for name, path in paths.items()}
-    samples: dict[str, list[float]] = {name: [] for name in paths}
     try:
-        for backend in backends.values():
-            for _ in range(5):
-                backend.infer(batch)
-        for _ in range(rounds):
-            for name, backend in backends.items():
-                for _ in range(runs):
-                    start = time.perf_counter()
-                    backend.infer(batch)
-                    samples[name].append(time.perf_counter() - start)
+        samples = interleaved_samples({name: functools.partial(backend.infer, batch) for name, backend in backends.items()}, 5, rounds * runs, rounds)
     finally:
         for backend in backends.values():
             backend.close()
