@@ -177,9 +177,9 @@ def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tm
     from edgeseg.calibration.quantize import channels_last_tail
 
     rewritten = tmp_path / "tail.onnx"
-    shutil.copy(trained_bundle / "model.onnx", rewritten)
-    channels_last_tail(rewritten)
-    model = graph(tmp_path, "tail.onnx")
+    model = graph(trained_bundle, "model.onnx")
+    assert channels_last_tail(model)
+    onnx.save(model, str(rewritten))
     argmax = next(n for n in model.graph.node if n.op_type == "ArgMax")
     assert next(a.i for a in argmax.attribute if a.name == "axis") == 3
     resize = producers(model)[argmax.input[0]]
@@ -199,6 +199,45 @@ def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tm
 
     assert argmax_axis(graph(calibrated, "model.int8-cpu.onnx")) == 3  # calibrate rewrites the CPU artifact
     assert argmax_axis(graph(calibrated, "model.int8-tensorrt.onnx")) == argmax_axis(graph(calibrated, "model.onnx")) == 1  # and nothing else
+
+
+def concat_graph(zero_points: tuple[int, int, int]) -> onnx.ModelProto:
+    """x1, x2 -> Q/DQ each -> Concat -> Q/DQ: the QDQ pattern ONNX Runtime fuses into QLinearConcat."""
+    from onnx import TensorProto, helper
+
+    nodes, initializers = [], []
+    for name, scale, zero in (("x1", 0.01, zero_points[0]), ("x2", 0.05, zero_points[1]), ("y", 0.04, zero_points[2])):
+        initializers += [numpy_helper.from_array(np.array(scale, np.float32), f"{name}_scale"), numpy_helper.from_array(np.array(zero, np.uint8), f"{name}_zero")]
+        source = "joined" if name == "y" else name
+        nodes += [
+            helper.make_node("QuantizeLinear", [source, f"{name}_scale", f"{name}_zero"], [f"{name}_q"]),
+            helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_scale", f"{name}_zero"], [f"{name}_dq" if name != "y" else "out"]),
+        ]
+    nodes.insert(4, helper.make_node("Concat", ["x1_dq", "x2_dq"], ["joined"], axis=1))
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 4, 4]) for n in ("x1", "x2")]
+    model = helper.make_model(helper.make_graph(nodes, "concat", inputs, [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4, 4])], initializers), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_concat_inputs_take_the_concat_scale_where_zero_points_match():
+    """ORT's QLinearConcat copies inputs quantized like its output: give them its scale, never break a Relu's zero point."""
+    import onnxruntime as ort
+
+    from edgeseg.calibration.quantize import share_concat_scales
+
+    x1 = np.linspace(0, 1.2, 32, dtype=np.float32).reshape(1, 2, 4, 4)
+    x2 = np.linspace(0, 5.0, 32, dtype=np.float32).reshape(1, 2, 4, 4)
+    model = concat_graph((0, 0, 0))
+    assert share_concat_scales(model) == 2
+    scales = {t.name: float(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name.endswith("_scale")}
+    assert scales == {"x1_scale": pytest.approx(0.04), "x2_scale": pytest.approx(0.04), "y_scale": pytest.approx(0.04)}
+    out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x1": x1, "x2": x2})[0]
+    expected = np.clip(np.round(np.concatenate([x1, x2], axis=1) / np.float32(0.04)), 0, 255) * np.float32(0.04)
+    assert np.allclose(out, expected, atol=1e-6)  # each input quantized once, at the concat's scale
+    mixed = concat_graph((0, 128, 0))
+    assert share_concat_scales(mixed) == 1  # x2's zero point differs from the output's: left as it was
+    assert float(numpy_helper.to_array(next(t for t in mixed.graph.initializer if t.name == "x2_scale"))) == pytest.approx(0.05)
 
 
 def test_resolution_levels_group_layers_by_feature_map_size(tmp_path, capsys):
