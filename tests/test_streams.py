@@ -78,7 +78,8 @@ def test_udp_stream_recovers_when_the_sender_comes_back(tiny_bundle, sample_vide
         time.sleep(4)  # past the 2 s stall timeout: the stream is lost
         before = count()
         sender = udp_sender(sample_video, port)
-        assert wait_for(lambda: count() >= before + 10), "the run did not recover after the sender restarted"
+        # Reopening waits for FFmpeg to probe the stream again (tens of seconds on a busy 2-core machine).
+        assert wait_for(lambda: count() >= before + 10, timeout=120), "the run did not recover after the sender restarted"
     finally:
         sender.kill()
         stdout, stderr = stop(run)

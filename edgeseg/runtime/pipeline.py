@@ -130,10 +130,11 @@ class RunSummary:
 
 
 def source_options(backend: Backend, options: StreamOptions | None = None) -> StreamOptions:
-    """How a pipeline around `backend` opens its source. With inference on the CPU, decoding runs
-    on one thread: it already has the capture thread to itself, and FFmpeg's extra decoder threads
-    would only contend for the cores inference needs (720p MPEG-4: 2.8 -> 2.2 CPU-ms per frame;
-    demo-driving pipelined 181 -> 198 FPS on 2 cores)."""
+    """How a pipeline around `backend` opens its source. With inference on the CPU, a video file is
+    decoded on one thread: it already has the capture thread to itself, and FFmpeg's extra decoder
+    threads would only contend for the cores inference needs (720p MPEG-4: 2.8 -> 2.2 CPU-ms per
+    frame; demo-driving pipelined 181 -> 198 FPS on 2 cores). Live streams arrive at camera rate
+    and keep FFmpeg's choice."""
     options = options or StreamOptions()
     return dataclasses.replace(options, decode_threads=1) if backend.runs_on_cpu and options.decode_threads is None else options
 

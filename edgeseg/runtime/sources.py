@@ -126,14 +126,14 @@ class VideoFileSource(CaptureSource):
 
 @dataclass
 class StreamOptions:
-    """How video files, network streams and cameras are opened, decoded and kept alive."""
+    """How video files, network streams and cameras are opened and kept alive."""
 
     timeout: float = 10.0  # seconds to open, and to wait for a frame before calling the stream lost
     retries: int = -1  # reconnection attempts per loss; -1: keep trying until stopped
     backoff_cap: float = 8.0  # seconds: the longest wait between attempts (they double from 0.5 s)
     transport: str | None = None  # rtsp_transport for FFmpeg: tcp or udp
     ffmpeg_options: dict[str, str] = field(default_factory=dict)  # extra FFmpeg demuxer options
-    decode_threads: int | None = None  # FFmpeg decoder threads for files and streams; None: FFmpeg's choice
+    decode_threads: int | None = None  # FFmpeg decoder threads for video files; None: FFmpeg's choice
 
     def decoder_params(self) -> list[int]:
         return [cv2.CAP_PROP_N_THREADS, self.decode_threads] if self.decode_threads else []
@@ -147,7 +147,7 @@ class StreamSource(CaptureSource):
     def __init__(self, uri: str, target: str, api: int, options: StreamOptions):
         self.options = options
         milliseconds = int(options.timeout * 1000)
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds, *options.decoder_params()] if api == cv2.CAP_FFMPEG else []
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds] if api == cv2.CAP_FFMPEG else []
         ffmpeg = dict(options.ffmpeg_options)
         if options.transport:
             ffmpeg["rtsp_transport"] = options.transport
