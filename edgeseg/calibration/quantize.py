@@ -203,7 +203,8 @@ def share_concat_scales(model: Any) -> int:
     changed: dict[str, float] = {}
     for node in model.graph.node:
         pairs = concat_scales(node, producers, consumers)
-        if pairs is None or not all(name in initializers for pair in pairs for name in pair):
+        # Per-tensor parameters only (the CPU recipe's activations): a per-axis scale is left alone.
+        if pairs is None or not all(name in initializers and value(name).size == 1 for pair in pairs for name in pair):
             continue
         (out_scale, out_zero), inputs = pairs[0], pairs[1:]
         for scale, zero in inputs:
