@@ -6,19 +6,30 @@ from collections import deque
 from typing import Any
 
 
+def producers(graph: Any) -> dict[str, Any]:
+    """The node that writes each tensor."""
+    return {name: node for node in graph.node for name in node.output}
+
+
+def consumers(graph: Any) -> dict[str, list[int]]:
+    """The indices of the nodes that read each tensor (indices: protobuf nodes have no stable identity)."""
+    readers: dict[str, list[int]] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.input:
+            readers.setdefault(name, []).append(index)
+    return readers
+
+
 def downstream(graph: Any, tensors: list[str], stop: tuple[str, ...] = ()) -> tuple[list[int], list[int]]:
     """Indices of the nodes reachable from `tensors` without passing a node whose op is in `stop`,
     and the indices of the stop nodes met on the way. Indices, not node objects: protobuf nodes
     have no stable identity and unnamed nodes are common in imported graphs."""
-    consumers: dict[str, list[int]] = {}
-    for index, node in enumerate(graph.node):
-        for name in node.input:
-            consumers.setdefault(name, []).append(index)
+    readers = consumers(graph)
     reached: list[int] = []
     stops: list[int] = []
     frontier = deque(tensors)
     while frontier:
-        for index in consumers.get(frontier.popleft(), []):
+        for index in readers.get(frontier.popleft(), []):
             node = graph.node[index]
             if node.op_type in stop:
                 if index not in stops:

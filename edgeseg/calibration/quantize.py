@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.onnx_graph import downstream
+from edgeseg.onnx_graph import consumers, downstream, producers
 
 METHODS = ("entropy", "percentile", "minmax")
 WEIGHTED_OPS = ("Conv", "ConvTranspose")
@@ -85,7 +85,7 @@ class TensorReader:
 def float_boundary_nodes(model: Any) -> list[str]:
     """Nodes that stay float: the fused preprocessing before the first Conv, and the logits-to-argmax tail."""
     graph = model.graph
-    producers = {name: node for node in graph.node for name in node.output}
+    writers = producers(graph)
     # Forward from the image input until a Conv: Cast, channel flip, normalisation.
     head, _ = downstream(graph, [i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
     # The argmax and everything after it (the casts to uint8).
@@ -95,7 +95,7 @@ def float_boundary_nodes(model: Any) -> list[str]:
     # Backward from the logits to the last Conv (the final Resize, a score Add): logits stay float.
     frontier = deque([n.input[0] for n in argmaxes] or [o.name for o in graph.output])
     while frontier:
-        node = producers.get(frontier.popleft())
+        node = writers.get(frontier.popleft())
         if node is None or node.op_type in WEIGHTED_OPS or node.name in keep:
             continue
         keep.append(node.name)
@@ -194,15 +194,11 @@ def share_concat_scales(model: Any) -> int:
     from onnx import numpy_helper
 
     initializers = {t.name: t for t in model.graph.initializer}
-    producers = {name: node for node in model.graph.node for name in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    writers, readers = producers(model.graph), consumers(model.graph)
     value = lambda name: numpy_helper.to_array(initializers[name])  # noqa: E731
     changed: dict[str, float] = {}
     for node in model.graph.node:
-        pairs = concat_scales(node, producers, consumers)
+        pairs = concat_scales(model.graph, node, writers, readers)
         # Per-tensor parameters only (the CPU recipe's activations): a per-axis scale is left alone.
         if pairs is None or not all(name in initializers and value(name).size == 1 for pair in pairs for name in pair):
             continue
@@ -216,7 +212,7 @@ def share_concat_scales(model: Any) -> int:
     return len(changed)
 
 
-def concat_scales(node: Any, producers: dict[str, Any], consumers: dict[str, list[Any]]) -> list[tuple[str, str]] | None:
+def concat_scales(graph: Any, node: Any, writers: dict[str, Any], readers: dict[str, list[int]]) -> list[tuple[str, str]] | None:
     """(scale, zero point) names of a quantized concat: the output's first, then each input's.
 
     QOperator: QLinearConcat(y_scale, y_zero, x, x_scale, x_zero, ...). QDQ: DequantizeLinear on
@@ -226,12 +222,12 @@ def concat_scales(node: Any, producers: dict[str, Any], consumers: dict[str, lis
         return [(node.input[0], node.input[1])] + [(node.input[i + 1], node.input[i + 2]) for i in range(2, len(node.input), 3)]
     if node.op_type != "Concat":
         return None
-    after = consumers.get(node.output[0], [])
-    dequantizes = [producers.get(name) for name in node.input]
+    after = [graph.node[index] for index in readers.get(node.output[0], [])]
+    dequantizes = [writers.get(name) for name in node.input]
     if len(after) != 1 or after[0].op_type != "QuantizeLinear" or not all(d is not None and d.op_type == "DequantizeLinear" and len(d.input) == 3 for d in dequantizes):
         return None
     for dequantize in dequantizes:
-        quantize = producers.get(dequantize.input[0])
+        quantize = writers.get(dequantize.input[0])
         if quantize is None or quantize.op_type != "QuantizeLinear" or list(quantize.input[1:3]) != list(dequantize.input[1:3]):
             return None
     return [(after[0].input[1], after[0].input[2])] + [(d.input[1], d.input[2]) for d in dequantizes]
@@ -251,16 +247,15 @@ def channels_last_tail(model: Any) -> bool:
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    producers = {name: node for node in graph.node for name in node.output}
-    consumers = [name for node in graph.node for name in node.input]
+    writers, readers = producers(graph), consumers(graph)
     argmaxes = [n for n in graph.node if n.op_type == "ArgMax"]
     if len(argmaxes) != 1:
         return False
     argmax = argmaxes[0]
     attributes = {a.name: helper.get_attribute_value(a) for a in argmax.attribute}
-    resize = producers.get(argmax.input[0])
+    resize = writers.get(argmax.input[0])
     resize_mode = next((helper.get_attribute_value(a) for a in resize.attribute if a.name == "coordinate_transformation_mode"), b"half_pixel") if resize is not None else None
-    if resize is None or resize.op_type != "Resize" or attributes.get("axis", 0) != 1 or attributes.get("keepdims", 1) != 0 or consumers.count(resize.output[0]) != 1 or resize_mode == b"tf_crop_and_resize":
+    if resize is None or resize.op_type != "Resize" or attributes.get("axis", 0) != 1 or attributes.get("keepdims", 1) != 0 or len(readers.get(resize.output[0], [])) != 1 or resize_mode == b"tf_crop_and_resize":
         return False
     order = numpy_helper.from_array(np.array([0, 2, 3, 1], np.int64), f"{resize.name}/nhwc_order")
     graph.initializer.append(order)
