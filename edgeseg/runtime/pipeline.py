@@ -244,11 +244,6 @@ class Pipeline:
     def _infer(self) -> None:
         try:
             with self.backend:
-                if self.backend.runs_on_cpu:
-                    # The stages already run side by side: OpenCV's own worker threads in capture
-                    # and drawing would only preempt inference's parallel operators, which then wait
-                    # for their slowest chunk (demo-driving, 720p, 2 cores: 169 -> 190 FPS).
-                    cv2.setNumThreads(1)
                 size = self.backend.batch_size
                 while frames := self._next_batch(size):
                     self._infer_batch(frames, size)
@@ -296,6 +291,11 @@ class Pipeline:
         """Run to the end of the source (or a stop request); close the sinks; return the figures."""
         started = self.started = time.perf_counter()
         opencv_threads = cv2.getNumThreads()
+        if self.backend.runs_on_cpu:
+            # The stages already run side by side: OpenCV's own worker threads in capture and
+            # drawing would only preempt inference's parallel operators, which then wait for their
+            # slowest chunk (demo-driving, 720p, 2 cores: 169 -> 190 FPS). Restored after the run.
+            cv2.setNumThreads(1)
         workers = [threading.Thread(target=self._capture, name="capture", daemon=True), threading.Thread(target=self._infer, name="inference", daemon=True)]
         for worker in workers:
             worker.start()
