@@ -127,6 +127,24 @@ def test_fcn_transposed_convolutions_are_quantized_per_output_channel(tmp_path, 
     assert fused  # FCN's skip Adds get both inputs quantized, so TensorRT can fuse them into the Conv
 
 
+def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions_for_tensorrt(tmp_path, capsys):
+    """ORT's CPU has no int8 ConvTranspose: the CPU artifact runs the U-Net's as 1x1 Convs and a uint8 depth-to-space."""
+    bundle = tmp_path / "unet"
+    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://medical?seed=1&frames=20&size=96x64", "--count", "8", "--eval-count", "4", "--precision", "int8", "--method", "minmax")
+    assert code == 0, err
+    assert "W:onnxruntime" not in err  # no warnings about weights the rewrite left behind
+    assert sum(n.op_type == "ConvTranspose" for n in graph(bundle, "model.int8-tensorrt.onnx").graph.node) == 2
+    cpu = graph(bundle, "model.int8-cpu.onnx")
+    by_output, types = producers(cpu), {n.op_type for n in cpu.graph.node}
+    assert "ConvTranspose" not in types
+    interleaves = [n for n in cpu.graph.node if n.op_type == "Transpose" and list(n.attribute[0].ints) == [0, 1, 3, 2, 4, 5]]
+    assert len(interleaves) == 2
+    for shuffle in interleaves:  # on quantized data: between a DQ and a Q (QDQ), or fed by a QLinearConv through a Reshape (QOperator)
+        before = by_output[shuffle.input[0]]
+        assert before.op_type == "DequantizeLinear" or by_output[before.input[0]].op_type == "QLinearConv"
+
+
 # -- CPU INT8, FP16, fidelity -------------------------------------------------------------------------
 def test_manifest_lists_every_variant_with_its_fidelity(calibrated):
     bundle = Bundle.load(calibrated)
@@ -174,7 +192,7 @@ def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tm
     """The CPU artifact resizes and argmaxes channels-last (ORT's NHWC Resize kernel): same pixels out."""
     import onnxruntime as ort
 
-    from edgeseg.calibration.quantize import channels_last_tail
+    from edgeseg.calibration.cpu_form import channels_last_tail
 
     rewritten = tmp_path / "tail.onnx"
     model = graph(trained_bundle, "model.onnx")
@@ -201,12 +219,12 @@ def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tm
     assert argmax_axis(graph(calibrated, "model.int8-tensorrt.onnx")) == argmax_axis(graph(calibrated, "model.onnx")) == 1  # and nothing else
 
 
-def concat_graph(zero_points: tuple[int, int, int]) -> onnx.ModelProto:
+def concat_graph(zero_points: tuple[int, int, int], scales: tuple[float, float, float] = (0.01, 0.05, 0.04)) -> onnx.ModelProto:
     """x1, x2 -> Q/DQ each -> Concat -> Q/DQ: the QDQ pattern ONNX Runtime fuses into QLinearConcat."""
     from onnx import TensorProto, helper
 
     nodes, initializers = [], []
-    for name, scale, zero in (("x1", 0.01, zero_points[0]), ("x2", 0.05, zero_points[1]), ("y", 0.04, zero_points[2])):
+    for name, scale, zero in zip(("x1", "x2", "y"), scales, zero_points):
         initializers += [numpy_helper.from_array(np.array(scale, np.float32), f"{name}_scale"), numpy_helper.from_array(np.array(zero, np.uint8), f"{name}_zero")]
         source = "joined" if name == "y" else name
         nodes += [
@@ -224,20 +242,72 @@ def test_concat_inputs_take_the_concat_scale_where_zero_points_match():
     """ORT's QLinearConcat copies inputs quantized like its output: give them its scale, never break a Relu's zero point."""
     import onnxruntime as ort
 
-    from edgeseg.calibration.quantize import share_concat_scales
+    from edgeseg.calibration.cpu_form import share_concat_scales
 
     x1 = np.linspace(0, 1.2, 32, dtype=np.float32).reshape(1, 2, 4, 4)
     x2 = np.linspace(0, 5.0, 32, dtype=np.float32).reshape(1, 2, 4, 4)
-    model = concat_graph((0, 0, 0))
+    model = concat_graph((0, 0, 0), (0.01, 0.05, 0.06))
     assert share_concat_scales(model) == 2
     scales = {t.name: float(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name.endswith("_scale")}
-    assert scales == {"x1_scale": pytest.approx(0.04), "x2_scale": pytest.approx(0.04), "y_scale": pytest.approx(0.04)}
+    assert scales == {"x1_scale": pytest.approx(0.06), "x2_scale": pytest.approx(0.06), "y_scale": pytest.approx(0.06)}
     out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x1": x1, "x2": x2})[0]
-    expected = np.clip(np.round(np.concatenate([x1, x2], axis=1) / np.float32(0.04)), 0, 255) * np.float32(0.04)
+    expected = np.clip(np.round(np.concatenate([x1, x2], axis=1) / np.float32(0.06)), 0, 255) * np.float32(0.06)
     assert np.allclose(out, expected, atol=1e-6)  # each input quantized once, at the concat's scale
-    mixed = concat_graph((0, 128, 0))
-    assert share_concat_scales(mixed) == 1  # x2's zero point differs from the output's: left as it was
+    mixed = concat_graph((0, 128, 0), (0.01, 0.05, 0.06))
+    assert share_concat_scales(mixed) == 1  # x2's zero point differs from the output's, and the output cannot hold its negatives
     assert float(numpy_helper.to_array(next(t for t in mixed.graph.initializer if t.name == "x2_scale"))) == pytest.approx(0.05)
+    narrow = concat_graph((0, 0, 0), (0.01, 0.05, 0.04))
+    assert share_concat_scales(narrow) == 1  # the output's [0, 10.2] would clip x2's [0, 12.75] for x2's other readers
+
+
+def test_unclipped_concat_inputs_take_the_concat_quantization_when_its_range_holds_theirs():
+    """An input with a non-zero zero point (no folded Relu) whose range the output's holds is quantized once, as the output."""
+    import onnxruntime as ort
+
+    from edgeseg.calibration.cpu_form import share_concat_scales
+
+    def parameters(model):
+        return {t.name: numpy_helper.to_array(t).item() for t in model.graph.initializer}
+
+    x1 = np.linspace(0, 2.5, 32, dtype=np.float32).reshape(1, 2, 4, 4)
+    x2 = np.linspace(-5.0, 7.5, 32, dtype=np.float32).reshape(1, 2, 4, 4)
+    model = concat_graph((0, 100, 100), (0.01, 0.05, 0.06))  # x2 holds [-5.0, 7.75], y holds [-6.0, 9.3]
+    assert share_concat_scales(model) == 1
+    values = parameters(model)
+    assert values["x2_scale"] == pytest.approx(0.06) and values["x2_zero"] == 100
+    assert values["x1_scale"] == pytest.approx(0.01) and values["x1_zero"] == 0  # a Relu'd input keeps its zero point of 0
+    out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x1": x1, "x2": x2})[0]
+    once = (np.clip(np.round(x2 / np.float32(0.06)) + 100, 0, 255) - 100) * np.float32(0.06)
+    assert np.allclose(out[:, 2:], once, atol=1e-6)  # x2 rounded once, on the concat's grid
+    narrow = concat_graph((0, 100, 100), (0.01, 0.05, 0.04))  # y holds [-4.0, 6.2]: it would clip x2 for x2's other readers
+    assert share_concat_scales(narrow) == 0
+    assert parameters(narrow)["x2_zero"] == 100 and parameters(narrow)["x2_scale"] == pytest.approx(0.05)
+
+
+def test_upsampling_as_depth_to_space_computes_what_the_transposed_convolution_did():
+    """A ConvTranspose with kernel == stride becomes a 1x1 Conv and a channels-last depth-to-space: same numbers;
+    one with overlapping kernels (FCN's k=4, s=2) is left alone."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from edgeseg.calibration.cpu_form import upsample_as_depth_to_space
+
+    rng = np.random.default_rng(0)
+    nodes, initializers = [], []
+    for name, kernel, stride, pads in (("up2", 2, 2, [0, 0, 0, 0]), ("up4", 4, 4, [0, 0, 0, 0]), ("fcn", 4, 2, [1, 1, 1, 1])):
+        initializers += [numpy_helper.from_array(rng.normal(size=(3, 5, kernel, kernel)).astype(np.float32), f"{name}_w"), numpy_helper.from_array(rng.normal(size=5).astype(np.float32), f"{name}_b")]
+        nodes.append(helper.make_node("ConvTranspose", ["x", f"{name}_w", f"{name}_b"], [name], name=name, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads))
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 5, 6 * s, 7 * s]) for name, s in (("up2", 2), ("up4", 4), ("fcn", 2))]
+    model = helper.make_model(helper.make_graph(nodes, "ups", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 7])], outputs, initializers), opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(1, 3, 6, 7)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert upsample_as_depth_to_space(model) == ["up2", "up4"]
+    onnx.checker.check_model(model)
+    assert [n.name for n in model.graph.node if n.op_type == "ConvTranspose"] == ["fcn"]
+    assert {n.name: n.op_type for n in model.graph.node}["up2"] == "Conv"  # the layer keeps its name, so layer lists still apply
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    for want, have in zip(expected, got):
+        assert have.shape == want.shape and np.allclose(have, want, atol=1e-5)
 
 
 def test_resolution_levels_group_layers_by_feature_map_size(tmp_path, capsys):

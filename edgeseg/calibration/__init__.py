@@ -75,6 +75,7 @@ class Calibration:
         self._load_frames()
 
     def _load_graph(self) -> None:
+        from edgeseg.calibration.cpu_form import upsample_as_depth_to_space
         from edgeseg.calibration.quantize import weighted_nodes
         from edgeseg.export import materialize_shared_weights, save_onnx
 
@@ -87,6 +88,12 @@ class Calibration:
         self.model = materialize_shared_weights(self.onnx.load(str(self.fp32_path)))
         self.quant_source = self.cache / "fp32-for-quantization.onnx"
         save_onnx(self.model, self.quant_source, external=bool(self.fp32.files))
+        # The CPU form starts from its own rewrite of the graph (see cpu_form); TensorRT's from the graph as exported.
+        cpu_model = self.onnx.ModelProto()
+        cpu_model.CopyFrom(self.model)
+        upsample_as_depth_to_space(cpu_model)
+        self.cpu_source = self.cache / "fp32-for-cpu.onnx"
+        save_onnx(cpu_model, self.cpu_source, external=bool(self.fp32.files))
         self.layers = weighted_nodes(self.model)
         if "int8" in self.options.precisions and not self.layers:
             raise EdgesegError("this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use --precision fp16")
@@ -168,11 +175,12 @@ class Calibration:
     def quantize_to(self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None) -> None:
         from edgeseg.calibration.quantize import quantize
 
-        # Ranges depend on the data, the method and which tensors the recipe quantizes.
-        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()))).encode()).hexdigest()[:8]
+        # Ranges depend on the data, the method, the graph and which tensors the recipe quantizes.
+        source = self.cpu_source if recipe.target == "cpu" else self.quant_source
+        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()))).encode() + source.read_bytes()).hexdigest()[:8]
         ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
         with atomic_path(final) as temp:
-            quantize(self.quant_source, temp, recipe, self.reader, self.options.method, ranges, exclude, only)
+            quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only)
 
     def sensitivity(self, recipe: Any, boundary: list[str], progress: Progress) -> tuple[list[str], dict[str, float], float]:
         """Per-layer sensitivity (agreement lost with only that layer in int8), then the fewest

@@ -12,7 +12,8 @@ CPU form: uint8 activations with int8 weights (U8S8), which ONNX Runtime's CPU k
 both the QDQ and the QOperator encodings are built and the faster one on this machine is kept. Relu
 is on its list so the quantizer folds each activation into its Conv's output range (zero point 0
 clips as Relu does); without it every Conv output is dequantized, clipped and requantized, which
-measured 1.2x FP32 latency on demo-driving against 0.86x with it.
+measured 1.2x FP32 latency on demo-driving against 0.86x with it. The CPU form is quantized from
+its own copy of the graph, rewritten by `cpu_form` first, and tuned by it after.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.onnx_graph import consumers, downstream, producers
+from edgeseg.onnx_graph import downstream, producers
 
 METHODS = ("entropy", "percentile", "minmax")
 WEIGHTED_OPS = ("Conv", "ConvTranspose")
@@ -54,8 +55,10 @@ TENSORRT = QuantRecipe(
     {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, "QDQKeepRemovableActivations": True, "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1}},
 )
 # Measured on the demo nets (ORT 1.32, 2 cores): adding ConvTranspose costs time (ORT's CPU has no
-# int8 ConvTranspose, so it runs DQ -> float -> Q), GlobalAveragePool and Mul gain nothing.
-CPU_OPS = ("Conv", "Add", "Concat", "MaxPool", "Resize", "Relu")
+# int8 ConvTranspose, so it runs DQ -> float -> Q: cpu_form rewrites the U-Net's as 1x1 Convs),
+# GlobalAveragePool and Mul gain nothing. Transpose and Reshape move bytes, so the depth-to-space
+# of that rewrite runs on uint8.
+CPU_OPS = ("Conv", "Add", "Concat", "MaxPool", "Resize", "Relu", "Transpose", "Reshape")
 CPU_QDQ = QuantRecipe("cpu-qdq", "cpu", "qdq", CPU_OPS, "uint8", False, {"WeightSymmetric": True})
 CPU_QOPERATOR = QuantRecipe("cpu-qoperator", "cpu", "qoperator", CPU_OPS, "uint8", False, {"WeightSymmetric": True})
 
@@ -169,112 +172,9 @@ def quantize(fp32_path: Path, output: Path, recipe: QuantRecipe, reader: TensorR
     if recipe.target == "tensorrt":
         check_opset(output)
     else:
+        from edgeseg.calibration.cpu_form import tune_for_cpu
+
         tune_for_cpu(output)
-
-
-def tune_for_cpu(path: Path) -> None:
-    """Rewrites that only ONNX Runtime's CPU kernels gain from; the class maps stay what they were."""
-    import onnx
-
-    model = onnx.load(str(path))
-    channels_last_tail(model)
-    share_concat_scales(model)
-    onnx.save(model, str(path))
-
-
-def share_concat_scales(model: Any) -> int:
-    """Give each quantized Concat input the Concat's own scale where their zero points already match.
-
-    ONNX Runtime's QLinearConcat copies an input whose scale and zero point equal the output's and
-    requantizes every other one through a lookup table, byte by byte, across the channels-last
-    layout. TensorRT gives a Concat one scale for the same reason. Only inputs with the output's
-    zero point are changed, so a Relu folded into a zero point of 0 still clips. Measured on
-    demo-driving: 0.75x -> 0.68x FP32 latency, agreement unchanged. Returns the inputs changed.
-    """
-    from onnx import numpy_helper
-
-    initializers = {t.name: t for t in model.graph.initializer}
-    writers, readers = producers(model.graph), consumers(model.graph)
-    value = lambda name: numpy_helper.to_array(initializers[name])  # noqa: E731
-    changed: dict[str, float] = {}
-    for node in model.graph.node:
-        pairs = concat_scales(model.graph, node, writers, readers)
-        # Per-tensor parameters only (the CPU recipe's activations): a per-axis scale is left alone.
-        if pairs is None or not all(name in initializers and value(name).size == 1 for pair in pairs for name in pair):
-            continue
-        (out_scale, out_zero), inputs = pairs[0], pairs[1:]
-        for scale, zero in inputs:
-            target = float(value(out_scale))
-            if scale == out_scale or value(zero).item() != value(out_zero).item() or changed.get(scale, target) != target:
-                continue
-            initializers[scale].CopyFrom(numpy_helper.from_array(value(out_scale).astype(np.float32), scale))
-            changed[scale] = target
-    return len(changed)
-
-
-def concat_scales(graph: Any, node: Any, writers: dict[str, Any], readers: dict[str, list[int]]) -> list[tuple[str, str]] | None:
-    """(scale, zero point) names of a quantized concat: the output's first, then each input's.
-
-    QOperator: QLinearConcat(y_scale, y_zero, x, x_scale, x_zero, ...). QDQ: DequantizeLinear on
-    every input, one QuantizeLinear after; each input's Q and DQ must share their scale names, so
-    that changing the value changes both."""
-    if node.op_type == "QLinearConcat":
-        return [(node.input[0], node.input[1])] + [(node.input[i + 1], node.input[i + 2]) for i in range(2, len(node.input), 3)]
-    if node.op_type != "Concat":
-        return None
-    after = [graph.node[index] for index in readers.get(node.output[0], [])]
-    dequantizes = [writers.get(name) for name in node.input]
-    if len(after) != 1 or after[0].op_type != "QuantizeLinear" or not all(d is not None and d.op_type == "DequantizeLinear" and len(d.input) == 3 for d in dequantizes):
-        return None
-    for dequantize in dequantizes:
-        quantize = writers.get(dequantize.input[0])
-        if quantize is None or quantize.op_type != "QuantizeLinear" or list(quantize.input[1:3]) != list(dequantize.input[1:3]):
-            return None
-    return [(after[0].input[1], after[0].input[2])] + [(d.input[1], d.input[2]) for d in dequantizes]
-
-
-def channels_last_tail(model: Any) -> bool:
-    """Resize the logits and take their argmax channels-last, in the CPU artifact.
-
-    ONNX Runtime's int8 kernels work channels-last, so the logits leave the last QLinearConv in
-    NHWC; ORT transposes them back for the graph's NCHW Resize, which then runs its plain kernel.
-    A Resize whose scales leave dims 1 and 3 alone runs ORT's NHWC kernel instead. Measured on
-    demo-driving: 0.83x -> 0.74x FP32 latency, class maps identical (the same interpolation per
-    axis, and ArgMax breaks ties by the first index on either axis). FP32 gains nothing, so only
-    the CPU artifact is rewritten. Graphs without a fused argmax behind a Resize are left alone.
-    Returns whether the graph was rewritten.
-    """
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    writers, readers = producers(graph), consumers(graph)
-    argmaxes = [n for n in graph.node if n.op_type == "ArgMax"]
-    if len(argmaxes) != 1:
-        return False
-    argmax = argmaxes[0]
-    attributes = {a.name: helper.get_attribute_value(a) for a in argmax.attribute}
-    resize = writers.get(argmax.input[0])
-    resize_mode = next((helper.get_attribute_value(a) for a in resize.attribute if a.name == "coordinate_transformation_mode"), b"half_pixel") if resize is not None else None
-    if resize is None or resize.op_type != "Resize" or attributes.get("axis", 0) != 1 or attributes.get("keepdims", 1) != 0 or len(readers.get(resize.output[0], [])) != 1 or resize_mode == b"tf_crop_and_resize":
-        return False
-    order = numpy_helper.from_array(np.array([0, 2, 3, 1], np.int64), f"{resize.name}/nhwc_order")
-    graph.initializer.append(order)
-    added = [helper.make_node("Transpose", [resize.input[0]], [f"{resize.input[0]}/nhwc"], perm=[0, 2, 3, 1], name=f"{resize.name}/to_nhwc")]
-    inputs = list(resize.input)
-    inputs[0] = added[0].output[0]
-    for slot in (2, 3):  # scales and sizes, constant or computed: reorder them to NHWC
-        if len(inputs) > slot and inputs[slot]:
-            added.append(helper.make_node("Gather", [inputs[slot], order.name], [f"{inputs[slot]}/nhwc"], axis=0, name=f"{resize.name}/{slot}_nhwc"))
-            inputs[slot] = added[-1].output[0]
-    del resize.input[:]
-    resize.input.extend(inputs)
-    for attribute in argmax.attribute:
-        if attribute.name == "axis":
-            attribute.i = 3
-    position = list(graph.node).index(resize)
-    for offset, node in enumerate(added):
-        graph.node.insert(position + offset, node)
-    return True
 
 
 def check_opset(path: Path, limit: int = 17) -> None:
