@@ -145,6 +145,51 @@ def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions
         assert before.op_type == "DequantizeLinear" or by_output[before.input[0]].op_type == "QLinearConv"
 
 
+def test_widening_narrow_int8_convs_keeps_the_class_maps(tmp_path, capsys):
+    """Zero filters up to 16 (MLAS's int8 channels-last kernel) and zero weights in every reader: the same pixels out."""
+    import onnxruntime as ort
+
+    from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TensorReader, float_boundary_nodes, quantize
+    from edgeseg.export import materialize_shared_weights
+
+    bundle = tmp_path / "unet"
+    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
+    contract = Bundle.load(bundle).input
+    frames = frames_to_input([f.image for f in open_source(HELD_OUT)], contract)
+    model = materialize_shared_weights(graph(bundle, "model.onnx"))
+    # An untrained net's argmax is one class everywhere (its bias decides): random classifier weights
+    # and no bias make the maps vary.
+    classifier = next(n for n in model.graph.node if "classifier" in n.name and n.op_type == "Conv")
+    for name, scale in zip(classifier.input[1:], (5.0, 0.0)):
+        tensor = next(t for t in model.graph.initializer if t.name == name)
+        random = np.random.default_rng(0).normal(0, scale, numpy_helper.to_array(tensor).shape).astype(np.float32)
+        tensor.CopyFrom(numpy_helper.from_array(random, name))
+    source = tmp_path / "source.onnx"
+    onnx.save(model, str(source))
+    reader = TensorReader(contract.name, frames, 1)
+
+    def class_maps(path):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return np.concatenate([session.run(None, {contract.name: frame[None]})[0] for frame in frames])
+
+    for recipe in (CPU_QDQ, CPU_QOPERATOR):
+        plain, wide = tmp_path / f"{recipe.name}-plain.onnx", tmp_path / f"{recipe.name}-wide.onnx"
+        ranges = tmp_path / f"ranges-{recipe.name}.json"
+        assert quantize(source, plain, recipe, reader, "minmax", ranges, float_boundary_nodes(model), widen=False) == []
+        widened = quantize(source, wide, recipe, reader, "minmax", ranges, float_boundary_nodes(model), widen=True)
+        # Every conv with 4 or 8 filters that only feeds convolutions; not the classifier, whose channels the argmax reads.
+        assert len(widened) == 8 and not any("classifier" in name for name in widened)
+        widened_model = graph(tmp_path, wide.name)
+        initializers, nodes = {t.name: t for t in widened_model.graph.initializer}, {n.name: n for n in widened_model.graph.node}
+        for name in widened:
+            node = nodes[name]
+            weight = node.input[3] if node.op_type == "QLinearConv" else producers(widened_model)[node.input[1]].input[0]
+            assert initializers[weight].dims[0] == 16
+        expected, got = class_maps(plain), class_maps(wide)
+        assert len(np.unique(expected)) > 1  # the maps hold several classes, so agreement means something
+        assert np.mean(got == expected) > 0.999  # integer sums are exact; only the requantization's rounding may differ
+
+
 # -- CPU INT8, FP16, fidelity -------------------------------------------------------------------------
 def test_manifest_lists_every_variant_with_its_fidelity(calibrated):
     bundle = Bundle.load(calibrated)

@@ -28,8 +28,8 @@ PRECISIONS = ("int8", "fp16")
 CPU_FORMATS = ("auto", "qdq", "qoperator")
 ARTIFACT_NAMES = {"fp16": "model.fp16.onnx", "tensorrt": "model.int8-tensorrt.onnx", "cpu": "model.int8-cpu.onnx"}
 SENSITIVITY_FRAMES = 16
-# A resolution level stays float in the CPU artifact only when that is at least 3% faster: smaller
-# differences are within a shared machine's noise.
+# A CPU-artifact choice (layers left float, convs widened or not) is kept only when it is at least
+# 3% faster: smaller differences are within a shared machine's noise.
 LEVEL_GAIN = 0.97
 
 
@@ -172,7 +172,7 @@ class Calibration:
         return self.artifact(final, "fp16", "any", fidelity=fidelity, opset=self.fp32.extra.get("opset"), requires="TensorRT >= 8.5 (FP16 precision from the graph's types)")
 
     # -- INT8 ---------------------------------------------------------------------------------
-    def quantize_to(self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None) -> None:
+    def quantize_to(self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None, widen: bool = True) -> list[str]:
         from edgeseg.calibration.quantize import quantize
 
         # Ranges depend on the data, the method, the graph and which tensors the recipe quantizes.
@@ -180,7 +180,7 @@ class Calibration:
         recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()))).encode() + source.read_bytes()).hexdigest()[:8]
         ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
         with atomic_path(final) as temp:
-            quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only)
+            return quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen)
 
     def sensitivity(self, recipe: Any, boundary: list[str], progress: Progress) -> tuple[list[str], dict[str, float], float]:
         """Per-layer sensitivity (agreement lost with only that layer in int8), then the fewest
@@ -244,32 +244,40 @@ class Calibration:
         return [trt, self.cpu_int8(boundary, float_layers, [CPU_QDQ, CPU_QOPERATOR], progress)]
 
     def cpu_int8(self, boundary: list[str], float_layers: list[str], recipes: list[Any], progress: Progress) -> Artifact:
-        """Build the CPU encodings asked for and keep the fastest, then leave in float each
-        resolution level that runs faster there. Every choice is timed against the current best in
-        the same interleaved rounds, on this machine."""
-        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, resolution_levels
+        """Build the CPU encodings asked for and keep the fastest; keep its narrow Convs widened
+        if that is faster; then leave in float the stem, and each resolution level, where that
+        runs faster. Every choice is timed against the current best in the same interleaved
+        rounds, on this machine."""
+        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, resolution_levels, stem_nodes
 
         if self.options.cpu_format != "auto":
             recipes = [CPU_QDQ if self.options.cpu_format == "qdq" else CPU_QOPERATOR]
         exclude = boundary + float_layers
         candidates = {recipe.name: self.cache / f"candidate-{recipe.name}.onnx" for recipe in recipes}
-        for recipe in recipes:
-            self.quantize_to(candidates[recipe.name], recipe, exclude)
+        widened_in = {recipe.name: self.quantize_to(candidates[recipe.name], recipe, exclude) for recipe in recipes}
         timings = self.latencies({"fp32": self.fp32_path, **candidates})
         fastest = min(candidates, key=lambda name: timings[name])
-        recipe, best = next(r for r in recipes if r.name == fastest), candidates[fastest]
+        recipe, best, widened = next(r for r in recipes if r.name == fastest), candidates[fastest], widened_in[fastest]
         progress.advance(f"INT8 for the CPU: {fastest} ({timings[fastest] / timings['fp32']:.2f}x FP32 latency)")
+        probe = self.cache / "candidate-probe.onnx"
         float_for_speed: list[str] = []
-        probe = self.cache / "candidate-level.onnx"
-        for level in resolution_levels(self.model, recipe.op_types):
-            level = [name for name in level if name not in exclude]
-            if not any(name in self.layers for name in level):
-                continue
-            self.quantize_to(probe, recipe, exclude + float_for_speed + level)
+
+        def keep_if_faster(float_nodes: list[str], widen: bool) -> bool:
+            nonlocal float_for_speed, widened
+            probe_widened = self.quantize_to(probe, recipe, exclude + float_nodes, widen=widen)
             measured = self.latencies({"best": best, "probe": probe})
-            if measured["probe"] < LEVEL_GAIN * measured["best"]:
-                float_for_speed += level
-                probe.replace(best)
+            if measured["probe"] >= LEVEL_GAIN * measured["best"]:
+                return False
+            probe.replace(best)
+            float_for_speed, widened = float_nodes, probe_widened
+            return True
+
+        widen = not (widened and keep_if_faster([], widen=False))
+        stem = [name for name in stem_nodes(self.model) if name not in exclude]
+        groups = [stem] + [[name for name in level if name not in exclude and name not in stem] for level in resolution_levels(self.model, recipe.op_types)]
+        for group in groups:
+            if any(name in self.layers for name in group):
+                keep_if_faster(float_for_speed + group, widen)
             progress.advance(f"CPU INT8: {len(float_for_speed)} nodes left in float where float is faster", steps=0)
         timings.update(self.latencies({"fp32": self.fp32_path, fastest: best}))
         final = self.bundle.root / ARTIFACT_NAMES["cpu"]
@@ -283,6 +291,7 @@ class Calibration:
         extra = {
             "quantization": recipe.describe(), "cpu_latency_ms": timings, "cpu_latency_ratio": timings[fastest] / timings["fp32"], "chosen": fastest,
             "requires": "ONNX Runtime (CPU)", "float_layers": all_float, "float_for_speed": speed_layers, "float_layer_share": len(all_float) / len(self.layers),
+            "widened_to_16_filters": widened,
         }
         return self.artifact(final, "int8", "cpu", fidelity=self.measure(final, "int8-cpu", "INT8 CPU"), **extra)
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.onnx_graph import downstream, producers
+from edgeseg.onnx_graph import consumers, downstream, producers
 
 METHODS = ("entropy", "percentile", "minmax")
 WEIGHTED_OPS = ("Conv", "ConvTranspose")
@@ -127,13 +127,25 @@ def resolution_levels(model: Any, op_types: tuple[str, ...]) -> list[list[str]]:
     return [levels[size] for size in sorted(levels, reverse=True)]
 
 
+def stem_nodes(model: Any) -> list[str]:
+    """The first Convs after the image input, with the Relu after each: a 3-channel input is one
+    ONNX Runtime's int8 kernels handle slowly (they want input channels in multiples of 4)."""
+    graph = model.graph
+    readers = consumers(graph)
+    _, stops = downstream(graph, [i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
+    convs = [graph.node[index] for index in stops if graph.node[index].op_type in WEIGHTED_OPS]
+    relus = [graph.node[index].name for conv in convs for index in readers.get(conv.output[0], []) if graph.node[index].op_type == "Relu"]
+    return [conv.name for conv in convs] + relus
+
+
 def weighted_nodes(model: Any) -> list[str]:
     """The layers whose precision sensitivity is measured: every Conv and ConvTranspose."""
     return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
 
 
-def quantize(fp32_path: Path, output: Path, recipe: QuantRecipe, reader: TensorReader, method: str, ranges_cache: Path, exclude: list[str], only: list[str] | None = None) -> None:
-    """Write the quantized model to `output`. Calibration ranges are computed once per (data, method, recipe family) and cached."""
+def quantize(fp32_path: Path, output: Path, recipe: QuantRecipe, reader: TensorReader, method: str, ranges_cache: Path, exclude: list[str], only: list[str] | None = None, widen: bool = True) -> list[str]:
+    """Write the quantized model to `output`. Calibration ranges are computed once per (data, method, recipe family) and cached.
+    Returns the Convs the CPU form widened (see cpu_form.widen_narrow_convs)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     methods = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax}
@@ -171,10 +183,10 @@ def quantize(fp32_path: Path, output: Path, recipe: QuantRecipe, reader: TensorR
         root_logger.setLevel(previous_level)
     if recipe.target == "tensorrt":
         check_opset(output)
-    else:
-        from edgeseg.calibration.cpu_form import tune_for_cpu
+        return []
+    from edgeseg.calibration.cpu_form import tune_for_cpu
 
-        tune_for_cpu(output)
+    return tune_for_cpu(output, widen)
 
 
 def check_opset(path: Path, limit: int = 17) -> None:
