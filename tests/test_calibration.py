@@ -356,7 +356,7 @@ def test_upsampling_as_depth_to_space_computes_what_the_transposed_convolution_d
 
 
 def test_resolution_levels_group_layers_by_feature_map_size(tmp_path, capsys):
-    from edgeseg.calibration.quantize import CPU_OPS, resolution_levels
+    from edgeseg.calibration.quantize import CPU_OPS, resolution_levels, stem_nodes
 
     bundle = tmp_path / "unet"
     assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
@@ -367,6 +367,9 @@ def test_resolution_levels_group_layers_by_feature_map_size(tmp_path, capsys):
     assert [len(level) for level in convs] == [5, 4, 2]
     assert all("encoders.0" in name or "decoders.0" in name or "classifier" in name for name in convs[0])
     assert all("encoders.2" in name for name in convs[2])
+    # The stem (the 3-channel image's conv and its Relu) is timed in float on its own, before the levels.
+    assert [name.rsplit("/", 1)[1] for name in stem_nodes(model)] == ["Conv", "Relu"]
+    assert all("encoders.0.0" in name for name in stem_nodes(model))
 
 
 def test_onnxruntime_backend_picks_the_cpu_int8_artifact(calibrated):
