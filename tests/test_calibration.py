@@ -127,11 +127,12 @@ def test_fcn_transposed_convolutions_are_quantized_per_output_channel(tmp_path, 
     assert fused  # FCN's skip Adds get both inputs quantized, so TensorRT can fuse them into the Conv
 
 
-def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions_for_tensorrt(tmp_path, capsys):
+@pytest.mark.parametrize("cpu_format", ["qdq", "qoperator"])
+def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions_for_tensorrt(tmp_path, capsys, cpu_format):
     """ORT's CPU has no int8 ConvTranspose: the CPU artifact runs the U-Net's as 1x1 Convs and a uint8 depth-to-space."""
     bundle = tmp_path / "unet"
     assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
-    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://medical?seed=1&frames=20&size=96x64", "--count", "8", "--eval-count", "4", "--precision", "int8", "--method", "minmax")
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://medical?seed=1&frames=20&size=96x64", "--count", "8", "--eval-count", "4", "--precision", "int8", "--method", "minmax", "--cpu-format", cpu_format)
     assert code == 0, err
     assert "W:onnxruntime" not in err  # no warnings about weights the rewrite left behind
     assert sum(n.op_type == "ConvTranspose" for n in graph(bundle, "model.int8-tensorrt.onnx").graph.node) == 2
@@ -140,9 +141,11 @@ def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions
     assert "ConvTranspose" not in types
     interleaves = [n for n in cpu.graph.node if n.op_type == "Transpose" and list(n.attribute[0].ints) == [0, 1, 3, 2, 4, 5]]
     assert len(interleaves) == 2
-    for shuffle in interleaves:  # on quantized data: between a DQ and a Q (QDQ), or fed by a QLinearConv through a Reshape (QOperator)
+    for shuffle in interleaves:  # on quantized data: between a DQ and a Q (QDQ), or fed by a QLinearConv through the other shuffles (QOperator)
         before = by_output[shuffle.input[0]]
-        assert before.op_type == "DequantizeLinear" or by_output[before.input[0]].op_type == "QLinearConv"
+        while before.op_type in ("Transpose", "Reshape"):
+            before = by_output[before.input[0]]
+        assert before.op_type in ("DequantizeLinear", "QLinearConv")
 
 
 def test_widening_narrow_int8_convs_keeps_the_class_maps(tmp_path, capsys):

@@ -175,9 +175,10 @@ class Calibration:
     def quantize_to(self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None, widen: bool = True) -> list[str]:
         from edgeseg.calibration.quantize import quantize
 
-        # Ranges depend on the data, the method, the graph and which tensors the recipe quantizes.
+        # Ranges depend on the data, the method, the weights, the graph (as rewritten for the CPU) and which tensors the recipe quantizes.
         source = self.cpu_source if recipe.target == "cpu" else self.quant_source
-        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()))).encode() + source.read_bytes()).hexdigest()[:8]
+        weights = (self.fp32.sha256, sorted(self.fp32.files.items()))
+        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()), weights)).encode() + source.read_bytes()).hexdigest()[:8]
         ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
         with atomic_path(final) as temp:
             return quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen)
