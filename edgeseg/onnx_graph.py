@@ -1,4 +1,4 @@
-"""Walking an ONNX graph by tensor names (no onnx import needed: works on any ModelProto)."""
+"""Walking an ONNX graph by tensor names (only static_shapes imports onnx: the rest works on any ModelProto)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,12 @@ def downstream(graph: Any, tensors: list[str], stop: tuple[str, ...] = ()) -> tu
                 reached.append(index)
                 frontier.extend(node.output)
     return reached, stops
+
+
+def static_shapes(model: Any) -> dict[str, list[int]]:
+    """Each tensor's dims as far as ONNX shape inference knows them (0 where unknown)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    values = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}

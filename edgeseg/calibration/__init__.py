@@ -94,6 +94,8 @@ class Calibration:
         upsample_as_depth_to_space(cpu_model)
         self.cpu_source = self.cache / "fp32-for-cpu.onnx"
         save_onnx(cpu_model, self.cpu_source, external=bool(self.fp32.files))
+        # Calibration ranges are cached per graph: hashed once here, not at every quantize call.
+        self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
         self.layers = weighted_nodes(self.model)
         if "int8" in self.options.precisions and not self.layers:
             raise EdgesegError("this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use --precision fp16")
@@ -178,7 +180,7 @@ class Calibration:
         # Ranges depend on the data, the method, the weights, the graph (as rewritten for the CPU) and which tensors the recipe quantizes.
         source = self.cpu_source if recipe.target == "cpu" else self.quant_source
         weights = (self.fp32.sha256, sorted(self.fp32.files.items()))
-        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()), weights)).encode() + source.read_bytes()).hexdigest()[:8]
+        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()), weights, self.source_digests[recipe.target])).encode()).hexdigest()[:8]
         ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
         with atomic_path(final) as temp:
             return quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen)

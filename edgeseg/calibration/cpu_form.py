@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeseg.onnx_graph import consumers, producers
+from edgeseg.onnx_graph import consumers, producers, static_shapes
 
 
 def upsample_as_depth_to_space(model: Any) -> list[str]:
@@ -89,15 +89,6 @@ def upsampling_block(node: Any, initializers: dict[str, Any], shapes: dict[str, 
     return kernel[0] if plain and known and len(shape) == 4 and all(d > 0 for d in shape[1:]) else None
 
 
-def static_shapes(model: Any) -> dict[str, list[int]]:
-    """Each tensor's dims as far as shape inference knows them (0 where unknown)."""
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model)
-    values = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
-    return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
-
-
 def tune_for_cpu(path: Path, widen: bool = True) -> list[str]:
     """Rewrites that only ONNX Runtime's CPU kernels gain from; the class maps stay what they were.
     Returns the Convs widened (none when `widen` is off: where MLAS has no such kernel, as on ARM64,
@@ -144,10 +135,6 @@ class ConvWidener:
         self.writers, self.readers = producers(self.graph), consumers(self.graph)
         self.channels = {name: dims[1] for name, dims in static_shapes(model).items() if len(dims) > 1}
         self.outputs = {o.name for o in self.graph.output}
-        self.references: dict[str, int] = {}
-        for node in self.graph.node:
-            for name in node.input:
-                self.references[name] = self.references.get(name, 0) + 1
 
     def value(self, name: str) -> np.ndarray:
         from onnx import numpy_helper
@@ -194,7 +181,7 @@ class ConvWidener:
             return None
         found = self.parameters(node)
         name = found["weight"] if found else node.input[1]
-        return name if name in self.initializers and self.references.get(name) == 1 else None
+        return name if name in self.initializers and len(self.readers.get(name, [])) == 1 else None
 
     def reaches_only_convolutions(self, tensor: str) -> bool:
         from onnx import helper

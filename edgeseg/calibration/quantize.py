@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.onnx_graph import consumers, downstream, producers
+from edgeseg.onnx_graph import consumers, downstream, producers, static_shapes
 
 METHODS = ("entropy", "percentile", "minmax")
 WEIGHTED_OPS = ("Conv", "ConvTranspose")
@@ -112,14 +112,7 @@ def resolution_levels(model: Any, op_types: tuple[str, ...]) -> list[list[str]]:
     ONNX Runtime's int8 CPU kernels lose to its float NCHWc kernels on wide, shallow feature maps
     (8-16 channels at full resolution): calibrate measures each level in float and keeps what is faster.
     """
-    import onnx
-
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {}
-    for info in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = info.type.tensor_type.shape.dim
-        if len(dims) == 4 and all(d.HasField("dim_value") for d in dims[2:]):
-            shapes[info.name] = dims[2].dim_value * dims[3].dim_value
+    shapes = {name: dims[2] * dims[3] for name, dims in static_shapes(model).items() if len(dims) == 4 and dims[2] > 0 and dims[3] > 0}
     levels: dict[int, list[str]] = {}
     for node in model.graph.node:
         if node.op_type in op_types and node.output[0] in shapes:
