@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test system-deps clean
+.PHONY: demo test lint system-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,11 @@ system-deps:
 		else echo "note: install $(SYSTEM_PACKAGES) (apt) to run the video, stream and browser tests; they skip without them"; fi; \
 	fi
 
-test: $(STAMP) $(TRITON_SERVER)/.installed system-deps
+# ruff's rules are in pyproject.toml ([tool.ruff]); the tests run only on a tree that passes them.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edgeseg tests
+
+test: lint $(TRITON_SERVER)/.installed system-deps
 	$(PY) -m pytest -q
 
 clean:

@@ -39,6 +39,11 @@ class ClassInfo:
     color: tuple[int, int, int]  # RGB, as people write colours
 
 
+# RGB normalisation of ImageNet: what most segmentation backbones were trained with, so the default.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 @dataclass
 class InputContract:
     name: str
@@ -88,7 +93,7 @@ class Bundle:
 
     # -- loading and saving -------------------------------------------------------------
     @classmethod
-    def load(cls, root: str | Path) -> "Bundle":
+    def load(cls, root: str | Path) -> Bundle:
         root = Path(root)
         manifest_path = root / MANIFEST_NAME
         if not root.is_dir():
@@ -120,7 +125,7 @@ class Bundle:
         classes: list[ClassInfo],
         input_contract: InputContract,
         output_contract: OutputContract,
-    ) -> "Bundle":
+    ) -> Bundle:
         manifest = {
             "schema": SCHEMA_VERSION,
             "edgeseg_version": __version__,

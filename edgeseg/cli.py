@@ -1,6 +1,6 @@
 """edgeseg's one entry point: edgeseg {export,info,run,demo,eval,train,dataset,calibrate,build,bench,deploy,doctor}.
 
-Every user mistake is an EdgesegError: printed as one line, exit status 1, no traceback.
+Argument parsing and dispatch only: each verb's work lives in its package. Every user mistake is an EdgesegError: printed as one line, exit status 1, no traceback.
 """
 
 from __future__ import annotations
@@ -9,13 +9,17 @@ import argparse
 import ast
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgeseg import __version__
 from edgeseg.errors import EdgesegError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+# --precision: which artifact a verb uses. `best` is the lowest precision the bundle has (for ONNX Runtime,
+# FP32 where calibrate measured the INT8 form no faster here). Each verb states its default in --help.
+PRECISION_CHOICES = ("best", "fp32", "fp16", "int8")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -86,7 +90,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from edgeseg.bundle import Bundle
-    from edgeseg.info import describe_bundle
+    from edgeseg.tools.info import describe_bundle
 
     bundle = Bundle.load(args.bundle)
     print(json.dumps(bundle.manifest, indent=2) if args.json else describe_bundle(bundle))
@@ -94,25 +98,29 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edgeseg.runner import RunOptions, print_summary, run
-
+    from edgeseg.runtime.backends import TritonOptions
+    from edgeseg.runtime.run import RunOptions, print_summary, run
     from edgeseg.runtime.sources import StreamOptions
 
     stream = StreamOptions(
         timeout=args.stream_timeout, retries=args.reconnect_retries, backoff_cap=args.reconnect_max_wait,
         transport=args.rtsp_transport, ffmpeg_options={k: str(v) for k, v in parse_model_args(args.input_option).items()},
     )
+    # A remote backend gets the same patience as a live stream; "until stopped" becomes 8 retries.
+    retries = args.reconnect_retries if args.reconnect_retries >= 0 else 8
+    triton = TritonOptions(timeout=args.stream_timeout, retries=retries, backoff_cap=args.reconnect_max_wait)
     summary = run(RunOptions(
         bundle=Path(args.bundle), inputs=args.input, outputs=args.output or ["none"], backend=args.backend,
         precision=args.precision, frames=args.frames, filter_mode=args.filter_mode, alpha=args.alpha,
         visualize=args.visualize, save_mask=args.save_mask, legend=not args.no_legend, threads=args.threads, stream=stream,
+        triton=triton,
     ))
     print_summary(summary, args.output or ["none"])
     return EXIT_INTERRUPTED if summary.interrupted else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edgeseg.demo import run_demo
+    from edgeseg.tools.demo import run_demo
 
     run_demo(args.scene, frames=args.frames, output=Path(args.output) if args.output else None, workdir=Path(args.workdir))
     return 0
@@ -120,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from edgeseg.classes import classes_from_option
-    from edgeseg.data.train import TrainOptions, train
+    from edgeseg.models.train import TrainOptions, train
 
     options = TrainOptions(
         size=args.size, epochs=args.epochs, steps_per_epoch=args.steps, batch=args.batch, lr=args.lr,
@@ -128,12 +136,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     command = "edgeseg " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     summary = train(args.model, args.data, Path(args.output), options, classes_from_option(args.classes), command)
-    print(f"saved {args.output}: best validation mIoU {summary['val_miou']:.4f} (epoch {summary['best_epoch']}) after {summary['seconds']:.0f} s")
+    print(f"saved {args.output}: best validation mIoU {summary.val_miou:.4f} (epoch {summary.best_epoch}) after {summary.seconds:.0f} s")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgeseg.evaluate import evaluate, format_report, write_json
+    from edgeseg.tools.evaluate import evaluate, format_report, write_json
 
     result = evaluate(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
     print(format_report(result))
@@ -144,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from edgeseg.calibration import CalibrateOptions, calibrate
-    from edgeseg.info import fidelity_table
+    from edgeseg.tools.info import fidelity_table
 
     options = CalibrateOptions(
         data=args.data, count=args.count, eval_count=args.eval_count, eval_data=args.eval_data, method=args.method,
@@ -158,7 +166,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from edgeseg.bench import BenchOptions, run_bench
     from edgeseg.bench.report import print_terminal, write_json, write_markdown, write_plot
-    from edgeseg.runtime.sinks import check_writable
+    from edgeseg.fileio import check_writable
 
     outputs = [(Path(p), writer) for p, writer in ((args.json, write_json), (args.md, write_markdown), (args.plot, write_plot)) if p]
     for path, _ in outputs:
@@ -167,7 +175,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         source=args.input, frames=args.frames, warmup=args.warmup, backend=args.backend, precisions=args.precision,
         accuracy_frames=args.accuracy_frames, baseline=not args.no_baseline, threads=args.threads,
     )
-    report = run_bench(Path(args.bundle), options)
+    report = run_bench(Path(args.bundle), options).to_dict()
     print_terminal(report)
     for path, writer in outputs:
         writer(report, path)
@@ -202,7 +210,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from edgeseg.doctor import gpu_check, report
+    from edgeseg.tools.doctor import gpu_check, report
 
     rows = report()
     width = max(len(name) for name, _ in rows)
@@ -225,7 +233,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    from edgeseg.data.folder import write_labelled_folder
+    from edgeseg.tools.dataset import write_labelled_folder
 
     count = write_labelled_folder(args.source, Path(args.output), force=args.force)
     print(f"wrote {count} labelled frames to {args.output}/images and {args.output}/labels")
@@ -244,12 +252,19 @@ def parse_seeds(text: str) -> tuple[int, int]:
 
 
 # -- parser ------------------------------------------------------------------------------------
+def add_precision_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES, default=default,
+        help=f"artifact precision: best (the lowest the bundle has), fp32, fp16 or int8 (default: {default})",
+    )
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     from edgeseg.runtime.backends import BACKENDS
     from edgeseg.runtime.overlay import FILTER_MODES, VISUALIZE
 
     parser.add_argument("--backend", default="auto", help=f"inference backend: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL (default: auto)")
-    parser.add_argument("--precision", choices=["best", "fp32", "fp16", "int8"], default="best", help="artifact precision (default: best available)")
+    add_precision_option(parser, "best")
     parser.add_argument("--filter-mode", choices=FILTER_MODES, default="linear", help="mask upsampling: point (nearest) or linear (smooth); see docs")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1 (default 0.5)")
     parser.add_argument("--visualize", choices=VISUALIZE, default="overlay", help="what to draw: overlay, mask, or both side by side")
@@ -259,6 +274,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgeseg.runtime.backends import BACKENDS
+
     parser = argparse.ArgumentParser(prog="edgeseg", description="PyTorch semantic segmentation to ONNX/TensorRT and live video at the edge.")
     parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -319,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("bundle")
     evaluate.add_argument("--data", required=True, help="synthetic://SCENE?seed=A-B&frames=N&size=WxH or a labelled folder")
     evaluate.add_argument("--frames", type=int, default=None, help="stop after N frames")
-    evaluate.add_argument("--backend", choices=["auto", "onnxruntime", "tensorrt"], default="auto")
-    evaluate.add_argument("--precision", choices=["best", "fp32", "fp16", "int8"], default="fp32")
+    evaluate.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
+    add_precision_option(evaluate, "fp32")
     evaluate.add_argument("--json", help="also write the figures as JSON (miou, pixel_accuracy, per_class_iou, ...)")
     evaluate.set_defaults(handler=cmd_eval)
 
@@ -331,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--eval-count", type=int, default=64, help="held-out frames for fidelity (default 64)")
     calibrate.add_argument("--eval-data", help="held-out frames from another source (default: frames of --data not used to calibrate)")
     calibrate.add_argument("--method", default="entropy", help="activation ranges: entropy (default), percentile or minmax")
-    calibrate.add_argument("--precision", default="int8,fp16", help="variants to make: int8, fp16 or both (default)")
+    calibrate.add_argument("--precision", default="int8,fp16", help="variants to make: int8, fp16 or both (default: int8,fp16)")
     calibrate.add_argument("--min-agreement", type=float, default=None, help="e.g. 0.995: keep the most sensitive layers in float until INT8 agrees this well with FP32")
     calibrate.add_argument("--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator")
     calibrate.add_argument("--threads", type=int, default=None)
@@ -345,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=200, help="measured frames per row (default 200)")
     bench.add_argument("--warmup", type=int, default=20, help="discarded warm-up runs (default 20)")
     bench.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
-    bench.add_argument("--precision", default="all", help="all, or a comma list of fp32, fp16, int8")
+    bench.add_argument("--precision", default="all", help="all, or a comma list of fp32, fp16, int8 (default: all)")
     bench.add_argument("--accuracy-frames", type=int, default=32, help="frames for agreement and mIoU (default 32)")
     bench.add_argument("--no-baseline", action="store_true", help="skip the PyTorch-eager baseline row")
     bench.add_argument("--threads", type=int, default=None)
@@ -356,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = verbs.add_parser("build", help="build TensorRT engines from the bundle's ONNX artifacts (needs TensorRT and a GPU)")
     build.add_argument("bundle")
-    build.add_argument("--precision", default="all", help="all (every ONNX precision in the bundle) or a comma list of fp32, fp16, int8")
+    build.add_argument("--precision", default="all", help="all (every ONNX precision in the bundle) or a comma list of fp32, fp16, int8 (default: all)")
     build.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace memory limit")
     build.add_argument("--optimization-level", type=int, choices=range(6), default=None, help="builder optimisation level 0-5 (TensorRT 8.6+)")
     build.add_argument("--batch", type=parse_batch_range, default=None, metavar="MIN,OPT,MAX", help="profile for a dynamic-batch graph")
@@ -374,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("bundle")
     deploy.add_argument("--target", required=True, help="deepstream or triton")
     deploy.add_argument("-o", "--output", required=True, help="directory to write (refused when it exists and is not empty, unless --force)")
-    deploy.add_argument("--precision", default="best", help="which artifact: best, fp32, fp16 or int8")
+    add_precision_option(deploy, "best")
     deploy.add_argument("--streams", type=int, default=1, help="DeepStream: number of sources batched by nvstreammux")
     deploy.add_argument("--name", default=None, help="model name (default: from the bundle)")
     deploy.add_argument("--max-batch", type=int, default=8, help="Triton: max_batch_size for a dynamic-batch graph")

@@ -5,6 +5,17 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+# Where TensorRT comes from: it is not a PyPI dependency of edgeseg on every platform.
+TENSORRT_INSTALL_HINT = (
+    "JetPack ships TensorRT (python3-libnvinfer; make the venv with --system-site-packages); "
+    "on a desktop install NVIDIA's tensorrt wheels; pip install 'edgeseg[tensorrt]' adds pycuda"
+)
+
+
+def install_command(extra: str) -> str:
+    """The one command that installs an optional part of edgeseg."""
+    return f"pip install 'edgeseg[{extra}]'"
+
 
 class EdgesegError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do."""
@@ -16,5 +27,5 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise EdgesegError(
-            f"this step needs the Python module '{module}' ({exc}); install it with: pip install 'edgeseg[{extra}]'"
+            f"this step needs the Python module '{module}' ({exc}); install it with: {install_command(extra)}"
         ) from None

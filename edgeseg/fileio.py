@@ -7,8 +7,14 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
+
+from edgeseg.errors import EdgesegError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -61,3 +67,34 @@ def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable(path: Path) -> None:
+    """Fail before the run starts, not at the first frame, when an output cannot be written."""
+    folder = path if path.is_dir() else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeseg-write-check"):
+            pass
+    except OSError as exc:
+        raise EdgesegError(f"cannot write output '{path}': {exc.strerror or exc}; choose a writable path") from None
+
+
+def write_image_atomic(path: Path, image: np.ndarray) -> None:
+    """Encode by the path's suffix and write under a temporary name, renamed when complete."""
+    import cv2  # here, not at the top: bundle and export read this module without needing OpenCV
+
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise EdgesegError(f"cannot encode {path.name}")
+    temp = path.with_name(f".{path.name}.partial")
+    temp.write_bytes(encoded.tobytes())
+    os.replace(temp, path)
+
+
+def refuse_non_empty(output: Path, force: bool) -> None:
+    """An output directory that holds something is replaced only with --force; a file there is never replaced."""
+    if output.is_file():
+        raise EdgesegError(f"output '{output}' is a file; this step writes a directory: choose another path")
+    if output.is_dir() and any(output.iterdir()) and not force:
+        raise EdgesegError(f"output '{output}' already exists and is not empty; choose another path or pass --force to replace it")

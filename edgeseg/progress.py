@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Iterable, Iterator, TypeVar
-
-T = TypeVar("T")
+from typing import TextIO
 
 
 class Progress:
     """`Progress(total, label)`; `advance(note)` per step. Redraws in place on a terminal, one line per step otherwise."""
 
-    def __init__(self, total: int, label: str, stream=None, enabled: bool = True):
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled: bool = True):
         self.total, self.label, self.done = max(total, 1), label, 0
         self.stream = stream or sys.stderr
         self.enabled = enabled
@@ -44,8 +42,3 @@ class Progress:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
-
-    def iterate(self, items: Iterable[T], note: str = "") -> Iterator[T]:
-        for item in items:
-            yield item
-            self.advance(note)

@@ -1,7 +1,8 @@
 """TEST DOUBLE for the `tensorrt` Python module (and a GPU): it records the calls edgeseg makes.
 
 TensorRT cannot be installed on these machines. This double exposes only the names each real
-TensorRT version has (per shared/TENSORRT.md), so a call to an API a version lacks fails the way
+TensorRT version has (per NVIDIA's Python API: EXPLICIT_BATCH gone in 11, IProgressMonitor from 10.0,
+the precision BuilderFlags gone in 11), so a call to an API a version lacks fails the way
 it would on a device. It builds nothing: its "plan" is a byte string, and tests that use it make
 no claim about what a real TensorRT does with the graph.
 """

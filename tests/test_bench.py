@@ -6,10 +6,9 @@ import json
 
 import cv2
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from edgeseg.bench.environment import parse_jetson_clocks, parse_nvpmodel, parse_tegrastats
-
-from conftest import assert_one_line_error, run_cli
 
 SOURCE = "synthetic://driving?seed=5000&size=160x120&frames=1000"
 
@@ -17,10 +16,9 @@ SOURCE = "synthetic://driving?seed=5000&size=160x120&frames=1000"
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A 9-class bundle, so the driving scene's labels give an mIoU column."""
-    from edgeseg.cli import main
-
     import torch
 
+    from edgeseg.cli import main
     from edgeseg.models import build_model
 
     out = tmp_path_factory.mktemp("bench")
@@ -34,6 +32,10 @@ def report(tmp_path_factory):
 
 def test_report_rows_and_fields(report):
     data = json.loads((report / "r.json").read_text())
+    # The --json schema is pinned: scripts read these keys.
+    assert list(data) == ["environment", "telemetry", "bundle", "model", "input_size", "source", "source_size", "capture_from", "frames", "warmup", "rows", "baseline_note", "overlay", "ratios"]
+    row_keys = ["name", "backend", "precision", "artifact", "engine", "stages_alone_ms", "sequential_fps", "end_to_end", "accuracy", "engine_samples_ms", "stage_limited_fps"]
+    assert all(list(row) == row_keys for row in data["rows"])
     names = [row["name"] for row in data["rows"]]
     assert names == ["onnxruntime fp32", "pytorch eager fp32 (baseline)"]
     fp32 = data["rows"][0]

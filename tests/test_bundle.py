@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import sha256_file
-
-from conftest import assert_one_line_error, run_cli
 
 
 def edit_manifest(bundle_dir, change) -> None:

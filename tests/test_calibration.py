@@ -9,17 +9,16 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+from conftest import assert_one_line_error, run_cli
 from onnx import numpy_helper
 
 from edgeseg.bundle import Bundle
 from edgeseg.calibration.dataset import build_calibration_set, spread
 from edgeseg.calibration.fp16 import convert_to_fp16, float16_leaks
-from edgeseg.data.train import TrainOptions, train
+from edgeseg.models.train import TrainOptions, train
 from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
-
-from conftest import assert_one_line_error, run_cli
 
 DATA = "synthetic://medical?seed=4000&frames=40&size=96x64"
 HELD_OUT = "synthetic://medical?seed=4100&frames=12&size=96x64"

@@ -8,13 +8,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli
 
 from edgeseg.bundle import Bundle
 from edgeseg.data.synthetic import DRIVING_CLASSES, MEDICAL_CLASSES, make_scene
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.models import ZOO, shipped_weights
-
-from conftest import assert_one_line_error, run_cli
 
 
 @pytest.mark.parametrize("name,classes", [("driving", DRIVING_CLASSES), ("medical", MEDICAL_CLASSES)])
@@ -85,6 +84,8 @@ def test_demo_model_segments_held_out_frames(demo_bundle, tmp_path, capsys):
     code, stdout, err = run_cli(capsys, "eval", demo_bundle, "--data", "synthetic://medical?seed=3000-3001&frames=4&size=320x240", "--json", report)
     assert code == 0, err
     result = json.loads(report.read_text())
+    # The --json schema is pinned: scripts read these keys.
+    assert list(result) == ["miou", "pixel_accuracy", "per_class_iou", "classes", "frames", "data", "backend", "precision", "confusion_matrix"]
     assert result["frames"] == 8 and len(result["per_class_iou"]) == 5
     assert result["miou"] > 0.8  # the full target (0.85) is measured on 200 frames in the closing note
     assert "confusion matrix" in stdout and "lesion" in stdout

@@ -15,12 +15,11 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
+from conftest import assert_one_line_error, free_ports, run_cli
 
 from edgeseg.bundle import Bundle
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
-
-from conftest import assert_one_line_error, free_ports, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_PYTHON = REPO / ".venv" / "triton-server" / "bin" / "python"

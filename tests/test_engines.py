@@ -12,13 +12,12 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
+from tensorrt_double import RecordingTensorRT
 
 from edgeseg.bundle import Bundle
 from edgeseg.engines import BuildOptions, GpuInfo, build, check_engine
 from edgeseg.errors import EdgesegError
-
-from conftest import assert_one_line_error, run_cli
-from tensorrt_double import RecordingTensorRT
 
 ORIN = GpuInfo("Orin", "8.7")
 
@@ -140,7 +139,7 @@ def test_engine_for_another_tensorrt_or_gpu_is_refused(calibrated_copy):
 
 
 def test_garbage_engine_file_is_refused(calibrated_copy):
-    from edgeseg.runtime.tensorrt_backend import TensorRTBackend
+    from edgeseg.runtime.backends.tensorrt import TensorRTBackend
 
     _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("fp32",))
     engine = next(a for a in bundle.artifacts if a.kind == "engine")
@@ -155,7 +154,7 @@ def test_garbage_engine_file_is_refused(calibrated_copy):
 
 def test_batch_outside_the_profile_is_refused(calibrated_copy):
     from edgeseg.runtime.backends import TensorSpec
-    from edgeseg.runtime.tensorrt_backend import TensorRTBackend
+    from edgeseg.runtime.backends.tensorrt import TensorRTBackend
 
     _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("fp32",))
     backend = TensorRTBackend(bundle, next(a for a in bundle.artifacts if a.kind == "engine"))

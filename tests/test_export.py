@@ -9,14 +9,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli
 
 from edgeseg.bundle import Bundle
 from edgeseg.classes import numbered_classes
 from edgeseg.export import ExportOptions, export
 from edgeseg.models import build_model
 from edgeseg.runtime.tensors import frames_to_input
-
-from conftest import assert_one_line_error, run_cli
 
 
 def session_io(bundle_dir):

@@ -7,12 +7,10 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_cli
 
 from edgeseg.models import ZOO, build_model
 from edgeseg.models.fcn import Upsample
-
-from conftest import run_cli
-
 
 FAMILIES = sorted(name for name, entry in ZOO.items() if entry.weights is None)  # the demo entries are tested in test_data
 

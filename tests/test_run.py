@@ -13,11 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from edgeseg.runtime.pipeline import Pipeline
 from edgeseg.runtime.sinks import Sink
-
-from conftest import assert_one_line_error, run_cli
 
 
 def decoded_frames(path: Path) -> list[np.ndarray]:

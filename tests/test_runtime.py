@@ -22,7 +22,7 @@ CLASSES = [ClassInfo("a", (255, 0, 0)), ClassInfo("b", (0, 255, 0)), ClassInfo("
 
 
 def test_runtime_imports_neither_torch_nor_onnx():
-    code = "import sys, edgeseg.runtime, edgeseg.runner; print(sorted(m for m in ('torch', 'onnx', 'tensorrt') if m in sys.modules))"
+    code = "import sys, edgeseg.runtime, edgeseg.runtime.run; print(sorted(m for m in ('torch', 'onnx', 'tensorrt') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -103,7 +103,7 @@ class TelemetrySampler:
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "TelemetrySampler":
+    def __enter__(self) -> TelemetrySampler:
         if shutil.which("tegrastats") and Path("/etc/nv_tegra_release").is_file():
             self.source = "tegrastats"
             self._process = subprocess.Popen(["tegrastats", "--interval", str(int(self.interval * 1000))], stdout=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""Benchmark reports: a terminal table, Markdown, JSON and a PNG plot."""
+"""Benchmark reports: a terminal table, Markdown, JSON and a PNG plot, each rendered from the JSON form of a BenchReport."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg.fileio import atomic_path, write_text_atomic
-from edgeseg.report import format_table
+from edgeseg.tables import format_table
 
 HEADERS = ["row", "artifact", "engine p50", "p90", "p99", "max (ms)", "engine FPS", "end-to-end FPS", "sequential FPS", "stage-limited FPS", "agreement", "mIoU"]
 

@@ -10,17 +10,18 @@ import cv2
 import numpy as np
 
 from edgeseg.bundle import Bundle
+from edgeseg.fileio import write_image_atomic
 from edgeseg.metrics import confusion_matrix, scores
-from edgeseg.runtime.backends import ONNXRuntimeBackend, class_maps
+from edgeseg.runtime.backends import ONNXRuntimeBackend
 from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.sinks import write_image_atomic
+from edgeseg.runtime.tensors import class_maps
 
 
 @dataclass
 class Predictions:
     maps: list[np.ndarray]  # class maps at model resolution, one per held-out frame
 
-    def agreement(self, other: "Predictions") -> np.ndarray:
+    def agreement(self, other: Predictions) -> np.ndarray:
         return np.array([(a == b).mean() for a, b in zip(self.maps, other.maps)])
 
 

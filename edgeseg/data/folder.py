@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.fileio import atomic_directory
-from edgeseg.runtime.sources import IMAGE_SUFFIXES
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def is_labelled_folder(path: Path) -> bool:
@@ -42,26 +41,3 @@ def read_pair(image_path: Path, label_path: Path, num_classes: int | None = None
     if num_classes is not None and int(label.max()) >= num_classes:
         raise EdgesegError(f"label '{label_path}' holds class {int(label.max())}, outside 0..{num_classes - 1}; wrong labels or wrong --classes?")
     return image, label
-
-
-def iterate_labelled(root: Path, num_classes: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for image_path, label_path in labelled_pairs(root):
-        yield read_pair(image_path, label_path, num_classes)
-
-
-def write_labelled_folder(source_uri: str, output: Path, force: bool = False) -> int:
-    """Write every frame of a labelled source (synthetic://...) as images/NNNNNN.png + labels/NNNNNN.png."""
-    from edgeseg.runtime.sources import open_source
-
-    source = open_source(source_uri)
-    count = 0
-    with atomic_directory(output, replace=force) as scratch:
-        (scratch / "images").mkdir()
-        (scratch / "labels").mkdir()
-        for frame in source:
-            if frame.label is None:
-                raise EdgesegError(f"'{source_uri}' has no labels; only synthetic:// sources can be written as a labelled folder")
-            cv2.imwrite(str(scratch / "images" / f"{frame.index:06d}.png"), frame.image)
-            cv2.imwrite(str(scratch / "labels" / f"{frame.index:06d}.png"), frame.label)
-            count += 1
-    return count

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from edgeseg.bundle import Bundle
-from edgeseg.deploy import DeployOptions, choose_artifact, plain_io_model
+from edgeseg.deploy.options import DeployOptions, choose_artifact
+from edgeseg.deploy.plain_onnx import plain_io_model
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import write_text_atomic
 

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from edgeseg.bundle import Bundle, InputContract, OutputContract
-from edgeseg.deploy import DeployOptions, choose_artifact
+from edgeseg.deploy.options import DeployOptions, choose_artifact
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_text_atomic
 

@@ -10,7 +10,8 @@ import numpy as np
 from edgeseg.bundle import Bundle, InputContract, OutputContract
 from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError, require
-from edgeseg.export import MODEL_FILE, ExportOptions, onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
+from edgeseg.export.artifacts import onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
+from edgeseg.export.options import MODEL_FILE, ExportOptions
 from edgeseg.progress import Progress
 from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
 

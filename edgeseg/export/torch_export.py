@@ -12,7 +12,15 @@ from typing import Any
 from edgeseg.bundle import Bundle, ClassInfo, InputContract, OutputContract
 from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError, require
-from edgeseg.export import DEFAULT_SIZE, MODEL_FILE, ExportOptions, onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
+from edgeseg.export.artifacts import (
+    materialize_shared_weights,
+    onnx_artifact,
+    sample_frames,
+    save_onnx,
+    tool_versions,
+    write_bundle,
+)
+from edgeseg.export.options import DEFAULT_SIZE, MODEL_FILE, ExportOptions
 from edgeseg.export.parity import measure_parity
 from edgeseg.export.wrapper import SegmentationGraph, select_logits
 from edgeseg.fileio import sha256_file
@@ -182,7 +190,6 @@ def check_onnx(path: Path) -> Any:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
         raise EdgesegError(f"the exported ONNX fails onnx.checker: {str(exc).splitlines()[0]}") from None
-    from edgeseg.export import materialize_shared_weights
 
     return materialize_shared_weights(onnx.load(str(path)))
 

@@ -21,28 +21,23 @@ import sys
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
 from edgeseg.bundle import InputContract, OutputContract
-from edgeseg.runtime.backends import Backend
+from edgeseg.runtime.backends.base import Backend
+from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.sinks import Sink
-from edgeseg.runtime.sources import Frame, Source, StreamOptions
-from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+from edgeseg.runtime.sinks.base import Sink
+from edgeseg.runtime.sources import Source, StreamOptions
+from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps, pad_batch
 
 END = object()  # end-of-stream marker passed down the queues
 POLL_SECONDS = 0.1
-
-
-@dataclass
-class Prediction:
-    frame: Frame
-    class_map: np.ndarray  # uint8 at model resolution
-    logits: np.ndarray | None  # kept only when the overlay upsamples logits
 
 
 def percentiles_ms(samples: list[float]) -> dict[str, float]:
@@ -67,6 +62,13 @@ class StageTimes:
     def add(self, stage: str, seconds: float) -> None:
         with self.lock:
             self.samples[stage].append(seconds)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block as one sample of `name` (not recorded when the block raises)."""
+        start = time.perf_counter()
+        yield
+        self.add(name, time.perf_counter() - start)
 
     def summary(self) -> dict[str, dict[str, float]]:
         with self.lock:
@@ -158,16 +160,15 @@ class Pipeline:
         self.readout = readout
         self.frames: LatestFrame | queue.Queue = LatestFrame() if source.live else queue.Queue(queue_size)
         self.predictions: queue.Queue = queue.Queue(queue_size)
-        self.stop = threading.Event()  # stop capturing; drain what is queued
+        self.stop = source.stop_event  # stop capturing; drain what is queued (a reconnecting stream stops waiting)
         self.abort = threading.Event()  # a stage failed: everyone leaves now
         self.errors: list[BaseException] = []
         self.times = StageTimes()
         self.summary = RunSummary()
         self.started = time.perf_counter()
         self.capture_done = False
-        source.stop_event = self.stop  # a reconnecting stream stops waiting when the run stops
         for sink in sinks:
-            sink.attach(self)
+            sink.show_stats(self.live_stats)
         self.keep_logits = output_contract.kind == "logits" and overlay.filter_mode == "linear"
 
     def request_stop(self) -> None:
@@ -180,11 +181,16 @@ class Pipeline:
         return {
             "fps": round(self.summary.frames_written / elapsed, 2) if elapsed > 0 else 0.0,
             "frames": self.summary.frames_written,
-            "dropped": getattr(self.frames, "dropped", 0),
+            "dropped": self.dropped,
             "stages_ms": stages,
-            "gaps_s": [round(g, 2) for g in getattr(self.source, "gaps", [])],
-            "reconnecting": getattr(self.source, "lost_at", None) is not None,
+            "gaps_s": [round(g, 2) for g in self.source.gaps],
+            "reconnecting": self.source.reconnecting,
         }
+
+    @property
+    def dropped(self) -> int:
+        """Frames a live source replaced before inference took them; a file's queue drops none."""
+        return self.frames.dropped if isinstance(self.frames, LatestFrame) else 0
 
     # -- hand-over helpers that never block forever -----------------------------------------
     def _put(self, channel: Any, item: Any) -> None:
@@ -214,16 +220,14 @@ class Pipeline:
     def _capture(self) -> None:
         try:
             while not self.stop.is_set() and (self.max_frames is None or self.summary.frames_read < self.max_frames):
-                start = time.perf_counter()
-                frame = self.source.read()
+                with self.times.stage("capture"):
+                    frame = self.source.read()
                 if frame is None:
                     break
-                captured = time.perf_counter()
                 # Preprocessing (the resize to the model's size) runs here, off the inference
                 # thread's critical path: inference then does nothing but infer.
-                frame.tensor = frames_to_input([frame.image], self.input_contract)
-                self.times.add("capture", captured - start)
-                self.times.add("preprocess", time.perf_counter() - captured)
+                with self.times.stage("preprocess"):
+                    frame.tensor = frames_to_input([frame.image], self.input_contract)
                 self.summary.frames_read += 1
                 self._put(self.frames, frame)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
@@ -253,32 +257,23 @@ class Pipeline:
             self._put(self.predictions, END)
 
     def _infer_batch(self, frames: list[Frame], size: int) -> None:
-        tensors = [f.tensor for f in frames]
-        tensors += [tensors[-1]] * (size - len(tensors))  # a fixed-batch graph gets a padded last batch
-        prepared = time.perf_counter()
-        output = self.backend.infer(tensors[0] if size == 1 else np.concatenate(tensors))
-        inferred = time.perf_counter()
-        class_maps = output_to_class_maps(output, self.output_contract)
-        self.times.add("infer", inferred - prepared)
-        self.times.add("postprocess", time.perf_counter() - inferred)
+        tensors = pad_batch([f.tensor for f in frames], size)
+        with self.times.stage("infer"):
+            output = self.backend.infer(tensors[0] if size == 1 else np.concatenate(tensors))
+        with self.times.stage("postprocess"):
+            class_maps = output_to_class_maps(output, self.output_contract)
         for index, frame in enumerate(frames):
             logits = output[index] if self.keep_logits else None
             self._put(self.predictions, Prediction(frame, class_maps[index], logits))
             self.summary.frames_processed += 1
 
     def _draw_and_write(self, prediction: Prediction, recent: deque) -> None:
-        start = time.perf_counter()
-        text = ""
-        if self.readout and len(recent) > 1:
-            infer_ms = np.mean(self.times.samples["infer"][-30:]) * 1000
-            text = f"{(len(recent) - 1) / (recent[-1] - recent[0]):.1f} FPS | infer {infer_ms:.1f} ms"
-        image = self.overlay.render(prediction.frame.image, prediction.class_map, prediction.logits, text)
-        drawn = time.perf_counter()
-        for sink in self.sinks:
-            sink.write(image, prediction)
+        with self.times.stage("overlay"):
+            image = self.overlay.render(prediction.frame.image, prediction.class_map, prediction.logits, self._readout(recent))
+        with self.times.stage("sink"):
+            for sink in self.sinks:
+                sink.write(image, prediction)
         done = time.perf_counter()
-        self.times.add("overlay", drawn - start)
-        self.times.add("sink", done - drawn)
         self.times.add("latency", done - prediction.frame.timestamp)
         recent.append(done)
         self.summary.first_written = self.summary.first_written or done
@@ -286,6 +281,13 @@ class Pipeline:
         self.summary.frames_written += 1
         if any(sink.stop_requested for sink in self.sinks):
             self.request_stop()
+
+    def _readout(self, recent: deque) -> str:
+        """The FPS and inference time drawn on the frame, from the last 30 frames."""
+        if not self.readout or len(recent) < 2:
+            return ""
+        infer_ms = np.mean(self.times.samples["infer"][-30:]) * 1000
+        return f"{(len(recent) - 1) / (recent[-1] - recent[0]):.1f} FPS | infer {infer_ms:.1f} ms"
 
     def run(self) -> RunSummary:
         """Run to the end of the source (or a stop request); close the sinks; return the figures."""
@@ -315,9 +317,9 @@ class Pipeline:
         if self.errors:
             raise self.errors[0]
         self.summary.seconds = time.perf_counter() - started
-        self.summary.frames_dropped = getattr(self.frames, "dropped", 0)
+        self.summary.frames_dropped = self.dropped
         self.summary.bad_frames = self.source.bad_frames
-        self.summary.gaps = list(getattr(self.source, "gaps", []))
+        self.summary.gaps = list(self.source.gaps)
         self.summary.backend = self.backend.describe()
         self.summary.stages = self.times.summary()
         return self.summary

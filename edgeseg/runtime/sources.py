@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -24,23 +25,15 @@ from urllib.parse import parse_qsl, urlsplit
 import cv2
 import numpy as np
 
+from edgeseg.data.folder import IMAGE_SUFFIXES, is_labelled_folder, labelled_pairs, read_pair
 from edgeseg.errors import EdgesegError
+from edgeseg.runtime.frames import Frame
 
 # FFmpeg logs every undecodable packet of a stream joined mid-GOP (hundreds of lines a second);
 # edgeseg reports losses and gaps itself. Set OPENCV_FFMPEG_LOGLEVEL to see FFmpeg's own lines.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = ("rtsp", "rtsps", "udp", "rtp", "http", "https")
-
-
-@dataclass
-class Frame:
-    index: int
-    image: np.ndarray  # uint8 HxWx3 BGR
-    timestamp: float  # time.perf_counter() when it was captured
-    label: np.ndarray | None = None  # class map, when the source knows the truth
-    tensor: np.ndarray | None = None  # the graph input made from `image` (set by the pipeline)
 
 
 class Source:
@@ -54,7 +47,14 @@ class Source:
         self.uri = uri
         self.count = 0
         self.bad_frames = 0
-        self.stop_event = threading.Event()  # the pipeline shares its stop event, so waits end on Ctrl-C
+        self.gaps: list[float] = []  # seconds a live stream was away, per loss
+        # Set to stop: a pipeline stops capture through it, and a reconnecting stream's waits end at once.
+        self.stop_event = threading.Event()
+
+    @property
+    def reconnecting(self) -> bool:
+        """True while a live stream is lost and being reopened."""
+        return False
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end of the source."""
@@ -71,7 +71,7 @@ class Source:
     def close(self) -> None:
         pass
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Frame]:
         while (frame := self.read()) is not None:
             yield frame
 
@@ -153,7 +153,6 @@ class StreamSource(CaptureSource):
             ffmpeg["rtsp_transport"] = options.transport
         if ffmpeg:  # OpenCV reads FFmpeg demuxer options from this variable when it opens a capture
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(f"{k};{v}" for k, v in ffmpeg.items())
-        self.gaps: list[float] = []
         self.lost_at: float | None = None
         self.last_frame_at = time.perf_counter()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's timeout warnings repeat what edgeseg reports
@@ -188,6 +187,10 @@ class StreamSource(CaptureSource):
             self.capture = self._open()
             self.last_frame_at = time.perf_counter()  # the new connection gets a full timeout to deliver
         return None, None
+
+    @property
+    def reconnecting(self) -> bool:
+        return self.lost_at is not None
 
     def _recovered(self) -> None:
         self.last_frame_at = time.perf_counter()
@@ -272,14 +275,10 @@ class LabelledFolderSource(Source):
 
     def __init__(self, uri: str, root: Path):
         super().__init__(uri)
-        from edgeseg.data.folder import labelled_pairs
-
         self.pairs = labelled_pairs(root)
         self.length = len(self.pairs)
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        from edgeseg.data.folder import read_pair
-
         if self.count >= len(self.pairs):
             return None, None
         return read_pair(*self.pairs[self.count])
@@ -297,7 +296,9 @@ def has_gstreamer() -> bool:
 
 
 def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, fps: int = 30) -> str:
-    """nvarguscamerasrc into BGR appsink, keeping only the newest buffer (shared/JETSON.md)."""
+    """nvarguscamerasrc into BGR appsink. NVMM NV12 is converted by nvvidconv to BGRx, then by videoconvert
+    to the BGR OpenCV wants; drop=true max-buffers=1 sync=false keep only the newest buffer, since an
+    appsink that queues makes the picture lag further behind the camera with every frame."""
     return (
         f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},framerate={fps}/1,format=NV12 ! "
         "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false"
@@ -343,8 +344,6 @@ def open_source(uri: str, options: StreamOptions | None = None) -> Source:
     if not path.exists():
         raise EdgesegError(f"input '{path}' does not exist; check the path")
     if path.is_dir():
-        from edgeseg.data.folder import is_labelled_folder
-
         return LabelledFolderSource(uri, path) if is_labelled_folder(path) else ImageFolderSource(uri, path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         source = ImageFolderSource(uri, path.parent)

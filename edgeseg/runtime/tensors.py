@@ -6,10 +6,15 @@ tensors the runtime feeds it.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import cv2
 import numpy as np
 
 from edgeseg.bundle import InputContract, OutputContract
+from edgeseg.runtime.backends.base import Backend
+
+T = TypeVar("T")
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -40,3 +45,19 @@ def output_to_class_maps(output: np.ndarray, contract: OutputContract) -> np.nda
         maps = output[:, 0] if output.ndim == 4 else output
         return maps.astype(np.uint8, copy=False)
     return output.argmax(axis=1).astype(np.uint8)
+
+
+def pad_batch(items: list[T], size: int) -> list[T]:
+    """A short last batch padded with copies of its last item: a fixed-batch graph takes exactly `size`."""
+    return items + [items[-1]] * (size - len(items))
+
+
+def class_maps(backend: Backend, images: list[np.ndarray], input_contract: InputContract, output_contract: OutputContract) -> list[np.ndarray]:
+    """uint8 class maps for BGR frames through an open backend, in batches of its size (the last padded)."""
+    size = backend.batch_size
+    maps: list[np.ndarray] = []
+    for start in range(0, len(images), size):
+        chunk = images[start : start + size]
+        output = backend.infer(frames_to_input(pad_batch(chunk, size), input_contract))
+        maps.extend(output_to_class_maps(output, output_contract)[: len(chunk)])
+    return maps

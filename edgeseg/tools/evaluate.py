@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,32 @@ from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_text_atomic
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
-from edgeseg.report import format_table
-from edgeseg.runtime import open_backend, open_source
-from edgeseg.runtime.backends import class_maps
-from edgeseg.runtime.sources import Frame
+from edgeseg.runtime.backends import open_backend
+from edgeseg.runtime.frames import Frame
+from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.tensors import class_maps
+from edgeseg.tables import format_table
 
 
-def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) -> Any:
+@dataclass
+class EvalResult:
+    """What `edgeseg eval` measured; `to_dict()` is the `--json` form."""
+
+    miou: float
+    pixel_accuracy: float
+    per_class_iou: list[float | None]
+    classes: list[str]
+    frames: int
+    data: str
+    backend: str
+    precision: str
+    confusion_matrix: list[list[int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) -> Iterator[list[Frame]]:
     source = open_source(uri)
     pending: list[Frame] = []
     try:
@@ -41,7 +62,7 @@ def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) 
         source.close()
 
 
-def evaluate(bundle_dir: Path, data: str, backend: str = "auto", precision: str = "best", frames: int | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate(bundle_dir: Path, data: str, backend: str = "auto", precision: str = "best", frames: int | None = None, progress: bool = True) -> EvalResult:
     """Run the bundle over labelled frames; class maps are compared at label resolution (nearest upsampling)."""
     bundle = Bundle.load(bundle_dir)
     classes = bundle.classes
@@ -58,32 +79,32 @@ def evaluate(bundle_dir: Path, data: str, backend: str = "auto", precision: str 
                 confusion += confusion_matrix(predicted, frame.label, len(classes))
             count += len(batch)
             bar.advance(steps=len(batch))
-    return {
+    return EvalResult(
         **scores(confusion),
-        "classes": [c.name for c in classes],
-        "frames": count,
-        "data": data,
-        "backend": net.describe(),
-        "precision": precision,
-        "confusion_matrix": confusion.tolist(),
-    }
+        classes=[c.name for c in classes],
+        frames=count,
+        data=data,
+        backend=net.describe(),
+        precision=precision,
+        confusion_matrix=confusion.tolist(),
+    )
 
 
-def format_report(result: dict[str, Any]) -> str:
-    names = result["classes"]
-    rows = [[name, "-" if iou is None else f"{iou:.4f}"] for name, iou in zip(names, result["per_class_iou"])]
-    confusion = np.asarray(result["confusion_matrix"], np.float64)
+def format_report(result: EvalResult) -> str:
+    names = result.classes
+    rows = [[name, "-" if iou is None else f"{iou:.4f}"] for name, iou in zip(names, result.per_class_iou)]
+    confusion = np.asarray(result.confusion_matrix, np.float64)
     row_share = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
     matrix = [[name] + [f"{100 * v:.1f}" for v in row] for name, row in zip(names, row_share)]
     return "\n".join([
-        f"{result['frames']} frames of {result['data']} on {result['backend']}",
+        f"{result.frames} frames of {result.data} on {result.backend}",
         format_table(["class", "IoU"], rows),
-        f"mIoU {result['miou']:.4f}   pixel accuracy {result['pixel_accuracy']:.4f}",
+        f"mIoU {result.miou:.4f}   pixel accuracy {result.pixel_accuracy:.4f}",
         "",
         "confusion matrix (% of each true class, rows = truth, columns = prediction)",
         format_table(["truth \\ predicted"] + [n[:8] for n in names], matrix),
     ])
 
 
-def write_json(result: dict[str, Any], path: Path) -> None:
-    write_text_atomic(Path(path), json.dumps(result, indent=2) + "\n")
+def write_json(result: EvalResult, path: Path) -> None:
+    write_text_atomic(Path(path), json.dumps(result.to_dict(), indent=2) + "\n")

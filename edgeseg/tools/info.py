@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgeseg.bundle import Bundle
-from edgeseg.report import format_table
+from edgeseg.tables import format_table
 
 
 def describe_bundle(bundle: Bundle) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 from pathlib import Path
 from typing import Any
 
 from edgeseg import __version__
 from edgeseg.bench.environment import environment, module_version
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import TENSORRT_INSTALL_HINT, EdgesegError, install_command
+from edgeseg.runtime.sources import has_gstreamer
 
 
 def tensorrt_facts() -> dict[str, Any]:
@@ -19,7 +19,7 @@ def tensorrt_facts() -> dict[str, Any]:
             import pycuda.driver as cuda
             import tensorrt as trt
 
-            from edgeseg.engines import current_gpu
+            from edgeseg.engines.compat import current_gpu
 
             gpu = current_gpu()
             version = cuda.get_driver_version()  # e.g. 12060 for CUDA 12.6
@@ -45,15 +45,15 @@ def report() -> list[tuple[str, str]]:
         ("cpu", f"{env['cpu']} ({env['cores']} cores)"),
         ("numpy / opencv", f"{env['numpy']} / {env['opencv']}"),
         ("onnxruntime", f"{env['onnxruntime']} providers: {', '.join(env['onnxruntime_providers'] or [])}" if env["onnxruntime"] else "not installed"),
-        ("torch (export, train)", env["torch"] or "not installed: pip install 'edgeseg[export]'"),
-        ("onnx (calibrate)", module_version("onnx") or "not installed: pip install 'edgeseg[calibrate]'"),
-        ("tensorrt", trt["tensorrt"] or "not installed (JetPack ships it; desktop: NVIDIA's tensorrt wheels)"),
-        ("pycuda", trt["pycuda"] or "not installed: pip install 'edgeseg[tensorrt]'"),
+        ("torch (export, train)", env["torch"] or f"not installed: {install_command('export')}"),
+        ("onnx (calibrate)", module_version("onnx") or f"not installed: {install_command('calibrate')}"),
+        ("tensorrt", trt["tensorrt"] or f"not installed: {TENSORRT_INSTALL_HINT}"),
+        ("pycuda", trt["pycuda"] or f"not installed: {install_command('tensorrt')}"),
         ("gpu", trt.get("gpu") or (env["gpu"] or {}).get("name") or "none found"),
         ("cuda driver", trt.get("cuda_driver", "-")),
         ("dla cores", str(trt.get("dla_cores", "-"))),
         ("jetson", f"{jetson.get('board')} {jetson.get('l4t')}, power mode {jetson.get('power_mode')}, jetson_clocks {'on' if jetson.get('jetson_clocks') else 'off'}" if jetson else "no"),
-        ("gstreamer in opencv", "yes" if "GStreamer:                   YES" in __import__("cv2").getBuildInformation() else "no (pip's opencv-python has none; csi:// needs JetPack's OpenCV)"),
+        ("gstreamer in opencv", "yes" if has_gstreamer() else "no (pip's opencv-python has none; csi:// needs JetPack's OpenCV)"),
         ("cameras", ", ".join(cameras()) or "none"),
     ]
     rows += [("warning", w) for w in env.get("warnings", [])]
@@ -66,10 +66,12 @@ def gpu_check(bundle_dir: Path, source: str, frames: int = 100) -> str:
     from edgeseg.bench.report import terminal
     from edgeseg.bundle import Bundle
     from edgeseg.engines import BuildOptions, build
+    from edgeseg.runtime.backends import tensorrt_usable
 
-    if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None:
+    if not tensorrt_usable():
         raise EdgesegError("--gpu-check needs TensorRT and pycuda on a GPU machine (a Jetson or a desktop NVIDIA GPU)")
     precisions = tuple(sorted({a.precision for a in Bundle.load(bundle_dir).artifacts if a.kind == "onnx"}))
     build(bundle_dir, BuildOptions(precisions=precisions))
     # One bench over both backends: ONNX Runtime FP32 is the first row, so every engine's agreement is against it.
-    return terminal(run_bench(bundle_dir, BenchOptions(source=source, frames=frames, warmup=10, backend="auto", baseline=False)))
+    report = run_bench(bundle_dir, BenchOptions(source=source, frames=frames, warmup=10, backend="auto", baseline=False))
+    return terminal(report.to_dict())

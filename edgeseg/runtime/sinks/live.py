@@ -14,17 +14,15 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.sinks import Sink
-
-if TYPE_CHECKING:
-    from edgeseg.runtime.pipeline import Prediction
+from edgeseg.runtime.frames import Prediction
+from edgeseg.runtime.sinks.base import LiveStats, Sink
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>edgeseg live</title>
@@ -57,7 +55,7 @@ class LiveViewSink(Sink):
         self.sequence = 0
         self.viewers = 0
         self.closed = False
-        self.stats: Callable[[], dict[str, Any]] = lambda: {"fps": 0, "frames": 0, "dropped": 0, "stages_ms": {}, "gaps_s": [], "reconnecting": False}
+        self.stats: LiveStats = lambda: {"fps": 0, "frames": 0, "dropped": 0, "stages_ms": {}, "gaps_s": [], "reconnecting": False}
         try:
             self.server = ThreadingHTTPServer((self.host, self.port), _handler(self))
         except OSError as exc:
@@ -69,8 +67,8 @@ class LiveViewSink(Sink):
         self.thread.start()
         print(f"edgeseg: live view at http://{self.host}:{self.server.server_address[1]}/", file=sys.stderr, flush=True)
 
-    def attach(self, pipeline: Any) -> None:
-        self.stats = pipeline.live_stats
+    def show_stats(self, stats: LiveStats) -> None:
+        self.stats = stats
 
     def write(self, image: np.ndarray, prediction: Prediction) -> None:
         if self.viewers == 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,7 +15,17 @@ import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError, require
-from edgeseg.runtime.backends import Backend, TensorSpec
+from edgeseg.runtime.backends.base import Backend, TensorSpec
+
+
+@dataclass(frozen=True)
+class TritonOptions:
+    """How a remote Triton backend is waited for: the same patience as a live stream's."""
+
+    timeout: float = 10.0  # seconds per request
+    retries: int = 8  # attempts after a failed request
+    backoff_cap: float = 8.0  # seconds: the longest wait between attempts (they double from 0.5 s)
+
 
 NUMPY_OF = {"UINT8": np.uint8, "FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32, "INT8": np.int8}
 TRITON_OF = {np.dtype(v): k for k, v in NUMPY_OF.items()}
@@ -23,7 +34,7 @@ TRITON_OF = {np.dtype(v): k for k, v in NUMPY_OF.items()}
 class TritonBackend(Backend):
     name = "triton"
 
-    def __init__(self, url: str, bundle: Bundle, timeout: float = 10.0, retries: int = 8, backoff_cap: float = 8.0):
+    def __init__(self, url: str, bundle: Bundle, options: TritonOptions):
         super().__init__()
         parts = urlsplit(url)
         self.model = parts.path.strip("/")
@@ -31,7 +42,7 @@ class TritonBackend(Backend):
             raise EdgesegError(f"'{url}': use triton://HOST:PORT/MODEL (the gRPC port, 8001 by default)")
         self.address = f"{parts.hostname}:{parts.port}"
         self.url, self.bundle = url, bundle
-        self.timeout, self.retries, self.backoff_cap = timeout, retries, backoff_cap
+        self.timeout, self.retries, self.backoff_cap = options.timeout, options.retries, options.backoff_cap
         self.client: Any = None
 
     def _open(self) -> None:

@@ -7,15 +7,16 @@ folder) and picks the best epoch; report final accuracy with `edgeseg eval` on o
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
+from edgeseg.bundle import IMAGENET_MEAN as mean
+from edgeseg.bundle import IMAGENET_STD as std
 from edgeseg.bundle import ClassInfo
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path
@@ -156,10 +157,33 @@ def parse_data(uri: str, options: TrainOptions, rng: np.random.Generator) -> tup
     return FolderSampler(root, options.size, rng, list(range(count - split))), val_sampler.items, None
 
 
-def train(model_name: str, data: str, output: Path, options: TrainOptions, classes: list[ClassInfo] | None = None, command: str = "") -> dict[str, Any]:
+@dataclass
+class TrainSummary:
+    """What a training run did and reached; `to_dict()` is stored in the weights file as `training`."""
+
+    model: str
+    options: dict[str, Any]
+    size: list[int]
+    data: str
+    train_seeds: list[int]
+    val_seeds: list[int]
+    epochs: int
+    steps_per_epoch: int
+    batch: int
+    seconds: float
+    best_epoch: int
+    val_miou: float
+    val_per_class_iou: list[float | None]
+    history: list[dict[str, Any]]
+    command: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train(model_name: str, data: str, output: Path, options: TrainOptions, classes: list[ClassInfo] | None = None, command: str = "") -> TrainSummary:
     """Train, keep the epoch with the best validation mIoU, save {state_dict, classes, ...} atomically."""
     torch = require("torch", "export")
-    from edgeseg.export import IMAGENET_MEAN as mean, IMAGENET_STD as std
     from edgeseg.models import build_model, zoo_entry
 
     entry = zoo_entry(model_name)
@@ -200,28 +224,25 @@ def train(model_name: str, data: str, output: Path, options: TrainOptions, class
             print(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation mIoU {result['miou']:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
         if result["miou"] > best["miou"]:
             best = {"miou": result["miou"], "per_class_iou": result["per_class_iou"], "epoch": epoch, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-    summary = {
-        "model": model_name,
-        "options": options.model_options,
-        "size": list(options.size),
-        "data": data,
-        "train_seeds": list(options.train_seeds),
-        "val_seeds": list(options.val_seeds),
-        "epochs": options.epochs,
-        "steps_per_epoch": options.steps_per_epoch,
-        "batch": options.batch,
-        "seconds": round(time.perf_counter() - started, 1),
-        "best_epoch": best["epoch"],
-        "val_miou": best["miou"],
-        "val_per_class_iou": best["per_class_iou"],
-        "history": history,
-        "command": command,
-    }
-    checkpoint = {"state_dict": best["state"], "classes": [{"name": c.name, "color": list(c.color)} for c in classes], "training": summary}
+    summary = TrainSummary(
+        model=model_name,
+        options=options.model_options,
+        size=list(options.size),
+        data=data,
+        train_seeds=list(options.train_seeds),
+        val_seeds=list(options.val_seeds),
+        epochs=options.epochs,
+        steps_per_epoch=options.steps_per_epoch,
+        batch=options.batch,
+        seconds=round(time.perf_counter() - started, 1),
+        best_epoch=best["epoch"],
+        val_miou=best["miou"],
+        val_per_class_iou=best["per_class_iou"],
+        history=history,
+        command=command,
+    )
+    classes_json = [{"name": c.name, "color": list(c.color)} for c in classes]
+    checkpoint = {"state_dict": best["state"], "classes": classes_json, "training": summary.to_dict()}
     with atomic_path(Path(output)) as temp:
         torch.save(checkpoint, str(temp))
     return summary
-
-
-def steps_for_minutes(minutes: float, seconds_per_step: float) -> int:
-    return max(1, math.floor(minutes * 60 / seconds_per_step))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeseg.runner import RunOptions, print_summary, run
+from edgeseg.runtime.run import RunOptions, print_summary, run
+
 
 def run_demo(scene: str, frames: int = 150, output: Path | None = None, workdir: Path = Path("out")) -> None:
     from edgeseg.export import ExportOptions, export

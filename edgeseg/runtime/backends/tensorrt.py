@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeseg.bundle import Artifact, Bundle
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.backends import Backend, TensorSpec
+from edgeseg.runtime.backends.base import Backend, TensorSpec
 
 
 class TensorRTBackend(Backend):
@@ -30,7 +30,7 @@ class TensorRTBackend(Backend):
         self.buffers: dict[str, tuple[Any, Any]] = {}  # name -> (page-locked host array, device allocation)
 
     def _open(self) -> None:
-        from edgeseg.engines import check_engine, current_gpu, import_tensorrt
+        from edgeseg.engines.compat import check_engine, current_gpu, import_tensorrt
 
         trt = import_tensorrt()
         import pycuda.driver as cuda
@@ -113,6 +113,10 @@ class TensorRTBackend(Backend):
         self.cuda_context.pop()
         self.cuda_context.detach()
         self.cuda_context = None
+
+    @property
+    def artifact_name(self) -> str:
+        return Path(self.artifact.path).name
 
     def describe(self) -> str:
         return f"tensorrt {self.artifact.tools.get('tensorrt')} on {self.artifact.extra.get('gpu')} ({Path(self.artifact.path).name})"

@@ -1,4 +1,7 @@
-"""`edgeseg run`: bundle + source URI + sink URIs -> a segmented stream. Lean: no torch, no onnx."""
+"""`edgeseg run`: bundle + source URI + sink URIs -> a segmented stream. Lean: no torch, no onnx.
+
+The whole loop is `Pipeline.run`: source -> backend -> overlay -> sinks, each stage on its own thread.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.bundle import Bundle
-from edgeseg.report import stage_table
-from edgeseg.runtime import Overlay, Pipeline, RunSummary, open_backend, open_sinks, open_source, source_options
-from edgeseg.runtime.sources import StreamOptions
+from edgeseg.runtime.backends import TritonOptions, open_backend
+from edgeseg.runtime.overlay import Overlay
+from edgeseg.runtime.pipeline import Pipeline, RunSummary, source_options
+from edgeseg.runtime.sinks import open_sinks
+from edgeseg.runtime.sources import StreamOptions, open_source
+from edgeseg.tables import stage_table
 
 
 @dataclass
@@ -26,11 +32,12 @@ class RunOptions:
     legend: bool = True
     threads: int | None = None
     stream: StreamOptions | None = None
+    triton: TritonOptions | None = None
 
 
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
-    net = open_backend(bundle, options.backend, options.precision, options.threads, options.stream)
+    net = open_backend(bundle, options.backend, options.precision, options.threads, options.triton)
     source = open_source(options.inputs, source_options(net, options.stream))
     try:
         sinks = open_sinks(options.outputs, fps=source.fps or 30.0, save_mask=options.save_mask)

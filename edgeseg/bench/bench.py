@@ -1,0 +1,274 @@
+"""`edgeseg bench`: every backend x precision of a bundle, engine-only and end-to-end, with accuracy, in one run.
+
+For each row:
+  engine-only   the infer call alone, repeated on one preprocessed frame;
+  stages alone  capture, preprocess, infer, postprocess and overlay each timed on its own, whose
+                sum bounds what any pipeline on these cores can reach (the stage-limited FPS);
+  sequential    the same stages one after another on one thread;
+  end-to-end    the threaded pipeline `edgeseg run` uses, sink none;
+  accuracy      agreement with FP32 class maps and mIoU when the frames have labels.
+Plus a baseline (the same model in PyTorch eager mode with a plain OpenCV overlay loop) and the
+overlay cost at the source resolution and at 1080p. The ratios between rows are the result.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeseg.bench.baseline import baseline_row
+from edgeseg.bench.rows import BenchOptions, BenchReport, Row, with_fps
+from edgeseg.bundle import Bundle
+from edgeseg.errors import EdgesegError
+from edgeseg.metrics import confusion_matrix, scores
+from edgeseg.progress import Progress
+from edgeseg.runtime.backends import Backend, open_backend, resolve_backend, usable_backends
+from edgeseg.runtime.overlay import Overlay
+from edgeseg.runtime.pipeline import Pipeline, source_options
+from edgeseg.runtime.sinks import NullSink
+from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.tensors import class_maps, frames_to_input, output_to_class_maps
+from edgeseg.timing import interleaved_samples, timed
+
+# The sequential loop and the pipeline alternate: a slow spell of a shared machine during one of
+# them would otherwise decide their ratio.
+LOOP_ROUNDS = 2
+
+
+def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
+    """The (backend, precision) rows to run; bad flags are one line each."""
+    if options.frames <= 0:
+        raise EdgesegError(f"--frames {options.frames}: benchmark at least one frame")
+    if options.frames < options.warmup:
+        raise EdgesegError(f"--frames {options.frames} is fewer than --warmup {options.warmup}; measure more frames than you discard")
+    if options.backend.startswith("triton://"):
+        # The server runs whatever artifact it was given; the row is labelled with what it answers for.
+        return [(options.backend, "fp32")]
+    # auto: every backend usable here, ONNX Runtime first: its FP32 row is the reference for agreement.
+    backends = usable_backends(bundle) if options.backend == "auto" else [resolve_backend(options.backend, bundle)]
+    plan = []
+    for backend in backends:
+        kind = "engine" if backend == "tensorrt" else "onnx"
+        have = sorted({a.precision for a in bundle.artifacts if a.kind == kind}, key=["fp32", "fp16", "int8"].index)
+        wanted = have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
+        for precision in wanted:
+            if precision not in ("fp32", "fp16", "int8"):
+                raise EdgesegError(f"--precision {precision}: choose all or a list of fp32, fp16, int8")
+            if precision not in have:
+                hint = f"edgeseg build {bundle.root}" if kind == "engine" else f"edgeseg calibrate {bundle.root} --data URI"
+                raise EdgesegError(f"bundle {bundle.root} has no {precision} {'engine' if kind == 'engine' else 'artifact'} (has: {', '.join(have) or 'none'}); run: {hint}")
+        plan += [(backend, precision) for precision in wanted]
+    return plan
+
+
+class Bench:
+    def __init__(self, bundle: Bundle, options: BenchOptions):
+        self.bundle, self.options = bundle, options
+        self.overlay = Overlay(bundle.classes)
+        source = open_source(options.source)
+        try:
+            frames = [(f.image, f.label) for _, f in zip(range(max(options.frames, options.accuracy_frames)), source)]
+        finally:
+            source.close()
+        if not frames:
+            raise EdgesegError(f"'{options.source}' yielded no frames")
+        self.frames = [f[0] for f in frames]
+        self.timing_source = self._timing_source(options.source)
+        labelled = [(image, label) for image, label in frames[: options.accuracy_frames] if label is not None]
+        self.labelled = labelled if len(labelled) == min(len(frames), options.accuracy_frames) and self._labels_fit(labelled) else []
+        self.accuracy_images = [f[0] for f in frames[: options.accuracy_frames]]
+        self.reference_maps: list[np.ndarray] | None = None
+
+    def _timing_source(self, uri: str) -> str:
+        """What capture is timed on. A synthetic scene is rendered once into an MPEG-4 file, so capture
+        costs what decoding a video costs, not what drawing the scene costs."""
+        if not uri.startswith("synthetic://"):
+            return uri
+        import tempfile
+
+        self._scratch = tempfile.TemporaryDirectory(prefix="edgeseg-bench-")
+        path = Path(self._scratch.name) / "frames.mp4"
+        height, width = self.frames[0].shape[:2]
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+        for frame in self.frames:
+            writer.write(frame)
+        writer.release()
+        return str(path)
+
+    def _labels_fit(self, labelled: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+        return bool(labelled) and max(int(label.max()) for _, label in labelled) < len(self.bundle.classes)
+
+    def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
+        """Engine-only latency of every row in interleaved rounds (so a shared machine's slow spells
+        fall on all rows alike: the ratios between them are the result), then each row's loops."""
+        backends = {}
+        try:
+            for backend_name, precision in plan:
+                backends[(backend_name, precision)] = open_backend(self.bundle, backend_name, precision, self.options.threads).open()
+            batches = {key: frames_to_input([self.frames[0]] * backend.batch_size, self.bundle.input) for key, backend in backends.items()}
+            calls = {key: functools.partial(backend.infer, batches[key]) for key, backend in backends.items()}
+            samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
+            rows = []
+            for (backend_name, precision), backend in backends.items():
+                row = Row(f"{backend_name} {precision}", backend_name, precision, backend.artifact_name)
+                engine = samples[(backend_name, precision)]
+                row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
+                row.stages_alone_ms = self._stages_alone(backend, row.engine["mean_ms"])
+                row.accuracy = self._accuracy(backend)
+                row.sequential_fps, row.end_to_end = self._loops(backend, backend_name, precision)
+                progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
+                rows.append(row)
+        finally:
+            for backend in backends.values():
+                backend.close()
+        return rows
+
+    def _loops(self, backend: Backend, backend_name: str, precision: str) -> tuple[float, dict[str, Any]]:
+        """The one-thread loop and the pipeline, alternated LOOP_ROUNDS times; FPS is the mean over rounds."""
+        sequential, pipelined = [], []
+        for _ in range(LOOP_ROUNDS):
+            sequential.append(self._sequential(backend))
+            pipelined.append(self._end_to_end(backend_name, precision))
+        end_to_end = pipelined[-1]
+        end_to_end.update(fps=float(np.mean([p["fps"] for p in pipelined])), fps_rounds=[p["fps"] for p in pipelined], sequential_fps_rounds=sequential)
+        return float(np.mean(sequential)), end_to_end
+
+    def _stages_alone(self, backend: Backend, infer_ms: float) -> dict[str, float]:
+        contract_in, contract_out = self.bundle.input, self.bundle.output
+        count = min(len(self.frames), self.options.frames)
+        source = open_source(self.timing_source)
+        try:
+            capture = timed(source.read, count)
+        finally:
+            source.close()
+        batch = backend.batch_size
+        preprocess = timed(lambda: frames_to_input([self.frames[0]] * batch, contract_in), count)
+        output = backend.infer(frames_to_input([self.frames[0]] * batch, contract_in))
+        postprocess = timed(lambda: output_to_class_maps(output, contract_out), count)
+        class_map = output_to_class_maps(output, contract_out)[0]
+        logits = output[0] if contract_out.kind == "logits" else None
+        overlay = timed(lambda: self.overlay.render(self.frames[0], class_map, logits), count)
+        mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731
+        return {"capture": mean(capture), "preprocess": mean(preprocess), "infer": infer_ms, "postprocess": mean(postprocess), "overlay": mean(overlay)}
+
+    def _sequential(self, backend: Backend) -> float:
+        """The same stages, one after another on one thread: what a plain loop gets."""
+        contract_in, contract_out = self.bundle.input, self.bundle.output
+        source = open_source(self.timing_source)
+        batch = backend.batch_size
+        start = time.perf_counter()
+        count = 0
+        try:
+            for frame in source:
+                output = backend.infer(frames_to_input([frame.image] * batch, contract_in))
+                class_map = output_to_class_maps(output, contract_out)[0]
+                self.overlay.render(frame.image, class_map, output[0] if contract_out.kind == "logits" else None)
+                count += 1
+                if count >= self.options.frames:
+                    break
+        finally:
+            source.close()
+        return count / (time.perf_counter() - start)
+
+    def _end_to_end(self, backend_name: str, precision: str) -> dict[str, Any]:
+        backend = open_backend(self.bundle, backend_name, precision, self.options.threads)
+        pipeline = Pipeline(open_source(self.timing_source, source_options(backend)), backend, self.bundle.input, self.bundle.output, Overlay(self.bundle.classes), [NullSink()], max_frames=self.options.frames, readout=True)
+        summary = pipeline.run()
+        # Steady state, as the sequential loop (whose backend is already open) is measured.
+        return {"fps": summary.steady_fps, "fps_with_startup": summary.fps, "frames": summary.frames_written, "stages": summary.stages}
+
+    def _accuracy(self, backend: Backend) -> dict[str, Any]:
+        return self.accuracy_of(class_maps(backend, self.accuracy_images, self.bundle.input, self.bundle.output))
+
+    def accuracy_of(self, maps: list[np.ndarray]) -> dict[str, Any]:
+        """Agreement with the first (FP32) row's class maps, and mIoU when the frames carry labels."""
+        if self.reference_maps is None:
+            self.reference_maps = maps  # the first row measured is FP32
+        result: dict[str, Any] = {"agreement": float(np.mean([(a == b).mean() for a, b in zip(maps, self.reference_maps)]))}
+        if self.labelled:
+            classes = len(self.bundle.classes)
+            confusion = sum(confusion_matrix(cv2.resize(m, label.shape[::-1], interpolation=cv2.INTER_NEAREST), label, classes) for m, (_, label) in zip(maps, self.labelled))
+            result["miou"] = scores(confusion)["miou"]
+        return result
+
+
+def overlay_costs(bundle: Bundle, frame: np.ndarray, runs: int = 50) -> list[dict[str, Any]]:
+    """Overlay time at the source resolution and at 1080p, point and linear, against one cv2.addWeighted."""
+    height, width = bundle.input.size
+    class_map = np.random.default_rng(0).integers(0, len(bundle.classes), (height, width), dtype=np.uint8)
+    rows = []
+    for label, size in (("source", frame.shape[:2]), ("1080p", (1080, 1920))):
+        image = cv2.resize(frame, size[::-1])
+        reference = float(np.median(timed(lambda: cv2.addWeighted(image, 0.5, image, 0.5, 0.0), runs)) * 1000)
+        for mode in ("point", "linear"):
+            overlay = Overlay(bundle.classes, filter_mode=mode)
+            cost = float(np.median(timed(lambda: overlay.render(image, class_map), runs)) * 1000)
+            rows.append({"resolution": f"{size[1]}x{size[0]}", "at": label, "filter": mode, "overlay_ms": cost, "addweighted_ms": reference, "ratio": cost / reference})
+    return rows
+
+
+def ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures the benchmark exists for, each a ratio of two rows measured in this run."""
+    by_precision = {r.precision: r for r in rows if r.backend != "pytorch"}
+    result: dict[str, Any] = {}
+    fp32 = by_precision.get("fp32")
+    if fp32:
+        result["pipeline_vs_stage_limited"] = fp32.end_to_end["fps"] / fp32.stage_limited_fps
+        result["pipeline_vs_sequential"] = fp32.end_to_end["fps"] / fp32.sequential_fps
+        result["end_to_end_vs_engine_only"] = fp32.end_to_end["fps"] / fp32.engine["fps"]
+        if "int8" in by_precision:
+            result["int8_vs_fp32_engine_latency"] = by_precision["int8"].engine["mean_ms"] / fp32.engine["mean_ms"]
+        if "fp16" in by_precision:
+            result["fp16_vs_fp32_engine_latency"] = by_precision["fp16"].engine["mean_ms"] / fp32.engine["mean_ms"]
+    baseline = next((r for r in rows if r.backend == "pytorch"), None)
+    if baseline:
+        best = max((r for r in rows if r.backend != "pytorch"), key=lambda r: r.end_to_end["fps"])
+        result["edgeseg_vs_baseline_fps"] = best.end_to_end["fps"] / baseline.end_to_end["fps"]
+        result["edgeseg_vs_baseline_row"] = best.name
+    worst_1080p = max((o["ratio"] for o in overlay if o["at"] == "1080p"), default=None)
+    if worst_1080p is not None:
+        result["overlay_1080p_vs_addweighted"] = worst_1080p
+    return result
+
+
+def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
+    from edgeseg.bench.environment import TelemetrySampler, environment
+
+    bundle = Bundle.load(bundle_dir)
+    plan = check_options(options, bundle)
+    ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
+    progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
+    bench = Bench(bundle, options)
+    progress.advance(f"{len(bench.frames)} frames of {options.source}")
+    rows = []
+    with TelemetrySampler() as telemetry:
+        rows += bench.measure(ordered, progress)
+        baseline_note = ""
+        if options.baseline:
+            baseline, baseline_note = baseline_row(bundle, options, bench.frames, bench.timing_source, bench.accuracy_of)
+            if baseline:
+                rows.append(baseline)
+            progress.advance(f"baseline: {baseline.end_to_end['fps']:.1f} FPS" if baseline else f"no baseline: {baseline_note}")
+        overlay = overlay_costs(bundle, bench.frames[0])
+        progress.advance("overlay costs")
+    return BenchReport(
+        environment=environment(),
+        telemetry=telemetry.summary(),
+        bundle=str(bundle.root),
+        model=bundle.manifest["model"].get("name"),
+        input_size=list(bundle.input.size),
+        source=options.source,
+        source_size=list(bench.frames[0].shape[:2]),
+        capture_from="an MPEG-4 (mp4v) file of the rendered scene" if bench.timing_source != options.source else options.source,
+        frames=options.frames,
+        warmup=options.warmup,
+        rows=rows,
+        baseline_note=baseline_note,
+        overlay=overlay,
+        ratios=ratios(rows, overlay),
+    )

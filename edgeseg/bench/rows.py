@@ -1,0 +1,73 @@
+"""What a benchmark is asked (BenchOptions) and what it reports (Row per backend x precision, BenchReport)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgeseg.runtime.pipeline import percentiles_ms
+
+DEFAULT_SOURCE = "synthetic://driving?seed=5000&size=1280x720&frames=100000"
+
+
+@dataclass
+class BenchOptions:
+    source: str = DEFAULT_SOURCE
+    frames: int = 200
+    warmup: int = 20
+    backend: str = "auto"
+    precisions: str = "all"  # all, or a comma list of fp32/fp16/int8
+    accuracy_frames: int = 32
+    baseline: bool = True
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class Row:
+    name: str
+    backend: str
+    precision: str
+    artifact: str
+    engine: dict[str, float] = field(default_factory=dict)
+    stages_alone_ms: dict[str, float] = field(default_factory=dict)
+    sequential_fps: float = 0.0
+    end_to_end: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, Any] = field(default_factory=dict)
+    engine_samples_ms: list[float] = field(default_factory=list)
+
+    @property
+    def stage_limited_fps(self) -> float:
+        total = sum(self.stages_alone_ms.values())
+        return 1000.0 / total if total else 0.0
+
+
+def with_fps(samples: list[float]) -> dict[str, float]:
+    stats = percentiles_ms(samples)
+    stats["fps"] = 1000.0 / stats["mean_ms"]
+    return stats
+
+
+@dataclass
+class BenchReport:
+    """One bench run. `to_dict()` is the JSON form (`--json`), which the Markdown, terminal and plot reports render."""
+
+    environment: dict[str, Any]
+    telemetry: dict[str, Any]
+    bundle: str
+    model: str | None
+    input_size: list[int]
+    source: str
+    source_size: list[int]
+    capture_from: str
+    frames: int
+    warmup: int
+    rows: list[Row]
+    baseline_note: str
+    overlay: list[dict[str, Any]]
+    ratios: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["rows"] = [{**asdict(row), "stage_limited_fps": row.stage_limited_fps} for row in self.rows]
+        return result

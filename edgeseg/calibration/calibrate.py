@@ -1,0 +1,340 @@
+"""`edgeseg calibrate`: INT8 and FP16 ONNX variants of a bundle's FP32 graph, and what each one costs.
+
+Precision is decided in the ONNX, so this runs anywhere (a CPU included) and works for every
+TensorRT from 8.5 (weakly typed, Q/DQ + flags) to 11 (strongly typed, no calibrator API).
+Quantization uses ONNX Runtime's quantize_static: it emits opset-17 Q/DQ graphs that TensorRT 8.5
+parses, runs here without a GPU, and its calibration ranges can be cached and reused for the
+per-layer sensitivity search. (NVIDIA ModelOpt's ONNX PTQ emits opset >= 19, i.e. TensorRT >= 10
+only, and is not installable on these machines.)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeseg.bundle import Artifact, Bundle, utc_now
+from edgeseg.errors import EdgesegError, require
+from edgeseg.fileio import atomic_path, sha256_file
+from edgeseg.progress import Progress
+
+PRECISIONS = ("int8", "fp16")
+CPU_FORMATS = ("auto", "qdq", "qoperator")
+ARTIFACT_NAMES = {"fp16": "model.fp16.onnx", "tensorrt": "model.int8-tensorrt.onnx", "cpu": "model.int8-cpu.onnx"}
+SENSITIVITY_FRAMES = 16
+# A CPU-artifact choice (layers left float, convs widened or not) is kept only when it is at least
+# 3% faster: smaller differences are within a shared machine's noise.
+LEVEL_GAIN = 0.97
+
+
+@dataclass
+class CalibrateOptions:
+    data: str
+    count: int = 256
+    eval_count: int = 64
+    eval_data: str | None = None
+    method: str = "entropy"
+    precisions: tuple[str, ...] = PRECISIONS
+    min_agreement: float | None = None
+    cpu_format: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+
+def check_options(options: CalibrateOptions) -> None:
+    from edgeseg.calibration.quantize import METHODS
+
+    if options.min_agreement is not None and not 0 < options.min_agreement <= 1:
+        raise EdgesegError(f"--min-agreement {options.min_agreement} is outside (0, 1]; e.g. 0.995 for 99.5% of pixels")
+    if options.method not in METHODS:
+        raise EdgesegError(f"--method {options.method}: choose one of {', '.join(METHODS)}")
+    unknown = set(options.precisions) - set(PRECISIONS)
+    if unknown or not options.precisions:
+        raise EdgesegError(f"--precision {','.join(options.precisions)}: choose from {', '.join(PRECISIONS)}")
+    if options.count < 1 or options.eval_count < 1:
+        raise EdgesegError("--count and --eval-count must be at least 1")
+    if options.cpu_format not in CPU_FORMATS:
+        raise EdgesegError(f"--cpu-format {options.cpu_format}: choose one of {', '.join(CPU_FORMATS)}")
+
+
+class Calibration:
+    """One calibrate run: the data, the FP32 reference, and a method per variant."""
+
+    def __init__(self, bundle: Bundle, options: CalibrateOptions):
+        self.bundle, self.options = bundle, options
+        self.onnx = require("onnx", "calibrate")
+        self.cache = bundle.root / ".cache"
+        self.cache.mkdir(exist_ok=True)
+        self._load_graph()
+        self._load_frames()
+
+    def _load_graph(self) -> None:
+        from edgeseg.calibration.cpu_form import upsample_as_depth_to_space
+        from edgeseg.calibration.quantize import weighted_nodes
+        from edgeseg.export import materialize_shared_weights, save_onnx
+
+        try:
+            self.fp32 = self.bundle.select("onnx", "fp32", targets=("any",))
+        except EdgesegError:
+            raise EdgesegError(f"bundle {self.bundle.root} has no FP32 ONNX artifact to calibrate; re-export it with edgeseg export") from None
+        self.fp32_path = self.bundle.artifact_path(self.fp32)
+        # The quantizer reads weights as initializers: give it a copy of the graph without aliases.
+        self.model = materialize_shared_weights(self.onnx.load(str(self.fp32_path)))
+        self.quant_source = self.cache / "fp32-for-quantization.onnx"
+        save_onnx(self.model, self.quant_source, external=bool(self.fp32.files))
+        # The CPU form starts from its own rewrite of the graph (see cpu_form); TensorRT's from the graph as exported.
+        cpu_model = self.onnx.ModelProto()
+        cpu_model.CopyFrom(self.model)
+        upsample_as_depth_to_space(cpu_model)
+        self.cpu_source = self.cache / "fp32-for-cpu.onnx"
+        save_onnx(cpu_model, self.cpu_source, external=bool(self.fp32.files))
+        # Calibration ranges are cached per graph: hashed once here, not at every quantize call.
+        self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
+        self.layers = weighted_nodes(self.model)
+        if "int8" in self.options.precisions and not self.layers:
+            raise EdgesegError("this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use --precision fp16")
+
+    def _load_frames(self) -> None:
+        from edgeseg.calibration.dataset import build_calibration_set, read_frames
+        from edgeseg.calibration.fidelity import accuracy, predict
+        from edgeseg.calibration.quantize import TensorReader
+
+        options, contract = self.options, self.bundle.input
+        # Held-out frames come from --eval-data when given, else from the frames calibration leaves unused.
+        self.data = build_calibration_set(options.data, options.count, 0 if options.eval_data else options.eval_count, contract, self.cache)
+        self.frames, self.labels = self.data.eval_frames, self.data.eval_labels
+        if options.eval_data:
+            _, self.frames, self.labels = read_frames(options.eval_data, 0, options.eval_count)
+        if self.data.source_size != tuple(contract.size):
+            h, w = self.data.source_size
+            print(f"edgeseg: note: calibration frames are {w}x{h}; resized to the model's {contract.size[1]}x{contract.size[0]} as the runtime does", file=sys.stderr)
+        self.num_classes = len(self.bundle.classes)
+        if self.labels is not None and max(int(label.max()) for label in self.labels) >= self.num_classes:
+            self.labels = None  # labelled for another class set: agreement only
+        self.reference = predict(self.fp32_path, self.bundle, self.frames, options.threads)
+        self.reference_accuracy = accuracy(self.reference, self.labels, self.num_classes) if self.labels is not None else None
+        self.reader = TensorReader(contract.name, self.data.tensors, contract.batch or 1)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "source": self.options.data,
+            "count": int(len(self.data.tensors)),
+            "method": self.options.method,
+            "data_sha256": self.data.sha256,
+            "eval_source": self.options.eval_data or f"{self.options.data} (frames not used for calibration)",
+            "eval_frames": len(self.frames),
+            "source_size": list(self.data.source_size),
+            "resized": self.data.source_size != tuple(self.bundle.input.size),
+            "cached": self.data.cached,
+            "created": utc_now(),
+        }
+
+    def measure(self, path: Path, stem: str, label: str) -> dict[str, Any]:
+        from edgeseg.calibration.fidelity import fidelity, predict, save_worst_frames
+
+        variant = predict(path, self.bundle, self.frames, self.options.threads)
+        result = fidelity(self.reference, variant, self.labels, self.num_classes, self.reference_accuracy)
+        result["worst_frames"] = save_worst_frames(self.bundle, stem, self.frames, self.reference, variant, label)
+        return result
+
+    def agreement(self, path: Path, frames: int | None = None) -> float:
+        from edgeseg.calibration.fidelity import Predictions, predict
+
+        subset = self.frames[:frames] if frames else self.frames
+        variant = predict(path, self.bundle, subset, self.options.threads)
+        return float(variant.agreement(Predictions(self.reference.maps[: len(subset)])).mean())
+
+    def artifact(self, path: Path, precision: str, target: str, **extra: Any) -> Artifact:
+        import onnxruntime
+
+        return Artifact(
+            path=path.name, kind="onnx", precision=precision, target=target, sha256=sha256_file(path),
+            tools={"onnx": self.onnx.__version__, "onnxruntime": onnxruntime.__version__, "edgeseg": "calibrate"},
+            created=utc_now(), extra=extra,
+        )
+
+    # -- FP16 ---------------------------------------------------------------------------------
+    def fp16(self) -> Artifact:
+        from edgeseg.calibration.fp16 import convert_to_fp16, float16_leaks
+
+        model = convert_to_fp16(self.model)
+        leaks = float16_leaks(model)
+        if leaks:
+            raise EdgesegError(f"FP16 conversion left float16 where it must not be ({', '.join(leaks)}); please report this model")
+        final = self.bundle.root / ARTIFACT_NAMES["fp16"]
+        with atomic_path(final) as temp:
+            self.onnx.save(model, str(temp))
+        fidelity = self.measure(final, "fp16", "FP16")
+        return self.artifact(final, "fp16", "any", fidelity=fidelity, opset=self.fp32.extra.get("opset"), requires="TensorRT >= 8.5 (FP16 precision from the graph's types)")
+
+    # -- INT8 ---------------------------------------------------------------------------------
+    def quantize_to(self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None, widen: bool = True) -> list[str]:
+        from edgeseg.calibration.quantize import quantize
+
+        # Ranges depend on the data, the method, the weights, the graph (as rewritten for the CPU) and which tensors the recipe quantizes.
+        source = self.cpu_source if recipe.target == "cpu" else self.quant_source
+        weights = (self.fp32.sha256, sorted(self.fp32.files.items()))
+        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()), weights, self.source_digests[recipe.target])).encode()).hexdigest()[:8]
+        ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
+        with atomic_path(final) as temp:
+            return quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen)
+
+    def sensitivity(self, recipe: Any, boundary: list[str], progress: Progress) -> tuple[list[str], dict[str, float], float]:
+        """Per-layer sensitivity (agreement lost with only that layer in int8), then the fewest
+        most-sensitive layers left in float that meet --min-agreement."""
+        target = self.options.min_agreement or 1.0
+        layers = self.layers
+        probe = self.cache / "sensitivity-probe.onnx"
+        losses = {}
+        for layer in layers:
+            self.quantize_to(probe, recipe, boundary, only=[layer])
+            losses[layer] = 1.0 - self.agreement(probe, SENSITIVITY_FRAMES)
+            progress.advance(f"sensitivity {len(losses)}/{len(layers)}")
+        ranked = sorted(layers, key=lambda name: losses[name], reverse=True)
+
+        def agreement_with_float(count: int) -> float:
+            self.quantize_to(probe, recipe, boundary + ranked[:count])
+            return self.agreement(probe)
+
+        # Doubling, then bisection: the fewest float layers that meet the target.
+        low, high, reached = 0, 1, 0.0
+        while high < len(ranked) and (reached := agreement_with_float(high)) < target:
+            low, high = high, min(2 * high, len(ranked))
+        if high >= len(ranked):
+            reached = agreement_with_float(len(ranked))
+            high = len(ranked)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if (value := agreement_with_float(middle)) >= target:
+                high, reached = middle, value
+            else:
+                low = middle
+        probe.unlink(missing_ok=True)
+        return ranked[:high], losses, reached
+
+    def int8(self, progress: Progress) -> list[Artifact]:
+        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TENSORRT, float_boundary_nodes
+
+        layers = self.layers
+        boundary = float_boundary_nodes(self.model)
+        trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
+        self.quantize_to(trt_path, TENSORRT, boundary)
+        progress.advance("INT8 Q/DQ for TensorRT")
+        float_layers: list[str] = []
+        search: dict[str, Any] = {}
+        target = self.options.min_agreement
+        if target is not None and (first := self.agreement(trt_path)) < target:
+            print(f"edgeseg: INT8 agreement {first:.4%} is below --min-agreement {target:.2%}: measuring per-layer sensitivity", file=sys.stderr)
+            float_layers, losses, reached = self.sensitivity(TENSORRT, boundary, progress)
+            total = len(layers)
+            search = {"target": target, "agreement_before": first, "agreement_after": reached, "met": reached >= target, "layers": total, "sensitivity": losses}
+            if reached < target:
+                print(f"edgeseg: warning: --min-agreement {target:.2%} is not met even with every layer in float ({reached:.4%}); the artifact is kept with all {total} layers float and says so", file=sys.stderr)
+            elif len(float_layers) > total / 2:
+                print(f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} layers left in floating point: this INT8 artifact is mostly float", file=sys.stderr)
+            self.quantize_to(trt_path, TENSORRT, boundary + float_layers)
+        trt_extra = {"quantization": TENSORRT.describe(), "float_layers": float_layers, "float_layer_share": len(float_layers) / len(layers), "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)", "opset": 17}
+        if search:
+            trt_extra["min_agreement_search"] = search
+        trt = self.artifact(trt_path, "int8", "tensorrt", fidelity=self.measure(trt_path, "int8-tensorrt", "INT8 Q/DQ"), **trt_extra)
+        progress.advance("fidelity of the TensorRT INT8 graph")
+        return [trt, self.cpu_int8(boundary, float_layers, [CPU_QDQ, CPU_QOPERATOR], progress)]
+
+    def cpu_int8(self, boundary: list[str], float_layers: list[str], recipes: list[Any], progress: Progress) -> Artifact:
+        """Build the CPU encodings asked for and keep the fastest; keep its narrow Convs widened
+        if that is faster; then leave in float the stem, and each resolution level, where that
+        runs faster. Every choice is timed against the current best in the same interleaved
+        rounds, on this machine."""
+        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, resolution_levels, stem_nodes
+
+        if self.options.cpu_format != "auto":
+            recipes = [CPU_QDQ if self.options.cpu_format == "qdq" else CPU_QOPERATOR]
+        exclude = boundary + float_layers
+        candidates = {recipe.name: self.cache / f"candidate-{recipe.name}.onnx" for recipe in recipes}
+        widened_in = {recipe.name: self.quantize_to(candidates[recipe.name], recipe, exclude) for recipe in recipes}
+        timings = self.latencies({"fp32": self.fp32_path, **candidates})
+        fastest = min(candidates, key=lambda name: timings[name])
+        recipe, best, widened = next(r for r in recipes if r.name == fastest), candidates[fastest], widened_in[fastest]
+        progress.advance(f"INT8 for the CPU: {fastest} ({timings[fastest] / timings['fp32']:.2f}x FP32 latency)")
+        probe = self.cache / "candidate-probe.onnx"
+        float_for_speed: list[str] = []
+
+        def keep_if_faster(float_nodes: list[str], widen: bool) -> bool:
+            nonlocal float_for_speed, widened
+            probe_widened = self.quantize_to(probe, recipe, exclude + float_nodes, widen=widen)
+            measured = self.latencies({"best": best, "probe": probe})
+            if measured["probe"] >= LEVEL_GAIN * measured["best"]:
+                return False
+            probe.replace(best)
+            float_for_speed, widened = float_nodes, probe_widened
+            return True
+
+        widen = not (widened and keep_if_faster([], widen=False))
+        stem = [name for name in stem_nodes(self.model) if name not in exclude]
+        groups = [stem] + [[name for name in level if name not in exclude and name not in stem] for level in resolution_levels(self.model, recipe.op_types)]
+        for group in groups:
+            if any(name in self.layers for name in group):
+                keep_if_faster(float_for_speed + group, widen)
+            progress.advance(f"CPU INT8: {len(float_for_speed)} nodes left in float where float is faster", steps=0)
+        timings.update(self.latencies({"fp32": self.fp32_path, fastest: best}))
+        final = self.bundle.root / ARTIFACT_NAMES["cpu"]
+        with atomic_path(final) as temp:
+            temp.write_bytes(best.read_bytes())
+        for path in (*candidates.values(), probe):
+            path.unlink(missing_ok=True)
+        speed_layers = [name for name in float_for_speed if name in self.layers]
+        all_float = float_layers + speed_layers
+        progress.advance(f"INT8 for the CPU: {timings[fastest] / timings['fp32']:.2f}x FP32 latency, {len(speed_layers)} layers float for speed")
+        extra = {
+            "quantization": recipe.describe(), "cpu_latency_ms": timings, "cpu_latency_ratio": timings[fastest] / timings["fp32"], "chosen": fastest,
+            "requires": "ONNX Runtime (CPU)", "float_layers": all_float, "float_for_speed": speed_layers, "float_layer_share": len(all_float) / len(self.layers),
+            "widened_to_16_filters": widened,
+        }
+        return self.artifact(final, "int8", "cpu", fidelity=self.measure(final, "int8-cpu", "INT8 CPU"), **extra)
+
+    def latencies(self, paths: dict[str, Path]) -> dict[str, float]:
+        return latencies_ms(paths, self.data.tensors[: self.reader.batch], self.options.threads)
+
+
+def latencies_ms(paths: dict[str, Path], batch: np.ndarray, threads: int | None, rounds: int = 5, runs: int = 12) -> dict[str, float]:
+    """Median latency of one infer call per model, the models timed in interleaved rounds."""
+    from edgeseg.runtime.backends import ONNXRuntimeBackend
+    from edgeseg.timing import interleaved_samples
+
+    backends = {name: ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads).open() for name, path in paths.items()}
+    try:
+        samples = interleaved_samples({name: functools.partial(backend.infer, batch) for name, backend in backends.items()}, 5, rounds * runs, rounds)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return {name: float(np.median(values) * 1000) for name, values in samples.items()}
+
+
+def calibrate(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
+    """Add the asked-for precision variants to the bundle; the manifest lists them only once all are complete."""
+    check_options(options)
+    bundle = Bundle.load(bundle_dir)
+    steps = 2 + ("fp16" in options.precisions) + 4 * ("int8" in options.precisions)  # frames, manifest, variants
+    progress = Progress(steps, "calibrate", enabled=options.progress)
+    run = Calibration(bundle, options)
+    progress.advance(f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {len(run.frames)} held out")
+    artifacts = []
+    if "fp16" in options.precisions:
+        artifacts.append(run.fp16())
+        progress.advance("FP16")
+    if "int8" in options.precisions:
+        artifacts += run.int8(progress)
+    for artifact in artifacts:
+        bundle.add_artifact(artifact)
+    bundle.manifest["calibration"] = run.provenance()
+    if run.reference_accuracy is not None:
+        bundle.manifest["calibration"]["fp32_miou"] = run.reference_accuracy["miou"]
+    bundle.save()
+    progress.advance("manifest updated")
+    return bundle

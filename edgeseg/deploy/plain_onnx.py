@@ -1,0 +1,51 @@
+"""The plain-IO graph DeepStream's nvinfer takes: the bundle's graph without its fused uint8 head and argmax tail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeseg.errors import EdgesegError
+from edgeseg.onnx_graph import downstream
+
+
+def plain_io_model(model: Any) -> Any:
+    """The graph without its fused ends: float NCHW RGB normalised input, float logits output.
+
+    DeepStream's nvinfer normalises frames itself (net-scale-factor, offsets) and takes the argmax
+    of per-class outputs itself (network-type=2), so the uint8 Cast/flip/normalise head and the
+    ArgMax tail come off; the layers between are untouched (Q/DQ included).
+    """
+    import onnx
+    from onnx import helper
+
+    graph = model.graph
+    inputs = [i.name for i in graph.input]
+    head, first_layers = downstream(graph, inputs, stop=("Conv", "QuantizeLinear"))
+    if not first_layers:
+        raise EdgesegError("cannot find where the network starts in this graph; export with --no-fuse-preprocess for DeepStream")
+    # The first layer's input coming from the head (or the graph input) is the normalised tensor.
+    head_outputs = {o for index in head for o in graph.node[index].output} | set(inputs)
+    normalised = next(name for name in graph.node[first_layers[0]].input if name in head_outputs)
+    argmax = [index for index, node in enumerate(graph.node) if node.op_type == "ArgMax"]
+    tail, _ = downstream(graph, [o for index in argmax for o in graph.node[index].output])
+    drop = set(head) | set(argmax) | set(tail)
+    result = onnx.ModelProto.FromString(model.SerializeToString())
+    kept = [node for index, node in enumerate(result.graph.node) if index not in drop]
+    height_width = [d for d in graph.input[0].type.tensor_type.shape.dim]
+    fused_input = graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    if fused_input:
+        batch, height, width = height_width[0], height_width[1], height_width[2]
+        dims = [batch.dim_value or batch.dim_param or "batch", 3, height.dim_value, width.dim_value]
+        new_input = helper.make_tensor_value_info(normalised, onnx.TensorProto.FLOAT, dims)
+        del result.graph.input[:]
+        result.graph.input.append(new_input)
+    if argmax:
+        logits = graph.node[argmax[0]].input[0]
+        del result.graph.output[:]
+        result.graph.output.append(helper.make_empty_tensor_value_info(logits))
+    del result.graph.node[:]
+    result.graph.node.extend(kept)
+    del result.graph.value_info[:]
+    result = onnx.shape_inference.infer_shapes(result)
+    onnx.checker.check_model(result)
+    return result

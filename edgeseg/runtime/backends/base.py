@@ -1,0 +1,80 @@
+"""The contract every inference backend keeps: open, specs, infer, close; usable as a context manager.
+
+Modelled on Polygraphy's runners: the heavy library is imported when a backend opens, not before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int | None, ...]  # None marks a dynamic dimension
+    dtype: np.dtype
+
+
+class Backend:
+    """Base contract. Subclasses implement `_open`, `_infer` and `_close`."""
+
+    name = "backend"
+
+    def __init__(self) -> None:
+        self.is_open = False
+        self.inputs: list[TensorSpec] = []
+        self.outputs: list[TensorSpec] = []
+
+    def open(self) -> Backend:
+        if not self.is_open:
+            self._open()
+            self.is_open = True
+        return self
+
+    def close(self) -> None:
+        if self.is_open:
+            self._close()
+            self.is_open = False
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch through the graph's single input; return its first output."""
+        if not self.is_open:
+            raise RuntimeError(f"{self.name} backend used before open()")
+        return self._infer(batch)
+
+    @property
+    def runs_on_cpu(self) -> bool:
+        """True when inference shares the host's cores with capture and drawing."""
+        return False
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per infer call: the graph's fixed batch, or 1 for a dynamic batch."""
+        first = self.inputs[0].shape[0] if self.inputs else None
+        return first if isinstance(first, int) and first > 0 else 1
+
+    def __enter__(self) -> Backend:
+        return self.open()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return self.name
+
+    @property
+    def artifact_name(self) -> str:
+        """The file this backend runs, for reports; a remote backend names what it talks to."""
+        return self.describe()
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass

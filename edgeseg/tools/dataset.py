@@ -1,0 +1,27 @@
+"""`edgeseg dataset`: a labelled source written as a labelled folder (images/ + labels/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import atomic_directory
+from edgeseg.runtime.sources import open_source
+
+
+def write_labelled_folder(source_uri: str, output: Path, force: bool = False) -> int:
+    """Write every frame of a labelled source (synthetic://...) as images/NNNNNN.png + labels/NNNNNN.png."""
+    source = open_source(source_uri)
+    count = 0
+    with atomic_directory(output, replace=force) as scratch:
+        (scratch / "images").mkdir()
+        (scratch / "labels").mkdir()
+        for frame in source:
+            if frame.label is None:
+                raise EdgesegError(f"'{source_uri}' has no labels; only synthetic:// sources can be written as a labelled folder")
+            cv2.imwrite(str(scratch / "images" / f"{frame.index:06d}.png"), frame.image)
+            cv2.imwrite(str(scratch / "labels" / f"{frame.index:06d}.png"), frame.label)
+            count += 1
+    return count
