@@ -99,7 +99,9 @@ class Bundle:
         if not root.is_dir():
             raise EdgesegError(f"bundle '{root}' does not exist; create one with: edgeseg export MODEL -o {root}")
         if not manifest_path.is_file():
-            raise EdgesegError(f"'{root}' is not a bundle (no {MANIFEST_NAME}); create one with: edgeseg export MODEL -o {root}")
+            raise EdgesegError(
+                f"'{root}' is not a bundle (no {MANIFEST_NAME}); create one with: edgeseg export MODEL -o {root}"
+            )
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -182,7 +184,9 @@ class Bundle:
             if relative in self._verified:
                 continue
             if not path.is_file():
-                raise EdgesegError(f"bundle {self.root} lists '{relative}' but the file is missing; re-run the stage that made it")
+                raise EdgesegError(
+                    f"bundle {self.root} lists '{relative}' but the file is missing; re-run the stage that made it"
+                )
             actual = sha256_file(path)
             if actual != expected:
                 raise EdgesegError(
@@ -192,7 +196,9 @@ class Bundle:
             self._verified.add(relative)
         return self.inside(artifact.path)
 
-    def select(self, kind: str, precision: str = "fp32", targets: tuple[str, ...] = ("any",), prefer: Any = None) -> Artifact:
+    def select(
+        self, kind: str, precision: str = "fp32", targets: tuple[str, ...] = ("any",), prefer: Any = None
+    ) -> Artifact:
         """Pick the artifact for a runtime.
 
         `precision` is fp32/fp16/int8 or 'best' (the lowest precision present); `targets` lists the
@@ -204,11 +210,14 @@ class Bundle:
             candidates.sort(key=lambda a: not prefer(a))
         wanted = ("int8", "fp16", "fp32") if precision == "best" else (precision,)
         for name in wanted:
-            matches = sorted((a for a in candidates if a.precision == name), key=lambda a: targets.index(a.target))  # stable: keeps `prefer` order
+            matches = sorted(
+                (a for a in candidates if a.precision == name), key=lambda a: targets.index(a.target)
+            )  # stable: keeps `prefer` order
             if matches:
                 return matches[0]
         have = sorted({a.precision for a in candidates}) or ["none"]
         hint = "run: edgeseg calibrate" if kind == "onnx" else "run: edgeseg build"
         raise EdgesegError(
-            f"bundle {self.root} has no {precision} {kind} artifact for this backend (has: {', '.join(have)}); {hint} {self.root}"
+            f"bundle {self.root} has no {precision} {kind} artifact for this backend (has: {', '.join(have)}); "
+            f"{hint} {self.root}"
         )

@@ -42,7 +42,9 @@ def read_names_file(path: Path) -> list[ClassInfo]:
             raise EdgesegError(f"{path}:{number}: colour values must be 0-255, got {color}")
         classes.append(ClassInfo(name.strip(" ,"), color))  # type: ignore[arg-type]
     if len(classes) < 2:
-        raise EdgesegError(f"class names file '{path}' lists {len(classes)} class(es); a segmentation model needs at least 2")
+        raise EdgesegError(
+            f"class names file '{path}' lists {len(classes)} class(es); a segmentation model needs at least 2"
+        )
     return classes
 
 

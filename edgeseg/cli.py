@@ -1,6 +1,7 @@
 """edgeseg's one entry point: edgeseg {export,info,run,demo,eval,train,dataset,calibrate,build,bench,deploy,doctor}.
 
-Argument parsing and dispatch only: each verb's work lives in its package. Every user mistake is an EdgesegError: printed as one line, exit status 1, no traceback.
+Argument parsing and dispatch only: each verb's work lives in its package. Every user mistake is an
+EdgesegError: printed as one line, exit status 1, no traceback.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     bundle = export(args.model, Path(args.output), options)
     parity = bundle.manifest.get("parity", {})
     if "class_map_agreement" in parity:
-        print(f"exported {args.model} -> {bundle.root}  (parity: {parity['class_map_agreement']:.4%} agreement, max |logit diff| {parity['max_abs_logit_diff']:.2e})")
+        print(
+            f"exported {args.model} -> {bundle.root}  (parity: {parity['class_map_agreement']:.4%} agreement, max "
+            f"|logit diff| {parity['max_abs_logit_diff']:.2e})"
+        )
     else:
         print(f"imported {args.model} -> {bundle.root}")
     return 0
@@ -103,18 +107,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgeseg.runtime.sources import StreamOptions
 
     stream = StreamOptions(
-        timeout=args.stream_timeout, retries=args.reconnect_retries, backoff_cap=args.reconnect_max_wait,
-        transport=args.rtsp_transport, ffmpeg_options={k: str(v) for k, v in parse_model_args(args.input_option).items()},
+        timeout=args.stream_timeout,
+        retries=args.reconnect_retries,
+        backoff_cap=args.reconnect_max_wait,
+        transport=args.rtsp_transport,
+        ffmpeg_options={k: str(v) for k, v in parse_model_args(args.input_option).items()},
     )
     # A remote backend gets the same patience as a live stream; "until stopped" becomes 8 retries.
     retries = args.reconnect_retries if args.reconnect_retries >= 0 else 8
     triton = TritonOptions(timeout=args.stream_timeout, retries=retries, backoff_cap=args.reconnect_max_wait)
-    summary = run(RunOptions(
-        bundle=Path(args.bundle), inputs=args.input, outputs=args.output or ["none"], backend=args.backend,
-        precision=args.precision, frames=args.frames, filter_mode=args.filter_mode, alpha=args.alpha,
-        visualize=args.visualize, save_mask=args.save_mask, legend=not args.no_legend, threads=args.threads, stream=stream,
-        triton=triton,
-    ))
+    summary = run(
+        RunOptions(
+            bundle=Path(args.bundle),
+            inputs=args.input,
+            outputs=args.output or ["none"],
+            backend=args.backend,
+            precision=args.precision,
+            frames=args.frames,
+            filter_mode=args.filter_mode,
+            alpha=args.alpha,
+            visualize=args.visualize,
+            save_mask=args.save_mask,
+            legend=not args.no_legend,
+            threads=args.threads,
+            stream=stream,
+            triton=triton,
+        )
+    )
     print_summary(summary, args.output or ["none"])
     return EXIT_INTERRUPTED if summary.interrupted else 0
 
@@ -122,7 +141,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from edgeseg.tools.demo import run_demo
 
-    run_demo(args.scene, frames=args.frames, output=Path(args.output) if args.output else None, workdir=Path(args.workdir))
+    run_demo(
+        args.scene, frames=args.frames, output=Path(args.output) if args.output else None, workdir=Path(args.workdir)
+    )
     return 0
 
 
@@ -131,12 +152,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     from edgeseg.models.train import TrainOptions, train
 
     options = TrainOptions(
-        size=args.size, epochs=args.epochs, steps_per_epoch=args.steps, batch=args.batch, lr=args.lr,
-        train_seeds=args.train_seeds, val_seeds=args.val_seeds, model_options=parse_model_args(args.arg), threads=args.threads,
+        size=args.size,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        train_seeds=args.train_seeds,
+        val_seeds=args.val_seeds,
+        model_options=parse_model_args(args.arg),
+        threads=args.threads,
     )
     command = "edgeseg " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     summary = train(args.model, args.data, Path(args.output), options, classes_from_option(args.classes), command)
-    print(f"saved {args.output}: best validation mIoU {summary.val_miou:.4f} (epoch {summary.best_epoch}) after {summary.seconds:.0f} s")
+    print(
+        f"saved {args.output}: best validation mIoU {summary.val_miou:.4f} (epoch {summary.best_epoch}) after "
+        f"{summary.seconds:.0f} s"
+    )
     return 0
 
 
@@ -155,8 +186,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from edgeseg.tools.info import fidelity_table
 
     options = CalibrateOptions(
-        data=args.data, count=args.count, eval_count=args.eval_count, eval_data=args.eval_data, method=args.method,
-        precisions=tuple(p for p in args.precision.split(",") if p), min_agreement=args.min_agreement, cpu_format=args.cpu_format, threads=args.threads,
+        data=args.data,
+        count=args.count,
+        eval_count=args.eval_count,
+        eval_data=args.eval_data,
+        method=args.method,
+        precisions=tuple(p for p in args.precision.split(",") if p),
+        min_agreement=args.min_agreement,
+        cpu_format=args.cpu_format,
+        threads=args.threads,
     )
     bundle = calibrate(Path(args.bundle), options)
     print(fidelity_table(bundle))
@@ -168,12 +206,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edgeseg.bench.report import print_terminal, write_json, write_markdown, write_plot
     from edgeseg.fileio import check_writable
 
-    outputs = [(Path(p), writer) for p, writer in ((args.json, write_json), (args.md, write_markdown), (args.plot, write_plot)) if p]
+    outputs = [
+        (Path(p), writer)
+        for p, writer in ((args.json, write_json), (args.md, write_markdown), (args.plot, write_plot))
+        if p
+    ]
     for path, _ in outputs:
         check_writable(path)  # fail now, not after minutes of measuring
     options = BenchOptions(
-        source=args.input, frames=args.frames, warmup=args.warmup, backend=args.backend, precisions=args.precision,
-        accuracy_frames=args.accuracy_frames, baseline=not args.no_baseline, threads=args.threads,
+        source=args.input,
+        frames=args.frames,
+        warmup=args.warmup,
+        backend=args.backend,
+        precisions=args.precision,
+        accuracy_frames=args.accuracy_frames,
+        baseline=not args.no_baseline,
+        threads=args.threads,
     )
     report = run_bench(Path(args.bundle), options).to_dict()
     print_terminal(report)
@@ -201,11 +249,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         precisions = tuple(sorted({a.precision for a in Bundle.load(args.bundle).artifacts if a.kind == "onnx"}))
     else:
         precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
-    options = BuildOptions(precisions=precisions, workspace_mib=args.workspace, optimization_level=args.optimization_level, batch=args.batch, dla_core=args.dla, timing_cache=args.timing_cache)
+    options = BuildOptions(
+        precisions=precisions,
+        workspace_mib=args.workspace,
+        optimization_level=args.optimization_level,
+        batch=args.batch,
+        dla_core=args.dla,
+        timing_cache=args.timing_cache,
+    )
     bundle = build(Path(args.bundle), options)
     for artifact in bundle.artifacts:
         if artifact.kind == "engine":
-            print(f"{artifact.precision}: {artifact.path} (TensorRT {artifact.tools.get('tensorrt')}, {artifact.extra.get('gpu')})")
+            print(
+                f"{artifact.precision}: {artifact.path} (TensorRT {artifact.tools.get('tensorrt')}, "
+                f"{artifact.extra.get('gpu')})"
+            )
     return 0
 
 
@@ -224,8 +282,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from edgeseg.deploy import DeployOptions, deploy
 
     options = DeployOptions(
-        target=args.target, precision=args.precision, streams=args.streams, model_name=args.name, max_batch=args.max_batch,
-        queue_delay_us=args.queue_delay_us, instances=args.instances, instance_kind=args.instance_kind, force=args.force,
+        target=args.target,
+        precision=args.precision,
+        streams=args.streams,
+        model_name=args.name,
+        max_batch=args.max_batch,
+        queue_delay_us=args.queue_delay_us,
+        instances=args.instances,
+        instance_kind=args.instance_kind,
+        force=args.force,
     )
     for path in deploy(Path(args.bundle), Path(args.output), options):
         print(f"wrote {path}")
@@ -254,7 +319,9 @@ def parse_seeds(text: str) -> tuple[int, int]:
 # -- parser ------------------------------------------------------------------------------------
 def add_precision_option(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
-        "--precision", choices=PRECISION_CHOICES, default=default,
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default=default,
         help=f"artifact precision: best (the lowest the bundle has), fp32, fp16 or int8 (default: {default})",
     )
 
@@ -263,12 +330,25 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     from edgeseg.runtime.backends import BACKENDS
     from edgeseg.runtime.overlay import FILTER_MODES, VISUALIZE
 
-    parser.add_argument("--backend", default="auto", help=f"inference backend: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL (default: auto)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        help=f"inference backend: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL (default: auto)",
+    )
     add_precision_option(parser, "best")
-    parser.add_argument("--filter-mode", choices=FILTER_MODES, default="linear", help="mask upsampling: point (nearest) or linear (smooth); see docs")
+    parser.add_argument(
+        "--filter-mode",
+        choices=FILTER_MODES,
+        default="linear",
+        help="mask upsampling: point (nearest) or linear (smooth); see docs",
+    )
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1 (default 0.5)")
-    parser.add_argument("--visualize", choices=VISUALIZE, default="overlay", help="what to draw: overlay, mask, or both side by side")
-    parser.add_argument("--save-mask", action="store_true", help="folder outputs also keep raw class maps as PNG in masks/")
+    parser.add_argument(
+        "--visualize", choices=VISUALIZE, default="overlay", help="what to draw: overlay, mask, or both side by side"
+    )
+    parser.add_argument(
+        "--save-mask", action="store_true", help="folder outputs also keep raw class maps as PNG in masks/"
+    )
     parser.add_argument("--no-legend", action="store_true", help="do not draw the class legend")
     parser.add_argument("--threads", type=int, default=None, help="inference threads for the CPU backend")
 
@@ -276,25 +356,48 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from edgeseg.runtime.backends import BACKENDS
 
-    parser = argparse.ArgumentParser(prog="edgeseg", description="PyTorch semantic segmentation to ONNX/TensorRT and live video at the edge.")
+    parser = argparse.ArgumentParser(
+        prog="edgeseg", description="PyTorch semantic segmentation to ONNX/TensorRT and live video at the edge."
+    )
     parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     export = verbs.add_parser("export", help="export a model (zoo name, module:function, or .onnx) into a bundle")
     export.add_argument("model", help="zoo name (see --list), package.module:function, or an existing .onnx file")
     export.add_argument("-o", "--output", required=True, help="bundle directory to create")
-    export.add_argument("--size", type=parse_size, default=None, help="input HxW (default: the demo models' training size, else 256x256)")
+    export.add_argument(
+        "--size",
+        type=parse_size,
+        default=None,
+        help="input HxW (default: the demo models' training size, else 256x256)",
+    )
     export.add_argument("--classes", help="class count N, or a names file (one class per line, optional R G B)")
     export.add_argument("--weights", help="state dict to load (torch.load with weights_only=True)")
-    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: TensorRT 8.5 / JetPack 5 parse it)")
+    export.add_argument(
+        "--opset", type=int, default=17, help="ONNX opset (default 17: TensorRT 8.5 / JetPack 5 parse it)"
+    )
     export.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
     export.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch dimension")
     export.add_argument("--dynamic-size", action="store_true", help="export dynamic height and width (not PSPNet)")
-    export.add_argument("--no-fuse-preprocess", action="store_true", help="take float NCHW input instead of uint8 BGR frames")
-    export.add_argument("--no-fuse-argmax", action="store_true", help="output float logits instead of a uint8 class map")
-    export.add_argument("--mean", type=parse_triple, default=(0.485, 0.456, 0.406), help="RGB mean of the model's training data")
-    export.add_argument("--std", type=parse_triple, default=(0.229, 0.224, 0.225), help="RGB std of the model's training data")
-    export.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="model constructor option, e.g. width=32 or upsample=bilinear")
+    export.add_argument(
+        "--no-fuse-preprocess", action="store_true", help="take float NCHW input instead of uint8 BGR frames"
+    )
+    export.add_argument(
+        "--no-fuse-argmax", action="store_true", help="output float logits instead of a uint8 class map"
+    )
+    export.add_argument(
+        "--mean", type=parse_triple, default=(0.485, 0.456, 0.406), help="RGB mean of the model's training data"
+    )
+    export.add_argument(
+        "--std", type=parse_triple, default=(0.229, 0.224, 0.225), help="RGB std of the model's training data"
+    )
+    export.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model constructor option, e.g. width=32 or upsample=bilinear",
+    )
     export.add_argument("--force", action="store_true", help="replace an existing bundle")
     export.set_defaults(handler=cmd_export)
 
@@ -305,60 +408,124 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="segment a video, camera, stream or folder")
     run.add_argument("bundle")
-    run.add_argument("-i", "--input", required=True, help="source URI: file, folder/, /dev/video0, rtsp://, synthetic://driving, ...")
-    run.add_argument("-o", "--output", action="append", help="sink URI, repeatable: out.mp4, folder/, display://0, none (default none)")
+    run.add_argument(
+        "-i", "--input", required=True, help="source URI: file, folder/, /dev/video0, rtsp://, synthetic://driving, ..."
+    )
+    run.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        help="sink URI, repeatable: out.mp4, folder/, display://0, none (default none)",
+    )
     run.add_argument("--frames", type=int, default=None, help="stop after N frames")
-    run.add_argument("--stream-timeout", type=float, default=10.0, metavar="S", help="seconds to open a stream, and without frames before it counts as lost (default 10)")
-    run.add_argument("--reconnect-retries", type=int, default=-1, metavar="N", help="reconnection attempts per loss (default -1: until stopped)")
-    run.add_argument("--reconnect-max-wait", type=float, default=8.0, metavar="S", help="longest wait between attempts; they double from 0.5 s (default 8)")
+    run.add_argument(
+        "--stream-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to open a stream, and without frames before it counts as lost (default 10)",
+    )
+    run.add_argument(
+        "--reconnect-retries",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="reconnection attempts per loss (default -1: until stopped)",
+    )
+    run.add_argument(
+        "--reconnect-max-wait",
+        type=float,
+        default=8.0,
+        metavar="S",
+        help="longest wait between attempts; they double from 0.5 s (default 8)",
+    )
     run.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None, help="RTSP transport for FFmpeg")
-    run.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE", help="extra FFmpeg demuxer option, e.g. fflags=nobuffer")
+    run.add_argument(
+        "--input-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra FFmpeg demuxer option, e.g. fflags=nobuffer",
+    )
     add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
     train = verbs.add_parser("train", help="train a zoo model on labelled scenes (CPU)")
     train.add_argument("model", help="zoo name")
-    train.add_argument("--data", required=True, help="synthetic://driving, synthetic://medical, or a folder with images/ and labels/")
-    train.add_argument("-o", "--output", required=True, help="weights file to write (state dict with class names and colours)")
+    train.add_argument(
+        "--data", required=True, help="synthetic://driving, synthetic://medical, or a folder with images/ and labels/"
+    )
+    train.add_argument(
+        "-o", "--output", required=True, help="weights file to write (state dict with class names and colours)"
+    )
     train.add_argument("--size", type=parse_size, default=(240, 320), help="training HxW (default 240x320)")
     train.add_argument("--classes", help="class count or names file (synthetic scenes name their own)")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--steps", type=int, default=100, help="steps per epoch (default 100)")
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--lr", type=float, default=4e-3, help="peak learning rate of the one-cycle schedule")
-    train.add_argument("--train-seeds", type=parse_seeds, default=(0, 199), help="scene seeds to train on (default 0-199)")
-    train.add_argument("--val-seeds", type=parse_seeds, default=(1000, 1003), help="held-out seeds for per-epoch validation")
+    train.add_argument(
+        "--train-seeds", type=parse_seeds, default=(0, 199), help="scene seeds to train on (default 0-199)"
+    )
+    train.add_argument(
+        "--val-seeds", type=parse_seeds, default=(1000, 1003), help="held-out seeds for per-epoch validation"
+    )
     train.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. width=16")
     train.add_argument("--threads", type=int, default=None)
     train.set_defaults(handler=cmd_train)
 
     evaluate = verbs.add_parser("eval", help="mIoU, per-class IoU and confusion matrix against labelled frames")
     evaluate.add_argument("bundle")
-    evaluate.add_argument("--data", required=True, help="synthetic://SCENE?seed=A-B&frames=N&size=WxH or a labelled folder")
+    evaluate.add_argument(
+        "--data", required=True, help="synthetic://SCENE?seed=A-B&frames=N&size=WxH or a labelled folder"
+    )
     evaluate.add_argument("--frames", type=int, default=None, help="stop after N frames")
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
     add_precision_option(evaluate, "fp32")
     evaluate.add_argument("--json", help="also write the figures as JSON (miou, pixel_accuracy, per_class_iou, ...)")
     evaluate.set_defaults(handler=cmd_eval)
 
-    calibrate = verbs.add_parser("calibrate", help="add INT8 (Q/DQ for TensorRT, fast CPU form) and FP16 variants, with their accuracy cost")
+    calibrate = verbs.add_parser(
+        "calibrate", help="add INT8 (Q/DQ for TensorRT, fast CPU form) and FP16 variants, with their accuracy cost"
+    )
     calibrate.add_argument("bundle")
-    calibrate.add_argument("--data", required=True, help="calibration frames: video file, image folder, labelled folder or synthetic://...")
-    calibrate.add_argument("--count", type=int, default=256, help="calibration frames, spread across the source (default 256)")
+    calibrate.add_argument(
+        "--data", required=True, help="calibration frames: video file, image folder, labelled folder or synthetic://..."
+    )
+    calibrate.add_argument(
+        "--count", type=int, default=256, help="calibration frames, spread across the source (default 256)"
+    )
     calibrate.add_argument("--eval-count", type=int, default=64, help="held-out frames for fidelity (default 64)")
-    calibrate.add_argument("--eval-data", help="held-out frames from another source (default: frames of --data not used to calibrate)")
-    calibrate.add_argument("--method", default="entropy", help="activation ranges: entropy (default), percentile or minmax")
-    calibrate.add_argument("--precision", default="int8,fp16", help="variants to make: int8, fp16 or both (default: int8,fp16)")
-    calibrate.add_argument("--min-agreement", type=float, default=None, help="e.g. 0.995: keep the most sensitive layers in float until INT8 agrees this well with FP32")
-    calibrate.add_argument("--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator")
+    calibrate.add_argument(
+        "--eval-data", help="held-out frames from another source (default: frames of --data not used to calibrate)"
+    )
+    calibrate.add_argument(
+        "--method", default="entropy", help="activation ranges: entropy (default), percentile or minmax"
+    )
+    calibrate.add_argument(
+        "--precision", default="int8,fp16", help="variants to make: int8, fp16 or both (default: int8,fp16)"
+    )
+    calibrate.add_argument(
+        "--min-agreement",
+        type=float,
+        default=None,
+        help="e.g. 0.995: keep the most sensitive layers in float until INT8 agrees this well with FP32",
+    )
+    calibrate.add_argument(
+        "--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator"
+    )
     calibrate.add_argument("--threads", type=int, default=None)
     calibrate.set_defaults(handler=cmd_calibrate)
 
     from edgeseg.bench import DEFAULT_SOURCE
 
-    bench = verbs.add_parser("bench", help="latency percentiles per stage, every precision side by side with its accuracy")
+    bench = verbs.add_parser(
+        "bench", help="latency percentiles per stage, every precision side by side with its accuracy"
+    )
     bench.add_argument("bundle")
-    bench.add_argument("-i", "--input", default=DEFAULT_SOURCE, help="frames to benchmark on (default: synthetic driving at 1280x720)")
+    bench.add_argument(
+        "-i", "--input", default=DEFAULT_SOURCE, help="frames to benchmark on (default: synthetic driving at 1280x720)"
+    )
     bench.add_argument("--frames", type=int, default=200, help="measured frames per row (default 200)")
     bench.add_argument("--warmup", type=int, default=20, help="discarded warm-up runs (default 20)")
     bench.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
@@ -371,18 +538,36 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plot", help="write a PNG: latency distribution per row, accuracy against latency")
     bench.set_defaults(handler=cmd_bench)
 
-    build = verbs.add_parser("build", help="build TensorRT engines from the bundle's ONNX artifacts (needs TensorRT and a GPU)")
+    build = verbs.add_parser(
+        "build", help="build TensorRT engines from the bundle's ONNX artifacts (needs TensorRT and a GPU)"
+    )
     build.add_argument("bundle")
-    build.add_argument("--precision", default="all", help="all (every ONNX precision in the bundle) or a comma list of fp32, fp16, int8 (default: all)")
+    build.add_argument(
+        "--precision",
+        default="all",
+        help="all (every ONNX precision in the bundle) or a comma list of fp32, fp16, int8 (default: all)",
+    )
     build.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace memory limit")
-    build.add_argument("--optimization-level", type=int, choices=range(6), default=None, help="builder optimisation level 0-5 (TensorRT 8.6+)")
-    build.add_argument("--batch", type=parse_batch_range, default=None, metavar="MIN,OPT,MAX", help="profile for a dynamic-batch graph")
-    build.add_argument("--dla", type=int, default=None, metavar="CORE", help="build for a DLA core, with GPU fallback (Jetson)")
+    build.add_argument(
+        "--optimization-level",
+        type=int,
+        choices=range(6),
+        default=None,
+        help="builder optimisation level 0-5 (TensorRT 8.6+)",
+    )
+    build.add_argument(
+        "--batch", type=parse_batch_range, default=None, metavar="MIN,OPT,MAX", help="profile for a dynamic-batch graph"
+    )
+    build.add_argument(
+        "--dla", type=int, default=None, metavar="CORE", help="build for a DLA core, with GPU fallback (Jetson)"
+    )
     build.add_argument("--timing-cache", default=None, metavar="FILE", help="timing cache to reuse and update")
     build.set_defaults(handler=cmd_build)
 
     doctor = verbs.add_parser("doctor", help="what is installed and usable here; --gpu-check verifies engines on a GPU")
-    doctor.add_argument("--gpu-check", metavar="BUNDLE", help="build every precision and compare each engine with ONNX Runtime FP32")
+    doctor.add_argument(
+        "--gpu-check", metavar="BUNDLE", help="build every precision and compare each engine with ONNX Runtime FP32"
+    )
     doctor.add_argument("-i", "--input", default="synthetic://driving?seed=5000&size=1280x720&frames=100000")
     doctor.add_argument("--frames", type=int, default=100)
     doctor.set_defaults(handler=cmd_doctor)
@@ -390,7 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = verbs.add_parser("deploy", help="emit a DeepStream or Triton deployment from a bundle")
     deploy.add_argument("bundle")
     deploy.add_argument("--target", required=True, help="deepstream or triton")
-    deploy.add_argument("-o", "--output", required=True, help="directory to write (refused when it exists and is not empty, unless --force)")
+    deploy.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="directory to write (refused when it exists and is not empty, unless --force)",
+    )
     add_precision_option(deploy, "best")
     deploy.add_argument("--streams", type=int, default=1, help="DeepStream: number of sources batched by nvstreammux")
     deploy.add_argument("--name", default=None, help="model name (default: from the bundle)")

@@ -97,4 +97,6 @@ def refuse_non_empty(output: Path, force: bool) -> None:
     if output.is_file():
         raise EdgesegError(f"output '{output}' is a file; this step writes a directory: choose another path")
     if output.is_dir() and any(output.iterdir()) and not force:
-        raise EdgesegError(f"output '{output}' already exists and is not empty; choose another path or pass --force to replace it")
+        raise EdgesegError(
+            f"output '{output}' already exists and is not empty; choose another path or pass --force to replace it"
+        )

@@ -8,7 +8,7 @@ from typing import TextIO
 
 
 class Progress:
-    """`Progress(total, label)`; `advance(note)` per step. Redraws in place on a terminal, one line per step otherwise."""
+    """`Progress(total, label)`; `advance(note)` per step. Redraws in place on a terminal, a line per step otherwise."""
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None, enabled: bool = True):
         self.total, self.label, self.done = max(total, 1), label, 0
@@ -36,7 +36,8 @@ class Progress:
         self.last_draw = now
         width = 24
         filled = int(width * self.done / self.total)
-        line = f"{self.label} [{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} {now - self.started:5.1f}s {note}"
+        bar = "#" * filled + "-" * (width - filled)
+        line = f"{self.label} [{bar}] {self.done}/{self.total} {now - self.started:5.1f}s {note}"
         if self.tty:
             self.stream.write("\r" + line[:120].ljust(120) + ("\n" if self.done >= self.total else ""))
         else:

@@ -20,5 +20,15 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def stage_table(stages: dict[str, dict[str, float]]) -> str:
     order = ["capture", "preprocess", "infer", "postprocess", "overlay", "sink", "latency"]
     names = [s for s in order if s in stages] + [s for s in stages if s not in order]
-    rows = [[name, f"{stages[name]['mean_ms']:.2f}", f"{stages[name]['p50_ms']:.2f}", f"{stages[name]['p90_ms']:.2f}", f"{stages[name]['p99_ms']:.2f}", f"{stages[name]['max_ms']:.2f}"] for name in names]
+    rows = [
+        [
+            name,
+            f"{stages[name]['mean_ms']:.2f}",
+            f"{stages[name]['p50_ms']:.2f}",
+            f"{stages[name]['p90_ms']:.2f}",
+            f"{stages[name]['p99_ms']:.2f}",
+            f"{stages[name]['max_ms']:.2f}",
+        ]
+        for name in names
+    ]
     return format_table(["stage (ms)", "mean", "p50", "p90", "p99", "max"], rows)

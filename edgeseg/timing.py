@@ -17,7 +17,9 @@ def timed(function: Callable[[], Any], runs: int) -> list[float]:
     return samples
 
 
-def interleaved_samples(calls: dict[Any, Callable[[], Any]], warmup: int, runs: int, rounds: int = 5) -> dict[Any, list[float]]:
+def interleaved_samples(
+    calls: dict[Any, Callable[[], Any]], warmup: int, runs: int, rounds: int = 5
+) -> dict[Any, list[float]]:
     """`runs` timings of each call, taken in `rounds` blocks that alternate between the calls, so a
     shared machine's slow spell falls on all of them alike: the ratios between them are the result."""
     for call in calls.values():

@@ -37,7 +37,11 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
     """The contract for bad input: non-zero exit, one line on stderr, no traceback, naming the problem."""
     assert code != 0
     # Progress bars and warnings may come before the error; the error itself is one line.
-    lines = [line for line in err.strip().splitlines() if not PROGRESS.match(line) and not line.startswith(("edgeseg: warning:", "edgeseg: note:"))]
+    lines = [
+        line
+        for line in err.strip().splitlines()
+        if not PROGRESS.match(line) and not line.startswith(("edgeseg: warning:", "edgeseg: note:"))
+    ]
     assert len(lines) == 1, err
     assert lines[0].startswith("edgeseg: error: "), err
     assert "Traceback" not in err

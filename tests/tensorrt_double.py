@@ -16,7 +16,13 @@ import onnx
 
 
 class RecordingTensorRT:
-    def __init__(self, version: str = "10.3.0", dla_cores: int = 0, parse_errors: list[tuple[int, str, str]] | None = None, plan: bytes | None = b"TEST-DOUBLE-PLAN"):
+    def __init__(
+        self,
+        version: str = "10.3.0",
+        dla_cores: int = 0,
+        parse_errors: list[tuple[int, str, str]] | None = None,
+        plan: bytes | None = b"TEST-DOUBLE-PLAN",
+    ):
         self.__version__ = version
         self.major, self.minor = (int(v) for v in version.split(".")[:2])
         self.calls: list[tuple] = []
@@ -26,7 +32,9 @@ class RecordingTensorRT:
             flags["EXPLICIT_BATCH"] = 0
         if self.major >= 10:
             flags["STRONGLY_TYPED"] = 1 if self.major == 10 else 5
-        self.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", flags) if flags else SimpleNamespace()
+        self.NetworkDefinitionCreationFlag = (
+            enum.IntEnum("NetworkDefinitionCreationFlag", flags) if flags else SimpleNamespace()
+        )
         builder_flags = ["GPU_FALLBACK", "TF32"] + ([] if self.major >= 11 else ["FP16", "INT8"])
         self.BuilderFlag = enum.Enum("BuilderFlag", builder_flags)
         self.MemoryPoolType = enum.Enum("MemoryPoolType", ["WORKSPACE"])
@@ -39,10 +47,10 @@ class RecordingTensorRT:
     def Logger(self, severity=None):  # noqa: N802 - mirrors tensorrt.Logger
         return SimpleNamespace(severity=severity)
 
-    def Builder(self, logger):  # noqa: N802
+    def Builder(self, logger):  # noqa: N802 - TensorRT's own name
         return _Builder(self)
 
-    def OnnxParser(self, network, logger):  # noqa: N802
+    def OnnxParser(self, network, logger):  # noqa: N802 - TensorRT's own name
         return _Parser(self, network)
 
     def init_libnvinfer_plugins(self, logger, namespace):
@@ -137,8 +145,15 @@ class _Config:
         return self._cache
 
     def __setattr__(self, name, value):
-        if name in ("default_device_type", "DLA_core", "progress_monitor", "builder_optimization_level") and hasattr(self, "trt"):
-            self.trt.calls.append(("config." + name, getattr(value, "name", value) if name != "progress_monitor" else type(value).__name__))
+        if name in ("default_device_type", "DLA_core", "progress_monitor", "builder_optimization_level") and hasattr(
+            self, "trt"
+        ):
+            self.trt.calls.append(
+                (
+                    "config." + name,
+                    getattr(value, "name", value) if name != "progress_monitor" else type(value).__name__,
+                )
+            )
         object.__setattr__(self, name, value)
 
 

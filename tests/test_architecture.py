@@ -11,16 +11,61 @@ PACKAGE = Path(__file__).resolve().parent.parent / "edgeseg"
 
 # What each part may not import (function-level imports included: a lazy import is still a dependency).
 FORBIDDEN = {
-    "edgeseg.runtime": ("edgeseg.calibration", "edgeseg.bench", "edgeseg.export", "edgeseg.deploy", "edgeseg.tools", "edgeseg.models", "edgeseg.cli"),
-    "edgeseg.data": ("edgeseg.runtime", "edgeseg.export", "edgeseg.calibration", "edgeseg.engines", "edgeseg.bench", "edgeseg.deploy", "edgeseg.tools", "edgeseg.models", "edgeseg.cli"),
-    "edgeseg.models": ("edgeseg.runtime", "edgeseg.export", "edgeseg.calibration", "edgeseg.engines", "edgeseg.bench", "edgeseg.deploy", "edgeseg.tools", "edgeseg.cli"),
-    "edgeseg.engines": ("edgeseg.runtime", "edgeseg.export", "edgeseg.calibration", "edgeseg.bench", "edgeseg.deploy", "edgeseg.tools", "edgeseg.cli"),
-    "edgeseg.export": ("edgeseg.calibration", "edgeseg.engines", "edgeseg.bench", "edgeseg.deploy", "edgeseg.tools", "edgeseg.cli"),
+    "edgeseg.runtime": (
+        "edgeseg.calibration",
+        "edgeseg.bench",
+        "edgeseg.export",
+        "edgeseg.deploy",
+        "edgeseg.tools",
+        "edgeseg.models",
+        "edgeseg.cli",
+    ),
+    "edgeseg.data": (
+        "edgeseg.runtime",
+        "edgeseg.export",
+        "edgeseg.calibration",
+        "edgeseg.engines",
+        "edgeseg.bench",
+        "edgeseg.deploy",
+        "edgeseg.tools",
+        "edgeseg.models",
+        "edgeseg.cli",
+    ),
+    "edgeseg.models": (
+        "edgeseg.runtime",
+        "edgeseg.export",
+        "edgeseg.calibration",
+        "edgeseg.engines",
+        "edgeseg.bench",
+        "edgeseg.deploy",
+        "edgeseg.tools",
+        "edgeseg.cli",
+    ),
+    "edgeseg.engines": (
+        "edgeseg.runtime",
+        "edgeseg.export",
+        "edgeseg.calibration",
+        "edgeseg.bench",
+        "edgeseg.deploy",
+        "edgeseg.tools",
+        "edgeseg.cli",
+    ),
+    "edgeseg.export": (
+        "edgeseg.calibration",
+        "edgeseg.engines",
+        "edgeseg.bench",
+        "edgeseg.deploy",
+        "edgeseg.tools",
+        "edgeseg.cli",
+    ),
     "edgeseg.calibration": ("edgeseg.engines", "edgeseg.bench", "edgeseg.deploy", "edgeseg.tools", "edgeseg.cli"),
 }
 SHARED_HELPERS = ("bundle", "errors", "fileio", "progress", "timing", "metrics", "tables", "onnx_graph", "classes")
 for helper in SHARED_HELPERS:  # the helpers at the top are below everything
-    FORBIDDEN[f"edgeseg.{helper}"] = tuple(f"edgeseg.{part}" for part in ("runtime", "data", "models", "export", "calibration", "engines", "bench", "deploy", "tools", "cli"))
+    FORBIDDEN[f"edgeseg.{helper}"] = tuple(
+        f"edgeseg.{part}"
+        for part in ("runtime", "data", "models", "export", "calibration", "engines", "bench", "deploy", "tools", "cli")
+    )
 
 
 def module_name(path: Path) -> str:
@@ -105,6 +150,12 @@ def test_init_files_only_re_export():
     for path in PACKAGE.rglob("__init__.py"):
         tree = ast.parse(path.read_text())
         for node in tree.body:
-            plain = isinstance(node, (ast.Import, ast.ImportFrom)) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
-            names = isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in ("__all__", "__version__") for t in node.targets)
-            assert plain or names, f"{path.relative_to(PACKAGE.parent)} line {node.lineno}: an __init__.py only re-exports"
+            plain = isinstance(node, (ast.Import, ast.ImportFrom)) or (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            )
+            names = isinstance(node, ast.Assign) and all(
+                isinstance(t, ast.Name) and t.id in ("__all__", "__version__") for t in node.targets
+            )
+            assert plain or names, (
+                f"{path.relative_to(PACKAGE.parent)} line {node.lineno}: an __init__.py only re-exports"
+            )

@@ -24,8 +24,45 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     torch.manual_seed(0)
     torch.save(build_model("lraspp", 9, width=4).state_dict(), out / "w.pt")
-    assert main(["export", "lraspp", "-o", str(out / "bundle"), "--size", "64x64", "--classes", "9", "--arg", "width=4", "--weights", str(out / "w.pt")]) == 0
-    code = main(["bench", str(out / "bundle"), "-i", SOURCE, "--frames", "12", "--warmup", "2", "--accuracy-frames", "4", "--json", str(out / "r.json"), "--md", str(out / "r.md"), "--plot", str(out / "r.png")])
+    assert (
+        main(
+            [
+                "export",
+                "lraspp",
+                "-o",
+                str(out / "bundle"),
+                "--size",
+                "64x64",
+                "--classes",
+                "9",
+                "--arg",
+                "width=4",
+                "--weights",
+                str(out / "w.pt"),
+            ]
+        )
+        == 0
+    )
+    code = main(
+        [
+            "bench",
+            str(out / "bundle"),
+            "-i",
+            SOURCE,
+            "--frames",
+            "12",
+            "--warmup",
+            "2",
+            "--accuracy-frames",
+            "4",
+            "--json",
+            str(out / "r.json"),
+            "--md",
+            str(out / "r.md"),
+            "--plot",
+            str(out / "r.png"),
+        ]
+    )
     assert code == 0
     return out
 
@@ -33,8 +70,35 @@ def report(tmp_path_factory):
 def test_report_rows_and_fields(report):
     data = json.loads((report / "r.json").read_text())
     # The --json schema is pinned: scripts read these keys.
-    assert list(data) == ["environment", "telemetry", "bundle", "model", "input_size", "source", "source_size", "capture_from", "frames", "warmup", "rows", "baseline_note", "overlay", "ratios"]
-    row_keys = ["name", "backend", "precision", "artifact", "engine", "stages_alone_ms", "sequential_fps", "end_to_end", "accuracy", "engine_samples_ms", "stage_limited_fps"]
+    assert list(data) == [
+        "environment",
+        "telemetry",
+        "bundle",
+        "model",
+        "input_size",
+        "source",
+        "source_size",
+        "capture_from",
+        "frames",
+        "warmup",
+        "rows",
+        "baseline_note",
+        "overlay",
+        "ratios",
+    ]
+    row_keys = [
+        "name",
+        "backend",
+        "precision",
+        "artifact",
+        "engine",
+        "stages_alone_ms",
+        "sequential_fps",
+        "end_to_end",
+        "accuracy",
+        "engine_samples_ms",
+        "stage_limited_fps",
+    ]
     assert all(list(row) == row_keys for row in data["rows"])
     names = [row["name"] for row in data["rows"]]
     assert names == ["onnxruntime fp32", "pytorch eager fp32 (baseline)"]
@@ -43,14 +107,24 @@ def test_report_rows_and_fields(report):
     assert engine["count"] == 12 and 0 < engine["p50_ms"] <= engine["p90_ms"] <= engine["p99_ms"] <= engine["max_ms"]
     assert set(fp32["stages_alone_ms"]) == {"capture", "preprocess", "infer", "postprocess", "overlay"}
     assert fp32["end_to_end"]["frames"] == 12 and fp32["end_to_end"]["fps"] > 0
-    assert {"capture", "preprocess", "infer", "postprocess", "overlay", "sink", "latency"} <= set(fp32["end_to_end"]["stages"])
+    assert {"capture", "preprocess", "infer", "postprocess", "overlay", "sink", "latency"} <= set(
+        fp32["end_to_end"]["stages"]
+    )
     assert fp32["accuracy"]["agreement"] == 1.0  # FP32 is the reference
     assert 0 <= fp32["accuracy"]["miou"] <= 1  # the synthetic frames carry labels
     assert data["rows"][1]["accuracy"]["agreement"] > 0.99  # same model in PyTorch
     ratios = data["ratios"]
-    assert {"pipeline_vs_stage_limited", "pipeline_vs_sequential", "end_to_end_vs_engine_only", "edgeseg_vs_baseline_fps", "overlay_1080p_vs_addweighted"} <= set(ratios)
+    assert {
+        "pipeline_vs_stage_limited",
+        "pipeline_vs_sequential",
+        "end_to_end_vs_engine_only",
+        "edgeseg_vs_baseline_fps",
+        "overlay_1080p_vs_addweighted",
+    } <= set(ratios)
     assert all(value > 0 for key, value in ratios.items() if isinstance(value, float))
-    assert {o["resolution"] for o in data["overlay"]} == {"160x120", "1920x1080"} and {o["filter"] for o in data["overlay"]} == {"point", "linear"}
+    assert {o["resolution"] for o in data["overlay"]} == {"160x120", "1920x1080"} and {
+        o["filter"] for o in data["overlay"]
+    } == {"point", "linear"}
     env = data["environment"]
     assert env["cores"] >= 1 and env["onnxruntime"] and "CPUExecutionProvider" in env["onnxruntime_providers"]
 
@@ -63,10 +137,15 @@ def test_markdown_and_plot(report):
 
 
 def test_tegrastats_lines_from_real_boards_parse():
-    orin = "RAM 2488/30536MB (lfb 6x4MB) CPU [1%@729,0%@729] EMC_FREQ 0%@2133 GR3D_FREQ 5%@0 CPU@45.312C GPU@41.25C tj@45.312C VDD_GPU_SOC 2390mW/2390mW VDD_CPU_CV 796mW/796mW VIN_SYS_5V0 3522mW/3522mW"
+    orin = "RAM 2488/30536MB (lfb 6x4MB) CPU [1%@729,0%@729] EMC_FREQ 0%@2133 GR3D_FREQ 5%@0 CPU@45.312C GPU@41.25C tj@45.312C VDD_GPU_SOC 2390mW/2390mW VDD_CPU_CV 796mW/796mW VIN_SYS_5V0 3522mW/3522mW"  # noqa: E501 - a real board's output, kept whole
     sample = parse_tegrastats(orin)
-    assert sample["gpu_load_pct"] == 5 and sample["temp_gpu_c"] == 41.25 and sample["power_vdd_gpu_soc_mw"] == 2390 and sample["emc_mhz"] == 2133
-    nano = "RAM 1800/3964MB CPU [5%@102,off,off,3%@102] GR3D_FREQ 0%@76 PLL@26C CPU@28.5C GPU@26C POM_5V_IN 933/933 POM_5V_GPU 0/0 POM_5V_CPU 84/105"
+    assert (
+        sample["gpu_load_pct"] == 5
+        and sample["temp_gpu_c"] == 41.25
+        and sample["power_vdd_gpu_soc_mw"] == 2390
+        and sample["emc_mhz"] == 2133
+    )
+    nano = "RAM 1800/3964MB CPU [5%@102,off,off,3%@102] GR3D_FREQ 0%@76 PLL@26C CPU@28.5C GPU@26C POM_5V_IN 933/933 POM_5V_GPU 0/0 POM_5V_CPU 84/105"  # noqa: E501 - a real board's output, kept whole
     sample = parse_tegrastats(nano)
     assert sample["gpu_mhz"] == 76 and sample["power_pom_5v_in_mw"] == 933 and sample["temp_cpu_c"] == 28.5
     thor = "GR3D_FREQ 12%@[1300,1300] cpu@54.9C gpu@55.4C VDD_IN 4673mW/4673mW/4673mW"
@@ -76,7 +155,7 @@ def test_tegrastats_lines_from_real_boards_parse():
 def test_power_mode_and_clocks_parse():
     assert parse_nvpmodel("NV Power Mode: MAXN\n0\n") == {"power_mode": "MAXN", "power_mode_id": 0}
     assert parse_nvpmodel("NV Power Mode: 15W\n1\n")["power_mode"] == "15W"
-    pinned = "cpu0: Online=1 Governor=schedutil MinFreq=2201600 MaxFreq=2201600 CurrentFreq=2201600\ncpu1: Online=1 Governor=schedutil MinFreq=2201600 MaxFreq=2201600 CurrentFreq=2201600"
+    pinned = "cpu0: Online=1 Governor=schedutil MinFreq=2201600 MaxFreq=2201600 CurrentFreq=2201600\ncpu1: Online=1 Governor=schedutil MinFreq=2201600 MaxFreq=2201600 CurrentFreq=2201600"  # noqa: E501 - a real board's output, kept whole
     scaling = "cpu0: Online=1 Governor=schedutil MinFreq=115200 MaxFreq=2201600 CurrentFreq=729600"
     assert parse_jetson_clocks(pinned) is True and parse_jetson_clocks(scaling) is False
 
@@ -92,7 +171,9 @@ def test_backend_not_installed(tiny_bundle, capsys):
     assert_one_line_error(code, err, "tensorrt", "not installed")
 
 
-@pytest.mark.parametrize("frames,warmup,fragment", [("0", "0", "at least one frame"), ("5", "10", "fewer than --warmup")])
+@pytest.mark.parametrize(
+    "frames,warmup,fragment", [("0", "0", "at least one frame"), ("5", "10", "fewer than --warmup")]
+)
 def test_bad_frame_counts(tiny_bundle, frames, warmup, fragment, capsys):
     code, _, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--frames", frames, "--warmup", warmup)
     assert_one_line_error(code, err, fragment)
@@ -105,7 +186,9 @@ def test_report_path_that_cannot_be_written(tiny_bundle, tmp_path, capsys):
 
 
 def test_no_baseline_for_a_bundle_without_weights(tiny_bundle, capsys):
-    code, stdout, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--frames", "3", "--warmup", "1", "--accuracy-frames", "2")
+    code, stdout, err = run_cli(
+        capsys, "bench", tiny_bundle, "-i", SOURCE, "--frames", "3", "--warmup", "1", "--accuracy-frames", "2"
+    )
     assert code == 0, err
     assert "no baseline row: the bundle was exported without weights" in stdout
 
@@ -115,7 +198,9 @@ def test_engine_timings_interleave_the_rows():
     from edgeseg.timing import interleaved_samples
 
     order = []
-    samples = interleaved_samples({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=2, runs=7, rounds=3)
+    samples = interleaved_samples(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=2, runs=7, rounds=3
+    )
     assert {key: len(values) for key, values in samples.items()} == {"a": 7, "b": 7}
     measured = order[4:]  # after two warm-up calls each
     assert measured == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] + ["b"]

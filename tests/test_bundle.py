@@ -85,7 +85,9 @@ def test_missing_precision_names_the_stage_to_run(tiny_bundle):
 def test_best_precision_prefers_the_lowest_available(bundle_copy):
     bundle = Bundle.load(bundle_copy)
     fp32 = bundle.artifacts[0]
-    bundle.add_artifact(type(fp32)(**{**fp32.__dict__, "path": "model.int8.onnx", "precision": "int8", "target": "cpu"}))
+    bundle.add_artifact(
+        type(fp32)(**{**fp32.__dict__, "path": "model.int8.onnx", "precision": "int8", "target": "cpu"})
+    )
     assert bundle.select("onnx", "best", targets=("cpu", "any")).path == "model.int8.onnx"
     assert bundle.select("onnx", "best", targets=("any",)).path == "model.onnx"
 
@@ -94,6 +96,21 @@ def test_select_prefers_what_the_caller_ranks_first(bundle_copy):
     bundle = Bundle.load(bundle_copy)
     fp32 = bundle.artifacts[0]
     for version in ("8.5.2", "10.3.0"):
-        bundle.add_artifact(type(fp32)(**{**fp32.__dict__, "path": f"engines/{version}.engine", "kind": "engine", "target": "tensorrt", "tools": {"tensorrt": version}}))
-    pick = lambda version: bundle.select("engine", "fp32", targets=("tensorrt",), prefer=lambda a: a.tools["tensorrt"] == version).path  # noqa: E731
+        bundle.add_artifact(
+            type(fp32)(
+                **{
+                    **fp32.__dict__,
+                    "path": f"engines/{version}.engine",
+                    "kind": "engine",
+                    "target": "tensorrt",
+                    "tools": {"tensorrt": version},
+                }
+            )
+        )
+
+    def pick(version):
+        return bundle.select(
+            "engine", "fp32", targets=("tensorrt",), prefer=lambda a: a.tools["tensorrt"] == version
+        ).path
+
     assert pick("10.3.0") == "engines/10.3.0.engine" and pick("8.5.2") == "engines/8.5.2.engine"

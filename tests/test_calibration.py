@@ -29,10 +29,40 @@ def trained_bundle(tmp_path_factory):
     """A small LR-ASPP trained briefly on the medical scene (agreement on an untrained net proves nothing)."""
     root = tmp_path_factory.mktemp("calib")
     weights = root / "lraspp.pt"
-    train("lraspp", "synthetic://medical", weights, TrainOptions(size=(64, 96), epochs=2, steps_per_epoch=25, batch=4, lr=0.01, val_frames=2, model_options={"width": 8}, progress=False))
+    train(
+        "lraspp",
+        "synthetic://medical",
+        weights,
+        TrainOptions(
+            size=(64, 96),
+            epochs=2,
+            steps_per_epoch=25,
+            batch=4,
+            lr=0.01,
+            val_frames=2,
+            model_options={"width": 8},
+            progress=False,
+        ),
+    )
     from edgeseg.cli import main
 
-    assert main(["export", "lraspp", "-o", str(root / "bundle"), "--size", "64x96", "--weights", str(weights), "--arg", "width=8"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "lraspp",
+                "-o",
+                str(root / "bundle"),
+                "--size",
+                "64x96",
+                "--weights",
+                str(weights),
+                "--arg",
+                "width=8",
+            ]
+        )
+        == 0
+    )
     return root / "bundle"
 
 
@@ -42,7 +72,10 @@ def calibrated(trained_bundle, tmp_path_factory):
     shutil.copytree(trained_bundle, bundle)
     from edgeseg.cli import main
 
-    assert main(["calibrate", str(bundle), "--data", DATA, "--count", "24", "--eval-data", HELD_OUT, "--eval-count", "12"]) == 0
+    assert (
+        main(["calibrate", str(bundle), "--data", DATA, "--count", "24", "--eval-data", HELD_OUT, "--eval-count", "12"])
+        == 0
+    )
     return bundle
 
 
@@ -111,8 +144,25 @@ def test_tensorrt_int8_graph_is_placed_the_way_tensorrt_fuses_it(calibrated):
 
 def test_fcn_transposed_convolutions_are_quantized_per_output_channel(tmp_path, capsys):
     bundle = tmp_path / "fcn"
-    assert run_cli(capsys, "export", "fcn8s", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4")[0] == 0
-    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://driving?seed=1&frames=20&size=64x64", "--count", "8", "--eval-count", "4", "--precision", "int8", "--method", "minmax")
+    assert (
+        run_cli(capsys, "export", "fcn8s", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4")[0]
+        == 0
+    )
+    code, _, err = run_cli(
+        capsys,
+        "calibrate",
+        bundle,
+        "--data",
+        "synthetic://driving?seed=1&frames=20&size=64x64",
+        "--count",
+        "8",
+        "--eval-count",
+        "4",
+        "--precision",
+        "int8",
+        "--method",
+        "minmax",
+    )
     assert code == 0, err
     model = graph(bundle, "model.int8-tensorrt.onnx")
     by_output = producers(model)
@@ -122,25 +172,68 @@ def test_fcn_transposed_convolutions_are_quantized_per_output_channel(tmp_path, 
         dq = by_output[deconv.input[1]]
         assert next(a.i for a in dq.attribute if a.name == "axis") == 1  # ConvTranspose weights are [Cin, Cout, k, k]
     adds = [n for n in model.graph.node if n.op_type == "Add"]
-    fused = [a for a in adds if all(by_output.get(i) is not None and by_output[i].op_type == "DequantizeLinear" for i in a.input)]
+    fused = [
+        a
+        for a in adds
+        if all(by_output.get(i) is not None and by_output[i].op_type == "DequantizeLinear" for i in a.input)
+    ]
     assert fused  # FCN's skip Adds get both inputs quantized, so TensorRT can fuse them into the Conv
 
 
 @pytest.mark.parametrize("cpu_format", ["qdq", "qoperator"])
-def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions_for_tensorrt(tmp_path, capsys, cpu_format):
-    """ORT's CPU has no int8 ConvTranspose: the CPU artifact runs the U-Net's as 1x1 Convs and a uint8 depth-to-space."""
+def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions_for_tensorrt(
+    tmp_path, capsys, cpu_format
+):
+    """ORT's CPU has no int8 ConvTranspose: the CPU artifact runs the U-Net's as 1x1 Convs + uint8 depth-to-space."""
     bundle = tmp_path / "unet"
-    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
-    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://medical?seed=1&frames=20&size=96x64", "--count", "8", "--eval-count", "4", "--precision", "int8", "--method", "minmax", "--cpu-format", cpu_format)
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "unet",
+            "-o",
+            bundle,
+            "--size",
+            "64x96",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--arg",
+            "depth=2",
+        )[0]
+        == 0
+    )
+    code, _, err = run_cli(
+        capsys,
+        "calibrate",
+        bundle,
+        "--data",
+        "synthetic://medical?seed=1&frames=20&size=96x64",
+        "--count",
+        "8",
+        "--eval-count",
+        "4",
+        "--precision",
+        "int8",
+        "--method",
+        "minmax",
+        "--cpu-format",
+        cpu_format,
+    )
     assert code == 0, err
     assert "W:onnxruntime" not in err  # no warnings about weights the rewrite left behind
     assert sum(n.op_type == "ConvTranspose" for n in graph(bundle, "model.int8-tensorrt.onnx").graph.node) == 2
     cpu = graph(bundle, "model.int8-cpu.onnx")
     by_output, types = producers(cpu), {n.op_type for n in cpu.graph.node}
     assert "ConvTranspose" not in types
-    interleaves = [n for n in cpu.graph.node if n.op_type == "Transpose" and list(n.attribute[0].ints) == [0, 1, 3, 2, 4, 5]]
+    interleaves = [
+        n for n in cpu.graph.node if n.op_type == "Transpose" and list(n.attribute[0].ints) == [0, 1, 3, 2, 4, 5]
+    ]
     assert len(interleaves) == 2
-    for shuffle in interleaves:  # on quantized data: between a DQ and a Q (QDQ), or fed by a QLinearConv through the other shuffles (QOperator)
+    for shuffle in (
+        interleaves
+    ):  # on quantized data: between a DQ and a Q (QDQ), or fed by a QLinearConv through the other shuffles (QOperator)
         before = by_output[shuffle.input[0]]
         while before.op_type in ("Transpose", "Reshape"):
             before = by_output[before.input[0]]
@@ -148,14 +241,31 @@ def test_unet_upsamples_in_int8_on_the_cpu_and_keeps_its_transposed_convolutions
 
 
 def test_widening_narrow_int8_convs_keeps_the_class_maps(tmp_path, capsys):
-    """Zero filters up to 16 (MLAS's int8 channels-last kernel) and zero weights in every reader: the same pixels out."""
+    """Zero filters up to 16 (MLAS's int8 channels-last kernel), zero weights in every reader: the same pixels out."""
     import onnxruntime as ort
 
     from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TensorReader, float_boundary_nodes, quantize
     from edgeseg.export import materialize_shared_weights
 
     bundle = tmp_path / "unet"
-    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "unet",
+            "-o",
+            bundle,
+            "--size",
+            "64x96",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--arg",
+            "depth=2",
+        )[0]
+        == 0
+    )
     contract = Bundle.load(bundle).input
     frames = frames_to_input([f.image for f in open_source(HELD_OUT)], contract)
     model = materialize_shared_weights(graph(bundle, "model.onnx"))
@@ -179,13 +289,19 @@ def test_widening_narrow_int8_convs_keeps_the_class_maps(tmp_path, capsys):
         ranges = tmp_path / f"ranges-{recipe.name}.json"
         assert quantize(source, plain, recipe, reader, "minmax", ranges, float_boundary_nodes(model), widen=False) == []
         widened = quantize(source, wide, recipe, reader, "minmax", ranges, float_boundary_nodes(model), widen=True)
-        # Every conv with 4 or 8 filters that only feeds convolutions; not the classifier, whose channels the argmax reads.
+        # Every conv with 4 or 8 filters that only feeds convolutions; not the classifier, whose channels the
+        # argmax reads.
         assert len(widened) == 8 and not any("classifier" in name for name in widened)
         widened_model = graph(tmp_path, wide.name)
-        initializers, nodes = {t.name: t for t in widened_model.graph.initializer}, {n.name: n for n in widened_model.graph.node}
+        initializers, nodes = (
+            {t.name: t for t in widened_model.graph.initializer},
+            {n.name: n for n in widened_model.graph.node},
+        )
         for name in widened:
             node = nodes[name]
-            weight = node.input[3] if node.op_type == "QLinearConv" else producers(widened_model)[node.input[1]].input[0]
+            weight = (
+                node.input[3] if node.op_type == "QLinearConv" else producers(widened_model)[node.input[1]].input[0]
+            )
             assert initializers[weight].dims[0] == 16
         expected, got = class_maps(plain), class_maps(wide)
         assert len(np.unique(expected)) > 1  # the maps hold several classes, so agreement means something
@@ -212,7 +328,9 @@ def test_manifest_lists_every_variant_with_its_fidelity(calibrated):
     assert by_path["model.fp16.onnx"].extra["fidelity"]["agreement"] >= 0.999
     cpu = by_path["model.int8-cpu.onnx"].extra
     assert cpu["chosen"] in ("cpu-qdq", "cpu-qoperator") and set(cpu["cpu_latency_ms"]) >= {"fp32", cpu["chosen"]}
-    assert cpu["cpu_latency_ratio"] == pytest.approx(cpu["cpu_latency_ms"][cpu["chosen"]] / cpu["cpu_latency_ms"]["fp32"])
+    assert cpu["cpu_latency_ratio"] == pytest.approx(
+        cpu["cpu_latency_ms"][cpu["chosen"]] / cpu["cpu_latency_ms"]["fp32"]
+    )
 
 
 def test_cpu_int8_folds_relu_into_the_convolutions(calibrated):
@@ -220,19 +338,30 @@ def test_cpu_int8_folds_relu_into_the_convolutions(calibrated):
     model = graph(calibrated, "model.int8-cpu.onnx")
     extra = next(a for a in Bundle.load(calibrated).artifacts if a.path == "model.int8-cpu.onnx").extra
     float_layers = set(extra["float_layers"])
-    quantized = [n for n in model.graph.node if n.op_type in ("QLinearConv",) or (n.op_type == "Conv" and n.name not in float_layers)]
+    quantized = [
+        n
+        for n in model.graph.node
+        if n.op_type in ("QLinearConv",) or (n.op_type == "Conv" and n.name not in float_layers)
+    ]
     assert quantized
     by_output = producers(model)
     consumers = {i: n for n in model.graph.node for i in n.input}
     for node in model.graph.node:
         if node.op_type == "Relu":  # a Relu may remain only in a part left float
             source = by_output.get(node.input[0])
-            assert not (source is not None and source.op_type == "DequantizeLinear" and consumers.get(node.output[0]) is not None and consumers[node.output[0]].op_type == "QuantizeLinear")
+            assert not (
+                source is not None
+                and source.op_type == "DequantizeLinear"
+                and consumers.get(node.output[0]) is not None
+                and consumers[node.output[0]].op_type == "QuantizeLinear"
+            )
     for node in model.graph.node:
         if node.name in extra["float_for_speed"]:
             assert node.input[1] not in by_output  # left float for speed: the weight is a plain initializer
     assert set(extra["float_for_speed"]) <= float_layers
-    assert extra["float_layer_share"] == len(float_layers) / sum(n.op_type in ("Conv", "ConvTranspose") for n in graph(calibrated, "model.onnx").graph.node)
+    assert extra["float_layer_share"] == len(float_layers) / sum(
+        n.op_type in ("Conv", "ConvTranspose") for n in graph(calibrated, "model.onnx").graph.node
+    )
 
 
 def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tmp_path):
@@ -260,33 +389,55 @@ def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tm
     assert got.shape == expected.shape and np.array_equal(got, expected)
 
     def argmax_axis(model):
-        return next(a.i for a in next(n for n in model.graph.node if n.op_type == "ArgMax").attribute if a.name == "axis")
+        return next(
+            a.i for a in next(n for n in model.graph.node if n.op_type == "ArgMax").attribute if a.name == "axis"
+        )
 
     assert argmax_axis(graph(calibrated, "model.int8-cpu.onnx")) == 3  # calibrate rewrites the CPU artifact
-    assert argmax_axis(graph(calibrated, "model.int8-tensorrt.onnx")) == argmax_axis(graph(calibrated, "model.onnx")) == 1  # and nothing else
+    assert (
+        argmax_axis(graph(calibrated, "model.int8-tensorrt.onnx")) == argmax_axis(graph(calibrated, "model.onnx")) == 1
+    )  # and nothing else
 
 
-def concat_graph(zero_points: tuple[int, int, int], scales: tuple[float, float, float] = (0.01, 0.05, 0.04)) -> onnx.ModelProto:
+def concat_graph(
+    zero_points: tuple[int, int, int], scales: tuple[float, float, float] = (0.01, 0.05, 0.04)
+) -> onnx.ModelProto:
     """x1, x2 -> Q/DQ each -> Concat -> Q/DQ: the QDQ pattern ONNX Runtime fuses into QLinearConcat."""
     from onnx import TensorProto, helper
 
     nodes, initializers = [], []
     for name, scale, zero in zip(("x1", "x2", "y"), scales, zero_points):
-        initializers += [numpy_helper.from_array(np.array(scale, np.float32), f"{name}_scale"), numpy_helper.from_array(np.array(zero, np.uint8), f"{name}_zero")]
+        initializers += [
+            numpy_helper.from_array(np.array(scale, np.float32), f"{name}_scale"),
+            numpy_helper.from_array(np.array(zero, np.uint8), f"{name}_zero"),
+        ]
         source = "joined" if name == "y" else name
         nodes += [
             helper.make_node("QuantizeLinear", [source, f"{name}_scale", f"{name}_zero"], [f"{name}_q"]),
-            helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_scale", f"{name}_zero"], [f"{name}_dq" if name != "y" else "out"]),
+            helper.make_node(
+                "DequantizeLinear",
+                [f"{name}_q", f"{name}_scale", f"{name}_zero"],
+                [f"{name}_dq" if name != "y" else "out"],
+            ),
         ]
     nodes.insert(4, helper.make_node("Concat", ["x1_dq", "x2_dq"], ["joined"], axis=1))
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 4, 4]) for n in ("x1", "x2")]
-    model = helper.make_model(helper.make_graph(nodes, "concat", inputs, [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4, 4])], initializers), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "concat",
+            inputs,
+            [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 4, 4])],
+            initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
     onnx.checker.check_model(model)
     return model
 
 
 def test_concat_inputs_take_the_concat_scale_where_zero_points_match():
-    """ORT's QLinearConcat copies inputs quantized like its output: give them its scale, never break a Relu's zero point."""
+    """ORT's QLinearConcat copies inputs quantized like its output: give them its scale, keep a Relu's zero point."""
     import onnxruntime as ort
 
     from edgeseg.calibration.cpu_form import share_concat_scales
@@ -297,18 +448,24 @@ def test_concat_inputs_take_the_concat_scale_where_zero_points_match():
     assert share_concat_scales(model) == 2
     scales = {t.name: float(numpy_helper.to_array(t)) for t in model.graph.initializer if t.name.endswith("_scale")}
     assert scales == {"x1_scale": pytest.approx(0.06), "x2_scale": pytest.approx(0.06), "y_scale": pytest.approx(0.06)}
-    out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x1": x1, "x2": x2})[0]
+    out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x1": x1, "x2": x2}
+    )[0]
     expected = np.clip(np.round(np.concatenate([x1, x2], axis=1) / np.float32(0.06)), 0, 255) * np.float32(0.06)
     assert np.allclose(out, expected, atol=1e-6)  # each input quantized once, at the concat's scale
     mixed = concat_graph((0, 128, 0), (0.01, 0.05, 0.06))
-    assert share_concat_scales(mixed) == 1  # x2's zero point differs from the output's, and the output cannot hold its negatives
-    assert float(numpy_helper.to_array(next(t for t in mixed.graph.initializer if t.name == "x2_scale"))) == pytest.approx(0.05)
+    assert (
+        share_concat_scales(mixed) == 1
+    )  # x2's zero point differs from the output's, and the output cannot hold its negatives
+    assert float(
+        numpy_helper.to_array(next(t for t in mixed.graph.initializer if t.name == "x2_scale"))
+    ) == pytest.approx(0.05)
     narrow = concat_graph((0, 0, 0), (0.01, 0.05, 0.04))
     assert share_concat_scales(narrow) == 1  # the output's [0, 10.2] would clip x2's [0, 12.75] for x2's other readers
 
 
 def test_unclipped_concat_inputs_take_the_concat_quantization_when_its_range_holds_theirs():
-    """An input with a non-zero zero point (no folded Relu) whose range the output's holds is quantized once, as the output."""
+    """An input with a non-zero zero point (no folded Relu) inside the output's range is quantized as the output."""
     import onnxruntime as ort
 
     from edgeseg.calibration.cpu_form import share_concat_scales
@@ -322,11 +479,17 @@ def test_unclipped_concat_inputs_take_the_concat_quantization_when_its_range_hol
     assert share_concat_scales(model) == 1
     values = parameters(model)
     assert values["x2_scale"] == pytest.approx(0.06) and values["x2_zero"] == 100
-    assert values["x1_scale"] == pytest.approx(0.01) and values["x1_zero"] == 0  # a Relu'd input keeps its zero point of 0
-    out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x1": x1, "x2": x2})[0]
+    assert (
+        values["x1_scale"] == pytest.approx(0.01) and values["x1_zero"] == 0
+    )  # a Relu'd input keeps its zero point of 0
+    out = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x1": x1, "x2": x2}
+    )[0]
     once = (np.clip(np.round(x2 / np.float32(0.06)) + 100, 0, 255) - 100) * np.float32(0.06)
     assert np.allclose(out[:, 2:], once, atol=1e-6)  # x2 rounded once, on the concat's grid
-    narrow = concat_graph((0, 100, 100), (0.01, 0.05, 0.04))  # y holds [-4.0, 6.2]: it would clip x2 for x2's other readers
+    narrow = concat_graph(
+        (0, 100, 100), (0.01, 0.05, 0.04)
+    )  # y holds [-4.0, 6.2]: it would clip x2 for x2's other readers
     assert share_concat_scales(narrow) == 0
     assert parameters(narrow)["x2_zero"] == 100 and parameters(narrow)["x2_scale"] == pytest.approx(0.05)
 
@@ -341,17 +504,44 @@ def test_upsampling_as_depth_to_space_computes_what_the_transposed_convolution_d
 
     rng = np.random.default_rng(0)
     nodes, initializers = [], []
-    for name, kernel, stride, pads in (("up2", 2, 2, [0, 0, 0, 0]), ("up4", 4, 4, [0, 0, 0, 0]), ("fcn", 4, 2, [1, 1, 1, 1])):
-        initializers += [numpy_helper.from_array(rng.normal(size=(3, 5, kernel, kernel)).astype(np.float32), f"{name}_w"), numpy_helper.from_array(rng.normal(size=5).astype(np.float32), f"{name}_b")]
-        nodes.append(helper.make_node("ConvTranspose", ["x", f"{name}_w", f"{name}_b"], [name], name=name, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads))
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 5, 6 * s, 7 * s]) for name, s in (("up2", 2), ("up4", 4), ("fcn", 2))]
-    model = helper.make_model(helper.make_graph(nodes, "ups", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 7])], outputs, initializers), opset_imports=[helper.make_opsetid("", 17)])
+    for name, kernel, stride, pads in (
+        ("up2", 2, 2, [0, 0, 0, 0]),
+        ("up4", 4, 4, [0, 0, 0, 0]),
+        ("fcn", 4, 2, [1, 1, 1, 1]),
+    ):
+        initializers += [
+            numpy_helper.from_array(rng.normal(size=(3, 5, kernel, kernel)).astype(np.float32), f"{name}_w"),
+            numpy_helper.from_array(rng.normal(size=5).astype(np.float32), f"{name}_b"),
+        ]
+        nodes.append(
+            helper.make_node(
+                "ConvTranspose",
+                ["x", f"{name}_w", f"{name}_b"],
+                [name],
+                name=name,
+                kernel_shape=[kernel, kernel],
+                strides=[stride, stride],
+                pads=pads,
+            )
+        )
+    outputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 5, 6 * s, 7 * s])
+        for name, s in (("up2", 2), ("up4", 4), ("fcn", 2))
+    ]
+    model = helper.make_model(
+        helper.make_graph(
+            nodes, "ups", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 7])], outputs, initializers
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
     x = rng.normal(size=(1, 3, 6, 7)).astype(np.float32)
     expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     assert upsample_as_depth_to_space(model) == ["up2", "up4"]
     onnx.checker.check_model(model)
     assert [n.name for n in model.graph.node if n.op_type == "ConvTranspose"] == ["fcn"]
-    assert {n.name: n.op_type for n in model.graph.node}["up2"] == "Conv"  # the layer keeps its name, so layer lists still apply
+    assert {n.name: n.op_type for n in model.graph.node}[
+        "up2"
+    ] == "Conv"  # the layer keeps its name, so layer lists still apply
     got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     for want, have in zip(expected, got):
         assert have.shape == want.shape and np.allclose(have, want, atol=1e-5)
@@ -361,11 +551,29 @@ def test_resolution_levels_group_layers_by_feature_map_size(tmp_path, capsys):
     from edgeseg.calibration.quantize import CPU_OPS, resolution_levels, stem_nodes
 
     bundle = tmp_path / "unet"
-    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x96", "--classes", "3", "--arg", "width=4", "--arg", "depth=2")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "unet",
+            "-o",
+            bundle,
+            "--size",
+            "64x96",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--arg",
+            "depth=2",
+        )[0]
+        == 0
+    )
     model = graph(bundle, "model.onnx")
     levels = resolution_levels(model, CPU_OPS)
     convs = [[name for name in level if name.endswith("/Conv")] for level in levels]
-    # Full resolution: two encoder convs, two decoder convs, the classifier; then 1/2 and 1/4 with two each (+ the decoder's two at 1/2).
+    # Full resolution: two encoder convs, two decoder convs, the classifier; then 1/2 and 1/4 with two each
+    # (+ the decoder's two at 1/2).
     assert [len(level) for level in convs] == [5, 4, 2]
     assert all("encoders.0" in name or "decoders.0" in name or "classifier" in name for name in convs[0])
     assert all("encoders.2" in name for name in convs[2])
@@ -380,7 +588,6 @@ def test_onnxruntime_backend_picks_the_cpu_int8_artifact(calibrated):
     assert open_backend(bundle, "onnxruntime", "fp16").model_path.name == "model.fp16.onnx"
 
 
-
 @pytest.mark.parametrize("ratio,expected", [(0.6, "model.int8-cpu.onnx"), (1.2, "model.onnx")])
 def test_best_precision_is_the_fastest_measured(calibrated, tmp_path, ratio, expected):
     """`best` takes the CPU INT8 form only where calibrate measured it faster than FP32 on this machine."""
@@ -393,7 +600,9 @@ def test_best_precision_is_the_fastest_measured(calibrated, tmp_path, ratio, exp
 
 
 def test_run_and_info_with_int8(calibrated, tmp_path, capsys):
-    code, stdout, err = run_cli(capsys, "run", calibrated, "-i", HELD_OUT, "--precision", "int8", "-o", tmp_path / "out.mp4")
+    code, stdout, err = run_cli(
+        capsys, "run", calibrated, "-i", HELD_OUT, "--precision", "int8", "-o", tmp_path / "out.mp4"
+    )
     assert code == 0, err
     assert "model.int8-cpu.onnx" in stdout
     code, stdout, _ = run_cli(capsys, "info", calibrated)
@@ -402,7 +611,23 @@ def test_run_and_info_with_int8(calibrated, tmp_path, capsys):
 
 def test_fp16_keeps_io_types_even_through_a_final_resize(tmp_path, capsys):
     bundle = tmp_path / "logits"
-    assert run_cli(capsys, "export", "deeplabv3", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--no-fuse-argmax")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "deeplabv3",
+            "-o",
+            bundle,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--no-fuse-argmax",
+        )[0]
+        == 0
+    )
     model = onnx.load(str(bundle / "model.onnx"))
     assert model.graph.node[-1].op_type == "Resize"  # the logits leave through a Resize
     fp16 = convert_to_fp16(model)
@@ -419,7 +644,25 @@ def test_fp16_keeps_io_types_even_through_a_final_resize(tmp_path, capsys):
 def test_min_agreement_keeps_sensitive_layers_in_float_and_says_so(trained_bundle, tmp_path, capsys):
     bundle = tmp_path / "bundle"
     shutil.copytree(trained_bundle, bundle)
-    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", DATA, "--count", "16", "--eval-data", HELD_OUT, "--eval-count", "8", "--precision", "int8", "--method", "minmax", "--min-agreement", "0.9999")
+    code, _, err = run_cli(
+        capsys,
+        "calibrate",
+        bundle,
+        "--data",
+        DATA,
+        "--count",
+        "16",
+        "--eval-data",
+        HELD_OUT,
+        "--eval-count",
+        "8",
+        "--precision",
+        "int8",
+        "--method",
+        "minmax",
+        "--min-agreement",
+        "0.9999",
+    )
     assert code == 0, err
     artifact = next(a for a in Bundle.load(bundle).artifacts if a.path == "model.int8-tensorrt.onnx")
     search = artifact.extra["min_agreement_search"]
@@ -457,7 +700,19 @@ def test_video_with_fewer_frames_than_asked(trained_bundle, sample_video, capsys
 def test_images_of_another_size_are_resized_and_said_so(trained_bundle, tmp_path, capsys):
     bundle = tmp_path / "b"
     shutil.copytree(trained_bundle, bundle)
-    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://medical?seed=9&frames=30&size=160x120", "--count", "10", "--eval-count", "4", "--precision", "fp16")
+    code, _, err = run_cli(
+        capsys,
+        "calibrate",
+        bundle,
+        "--data",
+        "synthetic://medical?seed=9&frames=30&size=160x120",
+        "--count",
+        "10",
+        "--eval-count",
+        "4",
+        "--precision",
+        "fp16",
+    )
     assert code == 0
     assert "calibration frames are 160x120; resized to the model's 96x64" in err
     assert Bundle.load(bundle).manifest["calibration"]["resized"] is True
@@ -479,12 +734,29 @@ def test_graph_that_cannot_be_quantized(tmp_path, capsys):
 
     node = helper.make_node("Identity", ["input"], ["logits"])
     model = helper.make_model(
-        helper.make_graph([node], "no-conv", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 32, 32])]),
+        helper.make_graph(
+            [node],
+            "no-conv",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 32, 32])],
+        ),
         opset_imports=[helper.make_opsetid("", 17)],
     )
     onnx.save(model, str(tmp_path / "noconv.onnx"))
     assert run_cli(capsys, "export", tmp_path / "noconv.onnx", "-o", tmp_path / "b")[0] == 0
-    code, _, err = run_cli(capsys, "calibrate", tmp_path / "b", "--data", "synthetic://driving?frames=10&size=32x32", "--count", "4", "--eval-count", "2", "--precision", "int8")
+    code, _, err = run_cli(
+        capsys,
+        "calibrate",
+        tmp_path / "b",
+        "--data",
+        "synthetic://driving?frames=10&size=32x32",
+        "--count",
+        "4",
+        "--eval-count",
+        "2",
+        "--precision",
+        "int8",
+    )
     assert_one_line_error(code, err, "cannot be quantized", "no Conv")
 
 
@@ -507,7 +779,9 @@ def test_interrupted_calibration_lists_nothing_new(trained_bundle, tmp_path, mon
 
     monkeypatch.setattr(calibration.Calibration, "cpu_int8", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        calibration.calibrate(bundle_dir, calibration.CalibrateOptions(data=DATA, count=8, eval_count=4, method="minmax", progress=False))
+        calibration.calibrate(
+            bundle_dir, calibration.CalibrateOptions(data=DATA, count=8, eval_count=4, method="minmax", progress=False)
+        )
     assert (bundle_dir / "model.fp16.onnx").exists()  # written, but not trusted:
     assert (bundle_dir / "manifest.json").read_text() == before
     assert not list(bundle_dir.glob(".*.partial"))

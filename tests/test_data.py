@@ -81,11 +81,29 @@ def test_shipped_demo_weights_are_small_and_carry_their_classes(name):
 
 def test_demo_model_segments_held_out_frames(demo_bundle, tmp_path, capsys):
     report = tmp_path / "eval.json"
-    code, stdout, err = run_cli(capsys, "eval", demo_bundle, "--data", "synthetic://medical?seed=3000-3001&frames=4&size=320x240", "--json", report)
+    code, stdout, err = run_cli(
+        capsys,
+        "eval",
+        demo_bundle,
+        "--data",
+        "synthetic://medical?seed=3000-3001&frames=4&size=320x240",
+        "--json",
+        report,
+    )
     assert code == 0, err
     result = json.loads(report.read_text())
     # The --json schema is pinned: scripts read these keys.
-    assert list(result) == ["miou", "pixel_accuracy", "per_class_iou", "classes", "frames", "data", "backend", "precision", "confusion_matrix"]
+    assert list(result) == [
+        "miou",
+        "pixel_accuracy",
+        "per_class_iou",
+        "classes",
+        "frames",
+        "data",
+        "backend",
+        "precision",
+        "confusion_matrix",
+    ]
     assert result["frames"] == 8 and len(result["per_class_iou"]) == 5
     assert result["miou"] > 0.8  # the full target (0.85) is measured on 200 frames in the closing note
     assert "confusion matrix" in stdout and "lesion" in stdout
@@ -102,7 +120,27 @@ def test_eval_on_a_labelled_folder_matches_eval_on_its_source(demo_bundle, tmp_p
 
 def test_training_improves_a_model_and_saves_a_checkpoint(tmp_path, capsys):
     weights = tmp_path / "tiny.pt"
-    code, stdout, err = run_cli(capsys, "train", "lraspp", "--data", "synthetic://medical", "-o", weights, "--size", "64x96", "--epochs", "2", "--steps", "15", "--batch", "4", "--arg", "width=8", "--lr", "0.01")
+    code, stdout, err = run_cli(
+        capsys,
+        "train",
+        "lraspp",
+        "--data",
+        "synthetic://medical",
+        "-o",
+        weights,
+        "--size",
+        "64x96",
+        "--epochs",
+        "2",
+        "--steps",
+        "15",
+        "--batch",
+        "4",
+        "--arg",
+        "width=8",
+        "--lr",
+        "0.01",
+    )
     assert code == 0, err
     checkpoint = torch.load(str(weights), weights_only=True)
     history = checkpoint["training"]["history"]
@@ -110,7 +148,12 @@ def test_training_improves_a_model_and_saves_a_checkpoint(tmp_path, capsys):
     assert checkpoint["training"]["val_miou"] > 0.3  # far above a constant prediction (background+tissue ~ 0.2)
     assert [c["name"] for c in checkpoint["classes"]][:2] == ["background", "tissue"]
     bundle = tmp_path / "b"
-    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x96", "--weights", weights, "--arg", "width=8")[0] == 0
+    assert (
+        run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x96", "--weights", weights, "--arg", "width=8")[
+            0
+        ]
+        == 0
+    )
     assert len(Bundle.load(bundle).classes) == 5
 
 
@@ -142,7 +185,13 @@ def test_label_size_differs_from_its_image(demo_bundle, tmp_path, capsys):
     assert_one_line_error(code, err, "16x16", "48x32", "must match")
 
 
-@pytest.mark.parametrize("uri,fragment", [("synthetic://jungle", "unknown synthetic scene 'jungle'"), ("synthetic://driving?zoom=2", "unknown option(s) zoom")])
+@pytest.mark.parametrize(
+    "uri,fragment",
+    [
+        ("synthetic://jungle", "unknown synthetic scene 'jungle'"),
+        ("synthetic://driving?zoom=2", "unknown option(s) zoom"),
+    ],
+)
 def test_unknown_scene_or_option(demo_bundle, uri, fragment, capsys):
     code, _, err = run_cli(capsys, "eval", demo_bundle, "--data", uri)
     assert_one_line_error(code, err, fragment)
@@ -165,6 +214,18 @@ def test_train_takes_a_bare_scene_uri(tmp_path, capsys):
 
 def test_train_on_a_folder_with_one_pair(tmp_path, capsys):
     make_folder(tmp_path / "set", [("a", True)])
-    code, _, err = run_cli(capsys, "train", "unet", "--data", tmp_path / "set", "-o", tmp_path / "w.pt", "--classes", "3", "--size", "32x48")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "unet",
+        "--data",
+        tmp_path / "set",
+        "-o",
+        tmp_path / "w.pt",
+        "--classes",
+        "3",
+        "--size",
+        "32x48",
+    )
     assert_one_line_error(code, err, "has 1 pair(s)", "at least 2")
     assert not (tmp_path / "w.pt").exists()

@@ -31,7 +31,23 @@ def calibrated(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("deploy")
     assert main(["export", "demo-medical", "-o", str(root / "b")]) == 0
-    assert main(["calibrate", str(root / "b"), "--data", "synthetic://medical?seed=3000&frames=40&size=320x240", "--count", "16", "--eval-count", "8", "--method", "minmax"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(root / "b"),
+                "--data",
+                "synthetic://medical?seed=3000&frames=40&size=320x240",
+                "--count",
+                "16",
+                "--eval-count",
+                "8",
+                "--method",
+                "minmax",
+            ]
+        )
+        == 0
+    )
     return root / "b"
 
 
@@ -52,7 +68,9 @@ def test_triton_repository_parses_with_tritons_own_protobufs(calibrated, tmp_pat
     assert config.name == "demo_medical" and config.platform == "onnxruntime_onnx"
     assert config.max_batch_size == 0  # the demo graph has a fixed batch of 1
     (graph_in,), (graph_out,) = config.input, config.output
-    assert graph_in.name == "frame" and graph_in.data_type == 2 and list(graph_in.dims) == [1, 240, 320, 3]  # TYPE_UINT8
+    assert (
+        graph_in.name == "frame" and graph_in.data_type == 2 and list(graph_in.dims) == [1, 240, 320, 3]
+    )  # TYPE_UINT8
     assert graph_out.name == "classes" and list(graph_out.dims) == [1, 240, 320]
     assert config.instance_group[0].kind == 1  # KIND_GPU
     model = out / "demo_medical" / "1" / "model.onnx"
@@ -62,8 +80,43 @@ def test_triton_repository_parses_with_tritons_own_protobufs(calibrated, tmp_pat
 
 def test_triton_dynamic_batching_for_a_dynamic_batch_graph(tmp_path, capsys):
     bundle = tmp_path / "dyn"
-    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--dynamic-batch")[0] == 0
-    assert run_cli(capsys, "deploy", bundle, "--target", "triton", "-o", tmp_path / "repo", "--max-batch", "16", "--queue-delay-us", "250", "--instances", "2", "--instance-kind", "cpu")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "lraspp",
+            "-o",
+            bundle,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--dynamic-batch",
+        )[0]
+        == 0
+    )
+    assert (
+        run_cli(
+            capsys,
+            "deploy",
+            bundle,
+            "--target",
+            "triton",
+            "-o",
+            tmp_path / "repo",
+            "--max-batch",
+            "16",
+            "--queue-delay-us",
+            "250",
+            "--instances",
+            "2",
+            "--instance-kind",
+            "cpu",
+        )[0]
+        == 0
+    )
     config = parse_config(tmp_path / "repo" / "lraspp" / "config.pbtxt")
     assert config.max_batch_size == 16 and list(config.input[0].dims) == [64, 64, 3]
     assert config.dynamic_batching.max_queue_delay_microseconds == 250
@@ -73,13 +126,19 @@ def test_triton_dynamic_batching_for_a_dynamic_batch_graph(tmp_path, capsys):
 # -- DeepStream ------------------------------------------------------------------------------------
 def test_deepstream_configs_and_plain_io_graph(calibrated, tmp_path, capsys):
     out = tmp_path / "ds"
-    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", out, "--streams", "4", "--precision", "int8")
+    code, _, err = run_cli(
+        capsys, "deploy", calibrated, "--target", "deepstream", "-o", out, "--streams", "4", "--precision", "int8"
+    )
     assert code == 0, err
     infer = configparser.ConfigParser()
     infer.read(out / "config_infer_primary_edgeseg.txt")
     props = infer["property"]
     assert props["network-type"] == "2" and props["network-mode"] == "1" and props["batch-size"] == "4"
-    assert props["infer-dims"] == "3;240;320" and props["num-detected-classes"] == "5" and props["model-color-format"] == "0"
+    assert (
+        props["infer-dims"] == "3;240;320"
+        and props["num-detected-classes"] == "5"
+        and props["model-color-format"] == "0"
+    )
     mean, std = Bundle.load(calibrated).input.mean, Bundle.load(calibrated).input.std
     assert abs(float(props["net-scale-factor"]) - 1 / (255 * sum(std) / 3)) < 1e-9
     assert [float(v) for v in props["offsets"].split(";")] == pytest.approx([255 * m for m in mean], abs=1e-3)
@@ -87,15 +146,33 @@ def test_deepstream_configs_and_plain_io_graph(calibrated, tmp_path, capsys):
     app = configparser.ConfigParser()
     app.read(out / "deepstream_app_config.txt")
     assert [s for s in app.sections() if s.startswith("source")] == [f"source{i}" for i in range(4)]
-    assert app["streammux"]["batch-size"] == "4" and app["primary-gie"]["config-file"] == "config_infer_primary_edgeseg.txt"
-    assert app["tiled-display"]["rows"] == "2" and app["tiled-display"]["columns"] == "2" and app["segvisual"]["enable"] == "1"
+    assert (
+        app["streammux"]["batch-size"] == "4"
+        and app["primary-gie"]["config-file"] == "config_infer_primary_edgeseg.txt"
+    )
+    assert (
+        app["tiled-display"]["rows"] == "2"
+        and app["tiled-display"]["columns"] == "2"
+        and app["segvisual"]["enable"] == "1"
+    )
     # The graph nvinfer gets: normalised float NCHW in, per-class logits out; same answer as the bundle.
     session = ort.InferenceSession(str(out / props["onnx-file"]), providers=["CPUExecutionProvider"])
     graph_in, graph_out = session.get_inputs()[0], session.get_outputs()[0]
-    assert graph_in.type == "tensor(float)" and graph_in.shape[1:] == [3, 240, 320] and graph_out.name == props["output-blob-names"]
+    assert (
+        graph_in.type == "tensor(float)"
+        and graph_in.shape[1:] == [3, 240, 320]
+        and graph_out.name == props["output-blob-names"]
+    )
     bundle = Bundle.load(calibrated)
     frame = next(iter(open_source("synthetic://medical?seed=9&frames=1&size=320x240"))).image
-    logits = session.run(None, {graph_in.name: frames_to_input([frame], dataclasses.replace(bundle.input, fused_preprocess=False, layout="NCHW", color_order="RGB"))})[0]
+    logits = session.run(
+        None,
+        {
+            graph_in.name: frames_to_input(
+                [frame], dataclasses.replace(bundle.input, fused_preprocess=False, layout="NCHW", color_order="RGB")
+            )
+        },
+    )[0]
     reference = ort.InferenceSession(str(calibrated / "model.int8-tensorrt.onnx"), providers=["CPUExecutionProvider"])
     expected = reference.run(None, {"frame": frames_to_input([frame], bundle.input)})[0]
     assert logits.shape == (1, 5, 240, 320) and (logits.argmax(1) == expected).mean() >= 0.999
@@ -120,7 +197,15 @@ def test_existing_non_empty_output_needs_force(calibrated, tmp_path, capsys):
 
 def test_unreachable_triton_server(calibrated, capsys):
     (port,) = free_ports(1)
-    code, _, err = run_cli(capsys, "run", calibrated, "-i", "synthetic://medical?frames=2&size=320x240", "--backend", f"triton://127.0.0.1:{port}/demo_medical")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        calibrated,
+        "-i",
+        "synthetic://medical?frames=2&size=320x240",
+        "--backend",
+        f"triton://127.0.0.1:{port}/demo_medical",
+    )
     assert_one_line_error(code, err, f"Triton at 127.0.0.1:{port} is unreachable")
 
 
@@ -128,7 +213,21 @@ def test_unreachable_triton_server(calibrated, capsys):
 def start_server(model: Path, name: str, ports: list[int], *extra: str) -> subprocess.Popen:
     grpc, http, metrics = ports
     log = tempfile.TemporaryFile("w+")  # tritonserver logs a lot: a pipe nobody reads would stall it
-    process = subprocess.Popen([str(SERVER_PYTHON), str(REPO / "tests" / "triton_server.py"), str(model), name, str(grpc), str(http), str(metrics), *extra], stdout=log, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            str(SERVER_PYTHON),
+            str(REPO / "tests" / "triton_server.py"),
+            str(model),
+            name,
+            str(grpc),
+            str(http),
+            str(metrics),
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     process.log = log  # type: ignore[attr-defined]
     return process
 
@@ -160,13 +259,17 @@ def stop_server(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def triton(calibrated):
-    """tritonserver (from nvidia-pytriton) serving the bundle's FP32 ONNX, and a second model whose input does not match."""
+    """tritonserver (nvidia-pytriton) serving the bundle's FP32 ONNX, and a second model whose input does not match."""
     if not SERVER_PYTHON.is_file():
         pytest.skip("the Triton server venv (.venv/triton-server, made by make test) is not installed")
     ports = free_ports(6)
     servers = [
         ("demo_medical", ports[0], start_server(calibrated / "model.onnx", "demo_medical", ports[0:3])),
-        ("wrong_shape", ports[3], start_server(calibrated / "model.onnx", "wrong_shape", ports[3:6], "--frame-shape", "120,160,3")),
+        (
+            "wrong_shape",
+            ports[3],
+            start_server(calibrated / "model.onnx", "wrong_shape", ports[3:6], "--frame-shape", "120,160,3"),
+        ),
     ]
     try:
         for name, grpc, process in servers:
@@ -180,10 +283,37 @@ def triton(calibrated):
 def test_run_through_triton_matches_local_onnxruntime(calibrated, triton, tmp_path, capsys):
     source = "synthetic://medical?seed=9&frames=8&size=320x240"
     remote, local = tmp_path / "remote", tmp_path / "local"
-    code, stdout, err = run_cli(capsys, "run", calibrated, "-i", source, "--backend", f"triton://127.0.0.1:{triton['demo_medical']}/demo_medical", "-o", remote, "--save-mask")
+    code, stdout, err = run_cli(
+        capsys,
+        "run",
+        calibrated,
+        "-i",
+        source,
+        "--backend",
+        f"triton://127.0.0.1:{triton['demo_medical']}/demo_medical",
+        "-o",
+        remote,
+        "--save-mask",
+    )
     assert code == 0, err
     assert "triton 127.0.0.1" in stdout
-    assert run_cli(capsys, "run", calibrated, "-i", source, "--backend", "onnxruntime", "--precision", "fp32", "-o", local, "--save-mask")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "run",
+            calibrated,
+            "-i",
+            source,
+            "--backend",
+            "onnxruntime",
+            "--precision",
+            "fp32",
+            "-o",
+            local,
+            "--save-mask",
+        )[0]
+        == 0
+    )
     remote_masks, local_masks = sorted((remote / "masks").glob("*.png")), sorted((local / "masks").glob("*.png"))
     assert len(remote_masks) == len(local_masks) == 8
     for a, b in zip(remote_masks, local_masks):
@@ -191,13 +321,31 @@ def test_run_through_triton_matches_local_onnxruntime(calibrated, triton, tmp_pa
 
 
 def test_model_the_server_does_not_have(calibrated, triton, capsys):
-    code, _, err = run_cli(capsys, "run", calibrated, "-i", "synthetic://medical?frames=2&size=320x240", "--backend", f"triton://127.0.0.1:{triton['demo_medical']}/nope")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        calibrated,
+        "-i",
+        "synthetic://medical?frames=2&size=320x240",
+        "--backend",
+        f"triton://127.0.0.1:{triton['demo_medical']}/nope",
+    )
     assert_one_line_error(code, err, "has no model 'nope'")
 
 
 def test_server_model_whose_inputs_do_not_match(calibrated, triton, capsys):
-    code, _, err = run_cli(capsys, "run", calibrated, "-i", "synthetic://medical?frames=2&size=320x240", "--backend", f"triton://127.0.0.1:{triton['wrong_shape']}/wrong_shape")
-    assert_one_line_error(code, err, "takes 'frame' UINT8 [-1, 120, 160, 3]", "this bundle sends 'frame' UINT8 [batch, 240, 320, 3]")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        calibrated,
+        "-i",
+        "synthetic://medical?frames=2&size=320x240",
+        "--backend",
+        f"triton://127.0.0.1:{triton['wrong_shape']}/wrong_shape",
+    )
+    assert_one_line_error(
+        code, err, "takes 'frame' UINT8 [-1, 120, 160, 3]", "this bundle sends 'frame' UINT8 [batch, 240, 320, 3]"
+    )
 
 
 def test_server_that_goes_away_mid_stream_is_retried(calibrated, triton, tmp_path):
@@ -208,11 +356,28 @@ def test_server_that_goes_away_mid_stream_is_retried(calibrated, triton, tmp_pat
     frames = tmp_path / "frames"
     log = tempfile.TemporaryFile("w+")
     run = subprocess.Popen(
-        [sys.executable, "-m", "edgeseg", "run", str(calibrated), "-i", "synthetic://medical?frames=1000000&size=320x240&fps=30&realtime=1",
-         "--backend", f"triton://127.0.0.1:{ports[0]}/demo_medical", "--reconnect-retries", "30", "--reconnect-max-wait", "1", "-o", str(frames)],
-        stdout=subprocess.DEVNULL, stderr=log, text=True,
+        [
+            sys.executable,
+            "-m",
+            "edgeseg",
+            "run",
+            str(calibrated),
+            "-i",
+            "synthetic://medical?frames=1000000&size=320x240&fps=30&realtime=1",
+            "--backend",
+            f"triton://127.0.0.1:{ports[0]}/demo_medical",
+            "--reconnect-retries",
+            "30",
+            "--reconnect-max-wait",
+            "1",
+            "-o",
+            str(frames),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        text=True,
     )
-    count = lambda: len(list(frames.glob("*.jpg"))) if frames.exists() else 0  # noqa: E731
+    count = lambda: len(list(frames.glob("*.jpg"))) if frames.exists() else 0  # noqa: E731 - a one-line helper used just below
     try:
         deadline = time.monotonic() + 60
         while count() < 10 and time.monotonic() < deadline:
@@ -238,7 +403,24 @@ def test_server_that_goes_away_mid_stream_is_retried(calibrated, triton, tmp_pat
 
 def test_bench_through_triton(calibrated, triton, tmp_path, capsys):
     report = tmp_path / "bench.json"
-    code, stdout, err = run_cli(capsys, "bench", calibrated, "-i", "synthetic://medical?seed=9&frames=100&size=320x240", "--backend", f"triton://127.0.0.1:{triton['demo_medical']}/demo_medical", "--frames", "8", "--warmup", "2", "--accuracy-frames", "4", "--no-baseline", "--json", report)
+    code, stdout, err = run_cli(
+        capsys,
+        "bench",
+        calibrated,
+        "-i",
+        "synthetic://medical?seed=9&frames=100&size=320x240",
+        "--backend",
+        f"triton://127.0.0.1:{triton['demo_medical']}/demo_medical",
+        "--frames",
+        "8",
+        "--warmup",
+        "2",
+        "--accuracy-frames",
+        "4",
+        "--no-baseline",
+        "--json",
+        report,
+    )
     assert code == 0, err
     import json
 

@@ -26,13 +26,27 @@ ORIN = GpuInfo("Orin", "8.7")
 def calibrated_copy(tiny_bundle, tmp_path, capsys):
     bundle = tmp_path / "b"
     shutil.copytree(tiny_bundle, bundle)
-    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://driving?seed=1&frames=20&size=64x64", "--count", "8", "--eval-count", "4", "--method", "minmax")
+    code, _, err = run_cli(
+        capsys,
+        "calibrate",
+        bundle,
+        "--data",
+        "synthetic://driving?seed=1&frames=20&size=64x64",
+        "--count",
+        "8",
+        "--eval-count",
+        "4",
+        "--method",
+        "minmax",
+    )
     assert code == 0, err
     return bundle
 
 
 def build_with(bundle, version, **options):
-    trt = RecordingTensorRT(version, **{k: options.pop(k) for k in ("dla_cores", "parse_errors", "plan") if k in options})
+    trt = RecordingTensorRT(
+        version, **{k: options.pop(k) for k in ("dla_cores", "parse_errors", "plan") if k in options}
+    )
     result = build(bundle, BuildOptions(progress=False, **options), trt=trt, gpu=ORIN)
     return trt, result
 
@@ -45,7 +59,10 @@ def test_tensorrt_8_is_explicit_batch_and_weakly_typed_with_flags(calibrated_cop
     trt, _ = build_with(calibrated_copy, "8.5.2", precisions=("fp32", "fp16", "int8"))
     assert calls(trt, "create_network") == [("create_network", 1 << 0)] * 3
     assert [c[1] for c in calls(trt, "set_flag")] == ["FP16", "INT8", "FP16"]  # fp16 graph; Q/DQ graph gets INT8 + FP16
-    assert all(path.endswith(("model.onnx", "model.fp16.onnx", "model.int8-tensorrt.onnx")) for _, path in calls(trt, "parse_from_file"))
+    assert all(
+        path.endswith(("model.onnx", "model.fp16.onnx", "model.int8-tensorrt.onnx"))
+        for _, path in calls(trt, "parse_from_file")
+    )
     assert calls(trt, "parse_from_file")[2][1].endswith("model.int8-tensorrt.onnx")  # the Q/DQ graph, not the CPU one
 
 
@@ -59,7 +76,9 @@ def test_tensorrt_10_is_strongly_typed_without_precision_flags(calibrated_copy):
 def test_tensorrt_11_has_no_explicit_batch_and_no_precision_flags(calibrated_copy):
     trt, _ = build_with(calibrated_copy, "11.1.0", precisions=("fp32", "int8"))
     assert calls(trt, "create_network") == [("create_network", 0)] * 2
-    assert not hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") and "INT8" not in trt.BuilderFlag.__members__
+    assert (
+        not hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") and "INT8" not in trt.BuilderFlag.__members__
+    )
     assert calls(trt, "set_flag") == []
 
 
@@ -77,7 +96,9 @@ def test_engine_metadata_in_the_manifest(calibrated_copy):
 
 def test_workspace_level_and_timing_cache(calibrated_copy, tmp_path):
     cache = tmp_path / "timing.cache"
-    trt, _ = build_with(calibrated_copy, "8.6.1", precisions=("fp32",), workspace_mib=256, optimization_level=5, timing_cache=str(cache))
+    trt, _ = build_with(
+        calibrated_copy, "8.6.1", precisions=("fp32",), workspace_mib=256, optimization_level=5, timing_cache=str(cache)
+    )
     assert ("set_memory_pool_limit", "WORKSPACE", 256 << 20) in trt.calls
     assert ("config.builder_optimization_level", 5) in trt.calls
     assert calls(trt, "create_timing_cache") == [("create_timing_cache", b"")]
@@ -94,7 +115,23 @@ def test_optimization_level_needs_8_6(calibrated_copy):
 
 def test_dynamic_batch_gets_a_profile(tmp_path, capsys):
     bundle = tmp_path / "dyn"
-    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--dynamic-batch")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "lraspp",
+            "-o",
+            bundle,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--dynamic-batch",
+        )[0]
+        == 0
+    )
     trt, _ = build_with(bundle, "10.3.0", precisions=("fp32",), batch=(1, 2, 4))
     assert calls(trt, "set_shape") == [("set_shape", "frame", (1, 64, 64, 3), (2, 64, 64, 3), (4, 64, 64, 3))]
 
@@ -111,13 +148,17 @@ def test_dla_on_a_machine_without_dla(calibrated_copy):
     assert not (calibrated_copy / "engines").exists() or not list((calibrated_copy / "engines").iterdir())
 
 
-@pytest.mark.parametrize("version,expected", [("10.3.0", "node /model/Resize (Resize)"), ("8.5.2", "node /Cast (Cast)")])
+@pytest.mark.parametrize(
+    "version,expected", [("10.3.0", "node /model/Resize (Resize)"), ("8.5.2", "node /Cast (Cast)")]
+)
 def test_parser_errors_name_the_node(calibrated_copy, version, expected):
     errors = [(0, "/model/Resize", "Assertion failed: mode == linear")]
     with pytest.raises(EdgesegError) as info:
         build_with(calibrated_copy, version, precisions=("fp32",), parse_errors=errors)
     message = str(info.value)
-    assert f"TensorRT {version} cannot parse model.onnx" in message and expected in message and "mode == linear" in message
+    assert (
+        f"TensorRT {version} cannot parse model.onnx" in message and expected in message and "mode == linear" in message
+    )
     assert not any(a.kind == "engine" for a in Bundle.load(calibrated_copy).artifacts)
 
 
@@ -145,7 +186,9 @@ def test_garbage_engine_file_is_refused(calibrated_copy):
     engine = next(a for a in bundle.artifacts if a.kind == "engine")
     backend = TensorRTBackend(bundle, engine)
     trt = RecordingTensorRT("10.3.0")
-    trt.Runtime = lambda logger: type("Runtime", (), {"deserialize_cuda_engine": lambda self, data: None})()  # what TensorRT returns for a bad plan
+    trt.Runtime = lambda logger: type(
+        "Runtime", (), {"deserialize_cuda_engine": lambda self, data: None}
+    )()  # what TensorRT returns for a bad plan
     backend.trt = trt
     with pytest.raises(EdgesegError, match="damaged or not an engine.*edgeseg build"):
         backend._load(trt)
@@ -160,7 +203,11 @@ def test_batch_outside_the_profile_is_refused(calibrated_copy):
     backend = TensorRTBackend(bundle, next(a for a in bundle.artifacts if a.kind == "engine"))
     backend.input_names = ["frame"]
     backend.inputs = [TensorSpec("frame", (None, 64, 64, 3), np.dtype(np.uint8))]
-    backend.engine = type("Engine", (), {"get_tensor_profile_shape": lambda self, name, index: ((1, 64, 64, 3), (2, 64, 64, 3), (4, 64, 64, 3))})()
+    backend.engine = type(
+        "Engine",
+        (),
+        {"get_tensor_profile_shape": lambda self, name, index: ((1, 64, 64, 3), (2, 64, 64, 3), (4, 64, 64, 3))},
+    )()
     backend.batch = None
     with pytest.raises(EdgesegError, match=r"batch 8 is outside the engine's profile \(1..4\).*--batch 1,8,8"):
         backend._prepare(8)
@@ -182,7 +229,9 @@ def test_build_a_precision_the_bundle_lacks(tiny_bundle, capsys):
 def test_run_with_tensorrt_backend_missing(tiny_bundle, capsys):
     if importlib.util.find_spec("tensorrt"):
         pytest.skip("TensorRT is installed here")
-    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "--backend", "tensorrt")
+    code, _, err = run_cli(
+        capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "--backend", "tensorrt"
+    )
     assert_one_line_error(code, err, "TensorRT or pycuda is not installed", "edgeseg[tensorrt]")
 
 

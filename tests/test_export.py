@@ -52,7 +52,23 @@ def test_unfused_graph_matches_the_fused_one(tmp_path, capsys):
 
 def test_dynamic_batch_runs_any_batch(tmp_path, capsys):
     out = tmp_path / "dyn"
-    assert run_cli(capsys, "export", "deeplabv3", "-o", out, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--dynamic-batch")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "deeplabv3",
+            "-o",
+            out,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--dynamic-batch",
+        )[0]
+        == 0
+    )
     session, graph_in, _ = session_io(out)
     assert Bundle.load(out).input.batch is None
     assert session.run(None, {graph_in.name: np.zeros((3, 64, 64, 3), np.uint8)})[0].shape == (3, 64, 64)
@@ -60,21 +76,56 @@ def test_dynamic_batch_runs_any_batch(tmp_path, capsys):
 
 def test_fixed_batch(tmp_path, capsys):
     out = tmp_path / "b2"
-    assert run_cli(capsys, "export", "fcn8s", "-o", out, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--batch", "2")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "fcn8s",
+            "-o",
+            out,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--batch",
+            "2",
+        )[0]
+        == 0
+    )
     _, graph_in, _ = session_io(out)
     assert graph_in.shape[0] == 2 and Bundle.load(out).input.batch == 2
 
 
 def test_dynamic_size_exports_for_other_sizes(tmp_path, capsys):
     out = tmp_path / "dynsize"
-    assert run_cli(capsys, "export", "unet", "-o", out, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--dynamic-size")[0] == 0
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "unet",
+            "-o",
+            out,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--dynamic-size",
+        )[0]
+        == 0
+    )
     session, graph_in, _ = session_io(out)
     assert session.run(None, {graph_in.name: np.zeros((1, 96, 128, 3), np.uint8)})[0].shape == (1, 96, 128)
 
 
 def test_user_module_function_with_dict_output(tmp_path, capsys):
     out = tmp_path / "user"
-    code, _, err = run_cli(capsys, "export", "user_models:tiny_net", "-o", out, "--size", "32x48", "--arg", "num_classes=5")
+    code, _, err = run_cli(
+        capsys, "export", "user_models:tiny_net", "-o", out, "--size", "32x48", "--arg", "num_classes=5"
+    )
     assert code == 0, err
     bundle = Bundle.load(out)
     assert bundle.manifest["model"]["source"] == "module" and len(bundle.classes) == 5
@@ -85,7 +136,10 @@ def test_names_file_gives_names_and_colours(tmp_path, capsys):
     names = tmp_path / "names.txt"
     names.write_text("# driving\nroad 128 64 128\nsky,70,130,180\nperson\n")
     out = tmp_path / "named"
-    assert run_cli(capsys, "export", "lraspp", "-o", out, "--size", "64x64", "--classes", names, "--arg", "width=4")[0] == 0
+    assert (
+        run_cli(capsys, "export", "lraspp", "-o", out, "--size", "64x64", "--classes", names, "--arg", "width=4")[0]
+        == 0
+    )
     classes = Bundle.load(out).classes
     assert [c.name for c in classes] == ["road", "sky", "person"]
     assert classes[0].color == (128, 64, 128) and classes[1].color == (70, 130, 180)
@@ -101,12 +155,17 @@ def test_trained_weights_are_loaded_and_exported(tmp_path, capsys):
     weights = tmp_path / "unet.pt"
     torch.save({"state_dict": model.state_dict(), "classes": [{"name": n, "color": [1, 2, 3]} for n in "abc"]}, weights)
     out = tmp_path / "trained"
-    assert run_cli(capsys, "export", "unet", "-o", out, "--size", "64x64", "--arg", "width=4", "--weights", weights)[0] == 0
+    assert (
+        run_cli(capsys, "export", "unet", "-o", out, "--size", "64x64", "--arg", "width=4", "--weights", weights)[0]
+        == 0
+    )
     bundle = Bundle.load(out)
     assert [c.name for c in bundle.classes] == ["a", "b", "c"]
     session, graph_in, _ = session_io(out)
     frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
-    float_input = frames_to_input([frame], dataclasses.replace(bundle.input, fused_preprocess=False, layout="NCHW", color_order="RGB"))
+    float_input = frames_to_input(
+        [frame], dataclasses.replace(bundle.input, fused_preprocess=False, layout="NCHW", color_order="RGB")
+    )
     with torch.no_grad():
         expected = model(torch.from_numpy(float_input)).argmax(1).numpy()
     assert (session.run(None, {graph_in.name: frame[None]})[0] == expected).mean() >= 0.999
@@ -117,8 +176,23 @@ def test_import_onnx_with_external_data(tmp_path, capsys):
     source.parent.mkdir()
     torch.manual_seed(0)
     model = build_model("deeplabv3plus", 3, width=4)
-    torch.onnx.export(model, (torch.rand(1, 3, 64, 64),), str(tmp_path / "plain.onnx"), opset_version=17, dynamo=False, input_names=["input"], output_names=["logits"])
-    onnx.save_model(onnx.load(str(tmp_path / "plain.onnx")), str(source), save_as_external_data=True, all_tensors_to_one_file=True, location="external.onnx.data", size_threshold=0)
+    torch.onnx.export(
+        model,
+        (torch.rand(1, 3, 64, 64),),
+        str(tmp_path / "plain.onnx"),
+        opset_version=17,
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+    )
+    onnx.save_model(
+        onnx.load(str(tmp_path / "plain.onnx")),
+        str(source),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="external.onnx.data",
+        size_threshold=0,
+    )
     assert (source.parent / "external.onnx.data").stat().st_size > 10_000
     out = tmp_path / "imported"
     code, _, err = run_cli(capsys, "export", source, "-o", out)
@@ -143,7 +217,11 @@ def test_interrupted_export_leaves_no_bundle(tmp_path, monkeypatch):
     monkeypatch.setattr(torch_export, "measure_parity", interrupted)
     out = tmp_path / "never"
     with pytest.raises(KeyboardInterrupt):
-        export("unet", out, ExportOptions(size=(64, 64), classes=numbered_classes(3), model_options={"width": 4}, progress=False))
+        export(
+            "unet",
+            out,
+            ExportOptions(size=(64, 64), classes=numbered_classes(3), model_options={"width": 4}, progress=False),
+        )
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -162,7 +240,9 @@ def test_size_the_stride_does_not_divide(tmp_path, capsys):
 
 
 def test_pspnet_refuses_dynamic_size(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "export", "pspnet", "-o", tmp_path / "x", "--size", "96x96", "--classes", "3", "--dynamic-size")
+    code, _, err = run_cli(
+        capsys, "export", "pspnet", "-o", tmp_path / "x", "--size", "96x96", "--classes", "3", "--dynamic-size"
+    )
     assert_one_line_error(code, err, "fixed input size")
 
 
@@ -171,7 +251,14 @@ def test_module_that_does_not_import(tmp_path, capsys):
     assert_one_line_error(code, err, "cannot import module 'no_such_pkg.models'")
 
 
-@pytest.mark.parametrize("spec,fragment", [("user_models:not_a_model", "not a torch.nn.Module"), ("user_models:missing", "has no function 'missing'"), ("user_models:broken", "weights server unreachable")])
+@pytest.mark.parametrize(
+    "spec,fragment",
+    [
+        ("user_models:not_a_model", "not a torch.nn.Module"),
+        ("user_models:missing", "has no function 'missing'"),
+        ("user_models:broken", "weights server unreachable"),
+    ],
+)
 def test_module_function_that_gives_no_model(spec, fragment, tmp_path, capsys):
     code, _, err = run_cli(capsys, "export", spec, "-o", tmp_path / "x", "--size", "32x32")
     assert_one_line_error(code, err, fragment)
@@ -180,7 +267,21 @@ def test_module_function_that_gives_no_model(spec, fragment, tmp_path, capsys):
 def test_weights_with_wrong_shapes(tmp_path, capsys):
     weights = tmp_path / "w.pt"
     torch.save(build_model("unet", 5, width=4).state_dict(), weights)
-    code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x", "--size", "64x64", "--classes", "3", "--arg", "width=4", "--weights", weights)
+    code, _, err = run_cli(
+        capsys,
+        "export",
+        "unet",
+        "-o",
+        tmp_path / "x",
+        "--size",
+        "64x64",
+        "--classes",
+        "3",
+        "--arg",
+        "width=4",
+        "--weights",
+        weights,
+    )
     assert_one_line_error(code, err, "do not fit the model", "size mismatch", "--classes")
     assert not (tmp_path / "x").exists()
 
@@ -215,7 +316,9 @@ def test_existing_output_is_not_overwritten_without_force(tiny_bundle, capsys):
 def test_unwritable_output(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = run_cli(capsys, "export", "unet", "-o", blocker / "bundle", "--size", "64x64", "--classes", "3", "--arg", "width=4")
+    code, _, err = run_cli(
+        capsys, "export", "unet", "-o", blocker / "bundle", "--size", "64x64", "--classes", "3", "--arg", "width=4"
+    )
     assert_one_line_error(code, err, "cannot write bundle")
 
 

@@ -12,7 +12,9 @@ from conftest import run_cli
 from edgeseg.models import ZOO, build_model
 from edgeseg.models.fcn import Upsample
 
-FAMILIES = sorted(name for name, entry in ZOO.items() if entry.weights is None)  # the demo entries are tested in test_data
+FAMILIES = sorted(
+    name for name, entry in ZOO.items() if entry.weights is None
+)  # the demo entries are tested in test_data
 
 
 def size_for(name: str) -> int:
@@ -33,7 +35,9 @@ def test_family_predicts_per_pixel_logits(name):
 def test_family_exports_at_opset_17_with_parity(name, tmp_path, capsys):
     size = size_for(name)
     out = tmp_path / name
-    code, _, err = run_cli(capsys, "export", name, "-o", out, "--size", f"{size}x{size}", "--classes", "4", "--arg", "width=8")
+    code, _, err = run_cli(
+        capsys, "export", name, "-o", out, "--size", f"{size}x{size}", "--classes", "4", "--arg", "width=8"
+    )
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     parity = manifest["parity"]

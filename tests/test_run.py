@@ -49,7 +49,20 @@ def test_run_on_a_real_video_writes_every_frame(tiny_bundle, sample_video, tmp_p
 
 def test_several_outputs_and_saved_masks(tiny_bundle, tmp_path, capsys):
     video, folder = tmp_path / "o.avi", tmp_path / "frames"
-    code, stdout, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=12&size=160x96", "-o", video, "-o", folder, "--save-mask", "--visualize", "both")
+    code, stdout, err = run_cli(
+        capsys,
+        "run",
+        tiny_bundle,
+        "-i",
+        "synthetic://driving?frames=12&size=160x96",
+        "-o",
+        video,
+        "-o",
+        folder,
+        "--save-mask",
+        "--visualize",
+        "both",
+    )
     assert code == 0, err
     assert len(decoded_frames(video)) == 12
     overlays, masks = sorted(folder.glob("*.jpg")), sorted((folder / "masks").glob("*.png"))
@@ -71,16 +84,63 @@ def test_frames_limit_and_folder_input(tiny_bundle, tmp_path, capsys):
 
 def test_fixed_batch_graph_pads_the_last_batch(tmp_path, capsys):
     bundle = tmp_path / "b3"
-    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--batch", "3")[0] == 0
-    code, stdout, err = run_cli(capsys, "run", bundle, "-i", "synthetic://medical?frames=7&size=64x64", "-o", tmp_path / "m.mp4")
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "lraspp",
+            "-o",
+            bundle,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--batch",
+            "3",
+        )[0]
+        == 0
+    )
+    code, stdout, err = run_cli(
+        capsys, "run", bundle, "-i", "synthetic://medical?frames=7&size=64x64", "-o", tmp_path / "m.mp4"
+    )
     assert code == 0, err
     assert written_count(stdout) == 7 and len(decoded_frames(tmp_path / "m.mp4")) == 7
 
 
 def test_logits_graph_with_linear_filter(tmp_path, capsys):
     bundle = tmp_path / "logits"
-    assert run_cli(capsys, "export", "fcn8s", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--no-fuse-argmax", "--no-fuse-preprocess")[0] == 0
-    code, stdout, err = run_cli(capsys, "run", bundle, "-i", "synthetic://driving?frames=4&size=96x80", "-o", tmp_path / "f", "--filter-mode", "linear", "--save-mask")
+    assert (
+        run_cli(
+            capsys,
+            "export",
+            "fcn8s",
+            "-o",
+            bundle,
+            "--size",
+            "64x64",
+            "--classes",
+            "3",
+            "--arg",
+            "width=4",
+            "--no-fuse-argmax",
+            "--no-fuse-preprocess",
+        )[0]
+        == 0
+    )
+    code, stdout, err = run_cli(
+        capsys,
+        "run",
+        bundle,
+        "-i",
+        "synthetic://driving?frames=4&size=96x80",
+        "-o",
+        tmp_path / "f",
+        "--filter-mode",
+        "linear",
+        "--save-mask",
+    )
     assert code == 0, err
     assert len(list((tmp_path / "f" / "masks").glob("*.png"))) == 4
 
@@ -96,7 +156,14 @@ def test_a_failing_stage_stops_the_pipeline_and_reports(tiny_bundle):
     from edgeseg.runtime import Overlay, open_backend, open_source
 
     bundle = Bundle.load(tiny_bundle)
-    pipeline = Pipeline(open_source("synthetic://driving?frames=500&size=64x64"), open_backend(bundle, "onnxruntime", "fp32"), bundle.input, bundle.output, Overlay(bundle.classes), [FailingSink()])
+    pipeline = Pipeline(
+        open_source("synthetic://driving?frames=500&size=64x64"),
+        open_backend(bundle, "onnxruntime", "fp32"),
+        bundle.input,
+        bundle.output,
+        Overlay(bundle.classes),
+        [FailingSink()],
+    )
     with pytest.raises(OSError, match="disk full"):
         pipeline.run()
     assert pipeline.summary.frames_read < 500  # capture stopped instead of reading on
@@ -120,7 +187,14 @@ def test_cpu_inference_gets_opencv_out_of_its_way_for_the_run_only(tiny_bundle):
     cv2.setNumThreads(2)
     sink = OpenCVThreadsSink()
     backend = open_backend(bundle, "onnxruntime", "fp32")
-    Pipeline(open_source("synthetic://driving?frames=12&size=64x64"), backend, bundle.input, bundle.output, Overlay(bundle.classes), [sink]).run()
+    Pipeline(
+        open_source("synthetic://driving?frames=12&size=64x64"),
+        backend,
+        bundle.input,
+        bundle.output,
+        Overlay(bundle.classes),
+        [sink],
+    ).run()
     assert len(sink.seen) == 12 and set(sink.seen) == {1}  # drawing single-threaded beside CPU inference
     assert cv2.getNumThreads() == 2  # restored afterwards
     assert backend.runs_on_cpu is True
@@ -157,8 +231,20 @@ def test_cpu_inference_decodes_on_one_thread(tiny_bundle, tmp_path):
 def test_interrupted_recording_is_playable_and_complete(tiny_bundle, tmp_path, signum):
     out = tmp_path / "cut.mp4"
     process = subprocess.Popen(
-        [sys.executable, "-m", "edgeseg", "run", str(tiny_bundle), "-i", "synthetic://driving?frames=100000&size=128x96", "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "edgeseg",
+            "run",
+            str(tiny_bundle),
+            "-i",
+            "synthetic://driving?frames=100000&size=128x96",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     partial = tmp_path / ".cut.partial.mp4"
     deadline = time.monotonic() + 60
@@ -205,16 +291,22 @@ def test_camera_that_does_not_exist(tiny_bundle, capsys):
 
 def test_output_that_cannot_be_written(tiny_bundle, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "-o", tmp_path / "file" / "x.mp4")
+    code, _, err = run_cli(
+        capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "-o", tmp_path / "file" / "x.mp4"
+    )
     assert_one_line_error(code, err, "cannot write output")
 
 
 def test_tensorrt_backend_missing(tiny_bundle, capsys):
-    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "--backend", "tensorrt")
+    code, _, err = run_cli(
+        capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "--backend", "tensorrt"
+    )
     assert_one_line_error(code, err, "tensorrt")
 
 
 def test_cli_runs_as_a_real_process_and_fails_cleanly(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "edgeseg", "info", str(tmp_path / "missing")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeseg", "info", str(tmp_path / "missing")], capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

@@ -22,13 +22,18 @@ CLASSES = [ClassInfo("a", (255, 0, 0)), ClassInfo("b", (0, 255, 0)), ClassInfo("
 
 
 def test_runtime_imports_neither_torch_nor_onnx():
-    code = "import sys, edgeseg.runtime, edgeseg.runtime.run; print(sorted(m for m in ('torch', 'onnx', 'tensorrt') if m in sys.modules))"
+    code = (
+        "import sys, edgeseg.runtime, edgeseg.runtime.run; "
+        "print(sorted(m for m in ('torch', 'onnx', 'tensorrt') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
 def test_unfused_preprocessing_is_rgb_normalised_nchw(tiny_bundle):
-    contract = dataclasses.replace(Bundle.load(tiny_bundle).input, fused_preprocess=False, layout="NCHW", color_order="RGB")
+    contract = dataclasses.replace(
+        Bundle.load(tiny_bundle).input, fused_preprocess=False, layout="NCHW", color_order="RGB"
+    )
     frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
     tensor = frames_to_input([frame], contract)
     rgb = frame[..., ::-1].astype(np.float32) / 255.0

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, free_ports, run_cli
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg (make test installs it)")
+needs_ffmpeg = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg (make test installs it)"
+)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -37,7 +39,28 @@ def wait_for(condition, timeout: float = 60.0, interval: float = 0.2) -> bool:
 def udp_sender(video: Path, port: int) -> subprocess.Popen:
     """ffmpeg streaming a real video, looped, at its own rate, as H.264 in MPEG-TS with a keyframe every 10 frames."""
     return subprocess.Popen(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(video), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(video),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "10",
+            "-f",
+            "mpegts",
+            f"udp://127.0.0.1:{port}?pkt_size=1316",
+        ],
         stdin=subprocess.DEVNULL,
     )
 
@@ -68,8 +91,19 @@ def test_udp_stream_recovers_when_the_sender_comes_back(tiny_bundle, sample_vide
     port = free_port(socket.SOCK_DGRAM)
     frames = tmp_path / "frames"
     sender = udp_sender(sample_video, port)
-    run = edgeseg("run", tiny_bundle, "-i", f"udp://127.0.0.1:{port}", "--stream-timeout", "2", "--reconnect-max-wait", "1", "-o", frames)
-    count = lambda: len(list(frames.glob("*.jpg"))) if frames.exists() else 0  # noqa: E731
+    run = edgeseg(
+        "run",
+        tiny_bundle,
+        "-i",
+        f"udp://127.0.0.1:{port}",
+        "--stream-timeout",
+        "2",
+        "--reconnect-max-wait",
+        "1",
+        "-o",
+        frames,
+    )
+    count = lambda: len(list(frames.glob("*.jpg"))) if frames.exists() else 0  # noqa: E731 - a one-line helper used just below
     try:
         assert wait_for(lambda: count() >= 10), "no frames arrived from the stream"
         sender.kill()
@@ -78,7 +112,9 @@ def test_udp_stream_recovers_when_the_sender_comes_back(tiny_bundle, sample_vide
         before = count()
         sender = udp_sender(sample_video, port)
         # Reopening waits for FFmpeg to probe the stream again (tens of seconds on a busy 2-core machine).
-        assert wait_for(lambda: count() >= before + 10, timeout=120), "the run did not recover after the sender restarted"
+        assert wait_for(lambda: count() >= before + 10, timeout=120), (
+            "the run did not recover after the sender restarted"
+        )
     finally:
         sender.kill()
         stdout, stderr = stop(run)
@@ -97,7 +133,9 @@ def test_stream_that_never_opens(tiny_bundle, capsys):
 
 
 def test_closed_tcp_port(tiny_bundle, capsys):
-    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", f"rtsp://127.0.0.1:{free_port()}/cam", "--stream-timeout", "2")
+    code, _, err = run_cli(
+        capsys, "run", tiny_bundle, "-i", f"rtsp://127.0.0.1:{free_port()}/cam", "--stream-timeout", "2"
+    )
     assert_one_line_error(code, err, "did not open")
 
 
@@ -106,7 +144,15 @@ def test_http_port_already_in_use(tiny_bundle, capsys):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "-o", f"http://127.0.0.1:{port}")
+        code, _, err = run_cli(
+            capsys,
+            "run",
+            tiny_bundle,
+            "-i",
+            "synthetic://driving?frames=2&size=64x64",
+            "-o",
+            f"http://127.0.0.1:{port}",
+        )
     assert_one_line_error(code, err, f"port {port} on 127.0.0.1 is already in use")
 
 
@@ -116,20 +162,33 @@ def chromium_paths() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-@pytest.mark.skipif(chromium_paths() is None, reason="needs Debian's chromium and chromium-driver (make test installs them)")
+@pytest.mark.skipif(
+    chromium_paths() is None, reason="needs Debian's chromium and chromium-driver (make test installs them)"
+)
 def test_live_view_in_a_real_browser(tiny_bundle):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     port = free_port()
-    run = edgeseg("run", tiny_bundle, "-i", "synthetic://driving?frames=1000000&size=320x240", "-o", f"http://127.0.0.1:{port}")
+    run = edgeseg(
+        "run", tiny_bundle, "-i", "synthetic://driving?frames=1000000&size=320x240", "-o", f"http://127.0.0.1:{port}"
+    )
     slow_viewer = None
     browser = None
     try:
         assert wait_for(lambda: _reachable(port), 30), "the live view did not start"
         options = webdriver.ChromeOptions()
         options.binary_location = chromium_paths()[0]
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--window-size=800,600"):
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--window-size=800,600",
+        ):
             options.add_argument(flag)
         browser = webdriver.Chrome(service=Service(chromium_paths()[1]), options=options)
         browser.get(f"http://127.0.0.1:{port}/")
@@ -137,7 +196,9 @@ def test_live_view_in_a_real_browser(tiny_bundle):
         first = _screenshot(browser)
         time.sleep(1.0)
         second = _screenshot(browser)
-        assert first.shape == second.shape and np.abs(first.astype(int) - second.astype(int)).mean() > 0.5  # the picture moves
+        assert (
+            first.shape == second.shape and np.abs(first.astype(int) - second.astype(int)).mean() > 0.5
+        )  # the picture moves
         assert wait_for(lambda: "FPS" in browser.find_element("id", "stats").text, 10)
         # A viewer that never reads: the pipeline must keep going.
         slow_viewer = socket.create_connection(("127.0.0.1", port))
@@ -182,7 +243,15 @@ def test_stream_out_over_udp_reaches_a_receiver(tiny_bundle, tmp_path, capsys):
     received = tmp_path / "received"
     receiver = edgeseg("run", tiny_bundle, "-i", f"udp://127.0.0.1:{port}", "--stream-timeout", "10", "-o", received)
     time.sleep(1.0)  # the receiver is listening
-    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=90&size=160x120&fps=30&realtime=1", "-o", f"udp://127.0.0.1:{port}")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        tiny_bundle,
+        "-i",
+        "synthetic://driving?frames=90&size=160x120&fps=30&realtime=1",
+        "-o",
+        f"udp://127.0.0.1:{port}",
+    )
     assert code == 0, err
     assert wait_for(lambda: len(list(received.glob("*.jpg"))) >= 30, 20)
     stop(receiver)
@@ -193,7 +262,9 @@ def test_stream_out_over_udp_reaches_a_receiver(tiny_bundle, tmp_path, capsys):
 @needs_ffmpeg
 def test_damaged_video_is_read_to_its_end_and_bad_frames_counted(tiny_bundle, sample_video, tmp_path, capsys):
     clip = tmp_path / "clip.avi"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(sample_video), "-c:v", "mjpeg", "-q:v", "5", str(clip)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(sample_video), "-c:v", "mjpeg", "-q:v", "5", str(clip)], check=True
+    )
     data = bytearray(clip.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
     assert len(starts) == 68
@@ -215,10 +286,27 @@ def test_damaged_video_is_read_to_its_end_and_bad_frames_counted(tiny_bundle, sa
 def test_http_mjpeg_source_reads_a_live_view(tiny_bundle, tmp_path, capsys):
     """One edgeseg serves its overlay as MJPEG over HTTP; a second reads it as an http:// source."""
     port = free_port()
-    server = edgeseg("run", tiny_bundle, "-i", "synthetic://driving?frames=1000000&size=160x120&fps=30&realtime=1", "-o", f"http://127.0.0.1:{port}")
+    server = edgeseg(
+        "run",
+        tiny_bundle,
+        "-i",
+        "synthetic://driving?frames=1000000&size=160x120&fps=30&realtime=1",
+        "-o",
+        f"http://127.0.0.1:{port}",
+    )
     try:
         assert wait_for(lambda: _reachable(port), 30)
-        code, stdout, err = run_cli(capsys, "run", tiny_bundle, "-i", f"http://127.0.0.1:{port}/stream.mjpg", "--frames", "15", "-o", tmp_path / "in")
+        code, stdout, err = run_cli(
+            capsys,
+            "run",
+            tiny_bundle,
+            "-i",
+            f"http://127.0.0.1:{port}/stream.mjpg",
+            "--frames",
+            "15",
+            "-o",
+            tmp_path / "in",
+        )
     finally:
         stop(server)
     assert code == 0, err

@@ -16,7 +16,13 @@ from edgeseg.bundle import Bundle
 from edgeseg.timing import timed
 
 
-def baseline_row(bundle: Bundle, options: BenchOptions, frames: list[np.ndarray], timing_source: str, accuracy_of: Callable[[list[np.ndarray]], dict[str, Any]]) -> tuple[Row | None, str]:
+def baseline_row(
+    bundle: Bundle,
+    options: BenchOptions,
+    frames: list[np.ndarray],
+    timing_source: str,
+    accuracy_of: Callable[[list[np.ndarray]], dict[str, Any]],
+) -> tuple[Row | None, str]:
     """What a user writes without edgeseg: PyTorch eager float32 and a plain OpenCV overlay loop."""
     model_info = bundle.manifest["model"]
     if importlib.util.find_spec("torch") is None:
@@ -33,7 +39,13 @@ def baseline_row(bundle: Bundle, options: BenchOptions, frames: list[np.ndarray]
     from edgeseg.export import ExportOptions
     from edgeseg.export.torch_export import build, with_defaults
 
-    export_options = ExportOptions(size=tuple(bundle.input.size), classes=bundle.classes, weights=Path(weights) if weights else None, model_options=model_info.get("options") or {}, progress=False)
+    export_options = ExportOptions(
+        size=tuple(bundle.input.size),
+        classes=bundle.classes,
+        weights=Path(weights) if weights else None,
+        model_options=model_info.get("options") or {},
+        progress=False,
+    )
     model, _, _ = build(model_info["name"], with_defaults(model_info["name"], export_options))
     height, width = bundle.input.size
     mean, std = np.asarray(bundle.input.mean, np.float32), np.asarray(bundle.input.std, np.float32)

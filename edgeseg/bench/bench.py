@@ -45,7 +45,9 @@ def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]
     if options.frames <= 0:
         raise EdgesegError(f"--frames {options.frames}: benchmark at least one frame")
     if options.frames < options.warmup:
-        raise EdgesegError(f"--frames {options.frames} is fewer than --warmup {options.warmup}; measure more frames than you discard")
+        raise EdgesegError(
+            f"--frames {options.frames} is fewer than --warmup {options.warmup}; measure more frames than you discard"
+        )
     if options.backend.startswith("triton://"):
         # The server runs whatever artifact it was given; the row is labelled with what it answers for.
         return [(options.backend, "fp32")]
@@ -55,13 +57,22 @@ def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]
     for backend in backends:
         kind = "engine" if backend == "tensorrt" else "onnx"
         have = sorted({a.precision for a in bundle.artifacts if a.kind == kind}, key=["fp32", "fp16", "int8"].index)
-        wanted = have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
+        wanted = (
+            have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
+        )
         for precision in wanted:
             if precision not in ("fp32", "fp16", "int8"):
                 raise EdgesegError(f"--precision {precision}: choose all or a list of fp32, fp16, int8")
             if precision not in have:
-                hint = f"edgeseg build {bundle.root}" if kind == "engine" else f"edgeseg calibrate {bundle.root} --data URI"
-                raise EdgesegError(f"bundle {bundle.root} has no {precision} {'engine' if kind == 'engine' else 'artifact'} (has: {', '.join(have) or 'none'}); run: {hint}")
+                hint = (
+                    f"edgeseg build {bundle.root}"
+                    if kind == "engine"
+                    else f"edgeseg calibrate {bundle.root} --data URI"
+                )
+                raise EdgesegError(
+                    f"bundle {bundle.root} has no {precision} {'engine' if kind == 'engine' else 'artifact'} (has: "
+                    f"{', '.join(have) or 'none'}); run: {hint}"
+                )
         plan += [(backend, precision) for precision in wanted]
     return plan
 
@@ -80,7 +91,11 @@ class Bench:
         self.frames = [f[0] for f in frames]
         self.timing_source = self._timing_source(options.source)
         labelled = [(image, label) for image, label in frames[: options.accuracy_frames] if label is not None]
-        self.labelled = labelled if len(labelled) == min(len(frames), options.accuracy_frames) and self._labels_fit(labelled) else []
+        self.labelled = (
+            labelled
+            if len(labelled) == min(len(frames), options.accuracy_frames) and self._labels_fit(labelled)
+            else []
+        )
         self.accuracy_images = [f[0] for f in frames[: options.accuracy_frames]]
         self.reference_maps: list[np.ndarray] | None = None
 
@@ -109,8 +124,13 @@ class Bench:
         backends = {}
         try:
             for backend_name, precision in plan:
-                backends[(backend_name, precision)] = open_backend(self.bundle, backend_name, precision, self.options.threads).open()
-            batches = {key: frames_to_input([self.frames[0]] * backend.batch_size, self.bundle.input) for key, backend in backends.items()}
+                backends[(backend_name, precision)] = open_backend(
+                    self.bundle, backend_name, precision, self.options.threads
+                ).open()
+            batches = {
+                key: frames_to_input([self.frames[0]] * backend.batch_size, self.bundle.input)
+                for key, backend in backends.items()
+            }
             calls = {key: functools.partial(backend.infer, batches[key]) for key, backend in backends.items()}
             samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
             rows = []
@@ -135,7 +155,11 @@ class Bench:
             sequential.append(self._sequential(backend))
             pipelined.append(self._end_to_end(backend_name, precision))
         end_to_end = pipelined[-1]
-        end_to_end.update(fps=float(np.mean([p["fps"] for p in pipelined])), fps_rounds=[p["fps"] for p in pipelined], sequential_fps_rounds=sequential)
+        end_to_end.update(
+            fps=float(np.mean([p["fps"] for p in pipelined])),
+            fps_rounds=[p["fps"] for p in pipelined],
+            sequential_fps_rounds=sequential,
+        )
         return float(np.mean(sequential)), end_to_end
 
     def _stages_alone(self, backend: Backend, infer_ms: float) -> dict[str, float]:
@@ -153,8 +177,14 @@ class Bench:
         class_map = output_to_class_maps(output, contract_out)[0]
         logits = output[0] if contract_out.kind == "logits" else None
         overlay = timed(lambda: self.overlay.render(self.frames[0], class_map, logits), count)
-        mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731
-        return {"capture": mean(capture), "preprocess": mean(preprocess), "infer": infer_ms, "postprocess": mean(postprocess), "overlay": mean(overlay)}
+        mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731 - a one-line helper used just below
+        return {
+            "capture": mean(capture),
+            "preprocess": mean(preprocess),
+            "infer": infer_ms,
+            "postprocess": mean(postprocess),
+            "overlay": mean(overlay),
+        }
 
     def _sequential(self, backend: Backend) -> float:
         """The same stages, one after another on one thread: what a plain loop gets."""
@@ -177,10 +207,24 @@ class Bench:
 
     def _end_to_end(self, backend_name: str, precision: str) -> dict[str, Any]:
         backend = open_backend(self.bundle, backend_name, precision, self.options.threads)
-        pipeline = Pipeline(open_source(self.timing_source, source_options(backend)), backend, self.bundle.input, self.bundle.output, Overlay(self.bundle.classes), [NullSink()], max_frames=self.options.frames, readout=True)
+        pipeline = Pipeline(
+            open_source(self.timing_source, source_options(backend)),
+            backend,
+            self.bundle.input,
+            self.bundle.output,
+            Overlay(self.bundle.classes),
+            [NullSink()],
+            max_frames=self.options.frames,
+            readout=True,
+        )
         summary = pipeline.run()
         # Steady state, as the sequential loop (whose backend is already open) is measured.
-        return {"fps": summary.steady_fps, "fps_with_startup": summary.fps, "frames": summary.frames_written, "stages": summary.stages}
+        return {
+            "fps": summary.steady_fps,
+            "fps_with_startup": summary.fps,
+            "frames": summary.frames_written,
+            "stages": summary.stages,
+        }
 
     def _accuracy(self, backend: Backend) -> dict[str, Any]:
         return self.accuracy_of(class_maps(backend, self.accuracy_images, self.bundle.input, self.bundle.output))
@@ -189,10 +233,15 @@ class Bench:
         """Agreement with the first (FP32) row's class maps, and mIoU when the frames carry labels."""
         if self.reference_maps is None:
             self.reference_maps = maps  # the first row measured is FP32
-        result: dict[str, Any] = {"agreement": float(np.mean([(a == b).mean() for a, b in zip(maps, self.reference_maps)]))}
+        result: dict[str, Any] = {
+            "agreement": float(np.mean([(a == b).mean() for a, b in zip(maps, self.reference_maps)]))
+        }
         if self.labelled:
             classes = len(self.bundle.classes)
-            confusion = sum(confusion_matrix(cv2.resize(m, label.shape[::-1], interpolation=cv2.INTER_NEAREST), label, classes) for m, (_, label) in zip(maps, self.labelled))
+            confusion = sum(
+                confusion_matrix(cv2.resize(m, label.shape[::-1], interpolation=cv2.INTER_NEAREST), label, classes)
+                for m, (_, label) in zip(maps, self.labelled)
+            )
             result["miou"] = scores(confusion)["miou"]
         return result
 
@@ -204,11 +253,22 @@ def overlay_costs(bundle: Bundle, frame: np.ndarray, runs: int = 50) -> list[dic
     rows = []
     for label, size in (("source", frame.shape[:2]), ("1080p", (1080, 1920))):
         image = cv2.resize(frame, size[::-1])
-        reference = float(np.median(timed(lambda: cv2.addWeighted(image, 0.5, image, 0.5, 0.0), runs)) * 1000)
+        blend = lambda image=image: cv2.addWeighted(image, 0.5, image, 0.5, 0.0)  # noqa: E731 - timed() calls it
+        reference = float(np.median(timed(blend, runs)) * 1000)
         for mode in ("point", "linear"):
             overlay = Overlay(bundle.classes, filter_mode=mode)
-            cost = float(np.median(timed(lambda: overlay.render(image, class_map), runs)) * 1000)
-            rows.append({"resolution": f"{size[1]}x{size[0]}", "at": label, "filter": mode, "overlay_ms": cost, "addweighted_ms": reference, "ratio": cost / reference})
+            draw = lambda overlay=overlay, image=image: overlay.render(image, class_map)  # noqa: E731 - timed() calls it
+            cost = float(np.median(timed(draw, runs)) * 1000)
+            rows.append(
+                {
+                    "resolution": f"{size[1]}x{size[0]}",
+                    "at": label,
+                    "filter": mode,
+                    "overlay_ms": cost,
+                    "addweighted_ms": reference,
+                    "ratio": cost / reference,
+                }
+            )
     return rows
 
 
@@ -250,10 +310,14 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
         rows += bench.measure(ordered, progress)
         baseline_note = ""
         if options.baseline:
-            baseline, baseline_note = baseline_row(bundle, options, bench.frames, bench.timing_source, bench.accuracy_of)
+            baseline, baseline_note = baseline_row(
+                bundle, options, bench.frames, bench.timing_source, bench.accuracy_of
+            )
             if baseline:
                 rows.append(baseline)
-            progress.advance(f"baseline: {baseline.end_to_end['fps']:.1f} FPS" if baseline else f"no baseline: {baseline_note}")
+            progress.advance(
+                f"baseline: {baseline.end_to_end['fps']:.1f} FPS" if baseline else f"no baseline: {baseline_note}"
+            )
         overlay = overlay_costs(bundle, bench.frames[0])
         progress.advance("overlay costs")
     return BenchReport(
@@ -264,7 +328,9 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
         input_size=list(bundle.input.size),
         source=options.source,
         source_size=list(bench.frames[0].shape[:2]),
-        capture_from="an MPEG-4 (mp4v) file of the rendered scene" if bench.timing_source != options.source else options.source,
+        capture_from="an MPEG-4 (mp4v) file of the rendered scene"
+        if bench.timing_source != options.source
+        else options.source,
         frames=options.frames,
         warmup=options.warmup,
         rows=rows,

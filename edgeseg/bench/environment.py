@@ -1,4 +1,4 @@
-"""The machine state behind a benchmark: CPU, libraries, GPU, and on a Jetson the power mode, clocks and temperatures."""
+"""The machine behind a benchmark: CPU, libraries, GPU; on a Jetson the power mode, clocks and temperatures."""
 
 from __future__ import annotations
 
@@ -106,7 +106,9 @@ class TelemetrySampler:
     def __enter__(self) -> TelemetrySampler:
         if shutil.which("tegrastats") and Path("/etc/nv_tegra_release").is_file():
             self.source = "tegrastats"
-            self._process = subprocess.Popen(["tegrastats", "--interval", str(int(self.interval * 1000))], stdout=subprocess.PIPE, text=True)
+            self._process = subprocess.Popen(
+                ["tegrastats", "--interval", str(int(self.interval * 1000))], stdout=subprocess.PIPE, text=True
+            )
             self._thread = threading.Thread(target=self._read_tegrastats, daemon=True)
         elif (nvml := self._nvml()) is not None:
             self.source = "nvml"
@@ -143,20 +145,30 @@ class TelemetrySampler:
     def _poll_nvml(self, nvml: Any) -> None:
         handle = nvml.nvmlDeviceGetHandleByIndex(0)
         while not self._stop.wait(self.interval):
-            self.samples.append({
-                "gpu_mhz": float(nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)),
-                "temp_gpu_c": float(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)),
-                "power_gpu_mw": float(nvml.nvmlDeviceGetPowerUsage(handle)),
-            })
+            self.samples.append(
+                {
+                    "gpu_mhz": float(nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)),
+                    "temp_gpu_c": float(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)),
+                    "power_gpu_mw": float(nvml.nvmlDeviceGetPowerUsage(handle)),
+                }
+            )
 
     def summary(self) -> dict[str, Any]:
         keys = sorted({k for s in self.samples for k in s})
-        stats = {k: {"min": min(v), "mean": sum(v) / len(v), "max": max(v)} for k in keys if (v := [s[k] for s in self.samples if k in s])}
+        stats = {
+            k: {"min": min(v), "mean": sum(v) / len(v), "max": max(v)}
+            for k in keys
+            if (v := [s[k] for s in self.samples if k in s])
+        }
         return {"source": self.source, "samples": len(self.samples), "stats": stats}
 
 
 def gpu_info() -> dict[str, Any] | None:
-    output = command_output("nvidia-smi", "--query-gpu=name,compute_cap,driver_version,clocks.sm,temperature.gpu,power.draw", "--format=csv,noheader")
+    output = command_output(
+        "nvidia-smi",
+        "--query-gpu=name,compute_cap,driver_version,clocks.sm,temperature.gpu,power.draw",
+        "--format=csv,noheader",
+    )
     if not output or not output.strip():
         return None
     fields = [f.strip() for f in output.splitlines()[0].split(",")]
@@ -191,7 +203,12 @@ def environment() -> dict[str, Any]:
     }
     jetson = env["jetson"]
     if jetson and jetson.get("power_mode") and not str(jetson["power_mode"]).upper().startswith("MAXN"):
-        env.setdefault("warnings", []).append(f"the board is in power mode {jetson['power_mode']}, not MAXN: latency is higher than it can be (sudo nvpmodel -m 0)")
+        env.setdefault("warnings", []).append(
+            f"the board is in power mode {jetson['power_mode']}, not MAXN: latency is higher than it can be (sudo "
+            "nvpmodel -m 0)"
+        )
     if jetson and jetson.get("jetson_clocks") is False:
-        env.setdefault("warnings", []).append("jetson_clocks is off: clocks scale with load and latency varies (sudo jetson_clocks)")
+        env.setdefault("warnings", []).append(
+            "jetson_clocks is off: clocks scale with load and latency varies (sudo jetson_clocks)"
+        )
     return env

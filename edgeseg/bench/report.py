@@ -1,4 +1,4 @@
-"""Benchmark reports: a terminal table, Markdown, JSON and a PNG plot, each rendered from the JSON form of a BenchReport."""
+"""Benchmark reports: terminal table, Markdown, JSON and PNG plot, each rendered from a BenchReport's JSON form."""
 
 from __future__ import annotations
 
@@ -9,7 +9,20 @@ from typing import Any
 from edgeseg.fileio import atomic_path, write_text_atomic
 from edgeseg.tables import format_table
 
-HEADERS = ["row", "artifact", "engine p50", "p90", "p99", "max (ms)", "engine FPS", "end-to-end FPS", "sequential FPS", "stage-limited FPS", "agreement", "mIoU"]
+HEADERS = [
+    "row",
+    "artifact",
+    "engine p50",
+    "p90",
+    "p99",
+    "max (ms)",
+    "engine FPS",
+    "end-to-end FPS",
+    "sequential FPS",
+    "stage-limited FPS",
+    "agreement",
+    "mIoU",
+]
 
 
 def row_cells(row: dict[str, Any]) -> list[str]:
@@ -17,9 +30,18 @@ def row_cells(row: dict[str, Any]) -> list[str]:
     miou = accuracy.get("miou")
     stage_limited = row.get("stage_limited_fps") or 0
     return [
-        row["name"], row["artifact"], f"{engine['p50_ms']:.2f}", f"{engine['p90_ms']:.2f}", f"{engine['p99_ms']:.2f}", f"{engine['max_ms']:.2f}",
-        f"{engine['fps']:.1f}", f"{row['end_to_end']['fps']:.1f}", f"{row['sequential_fps']:.1f}", f"{stage_limited:.1f}" if stage_limited else "-",
-        f"{100 * accuracy['agreement']:.2f}%", "-" if miou is None else f"{miou:.4f}",
+        row["name"],
+        row["artifact"],
+        f"{engine['p50_ms']:.2f}",
+        f"{engine['p90_ms']:.2f}",
+        f"{engine['p99_ms']:.2f}",
+        f"{engine['max_ms']:.2f}",
+        f"{engine['fps']:.1f}",
+        f"{row['end_to_end']['fps']:.1f}",
+        f"{row['sequential_fps']:.1f}",
+        f"{stage_limited:.1f}" if stage_limited else "-",
+        f"{100 * accuracy['agreement']:.2f}%",
+        "-" if miou is None else f"{miou:.4f}",
     ]
 
 
@@ -47,14 +69,18 @@ def environment_line(report: dict[str, Any]) -> str:
         parts.append(f"GPU {env['gpu'].get('name')}")
     if env.get("jetson"):
         jetson = env["jetson"]
-        parts.append(f"{jetson.get('board')} power mode {jetson.get('power_mode')} jetson_clocks {'on' if jetson.get('jetson_clocks') else 'off'}")
+        parts.append(
+            f"{jetson.get('board')} power mode {jetson.get('power_mode')} jetson_clocks "
+            f"{'on' if jetson.get('jetson_clocks') else 'off'}"
+        )
     return ", ".join(parts)
 
 
 def heading(report: dict[str, Any]) -> str:
     return (
         f"{report['model']} at {report['input_size'][1]}x{report['input_size'][0]} on {report['source']} "
-        f"({report['source_size'][1]}x{report['source_size'][0]}), {report['frames']} frames after {report['warmup']} warm-up; "
+        f"({report['source_size'][1]}x{report['source_size'][0]}), {report['frames']} frames after "
+        f"{report['warmup']} warm-up; "
         f"capture decodes {report['capture_from']}"
     )
 
@@ -85,7 +111,13 @@ def print_terminal(report: dict[str, Any]) -> None:
     for header in ("overlay", "filter", "ms", "addWeighted ms", "ratio"):
         overlay.add_column(header, justify="right" if header != "overlay" else "left")
     for o in report["overlay"]:
-        overlay.add_row(f"{o['resolution']} ({o['at']})", o["filter"], f"{o['overlay_ms']:.2f}", f"{o['addweighted_ms']:.2f}", f"{o['ratio']:.2f}")
+        overlay.add_row(
+            f"{o['resolution']} ({o['at']})",
+            o["filter"],
+            f"{o['overlay_ms']:.2f}",
+            f"{o['addweighted_ms']:.2f}",
+            f"{o['ratio']:.2f}",
+        )
     console.print(overlay)
     for line in ratio_lines(report):
         console.print(line, highlight=False)
@@ -101,18 +133,52 @@ def terminal(report: dict[str, Any]) -> str:
     ]
     if report.get("baseline_note"):
         lines.append(f"no baseline row: {report['baseline_note']}")
-    lines += ["", format_table(["overlay", "filter", "ms", "addWeighted ms", "ratio"], [[f"{o['resolution']} ({o['at']})", o["filter"], f"{o['overlay_ms']:.2f}", f"{o['addweighted_ms']:.2f}", f"{o['ratio']:.2f}"] for o in report["overlay"]])]
+    lines += [
+        "",
+        format_table(
+            ["overlay", "filter", "ms", "addWeighted ms", "ratio"],
+            [
+                [
+                    f"{o['resolution']} ({o['at']})",
+                    o["filter"],
+                    f"{o['overlay_ms']:.2f}",
+                    f"{o['addweighted_ms']:.2f}",
+                    f"{o['ratio']:.2f}",
+                ]
+                for o in report["overlay"]
+            ],
+        ),
+    ]
     lines += [""] + ratio_lines(report)
     return "\n".join(lines)
 
 
 def markdown(report: dict[str, Any]) -> str:
     def table(headers: list[str], rows: list[list[str]]) -> list[str]:
-        return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(r) + " |" for r in rows]
+        return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
+            "| " + " | ".join(r) + " |" for r in rows
+        ]
 
-    lines = [f"### edgeseg bench: {report['model']} ({report['input_size'][1]}x{report['input_size'][0]})", "", f"{environment_line(report)}; source {report['source']}, {report['frames']} frames.", ""]
+    lines = [
+        f"### edgeseg bench: {report['model']} ({report['input_size'][1]}x{report['input_size'][0]})",
+        "",
+        f"{environment_line(report)}; source {report['source']}, {report['frames']} frames.",
+        "",
+    ]
     lines += table(HEADERS, [row_cells(r) for r in report["rows"]]) + [""]
-    lines += table(["overlay", "filter", "ms", "addWeighted ms", "ratio"], [[f"{o['resolution']} ({o['at']})", o["filter"], f"{o['overlay_ms']:.2f}", f"{o['addweighted_ms']:.2f}", f"{o['ratio']:.2f}"] for o in report["overlay"]]) + [""]
+    lines += table(
+        ["overlay", "filter", "ms", "addWeighted ms", "ratio"],
+        [
+            [
+                f"{o['resolution']} ({o['at']})",
+                o["filter"],
+                f"{o['overlay_ms']:.2f}",
+                f"{o['addweighted_ms']:.2f}",
+                f"{o['ratio']:.2f}",
+            ]
+            for o in report["overlay"]
+        ],
+    ) + [""]
     lines += [f"- {line}" for line in ratio_lines(report)]
     return "\n".join(lines) + "\n"
 
@@ -146,7 +212,9 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     for row in rows:
         accuracy = row["accuracy"][metric]
         right.scatter(row["engine"]["p50_ms"], accuracy, s=60)
-        right.annotate(row["name"], (row["engine"]["p50_ms"], accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        right.annotate(
+            row["name"], (row["engine"]["p50_ms"], accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8
+        )
     right.set_xlabel("engine p50 latency (ms)")
     right.set_ylabel("mIoU" if metric == "miou" else "agreement with FP32")
     right.set_title("accuracy against latency")

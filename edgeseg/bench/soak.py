@@ -40,8 +40,48 @@ def resident_mib(pid: int) -> float:
 
 def soak(bundle: str, minutes: float, video: str, csv_path: Path | None) -> dict[str, float]:
     udp, http = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
-    sender = subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", video, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-f", "mpegts", f"udp://127.0.0.1:{udp}?pkt_size=1316"], stdin=subprocess.DEVNULL)
-    run = subprocess.Popen([sys.executable, "-m", "edgeseg", "run", bundle, "-i", f"udp://127.0.0.1:{udp}", "-o", f"http://127.0.0.1:{http}", "-o", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sender = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            video,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "10",
+            "-f",
+            "mpegts",
+            f"udp://127.0.0.1:{udp}?pkt_size=1316",
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgeseg",
+            "run",
+            bundle,
+            "-i",
+            f"udp://127.0.0.1:{udp}",
+            "-o",
+            f"http://127.0.0.1:{http}",
+            "-o",
+            "none",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples = []
     try:
         time.sleep(5)  # let the stream open and settle

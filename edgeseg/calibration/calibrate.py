@@ -82,7 +82,9 @@ class Calibration:
         try:
             self.fp32 = self.bundle.select("onnx", "fp32", targets=("any",))
         except EdgesegError:
-            raise EdgesegError(f"bundle {self.bundle.root} has no FP32 ONNX artifact to calibrate; re-export it with edgeseg export") from None
+            raise EdgesegError(
+                f"bundle {self.bundle.root} has no FP32 ONNX artifact to calibrate; re-export it with edgeseg export"
+            ) from None
         self.fp32_path = self.bundle.artifact_path(self.fp32)
         # The quantizer reads weights as initializers: give it a copy of the graph without aliases.
         self.model = materialize_shared_weights(self.onnx.load(str(self.fp32_path)))
@@ -98,7 +100,10 @@ class Calibration:
         self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
         self.layers = weighted_nodes(self.model)
         if "int8" in self.options.precisions and not self.layers:
-            raise EdgesegError("this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use --precision fp16")
+            raise EdgesegError(
+                "this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use "
+                "--precision fp16"
+            )
 
     def _load_frames(self) -> None:
         from edgeseg.calibration.dataset import build_calibration_set, read_frames
@@ -107,18 +112,26 @@ class Calibration:
 
         options, contract = self.options, self.bundle.input
         # Held-out frames come from --eval-data when given, else from the frames calibration leaves unused.
-        self.data = build_calibration_set(options.data, options.count, 0 if options.eval_data else options.eval_count, contract, self.cache)
+        self.data = build_calibration_set(
+            options.data, options.count, 0 if options.eval_data else options.eval_count, contract, self.cache
+        )
         self.frames, self.labels = self.data.eval_frames, self.data.eval_labels
         if options.eval_data:
             _, self.frames, self.labels = read_frames(options.eval_data, 0, options.eval_count)
         if self.data.source_size != tuple(contract.size):
             h, w = self.data.source_size
-            print(f"edgeseg: note: calibration frames are {w}x{h}; resized to the model's {contract.size[1]}x{contract.size[0]} as the runtime does", file=sys.stderr)
+            print(
+                f"edgeseg: note: calibration frames are {w}x{h}; resized to the model's "
+                f"{contract.size[1]}x{contract.size[0]} as the runtime does",
+                file=sys.stderr,
+            )
         self.num_classes = len(self.bundle.classes)
         if self.labels is not None and max(int(label.max()) for label in self.labels) >= self.num_classes:
             self.labels = None  # labelled for another class set: agreement only
         self.reference = predict(self.fp32_path, self.bundle, self.frames, options.threads)
-        self.reference_accuracy = accuracy(self.reference, self.labels, self.num_classes) if self.labels is not None else None
+        self.reference_accuracy = (
+            accuracy(self.reference, self.labels, self.num_classes) if self.labels is not None else None
+        )
         self.reader = TensorReader(contract.name, self.data.tensors, contract.batch or 1)
 
     def provenance(self) -> dict[str, Any]:
@@ -154,9 +167,14 @@ class Calibration:
         import onnxruntime
 
         return Artifact(
-            path=path.name, kind="onnx", precision=precision, target=target, sha256=sha256_file(path),
+            path=path.name,
+            kind="onnx",
+            precision=precision,
+            target=target,
+            sha256=sha256_file(path),
             tools={"onnx": self.onnx.__version__, "onnxruntime": onnxruntime.__version__, "edgeseg": "calibrate"},
-            created=utc_now(), extra=extra,
+            created=utc_now(),
+            extra=extra,
         )
 
     # -- FP16 ---------------------------------------------------------------------------------
@@ -166,26 +184,42 @@ class Calibration:
         model = convert_to_fp16(self.model)
         leaks = float16_leaks(model)
         if leaks:
-            raise EdgesegError(f"FP16 conversion left float16 where it must not be ({', '.join(leaks)}); please report this model")
+            raise EdgesegError(
+                f"FP16 conversion left float16 where it must not be ({', '.join(leaks)}); please report this model"
+            )
         final = self.bundle.root / ARTIFACT_NAMES["fp16"]
         with atomic_path(final) as temp:
             self.onnx.save(model, str(temp))
         fidelity = self.measure(final, "fp16", "FP16")
-        return self.artifact(final, "fp16", "any", fidelity=fidelity, opset=self.fp32.extra.get("opset"), requires="TensorRT >= 8.5 (FP16 precision from the graph's types)")
+        return self.artifact(
+            final,
+            "fp16",
+            "any",
+            fidelity=fidelity,
+            opset=self.fp32.extra.get("opset"),
+            requires="TensorRT >= 8.5 (FP16 precision from the graph's types)",
+        )
 
     # -- INT8 ---------------------------------------------------------------------------------
-    def quantize_to(self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None, widen: bool = True) -> list[str]:
+    def quantize_to(
+        self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None, widen: bool = True
+    ) -> list[str]:
         from edgeseg.calibration.quantize import quantize
 
-        # Ranges depend on the data, the method, the weights, the graph (as rewritten for the CPU) and which tensors the recipe quantizes.
+        # Ranges depend on the data, the method, the weights, the graph (as rewritten for the CPU) and
+        # which tensors the recipe quantizes.
         source = self.cpu_source if recipe.target == "cpu" else self.quant_source
         weights = (self.fp32.sha256, sorted(self.fp32.files.items()))
-        recipe_key = hashlib.sha256(repr((recipe.op_types, sorted(recipe.extra.items()), weights, self.source_digests[recipe.target])).encode()).hexdigest()[:8]
+        recipe_key = hashlib.sha256(
+            repr((recipe.op_types, sorted(recipe.extra.items()), weights, self.source_digests[recipe.target])).encode()
+        ).hexdigest()[:8]
         ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
         with atomic_path(final) as temp:
             return quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen)
 
-    def sensitivity(self, recipe: Any, boundary: list[str], progress: Progress) -> tuple[list[str], dict[str, float], float]:
+    def sensitivity(
+        self, recipe: Any, boundary: list[str], progress: Progress
+    ) -> tuple[list[str], dict[str, float], float]:
         """Per-layer sensitivity (agreement lost with only that layer in int8), then the fewest
         most-sensitive layers left in float that meet --min-agreement."""
         target = self.options.min_agreement or 1.0
@@ -230,23 +264,52 @@ class Calibration:
         search: dict[str, Any] = {}
         target = self.options.min_agreement
         if target is not None and (first := self.agreement(trt_path)) < target:
-            print(f"edgeseg: INT8 agreement {first:.4%} is below --min-agreement {target:.2%}: measuring per-layer sensitivity", file=sys.stderr)
+            print(
+                f"edgeseg: INT8 agreement {first:.4%} is below --min-agreement {target:.2%}: measuring per-layer "
+                "sensitivity",
+                file=sys.stderr,
+            )
             float_layers, losses, reached = self.sensitivity(TENSORRT, boundary, progress)
             total = len(layers)
-            search = {"target": target, "agreement_before": first, "agreement_after": reached, "met": reached >= target, "layers": total, "sensitivity": losses}
+            search = {
+                "target": target,
+                "agreement_before": first,
+                "agreement_after": reached,
+                "met": reached >= target,
+                "layers": total,
+                "sensitivity": losses,
+            }
             if reached < target:
-                print(f"edgeseg: warning: --min-agreement {target:.2%} is not met even with every layer in float ({reached:.4%}); the artifact is kept with all {total} layers float and says so", file=sys.stderr)
+                print(
+                    f"edgeseg: warning: --min-agreement {target:.2%} is not met even with every layer in float "
+                    f"({reached:.4%}); the artifact is kept with all {total} layers float and says so",
+                    file=sys.stderr,
+                )
             elif len(float_layers) > total / 2:
-                print(f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} layers left in floating point: this INT8 artifact is mostly float", file=sys.stderr)
+                print(
+                    f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} layers left in "
+                    "floating point: this INT8 artifact is mostly float",
+                    file=sys.stderr,
+                )
             self.quantize_to(trt_path, TENSORRT, boundary + float_layers)
-        trt_extra = {"quantization": TENSORRT.describe(), "float_layers": float_layers, "float_layer_share": len(float_layers) / len(layers), "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)", "opset": 17}
+        trt_extra = {
+            "quantization": TENSORRT.describe(),
+            "float_layers": float_layers,
+            "float_layer_share": len(float_layers) / len(layers),
+            "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)",
+            "opset": 17,
+        }
         if search:
             trt_extra["min_agreement_search"] = search
-        trt = self.artifact(trt_path, "int8", "tensorrt", fidelity=self.measure(trt_path, "int8-tensorrt", "INT8 Q/DQ"), **trt_extra)
+        trt = self.artifact(
+            trt_path, "int8", "tensorrt", fidelity=self.measure(trt_path, "int8-tensorrt", "INT8 Q/DQ"), **trt_extra
+        )
         progress.advance("fidelity of the TensorRT INT8 graph")
         return [trt, self.cpu_int8(boundary, float_layers, [CPU_QDQ, CPU_QOPERATOR], progress)]
 
-    def cpu_int8(self, boundary: list[str], float_layers: list[str], recipes: list[Any], progress: Progress) -> Artifact:
+    def cpu_int8(
+        self, boundary: list[str], float_layers: list[str], recipes: list[Any], progress: Progress
+    ) -> Artifact:
         """Build the CPU encodings asked for and keep the fastest; keep its narrow Convs widened
         if that is faster; then leave in float the stem, and each resolution level, where that
         runs faster. Every choice is timed against the current best in the same interleaved
@@ -277,7 +340,10 @@ class Calibration:
 
         widen = not (widened and keep_if_faster([], widen=False))
         stem = [name for name in stem_nodes(self.model) if name not in exclude]
-        groups = [stem] + [[name for name in level if name not in exclude and name not in stem] for level in resolution_levels(self.model, recipe.op_types)]
+        groups = [stem] + [
+            [name for name in level if name not in exclude and name not in stem]
+            for level in resolution_levels(self.model, recipe.op_types)
+        ]
         for group in groups:
             if any(name in self.layers for name in group):
                 keep_if_faster(float_for_speed + group, widen)
@@ -290,10 +356,19 @@ class Calibration:
             path.unlink(missing_ok=True)
         speed_layers = [name for name in float_for_speed if name in self.layers]
         all_float = float_layers + speed_layers
-        progress.advance(f"INT8 for the CPU: {timings[fastest] / timings['fp32']:.2f}x FP32 latency, {len(speed_layers)} layers float for speed")
+        progress.advance(
+            f"INT8 for the CPU: {timings[fastest] / timings['fp32']:.2f}x FP32 latency, {len(speed_layers)} layers "
+            "float for speed"
+        )
         extra = {
-            "quantization": recipe.describe(), "cpu_latency_ms": timings, "cpu_latency_ratio": timings[fastest] / timings["fp32"], "chosen": fastest,
-            "requires": "ONNX Runtime (CPU)", "float_layers": all_float, "float_for_speed": speed_layers, "float_layer_share": len(all_float) / len(self.layers),
+            "quantization": recipe.describe(),
+            "cpu_latency_ms": timings,
+            "cpu_latency_ratio": timings[fastest] / timings["fp32"],
+            "chosen": fastest,
+            "requires": "ONNX Runtime (CPU)",
+            "float_layers": all_float,
+            "float_for_speed": speed_layers,
+            "float_layer_share": len(all_float) / len(self.layers),
             "widened_to_16_filters": widened,
         }
         return self.artifact(final, "int8", "cpu", fidelity=self.measure(final, "int8-cpu", "INT8 CPU"), **extra)
@@ -302,14 +377,24 @@ class Calibration:
         return latencies_ms(paths, self.data.tensors[: self.reader.batch], self.options.threads)
 
 
-def latencies_ms(paths: dict[str, Path], batch: np.ndarray, threads: int | None, rounds: int = 5, runs: int = 12) -> dict[str, float]:
+def latencies_ms(
+    paths: dict[str, Path], batch: np.ndarray, threads: int | None, rounds: int = 5, runs: int = 12
+) -> dict[str, float]:
     """Median latency of one infer call per model, the models timed in interleaved rounds."""
     from edgeseg.runtime.backends import ONNXRuntimeBackend
     from edgeseg.timing import interleaved_samples
 
-    backends = {name: ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads).open() for name, path in paths.items()}
+    backends = {
+        name: ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads).open()
+        for name, path in paths.items()
+    }
     try:
-        samples = interleaved_samples({name: functools.partial(backend.infer, batch) for name, backend in backends.items()}, 5, rounds * runs, rounds)
+        samples = interleaved_samples(
+            {name: functools.partial(backend.infer, batch) for name, backend in backends.items()},
+            5,
+            rounds * runs,
+            rounds,
+        )
     finally:
         for backend in backends.values():
             backend.close()
@@ -323,7 +408,10 @@ def calibrate(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
     steps = 2 + ("fp16" in options.precisions) + 4 * ("int8" in options.precisions)  # frames, manifest, variants
     progress = Progress(steps, "calibrate", enabled=options.progress)
     run = Calibration(bundle, options)
-    progress.advance(f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {len(run.frames)} held out")
+    progress.advance(
+        f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {len(run.frames)} held "
+        "out"
+    )
     artifacts = []
     if "fp16" in options.precisions:
         artifacts.append(run.fp16())

@@ -43,22 +43,46 @@ def upsample_as_depth_to_space(model: Any) -> list[str]:
             continue
         weight = numpy_helper.to_array(initializers[node.input[1]])  # [in, out, k, k]
         out_channels = weight.shape[1]
-        bias = numpy_helper.to_array(initializers[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros(out_channels, weight.dtype)
+        bias = (
+            numpy_helper.to_array(initializers[node.input[2]])
+            if len(node.input) > 2 and node.input[2]
+            else np.zeros(out_channels, weight.dtype)
+        )
         _, _, height, width = shapes[node.input[0]]
         name, output = node.name or node.output[0], node.output[0]
         constants = {
-            "weight_1x1": weight.transpose(2, 3, 1, 0).reshape(block * block * out_channels, weight.shape[0], 1, 1),  # channel (a, b, out)
+            "weight_1x1": weight.transpose(2, 3, 1, 0).reshape(
+                block * block * out_channels, weight.shape[0], 1, 1
+            ),  # channel (a, b, out)
             "bias_1x1": np.tile(bias, block * block),
             "block_shape": np.array([0, height, width, block, block, out_channels], np.int64),
             "image_shape": np.array([-1, block * height, block * width, out_channels], np.int64),
         }
         graph.initializer.extend(numpy_helper.from_array(value, f"{name}/{key}") for key, value in constants.items())
         steps = [
-            helper.make_node("Conv", [node.input[0], f"{name}/weight_1x1", f"{name}/bias_1x1"], [f"{output}/blocks"], name=name, kernel_shape=[1, 1]),
-            helper.make_node("Transpose", [f"{output}/blocks"], [f"{output}/blocks_nhwc"], name=f"{name}/to_nhwc", perm=[0, 2, 3, 1]),
-            helper.make_node("Reshape", [f"{output}/blocks_nhwc", f"{name}/block_shape"], [f"{output}/split"], name=f"{name}/split"),
-            helper.make_node("Transpose", [f"{output}/split"], [f"{output}/interleaved"], name=f"{name}/interleave", perm=[0, 1, 3, 2, 4, 5]),
-            helper.make_node("Reshape", [f"{output}/interleaved", f"{name}/image_shape"], [f"{output}/nhwc"], name=f"{name}/merge"),
+            helper.make_node(
+                "Conv",
+                [node.input[0], f"{name}/weight_1x1", f"{name}/bias_1x1"],
+                [f"{output}/blocks"],
+                name=name,
+                kernel_shape=[1, 1],
+            ),
+            helper.make_node(
+                "Transpose", [f"{output}/blocks"], [f"{output}/blocks_nhwc"], name=f"{name}/to_nhwc", perm=[0, 2, 3, 1]
+            ),
+            helper.make_node(
+                "Reshape", [f"{output}/blocks_nhwc", f"{name}/block_shape"], [f"{output}/split"], name=f"{name}/split"
+            ),
+            helper.make_node(
+                "Transpose",
+                [f"{output}/split"],
+                [f"{output}/interleaved"],
+                name=f"{name}/interleave",
+                perm=[0, 1, 3, 2, 4, 5],
+            ),
+            helper.make_node(
+                "Reshape", [f"{output}/interleaved", f"{name}/image_shape"], [f"{output}/nhwc"], name=f"{name}/merge"
+            ),
             helper.make_node("Transpose", [f"{output}/nhwc"], [output], name=f"{name}/to_nchw", perm=[0, 3, 1, 2]),
         ]
         position = list(graph.node).index(node)
@@ -80,11 +104,19 @@ def upsampling_block(node: Any, initializers: dict[str, Any], shapes: dict[str, 
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     kernel = list(attributes.get("kernel_shape", []))
     plain = (
-        attributes.get("group", 1) == 1 and len(kernel) == 2 and kernel[0] == kernel[1] and list(attributes.get("strides", [])) == kernel
-        and not any(attributes.get("pads", [])) and not any(attributes.get("output_padding", [])) and set(attributes.get("dilations", [1])) == {1}
-        and attributes.get("auto_pad", b"NOTSET") in (b"NOTSET", b"VALID") and "output_shape" not in attributes
+        attributes.get("group", 1) == 1
+        and len(kernel) == 2
+        and kernel[0] == kernel[1]
+        and list(attributes.get("strides", [])) == kernel
+        and not any(attributes.get("pads", []))
+        and not any(attributes.get("output_padding", []))
+        and set(attributes.get("dilations", [1])) == {1}
+        and attributes.get("auto_pad", b"NOTSET") in (b"NOTSET", b"VALID")
+        and "output_shape" not in attributes
     )
-    known = node.input[1] in initializers and (len(node.input) < 3 or not node.input[2] or node.input[2] in initializers)
+    known = node.input[1] in initializers and (
+        len(node.input) < 3 or not node.input[2] or node.input[2] in initializers
+    )
     shape = shapes.get(node.input[0], [])
     return kernel[0] if plain and known and len(shape) == 4 and all(d > 0 for d in shape[1:]) else None
 
@@ -155,16 +187,34 @@ class ConvWidener:
 
     def is_narrow(self, node: Any) -> bool:
         found = self.parameters(node) if node.op_type in ("Conv", "QLinearConv") else None
-        return bool(found) and self.weight(node) is not None and self.value(found["weight"]).shape[0] < CONV_SYM_MIN_FILTERS and self.reaches_only_convolutions(node.output[0])
+        return (
+            bool(found)
+            and self.weight(node) is not None
+            and self.value(found["weight"]).shape[0] < CONV_SYM_MIN_FILTERS
+            and self.reaches_only_convolutions(node.output[0])
+        )
 
     def parameters(self, node: Any) -> dict[str, str] | None:
         """Initializer names of an int8 conv's weights, their scale and zero point, its bias and the bias's scale."""
         if node.op_type == "QLinearConv":
-            return {"weight": node.input[3], "weight_scale": node.input[4], "weight_zero": node.input[5], "bias": node.input[8] if len(node.input) > 8 else ""}
+            return {
+                "weight": node.input[3],
+                "weight_scale": node.input[4],
+                "weight_zero": node.input[5],
+                "bias": node.input[8] if len(node.input) > 8 else "",
+            }
         dequantize = self.writers.get(node.input[1]) if node.op_type == "Conv" else None
-        if dequantize is None or dequantize.op_type != "DequantizeLinear" or dequantize.input[0] not in self.initializers:
+        if (
+            dequantize is None
+            or dequantize.op_type != "DequantizeLinear"
+            or dequantize.input[0] not in self.initializers
+        ):
             return None
-        found = {"weight": dequantize.input[0], "weight_scale": dequantize.input[1], "weight_zero": dequantize.input[2] if len(dequantize.input) > 2 else ""}
+        found = {
+            "weight": dequantize.input[0],
+            "weight_scale": dequantize.input[1],
+            "weight_zero": dequantize.input[2] if len(dequantize.input) > 2 else "",
+        }
         bias = node.input[2] if len(node.input) > 2 else ""
         bias_dequantize = self.writers.get(bias)
         if bias_dequantize is not None and bias_dequantize.op_type == "DequantizeLinear":
@@ -174,7 +224,7 @@ class ConvWidener:
         return found
 
     def weight(self, node: Any) -> str | None:
-        """The initializer that holds a convolution's weights (under its DequantizeLinear in QDQ), if no one else reads it."""
+        """The initializer with a convolution's weights (under its QDQ DequantizeLinear), if nothing else reads it."""
         from onnx import helper
 
         if next((helper.get_attribute_value(a) for a in node.attribute if a.name == "group"), 1) != 1:
@@ -200,7 +250,11 @@ class ConvWidener:
                 parts = node.input if node.op_type == "Concat" else node.input[2::3]
                 if node.op_type in CHANNELWISE and node.input[0] == current and per_tensor:
                     frontier.append(node.output[0])
-                elif node.op_type in ("Concat", "QLinearConcat") and axis == 1 and all(self.channels.get(part, 0) > 0 for part in parts):
+                elif (
+                    node.op_type in ("Concat", "QLinearConcat")
+                    and axis == 1
+                    and all(self.channels.get(part, 0) > 0 for part in parts)
+                ):
                     frontier.append(node.output[0])
                 elif not (node.op_type in CONVOLUTIONS and node.input[0] == current and self.weight(node)):
                     return False
@@ -229,7 +283,9 @@ class ConvWidener:
             elif node.op_type in ("Concat", "QLinearConcat") and any(name in layouts for name in node.input):
                 positions, offset = [], 0
                 for part in node.input if node.op_type == "Concat" else node.input[2::3]:
-                    part_positions, part_total = layouts.get(part, (list(range(self.channels[part])), self.channels[part]))
+                    part_positions, part_total = layouts.get(
+                        part, (list(range(self.channels[part])), self.channels[part])
+                    )
                     positions += [offset + position for position in part_positions]
                     offset += part_total
                 layouts[node.output[0]] = (positions, offset)
@@ -272,7 +328,7 @@ def share_concat_scales(model: Any) -> int:
 
     initializers = {t.name: t for t in model.graph.initializer}
     writers, readers = producers(model.graph), consumers(model.graph)
-    value = lambda name: numpy_helper.to_array(initializers[name])  # noqa: E731
+    value = lambda name: numpy_helper.to_array(initializers[name])  # noqa: E731 - a one-line helper used just below
     scales: dict[str, float] = {}  # what each changed initializer now holds: one value per name
     zeros: dict[str, int] = {}
 
@@ -289,7 +345,11 @@ def share_concat_scales(model: Any) -> int:
         target_scale, target_zero = float(value(out_scale)), value(out_zero).item()
         for scale, zero in inputs:
             zero_point = value(zero).item()
-            if scale == out_scale or scales.get(scale, target_scale) != target_scale or not covers(value(out_scale), value(out_zero), value(scale), value(zero)):
+            if (
+                scale == out_scale
+                or scales.get(scale, target_scale) != target_scale
+                or not covers(value(out_scale), value(out_zero), value(scale), value(zero))
+            ):
                 continue  # the input's other readers (a skip's pooling) must see what they saw
             if zero_point == target_zero:
                 assign(scale, target_scale, scales)
@@ -303,27 +363,42 @@ def covers(scale: np.ndarray, zero: np.ndarray, inner_scale: np.ndarray, inner_z
     """Whether (scale, zero)'s real range holds (inner_scale, inner_zero)'s, to within one step of the first."""
     limits = np.iinfo(zero.dtype)
     low, high = (limits.min - float(zero)) * float(scale), (limits.max - float(zero)) * float(scale)
-    inner_low, inner_high = (limits.min - float(inner_zero)) * float(inner_scale), (limits.max - float(inner_zero)) * float(inner_scale)
+    inner_low, inner_high = (
+        (limits.min - float(inner_zero)) * float(inner_scale),
+        (limits.max - float(inner_zero)) * float(inner_scale),
+    )
     return low - float(scale) <= inner_low and inner_high <= high + float(scale)
 
 
-def concat_scales(graph: Any, node: Any, writers: dict[str, Any], readers: dict[str, list[int]]) -> list[tuple[str, str]] | None:
+def concat_scales(
+    graph: Any, node: Any, writers: dict[str, Any], readers: dict[str, list[int]]
+) -> list[tuple[str, str]] | None:
     """(scale, zero point) names of a quantized concat: the output's first, then each input's.
 
     QOperator: QLinearConcat(y_scale, y_zero, x, x_scale, x_zero, ...). QDQ: DequantizeLinear on
     every input, one QuantizeLinear after; each input's Q and DQ must share their scale names, so
     that changing the value changes both."""
     if node.op_type == "QLinearConcat":
-        return [(node.input[0], node.input[1])] + [(node.input[i + 1], node.input[i + 2]) for i in range(2, len(node.input), 3)]
+        return [(node.input[0], node.input[1])] + [
+            (node.input[i + 1], node.input[i + 2]) for i in range(2, len(node.input), 3)
+        ]
     if node.op_type != "Concat":
         return None
     after = [graph.node[index] for index in readers.get(node.output[0], [])]
     dequantizes = [writers.get(name) for name in node.input]
-    if len(after) != 1 or after[0].op_type != "QuantizeLinear" or not all(d is not None and d.op_type == "DequantizeLinear" and len(d.input) == 3 for d in dequantizes):
+    if (
+        len(after) != 1
+        or after[0].op_type != "QuantizeLinear"
+        or not all(d is not None and d.op_type == "DequantizeLinear" and len(d.input) == 3 for d in dequantizes)
+    ):
         return None
     for dequantize in dequantizes:
         quantize = writers.get(dequantize.input[0])
-        if quantize is None or quantize.op_type != "QuantizeLinear" or list(quantize.input[1:3]) != list(dequantize.input[1:3]):
+        if (
+            quantize is None
+            or quantize.op_type != "QuantizeLinear"
+            or list(quantize.input[1:3]) != list(dequantize.input[1:3])
+        ):
             return None
     return [(after[0].input[1], after[0].input[2])] + [(d.input[1], d.input[2]) for d in dequantizes]
 
@@ -349,17 +424,47 @@ def channels_last_tail(model: Any) -> bool:
     argmax = argmaxes[0]
     attributes = {a.name: helper.get_attribute_value(a) for a in argmax.attribute}
     resize = writers.get(argmax.input[0])
-    resize_mode = next((helper.get_attribute_value(a) for a in resize.attribute if a.name == "coordinate_transformation_mode"), b"half_pixel") if resize is not None else None
-    if resize is None or resize.op_type != "Resize" or attributes.get("axis", 0) != 1 or attributes.get("keepdims", 1) != 0 or len(readers.get(resize.output[0], [])) != 1 or resize_mode == b"tf_crop_and_resize":
+    resize_mode = (
+        next(
+            (helper.get_attribute_value(a) for a in resize.attribute if a.name == "coordinate_transformation_mode"),
+            b"half_pixel",
+        )
+        if resize is not None
+        else None
+    )
+    if (
+        resize is None
+        or resize.op_type != "Resize"
+        or attributes.get("axis", 0) != 1
+        or attributes.get("keepdims", 1) != 0
+        or len(readers.get(resize.output[0], [])) != 1
+        or resize_mode == b"tf_crop_and_resize"
+    ):
         return False
     order = numpy_helper.from_array(np.array([0, 2, 3, 1], np.int64), f"{resize.name}/nhwc_order")
     graph.initializer.append(order)
-    added = [helper.make_node("Transpose", [resize.input[0]], [f"{resize.input[0]}/nhwc"], perm=[0, 2, 3, 1], name=f"{resize.name}/to_nhwc")]
+    added = [
+        helper.make_node(
+            "Transpose",
+            [resize.input[0]],
+            [f"{resize.input[0]}/nhwc"],
+            perm=[0, 2, 3, 1],
+            name=f"{resize.name}/to_nhwc",
+        )
+    ]
     inputs = list(resize.input)
     inputs[0] = added[0].output[0]
     for slot in (2, 3):  # scales and sizes, constant or computed: reorder them to NHWC
         if len(inputs) > slot and inputs[slot]:
-            added.append(helper.make_node("Gather", [inputs[slot], order.name], [f"{inputs[slot]}/nhwc"], axis=0, name=f"{resize.name}/{slot}_nhwc"))
+            added.append(
+                helper.make_node(
+                    "Gather",
+                    [inputs[slot], order.name],
+                    [f"{inputs[slot]}/nhwc"],
+                    axis=0,
+                    name=f"{resize.name}/{slot}_nhwc",
+                )
+            )
             inputs[slot] = added[-1].output[0]
     del resize.input[:]
     resize.input.extend(inputs)

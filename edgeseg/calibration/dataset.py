@@ -48,7 +48,13 @@ def fingerprint(uri: str) -> str:
     if "://" in uri and not uri.startswith("file://"):
         return uri
     if path.is_dir():
-        return json.dumps(sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()))
+        return json.dumps(
+            sorted(
+                (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                for p in path.rglob("*")
+                if p.is_file()
+            )
+        )
     if path.is_file():
         return f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
     return uri
@@ -68,7 +74,9 @@ def exact_length(uri: str) -> int | None:
         source.close()
 
 
-def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
+def read_frames(
+    uri: str, count: int, eval_count: int
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
     """(calibration frames, held-out frames, held-out labels or None) in one pass over the source."""
     source = open_source(uri)
     try:
@@ -82,7 +90,10 @@ def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray]
             frames = None
         needed = count + eval_count
         if total < needed:
-            raise EdgesegError(f"'{uri}' yields {total} frames but calibration needs {needed} ({count} to calibrate + {eval_count} held out); lower --count/--eval-count or give more frames")
+            raise EdgesegError(
+                f"'{uri}' yields {total} frames but calibration needs {needed} ({count} to calibrate + {eval_count} "
+                "held out); lower --count/--eval-count or give more frames"
+            )
         calibration_indices = spread(list(range(total)), count)
         taken = set(calibration_indices)
         eval_indices = set(spread([i for i in range(total) if i not in taken], eval_count))
@@ -101,15 +112,35 @@ def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray]
         source.close()
     if len(calibration) + len(held_out) < needed:
         # A container's frame count is a hint; a damaged or short file yields fewer.
-        raise EdgesegError(f"'{uri}' yielded only {len(calibration) + len(held_out)} decodable frames of the {needed} needed; lower --count/--eval-count or use a longer source")
+        raise EdgesegError(
+            f"'{uri}' yielded only {len(calibration) + len(held_out)} decodable frames of the {needed} needed; lower "
+            "--count/--eval-count or use a longer source"
+        )
     has_labels = all(label is not None for label in labels)
     return calibration, held_out, (labels if has_labels else None)
 
 
-def build_calibration_set(uri: str, count: int, eval_count: int, contract: InputContract, cache_dir: Path | None) -> CalibrationSet:
+def build_calibration_set(
+    uri: str, count: int, eval_count: int, contract: InputContract, cache_dir: Path | None
+) -> CalibrationSet:
     if count < MIN_RECOMMENDED:
-        print(f"edgeseg: warning: --count {count} is below {MIN_RECOMMENDED}; INT8 ranges from few frames are fragile", file=sys.stderr)
-    key_text = json.dumps([uri, fingerprint(uri), count, eval_count, contract.size, contract.fused_preprocess, contract.color_order, contract.mean, contract.std])
+        print(
+            f"edgeseg: warning: --count {count} is below {MIN_RECOMMENDED}; INT8 ranges from few frames are fragile",
+            file=sys.stderr,
+        )
+    key_text = json.dumps(
+        [
+            uri,
+            fingerprint(uri),
+            count,
+            eval_count,
+            contract.size,
+            contract.fused_preprocess,
+            contract.color_order,
+            contract.mean,
+            contract.std,
+        ]
+    )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
     cache = cache_dir / f"calibration-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
@@ -118,7 +149,9 @@ def build_calibration_set(uri: str, count: int, eval_count: int, contract: Input
             return loaded
     calibration, held_out, labels = read_frames(uri, count, eval_count)
     tensors = np.concatenate([frames_to_input([frame], contract) for frame in calibration])
-    result = CalibrationSet(tensors, held_out, labels, hashlib.sha256(tensors.tobytes()).hexdigest(), calibration[0].shape[:2])
+    result = CalibrationSet(
+        tensors, held_out, labels, hashlib.sha256(tensors.tobytes()).hexdigest(), calibration[0].shape[:2]
+    )
     if cache is not None:
         save_cached(cache, result)
     return result
@@ -127,7 +160,12 @@ def build_calibration_set(uri: str, count: int, eval_count: int, contract: Input
 def save_cached(path: Path, data: CalibrationSet) -> None:
     if data.eval_frames and not same_shape(data.eval_frames):
         return  # held-out frames of mixed sizes: not worth caching
-    arrays = {"tensors": data.tensors, "eval_frames": np.stack(data.eval_frames) if data.eval_frames else np.empty((0, 1, 1, 3), np.uint8), "sha256": np.array(data.sha256), "source_size": np.array(data.source_size)}
+    arrays = {
+        "tensors": data.tensors,
+        "eval_frames": np.stack(data.eval_frames) if data.eval_frames else np.empty((0, 1, 1, 3), np.uint8),
+        "sha256": np.array(data.sha256),
+        "source_size": np.array(data.source_size),
+    }
     if data.eval_labels:
         arrays["eval_labels"] = np.stack(data.eval_labels)
     with atomic_path(path) as temp:

@@ -38,9 +38,19 @@ def accuracy(predictions: Predictions, labels: list[np.ndarray], num_classes: in
     return scores(confusion)
 
 
-def fidelity(reference: Predictions, variant: Predictions, labels: list[np.ndarray] | None, num_classes: int, reference_accuracy: dict[str, Any] | None) -> dict[str, Any]:
+def fidelity(
+    reference: Predictions,
+    variant: Predictions,
+    labels: list[np.ndarray] | None,
+    num_classes: int,
+    reference_accuracy: dict[str, Any] | None,
+) -> dict[str, Any]:
     per_frame = variant.agreement(reference)
-    result: dict[str, Any] = {"frames": len(per_frame), "agreement": float(per_frame.mean()), "worst_frame_agreement": float(per_frame.min())}
+    result: dict[str, Any] = {
+        "frames": len(per_frame),
+        "agreement": float(per_frame.mean()),
+        "worst_frame_agreement": float(per_frame.min()),
+    }
     if labels is not None and reference_accuracy is not None:
         mine = accuracy(variant, labels, num_classes)
         result.update(
@@ -48,12 +58,23 @@ def fidelity(reference: Predictions, variant: Predictions, labels: list[np.ndarr
             fp32_miou=reference_accuracy["miou"],
             miou_change=mine["miou"] - reference_accuracy["miou"],
             per_class_iou=mine["per_class_iou"],
-            per_class_iou_change=[None if a is None or b is None else a - b for a, b in zip(mine["per_class_iou"], reference_accuracy["per_class_iou"])],
+            per_class_iou_change=[
+                None if a is None or b is None else a - b
+                for a, b in zip(mine["per_class_iou"], reference_accuracy["per_class_iou"])
+            ],
         )
     return result
 
 
-def save_worst_frames(bundle: Bundle, stem: str, frames: list[np.ndarray], reference: Predictions, variant: Predictions, label: str, count: int = 4) -> list[str]:
+def save_worst_frames(
+    bundle: Bundle,
+    stem: str,
+    frames: list[np.ndarray],
+    reference: Predictions,
+    variant: Predictions,
+    label: str,
+    count: int = 4,
+) -> list[str]:
     """Side-by-side PNGs of the frames where the variant disagrees most: frame | FP32 | variant | difference."""
     overlay = Overlay(bundle.classes, alpha=1.0, filter_mode="point", visualize="mask", legend=False)
     per_frame = variant.agreement(reference)
@@ -65,7 +86,9 @@ def save_worst_frames(bundle: Bundle, stem: str, frames: list[np.ndarray], refer
         size = frame.shape[:2]
         # colorize reuses its output buffer: copy each mask before drawing the next.
         fp32_mask, variant_mask = (overlay.colorize(p.maps[index], size).copy() for p in (reference, variant))
-        differs = cv2.resize((reference.maps[index] != variant.maps[index]).astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        differs = cv2.resize(
+            (reference.maps[index] != variant.maps[index]).astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST
+        ).astype(bool)
         difference = (cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) // 3).astype(np.uint8)
         difference[differs] = (0, 0, 255)
         panels = [frame, fp32_mask, variant_mask, difference]

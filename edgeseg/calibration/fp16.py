@@ -28,7 +28,9 @@ def _element_types(model: Any) -> dict[str, int]:
 
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+    types = {
+        v.name: v.type.tensor_type.elem_type for v in list(graph.value_info) + list(graph.input) + list(graph.output)
+    }
     types.update({t.name: t.data_type for t in graph.initializer})
     return types
 
@@ -61,7 +63,15 @@ def convert_to_fp16(model: Any) -> Any:
     for graph_input in graph.input:
         if graph_input.type.tensor_type.elem_type == FLOAT:
             renames[graph_input.name] = f"{graph_input.name}_fp16"
-            casts_in.append(helper.make_node("Cast", [graph_input.name], [renames[graph_input.name]], to=FLOAT16, name=f"{graph_input.name}_to_fp16"))
+            casts_in.append(
+                helper.make_node(
+                    "Cast",
+                    [graph_input.name],
+                    [renames[graph_input.name]],
+                    to=FLOAT16,
+                    name=f"{graph_input.name}_to_fp16",
+                )
+            )
     for node in graph.node:
         for index, name in enumerate(node.input):
             if name in renames:
@@ -72,7 +82,9 @@ def convert_to_fp16(model: Any) -> Any:
             internal = f"{graph_output.name}_fp16"
             for node in graph.node:
                 node.output[:] = [internal if o == graph_output.name else o for o in node.output]
-            casts_out.append(helper.make_node("Cast", [internal], [graph_output.name], to=FLOAT, name=f"{graph_output.name}_to_fp32"))
+            casts_out.append(
+                helper.make_node("Cast", [internal], [graph_output.name], to=FLOAT, name=f"{graph_output.name}_to_fp32")
+            )
     nodes = casts_in + list(graph.node) + casts_out
     del graph.node[:]
     graph.node.extend(nodes)

@@ -47,12 +47,30 @@ class QuantRecipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"format": self.fmt.upper(), "activations": self.activation, "weights": "int8", "per_channel": self.per_channel, "op_types": list(self.op_types), "symmetric": self.activation == "int8"}
+        return {
+            "format": self.fmt.upper(),
+            "activations": self.activation,
+            "weights": "int8",
+            "per_channel": self.per_channel,
+            "op_types": list(self.op_types),
+            "symmetric": self.activation == "int8",
+        }
 
 
 TENSORRT = QuantRecipe(
-    "tensorrt", "tensorrt", "qdq", ("Conv", "ConvTranspose", "Add", "MaxPool", "AveragePool", "Resize"), "int8", True,
-    {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, "QDQKeepRemovableActivations": True, "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1}},
+    "tensorrt",
+    "tensorrt",
+    "qdq",
+    ("Conv", "ConvTranspose", "Add", "MaxPool", "AveragePool", "Resize"),
+    "int8",
+    True,
+    {
+        "ActivationSymmetric": True,
+        "WeightSymmetric": True,
+        "QuantizeBias": False,
+        "QDQKeepRemovableActivations": True,
+        "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 1},
+    },
 )
 # Measured on the demo nets (ORT 1.32, 2 cores): adding ConvTranspose costs time (ORT's CPU has no
 # int8 ConvTranspose, so it runs DQ -> float -> Q: cpu_form rewrites the U-Net's as 1x1 Convs),
@@ -94,7 +112,11 @@ def float_boundary_nodes(model: Any) -> list[str]:
     # The argmax and everything after it (the casts to uint8).
     argmaxes = [n for n in graph.node if n.op_type == "ArgMax"]
     tail, _ = downstream(graph, [o for n in argmaxes for o in n.output])
-    keep = [graph.node[index].name for index in head] + [n.name for n in argmaxes] + [graph.node[index].name for index in tail]
+    keep = (
+        [graph.node[index].name for index in head]
+        + [n.name for n in argmaxes]
+        + [graph.node[index].name for index in tail]
+    )
     # Backward from the logits to the last Conv (the final Resize, a score Add): logits stay float.
     frontier = deque([n.input[0] for n in argmaxes] or [o.name for o in graph.output])
     while frontier:
@@ -112,7 +134,11 @@ def resolution_levels(model: Any, op_types: tuple[str, ...]) -> list[list[str]]:
     ONNX Runtime's int8 CPU kernels lose to its float NCHWc kernels on wide, shallow feature maps
     (8-16 channels at full resolution): calibrate measures each level in float and keeps what is faster.
     """
-    shapes = {name: dims[2] * dims[3] for name, dims in static_shapes(model).items() if len(dims) == 4 and dims[2] > 0 and dims[3] > 0}
+    shapes = {
+        name: dims[2] * dims[3]
+        for name, dims in static_shapes(model).items()
+        if len(dims) == 4 and dims[2] > 0 and dims[3] > 0
+    }
     levels: dict[int, list[str]] = {}
     for node in model.graph.node:
         if node.op_type in op_types and node.output[0] in shapes:
@@ -127,7 +153,12 @@ def stem_nodes(model: Any) -> list[str]:
     readers = consumers(graph)
     _, stops = downstream(graph, [i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
     convs = [graph.node[index] for index in stops if graph.node[index].op_type in WEIGHTED_OPS]
-    relus = [graph.node[index].name for conv in convs for index in readers.get(conv.output[0], []) if graph.node[index].op_type == "Relu"]
+    relus = [
+        graph.node[index].name
+        for conv in convs
+        for index in readers.get(conv.output[0], [])
+        if graph.node[index].op_type == "Relu"
+    ]
     return [conv.name for conv in convs] + relus
 
 
@@ -136,12 +167,26 @@ def weighted_nodes(model: Any) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
 
 
-def quantize(fp32_path: Path, output: Path, recipe: QuantRecipe, reader: TensorReader, method: str, ranges_cache: Path, exclude: list[str], only: list[str] | None = None, widen: bool = True) -> list[str]:
-    """Write the quantized model to `output`. Calibration ranges are computed once per (data, method, recipe family) and cached.
-    Returns the Convs the CPU form widened (see cpu_form.widen_narrow_convs)."""
+def quantize(
+    fp32_path: Path,
+    output: Path,
+    recipe: QuantRecipe,
+    reader: TensorReader,
+    method: str,
+    ranges_cache: Path,
+    exclude: list[str],
+    only: list[str] | None = None,
+    widen: bool = True,
+) -> list[str]:
+    """Write the quantized model to `output`. Calibration ranges are computed once per (data, method,
+    recipe family) and cached. Returns the Convs the CPU form widened (see cpu_form.widen_narrow_convs)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    methods = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax}
+    methods = {
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+        "minmax": CalibrationMethod.MinMax,
+    }
     reader.rewind()
     # ONNX Runtime's quantizer logs advice and per-tensor notes on the root logger: keep the terminal readable.
     root_logger = logging.getLogger()
@@ -171,7 +216,9 @@ def quantize(fp32_path: Path, output: Path, recipe: QuantRecipe, reader: TensorR
     except EdgesegError:
         raise
     except Exception as exc:  # the quantizer raises bare exceptions for graphs it cannot handle
-        raise EdgesegError(f"ONNX Runtime cannot quantize this graph ({recipe.name}): {str(exc).splitlines()[0]}") from None
+        raise EdgesegError(
+            f"ONNX Runtime cannot quantize this graph ({recipe.name}): {str(exc).splitlines()[0]}"
+        ) from None
     finally:
         root_logger.setLevel(previous_level)
     if recipe.target == "tensorrt":
@@ -189,4 +236,7 @@ def check_opset(path: Path, limit: int = 17) -> None:
     model = onnx.load(str(path), load_external_data=False)
     version = max((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), default=0)
     if version > limit:
-        raise EdgesegError(f"the quantized graph needs opset {version}, past the {limit} TensorRT 8.5 parses; re-export the bundle with --opset {limit}")
+        raise EdgesegError(
+            f"the quantized graph needs opset {version}, past the {limit} TensorRT 8.5 parses; re-export the bundle "
+            f"with --opset {limit}"
+        )

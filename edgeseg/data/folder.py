@@ -25,7 +25,10 @@ def labelled_pairs(root: Path) -> list[tuple[Path, Path]]:
     unpaired = sorted(set(images) ^ set(labels))
     if unpaired:
         side = "labels/" if unpaired[0] in images else "images/"
-        raise EdgesegError(f"labelled folder '{root}': '{unpaired[0]}' has no partner in {side} ({len(unpaired)} unpaired); images and labels must share stems")
+        raise EdgesegError(
+            f"labelled folder '{root}': '{unpaired[0]}' has no partner in {side} ({len(unpaired)} unpaired); images "
+            "and labels must share stems"
+        )
     return [(images[stem], labels[stem]) for stem in sorted(images)]
 
 
@@ -35,9 +38,17 @@ def read_pair(image_path: Path, label_path: Path, num_classes: int | None = None
     if image is None or label is None:
         raise EdgesegError(f"cannot decode '{image_path if image is None else label_path}'")
     if label.ndim != 2:
-        raise EdgesegError(f"label '{label_path}' has {label.shape[2]} channels; labels are single-channel class-index PNGs")
+        raise EdgesegError(
+            f"label '{label_path}' has {label.shape[2]} channels; labels are single-channel class-index PNGs"
+        )
     if label.shape != image.shape[:2]:
-        raise EdgesegError(f"label '{label_path}' is {label.shape[1]}x{label.shape[0]} but its image is {image.shape[1]}x{image.shape[0]}; they must match")
+        raise EdgesegError(
+            f"label '{label_path}' is {label.shape[1]}x{label.shape[0]} but its image is "
+            f"{image.shape[1]}x{image.shape[0]}; they must match"
+        )
     if num_classes is not None and int(label.max()) >= num_classes:
-        raise EdgesegError(f"label '{label_path}' holds class {int(label.max())}, outside 0..{num_classes - 1}; wrong labels or wrong --classes?")
+        raise EdgesegError(
+            f"label '{label_path}' holds class {int(label.max())}, outside 0..{num_classes - 1}; wrong labels or "
+            "wrong --classes?"
+        )
     return image, label

@@ -81,9 +81,20 @@ class DrivingScene(Scene):
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0):
         super().__init__(width, height, seed)
         rng = self.rng
-        self.buildings = [(rng.uniform(0, 3), rng.uniform(0.08, 0.3), rng.uniform(0.05, 0.16), rng.integers(60, 160)) for _ in range(14)]
+        self.buildings = [
+            (rng.uniform(0, 3), rng.uniform(0.08, 0.3), rng.uniform(0.05, 0.16), rng.integers(60, 160))
+            for _ in range(14)
+        ]
         self.trees = [(rng.uniform(0, 3), rng.uniform(0.04, 0.09)) for _ in range(8)]
-        self.vehicles = [(rng.uniform(-0.3, 0.3), rng.uniform(5, 60), rng.uniform(-0.4, 0.4), tuple(int(c) for c in rng.integers(30, 220, 3))) for _ in range(4)]
+        self.vehicles = [
+            (
+                rng.uniform(-0.3, 0.3),
+                rng.uniform(5, 60),
+                rng.uniform(-0.4, 0.4),
+                tuple(int(c) for c in rng.integers(30, 220, 3)),
+            )
+            for _ in range(4)
+        ]
         self.pedestrians = [(rng.choice([-1, 1]) * rng.uniform(1.1, 1.5), rng.uniform(8, 50)) for _ in range(3)]
         self.signs = [(rng.choice([-1, 1]) * 1.2, rng.uniform(10, 60)) for _ in range(2)]
         self.shading = (0.85 + 0.3 * smooth_noise(rng, height, width))[..., None]
@@ -127,7 +138,10 @@ class DrivingScene(Scene):
         label[horizon:] = 3
         far, near = 200.0, 2.5
         depths = np.geomspace(near, far, 24)
-        road = np.array([[ground_x(-1, z), ground_y(z)] for z in depths] + [[ground_x(1, z), ground_y(z)] for z in depths[::-1]], np.int32)
+        road = np.array(
+            [[ground_x(-1, z), ground_y(z)] for z in depths] + [[ground_x(1, z), ground_y(z)] for z in depths[::-1]],
+            np.int32,
+        )
         cv2.fillPoly(image, [road], (75, 70, 70))
         cv2.fillPoly(label, [road], 1)
         # Lane dashes every 6 m, 3 m long, sliding towards the camera.
@@ -138,7 +152,15 @@ class DrivingScene(Scene):
                 if z1 <= near or z0 > far:
                     continue
                 z0 = max(z0, near)
-                quad = np.array([[ground_x(lateral - 0.03, z0), ground_y(z0)], [ground_x(lateral + 0.03, z0), ground_y(z0)], [ground_x(lateral + 0.03, z1), ground_y(z1)], [ground_x(lateral - 0.03, z1), ground_y(z1)]], np.int32)
+                quad = np.array(
+                    [
+                        [ground_x(lateral - 0.03, z0), ground_y(z0)],
+                        [ground_x(lateral + 0.03, z0), ground_y(z0)],
+                        [ground_x(lateral + 0.03, z1), ground_y(z1)],
+                        [ground_x(lateral - 0.03, z1), ground_y(z1)],
+                    ],
+                    np.int32,
+                )
                 cv2.fillPoly(image, [quad], (235, 235, 235))
                 cv2.fillPoly(label, [quad], 2)
         # Objects far to near, so nearer ones occlude farther ones.
@@ -151,21 +173,39 @@ class DrivingScene(Scene):
         for lateral, z0 in self.signs:
             objects.append((4 + (z0 - travel) % 36, "sign", lateral, None))
         for z, kind, lateral, color in sorted(objects, reverse=True):
-            self._draw_object(image, label, kind, ground_x(lateral, z), ground_y(z), (ground_y(z) - horizon) / (h - horizon), color)
+            self._draw_object(
+                image, label, kind, ground_x(lateral, z), ground_y(z), (ground_y(z) - horizon) / (h - horizon), color
+            )
         # Texture, then a little horizontal motion blur as from a moving camera.
         image = cv2.blur(image.astype(np.float32) * self.shading, (3, 1))
         return SceneFrame(self.finish(image, index), label)
 
-    def _draw_object(self, image: np.ndarray, label: np.ndarray, kind: str, x: float, y: float, scale: float, color) -> None:
+    def _draw_object(
+        self, image: np.ndarray, label: np.ndarray, kind: str, x: float, y: float, scale: float, color
+    ) -> None:
         w = self.width
         if kind == "vehicle":
             half, height = 0.16 * w * scale, 0.22 * w * scale
-            shadow = np.array([[x - half * 1.1, y], [x + half * 1.1, y], [x + half * 1.3, y + height * 0.12], [x - half * 1.3, y + height * 0.12]], np.int32)
+            shadow = np.array(
+                [
+                    [x - half * 1.1, y],
+                    [x + half * 1.1, y],
+                    [x + half * 1.3, y + height * 0.12],
+                    [x - half * 1.3, y + height * 0.12],
+                ],
+                np.int32,
+            )
             region = image[:, :]
             cv2.fillPoly(region, [shadow], (40, 38, 38))
             body = (int(x - half), int(y - height)), (int(x + half), int(y))
             cv2.rectangle(image, *body, color, -1)
-            cv2.rectangle(image, (int(x - half * 0.8), int(y - height * 0.9)), (int(x + half * 0.8), int(y - height * 0.55)), (40, 40, 50), -1)
+            cv2.rectangle(
+                image,
+                (int(x - half * 0.8), int(y - height * 0.9)),
+                (int(x + half * 0.8), int(y - height * 0.55)),
+                (40, 40, 50),
+                -1,
+            )
             cv2.rectangle(label, *body, 6, -1)
         elif kind == "pedestrian":
             half, height = 0.05 * w * scale, 0.3 * w * scale
@@ -191,7 +231,10 @@ class MedicalScene(Scene):
         super().__init__(width, height, seed)
         rng = self.rng
         self.texture = smooth_noise(rng, height * 2, width * 2, octaves=5)
-        self.lesions = [(rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.06, 0.14), rng.uniform(0, 6.28)) for _ in range(int(rng.integers(1, 3)))]
+        self.lesions = [
+            (rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.06, 0.14), rng.uniform(0, 6.28))
+            for _ in range(int(rng.integers(1, 3)))
+        ]
         self.instrument_side = float(rng.choice([-1.0, 1.0]))
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
         radius = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2))
@@ -216,7 +259,9 @@ class MedicalScene(Scene):
         side = self.instrument_side
         base_x = w if side > 0 else 0
         tip = (base_x - side * reach * w, h * (0.6 + 0.1 * math.sin(t * 0.5)))
-        shaft = np.array([[base_x, h * 0.95], [base_x, h * 1.1], [tip[0], tip[1] + 0.04 * h], [tip[0], tip[1] - 0.04 * h]], np.int32)
+        shaft = np.array(
+            [[base_x, h * 0.95], [base_x, h * 1.1], [tip[0], tip[1] + 0.04 * h], [tip[0], tip[1] - 0.04 * h]], np.int32
+        )
         cv2.fillPoly(image, [shaft], (170, 170, 175))
         cv2.fillPoly(label, [shaft], 3)
         # Specular highlights: small saturated blobs on tissue and lesions.

@@ -22,7 +22,9 @@ def plain_io_model(model: Any) -> Any:
     inputs = [i.name for i in graph.input]
     head, first_layers = downstream(graph, inputs, stop=("Conv", "QuantizeLinear"))
     if not first_layers:
-        raise EdgesegError("cannot find where the network starts in this graph; export with --no-fuse-preprocess for DeepStream")
+        raise EdgesegError(
+            "cannot find where the network starts in this graph; export with --no-fuse-preprocess for DeepStream"
+        )
     # The first layer's input coming from the head (or the graph input) is the normalised tensor.
     head_outputs = {o for index in head for o in graph.node[index].output} | set(inputs)
     normalised = next(name for name in graph.node[first_layers[0]].input if name in head_outputs)

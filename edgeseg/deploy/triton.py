@@ -25,7 +25,17 @@ def tensor_dims(bundle: Bundle, batched: bool) -> tuple[list[int], list[int]]:
     return input_dims, output_dims
 
 
-def config_text(name: str, platform: str, contract_in: InputContract, contract_out: OutputContract, input_dims: list[int], output_dims: list[int], max_batch: int, options: DeployOptions, kind: str) -> str:
+def config_text(
+    name: str,
+    platform: str,
+    contract_in: InputContract,
+    contract_out: OutputContract,
+    input_dims: list[int],
+    output_dims: list[int],
+    max_batch: int,
+    options: DeployOptions,
+    kind: str,
+) -> str:
     def dims(values: list[int]) -> str:
         return ", ".join(str(v) for v in values)
 
@@ -70,6 +80,19 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
         raise EdgesegError("a TensorRT plan runs on a GPU only; drop --instance-kind cpu or deploy an ONNX precision")
     kind = f"KIND_{options.instance_kind.upper()}"
     config = output / name / "config.pbtxt"
-    write_text_atomic(config, config_text(name, "tensorrt_plan" if engine else "onnxruntime_onnx", bundle.input, bundle.output, input_dims, output_dims, options.max_batch if batched else 0, options, kind))
+    write_text_atomic(
+        config,
+        config_text(
+            name,
+            "tensorrt_plan" if engine else "onnxruntime_onnx",
+            bundle.input,
+            bundle.output,
+            input_dims,
+            output_dims,
+            options.max_batch if batched else 0,
+            options,
+            kind,
+        ),
+    )
     write_text_atomic(output / name / "labels.txt", "".join(f"{c.name}\n" for c in bundle.classes))
     return [config, target]

@@ -11,4 +11,15 @@ from edgeseg.engines.compat import (
     trt_version,
 )
 
-__all__ = ["BuildOptions", "GpuInfo", "build", "build_engine", "check_engine", "current_gpu", "import_tensorrt", "network_flags", "precision_flags", "trt_version"]
+__all__ = [
+    "BuildOptions",
+    "GpuInfo",
+    "build",
+    "build_engine",
+    "check_engine",
+    "current_gpu",
+    "import_tensorrt",
+    "network_flags",
+    "precision_flags",
+    "trt_version",
+]

@@ -39,10 +39,13 @@ class BuildOptions:
 
 def engine_name(artifact: Artifact, trt: Any, gpu: GpuInfo) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", gpu.name.lower()).strip("-")
-    return f"engines/{Path(artifact.path).stem}.trt{trt.__version__}.sm{gpu.compute_capability.replace('.', '')}.{slug}.engine"
+    sm = gpu.compute_capability.replace(".", "")
+    return f"engines/{Path(artifact.path).stem}.trt{trt.__version__}.sm{sm}.{slug}.engine"
 
 
-def build_engine(bundle: Bundle, source: Artifact, options: BuildOptions, trt: Any, gpu: GpuInfo, bar: Progress) -> Artifact:
+def build_engine(
+    bundle: Bundle, source: Artifact, options: BuildOptions, trt: Any, gpu: GpuInfo, bar: Progress
+) -> Artifact:
     onnx_path = bundle.artifact_path(source)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -50,7 +53,9 @@ def build_engine(bundle: Bundle, source: Artifact, options: BuildOptions, trt: A
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weights resolve
         errors = parser_error_lines(parser, onnx_path)
-        raise EdgesegError(f"TensorRT {trt.__version__} cannot parse {source.path}: {errors[0] if errors else 'unknown error'}")
+        raise EdgesegError(
+            f"TensorRT {trt.__version__} cannot parse {source.path}: {errors[0] if errors else 'unknown error'}"
+        )
     config = builder.create_builder_config()
     if options.workspace_mib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
@@ -68,7 +73,10 @@ def build_engine(bundle: Bundle, source: Artifact, options: BuildOptions, trt: A
         config.progress_monitor = BuildProgress.make(trt, bar)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise EdgesegError(f"TensorRT {trt.__version__} failed to build {source.path} (its log above says why); try --workspace with more MiB")
+        raise EdgesegError(
+            f"TensorRT {trt.__version__} failed to build {source.path} (its log above says why); try --workspace "
+            "with more MiB"
+        )
     if cache is not None:
         save_timing_cache(config, options.timing_cache)
     relative = engine_name(source, trt, gpu)
@@ -77,9 +85,21 @@ def build_engine(bundle: Bundle, source: Artifact, options: BuildOptions, trt: A
         temp.write_bytes(bytes(plan))
     build_options = {k: v for k, v in asdict(options).items() if k not in ("precisions", "progress")}
     return Artifact(
-        path=relative, kind="engine", precision=source.precision, target="tensorrt", sha256=sha256_file(target),
-        tools={"tensorrt": trt.__version__}, created=utc_now(),
-        extra={"gpu": gpu.name, "compute_capability": gpu.compute_capability, "source": source.path, "source_sha256": source.sha256, "build_options": build_options, "strongly_typed": trt_version(trt)[0] >= 10},
+        path=relative,
+        kind="engine",
+        precision=source.precision,
+        target="tensorrt",
+        sha256=sha256_file(target),
+        tools={"tensorrt": trt.__version__},
+        created=utc_now(),
+        extra={
+            "gpu": gpu.name,
+            "compute_capability": gpu.compute_capability,
+            "source": source.path,
+            "source_sha256": source.sha256,
+            "build_options": build_options,
+            "strongly_typed": trt_version(trt)[0] >= 10,
+        },
     )
 
 
@@ -89,14 +109,19 @@ def add_profile(builder: Any, network: Any, config: Any, options: BuildOptions) 
     dynamic = [tensor for tensor in inputs if -1 in tuple(tensor.shape)]
     if not dynamic:
         if options.batch:
-            raise EdgesegError("--batch min,opt,max needs a graph exported with --dynamic-batch; this one has a fixed batch")
+            raise EdgesegError(
+                "--batch min,opt,max needs a graph exported with --dynamic-batch; this one has a fixed batch"
+            )
         return
     low, optimum, high = options.batch or (1, 1, 1)
     profile = builder.create_optimization_profile()
     for tensor in dynamic:
         rest = tuple(tensor.shape)[1:]
         if -1 in rest:
-            raise EdgesegError(f"input {tensor.name} has a dynamic height or width; build needs fixed spatial dims (export without --dynamic-size)")
+            raise EdgesegError(
+                f"input {tensor.name} has a dynamic height or width; build needs fixed spatial dims (export without "
+                "--dynamic-size)"
+            )
         profile.set_shape(tensor.name, (low, *rest), (optimum, *rest), (high, *rest))
     config.add_optimization_profile(profile)
 
@@ -104,7 +129,10 @@ def add_profile(builder: Any, network: Any, config: Any, options: BuildOptions) 
 def use_dla(builder: Any, config: Any, trt: Any, core: int) -> None:
     available = getattr(builder, "num_DLA_cores", 0)
     if available == 0:
-        raise EdgesegError("--dla: this machine has no DLA cores (Jetson AGX Orin, Orin NX and Xavier have them; Orin Nano and Thor do not)")
+        raise EdgesegError(
+            "--dla: this machine has no DLA cores (Jetson AGX Orin, Orin NX and Xavier have them; Orin Nano and Thor "
+            "do not)"
+        )
     if not 0 <= core < available:
         raise EdgesegError(f"--dla {core}: this machine has DLA cores 0..{available - 1}")
     config.default_device_type = trt.DeviceType.DLA
@@ -149,5 +177,3 @@ def build(bundle_dir: Path, options: BuildOptions, trt: Any = None, gpu: GpuInfo
         bundle.add_artifact(engine)
     bundle.save()
     return bundle
-
-

@@ -127,6 +127,12 @@ def check_engine(artifact: Artifact, trt: Any, gpu: GpuInfo, bundle: Bundle) -> 
     if artifact.tools.get("tensorrt") != trt.__version__:
         differences.append(f"TensorRT {artifact.tools.get('tensorrt')} (here {trt.__version__})")
     if artifact.extra.get("compute_capability") != gpu.compute_capability or artifact.extra.get("gpu") != gpu.name:
-        differences.append(f"GPU {artifact.extra.get('gpu')} sm{artifact.extra.get('compute_capability')} (here {gpu.name} sm{gpu.compute_capability})")
+        differences.append(
+            f"GPU {artifact.extra.get('gpu')} sm{artifact.extra.get('compute_capability')} (here {gpu.name} "
+            f"sm{gpu.compute_capability})"
+        )
     if differences:
-        raise EdgesegError(f"engine {artifact.path} was built for {' and '.join(differences)}; rebuild it here with: edgeseg build {bundle.root} --precision {artifact.precision}")
+        raise EdgesegError(
+            f"engine {artifact.path} was built for {' and '.join(differences)}; rebuild it here with: edgeseg build "
+            f"{bundle.root} --precision {artifact.precision}"
+        )

@@ -63,7 +63,16 @@ def materialize_shared_weights(model: Any) -> Any:
 
 
 def onnx_artifact(path: Path, files: dict[str, str], opset: int, tools: dict[str, str], **extra: Any) -> Artifact:
-    return Artifact(path=path.name, kind="onnx", precision="fp32", sha256=sha256_file(path), files=files, tools=tools, created=utc_now(), extra={"opset": opset, **extra})
+    return Artifact(
+        path=path.name,
+        kind="onnx",
+        precision="fp32",
+        sha256=sha256_file(path),
+        files=files,
+        tools=tools,
+        created=utc_now(),
+        extra={"opset": opset, **extra},
+    )
 
 
 def sample_frames(size: tuple[int, int], count: int = 4) -> np.ndarray:

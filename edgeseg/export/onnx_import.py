@@ -48,19 +48,35 @@ def infer_contracts(model: Any, options: ExportOptions) -> tuple[InputContract, 
     in_dims, out_dims = dims(graph_in), dims(graph_out)
     in_type, out_type = graph_in.type.tensor_type.elem_type, graph_out.type.tensor_type.elem_type
     if len(in_dims) != 4:
-        raise EdgesegError(f"input '{graph_in.name}' has rank {len(in_dims)}; expected an NCHW float or NHWC uint8 image batch")
+        raise EdgesegError(
+            f"input '{graph_in.name}' has rank {len(in_dims)}; expected an NCHW float or NHWC uint8 image batch"
+        )
     fused = in_type == _UINT8
     height, width = (in_dims[1], in_dims[2]) if fused else (in_dims[2], in_dims[3])
     size = (height, width) if height and width else options.size
     if size is None:
-        raise EdgesegError(f"input '{graph_in.name}' has a dynamic height/width: pass --size HxW for the size to run at")
+        raise EdgesegError(
+            f"input '{graph_in.name}' has a dynamic height/width: pass --size HxW for the size to run at"
+        )
     input_contract = InputContract(
-        name=graph_in.name, size=size, batch=in_dims[0], layout="NHWC" if fused else "NCHW",
-        dtype="uint8" if fused else "float32", color_order="BGR" if fused else "RGB",
-        mean=options.mean, std=options.std, fused_preprocess=fused, dynamic_size=not (height and width),
+        name=graph_in.name,
+        size=size,
+        batch=in_dims[0],
+        layout="NHWC" if fused else "NCHW",
+        dtype="uint8" if fused else "float32",
+        color_order="BGR" if fused else "RGB",
+        mean=options.mean,
+        std=options.std,
+        fused_preprocess=fused,
+        dynamic_size=not (height and width),
     )
     is_logits = out_type == _FLOAT and len(out_dims) == 4
-    output_contract = OutputContract(name=graph_out.name, kind="logits" if is_logits else "class_map", dtype="float32" if is_logits else "uint8", fused_argmax=not is_logits)
+    output_contract = OutputContract(
+        name=graph_out.name,
+        kind="logits" if is_logits else "class_map",
+        dtype="float32" if is_logits else "uint8",
+        fused_argmax=not is_logits,
+    )
     return input_contract, output_contract, (out_dims[1] if is_logits else None)
 
 
@@ -70,9 +86,13 @@ def import_onnx(path: Path, output: Path, options: ExportOptions) -> Bundle:
     input_contract, output_contract, channels = infer_contracts(model, options)
     classes = options.classes or (numbered_classes(channels) if channels else None)
     if classes is None:
-        raise EdgesegError(f"'{path}' outputs a class map, so its class count is unknown: pass --classes N or a names file")
+        raise EdgesegError(
+            f"'{path}' outputs a class map, so its class count is unknown: pass --classes N or a names file"
+        )
     if channels and len(classes) != channels:
-        raise EdgesegError(f"'{path}' outputs {channels} classes but {len(classes)} class names were given; fix --classes")
+        raise EdgesegError(
+            f"'{path}' outputs {channels} classes but {len(classes)} class names were given; fix --classes"
+        )
     progress.advance(f"parsed and checked {path.name}")
 
     def fill(scratch: Path) -> Bundle:
@@ -86,14 +106,30 @@ def import_onnx(path: Path, output: Path, options: ExportOptions) -> Bundle:
         try:
             maps = output_to_class_maps(session.run(None, {input_contract.name: inputs})[0], output_contract)
         except Exception as exc:
-            raise EdgesegError(f"'{path}' does not run on ONNX Runtime with a {input_contract.size} frame: {str(exc).splitlines()[0]}") from None
+            raise EdgesegError(
+                f"'{path}' does not run on ONNX Runtime with a {input_contract.size} frame: {str(exc).splitlines()[0]}"
+            ) from None
         if maps.shape[-2:] != tuple(input_contract.size) or int(maps.max()) >= len(classes):
-            raise EdgesegError(f"'{path}' output {maps.shape} is not a class map of the input size with {len(classes)} classes; check --classes and --size")
+            raise EdgesegError(
+                f"'{path}' output {maps.shape} is not a class map of the input size with {len(classes)} classes; "
+                "check --classes and --size"
+            )
         progress.advance("ran on ONNX Runtime")
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-        info = {"name": path.name, "source": "onnx", "family": "imported", "parameters": int(sum(np.prod(t.dims) for t in model.graph.initializer)), "options": {}, "weights": None}
+        info = {
+            "name": path.name,
+            "source": "onnx",
+            "family": "imported",
+            "parameters": int(sum(np.prod(t.dims) for t in model.graph.initializer)),
+            "options": {},
+            "weights": None,
+        }
         bundle = Bundle.create(scratch, info, classes, input_contract, output_contract)
-        bundle.add_artifact(onnx_artifact(scratch / MODEL_FILE, files, opset, tool_versions("onnx", "onnxruntime"), imported_from=str(path)))
+        bundle.add_artifact(
+            onnx_artifact(
+                scratch / MODEL_FILE, files, opset, tool_versions("onnx", "onnxruntime"), imported_from=str(path)
+            )
+        )
         bundle.manifest["parity"] = {"reference": "none: imported ONNX, no PyTorch model to compare against"}
         progress.advance(f"bundle written to {output}")
         return bundle

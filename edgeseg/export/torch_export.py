@@ -90,27 +90,44 @@ def build(spec: str, options: ExportOptions) -> tuple[Any, list[ClassInfo], dict
             channels = select_logits(model(torch.zeros(1, 3, *options.size))).shape[1]
         classes = options.classes or weight_classes or numbered_classes(channels)
         if len(classes) != channels:
-            raise EdgesegError(f"'{spec}' predicts {channels} classes but {len(classes)} class names were given; fix --classes")
+            raise EdgesegError(
+                f"'{spec}' predicts {channels} classes but {len(classes)} class names were given; fix --classes"
+            )
         info = {"name": spec, "source": "module", "family": type(model).__name__}
     else:
         from edgeseg.models import build_model
 
         entry = zoo_entry(spec)
         height, width = options.size
-        if height % entry.size_multiple or width % entry.size_multiple:
-            raise EdgesegError(f"--size {height}x{width}: {spec} needs height and width divisible by {entry.size_multiple} (its stride); e.g. --size {max(1, round(height / entry.size_multiple)) * entry.size_multiple}x{max(1, round(width / entry.size_multiple)) * entry.size_multiple}")
+        multiple = entry.size_multiple
+        if height % multiple or width % multiple:
+            nearest = [max(1, round(side / multiple)) * multiple for side in (height, width)]
+            raise EdgesegError(
+                f"--size {height}x{width}: {spec} needs height and width divisible by {multiple} (its "
+                f"stride); e.g. --size {nearest[0]}x{nearest[1]}"
+            )
         if options.dynamic_size and not entry.dynamic_size:
-            raise EdgesegError(f"{spec} exports only for a fixed input size (its pooling bins are fixed at export); drop --dynamic-size")
+            raise EdgesegError(
+                f"{spec} exports only for a fixed input size (its pooling bins are fixed at export); drop "
+                "--dynamic-size"
+            )
         classes = options.classes or weight_classes
         if classes is None:
             raise EdgesegError(f"zoo model '{spec}' needs a class count: pass --classes N or a names file")
         model = build_model(spec, len(classes), **options.model_options)
         if state is not None:
-            apply_weights(model, state, options.weights, "check --classes and --arg width=... against how the weights were trained")
+            apply_weights(
+                model,
+                state,
+                options.weights,
+                "check --classes and --arg width=... against how the weights were trained",
+            )
         info = {"name": spec, "source": "zoo", "family": entry.family}
     info["parameters"] = int(sum(p.numel() for p in model.parameters()))
     info["options"] = options.model_options
-    info["weights"] = {"path": str(options.weights), "sha256": sha256_file(options.weights)} if options.weights else None
+    info["weights"] = (
+        {"path": str(options.weights), "sha256": sha256_file(options.weights)} if options.weights else None
+    )
     return model, classes, info
 
 
@@ -123,7 +140,11 @@ def with_defaults(spec: str, options: ExportOptions) -> ExportOptions:
     if ":" in spec:
         return dataclasses.replace(options, size=options.size or DEFAULT_SIZE)
     entry = zoo_entry(spec)
-    return dataclasses.replace(options, weights=options.weights or shipped_weights(entry), size=options.size or entry.default_size or DEFAULT_SIZE)
+    return dataclasses.replace(
+        options,
+        weights=options.weights or shipped_weights(entry),
+        size=options.size or entry.default_size or DEFAULT_SIZE,
+    )
 
 
 def contracts(options: ExportOptions) -> tuple[InputContract, OutputContract]:
@@ -161,7 +182,9 @@ def dynamic_axes(input_contract: InputContract, output_contract: OutputContract)
     return {name: value for name, value in axes.items() if value}
 
 
-def trace_to_onnx(graph: Any, example: Any, path: Path, input_contract: InputContract, output_contract: OutputContract, opset: int) -> None:
+def trace_to_onnx(
+    graph: Any, example: Any, path: Path, input_contract: InputContract, output_contract: OutputContract, opset: int
+) -> None:
     torch = require("torch", "export")
     require("onnx", "export")
     try:
@@ -210,17 +233,27 @@ def export_torch(spec: str, output: Path, options: ExportOptions) -> Bundle:
     def fill(scratch: Path) -> Bundle:
         raw_dir = scratch / "raw"
         raw_dir.mkdir()
-        trace_to_onnx(graph, torch.from_numpy(inputs[:batch]), raw_dir / MODEL_FILE, input_contract, output_contract, options.opset)
+        trace_to_onnx(
+            graph,
+            torch.from_numpy(inputs[:batch]),
+            raw_dir / MODEL_FILE,
+            input_contract,
+            output_contract,
+            options.opset,
+        )
         progress.advance(f"exported at opset {options.opset}")
         onnx_model = check_onnx(raw_dir / MODEL_FILE)
         files = save_onnx(onnx_model, scratch / MODEL_FILE)
         shutil.rmtree(raw_dir)
         progress.advance("onnx.checker and shape inference passed")
         parity = measure_parity(graph, scratch / MODEL_FILE, inputs, batch)
-        progress.advance(f"parity: agreement {parity['class_map_agreement']:.4%}, max |diff| {parity['max_abs_logit_diff']:.2e}")
+        progress.advance(
+            f"parity: agreement {parity['class_map_agreement']:.4%}, max |diff| {parity['max_abs_logit_diff']:.2e}"
+        )
         if not parity["passed"]:
             raise EdgesegError(
-                f"ONNX and PyTorch disagree on {1 - parity['class_map_agreement']:.3%} of pixels (max |logit diff| {parity['max_abs_logit_diff']:.3g}); "
+                f"ONNX and PyTorch disagree on {1 - parity['class_map_agreement']:.3%} of pixels (max |logit diff| "
+                f"{parity['max_abs_logit_diff']:.3g}); "
                 "the model uses an op the exporter mis-translates: try another --opset, or open an issue with the model"
             )
         bundle = Bundle.create(scratch, model_info, classes, input_contract, output_contract)

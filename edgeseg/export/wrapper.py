@@ -22,7 +22,14 @@ def select_logits(output: Any) -> torch.Tensor:
 class SegmentationGraph(nn.Module):
     """uint8 NHWC BGR frames -> model -> uint8 class map, with either end switchable to float tensors."""
 
-    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], fuse_preprocess: bool = True, fuse_argmax: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        fuse_preprocess: bool = True,
+        fuse_argmax: bool = True,
+    ):
         super().__init__()
         self.model = model
         self.fuse_preprocess = fuse_preprocess

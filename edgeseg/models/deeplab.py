@@ -25,8 +25,14 @@ class ASPP(nn.Module):
 
     def __init__(self, cin: int, cout: int, rates: tuple[int, ...] = (6, 12, 18), separable: bool = False):
         super().__init__()
-        atrous = (lambda r: separable_conv(cin, cout, dilation=r)) if separable else (lambda r: conv_bn_relu(cin, cout, 3, dilation=r))
-        self.branches = nn.ModuleList([conv_bn_relu(cin, cout, 1)] + [atrous(r) for r in rates] + [ImagePooling(cin, cout)])
+        atrous = (
+            (lambda r: separable_conv(cin, cout, dilation=r))
+            if separable
+            else (lambda r: conv_bn_relu(cin, cout, 3, dilation=r))
+        )
+        self.branches = nn.ModuleList(
+            [conv_bn_relu(cin, cout, 1)] + [atrous(r) for r in rates] + [ImagePooling(cin, cout)]
+        )
         self.project = nn.Sequential(conv_bn_relu(cout * len(self.branches), cout, 1), nn.Dropout2d(0.1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +40,9 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3(nn.Module):
-    def __init__(self, num_classes: int, width: int = 16, output_stride: int = 16, rates: tuple[int, ...] = (6, 12, 18)):
+    def __init__(
+        self, num_classes: int, width: int = 16, output_stride: int = 16, rates: tuple[int, ...] = (6, 12, 18)
+    ):
         super().__init__()
         self.backbone = Backbone(width, output_stride)
         self.aspp = ASPP(self.backbone.channels[-1], width * 8, rates)
@@ -48,7 +56,9 @@ class DeepLabV3(nn.Module):
 class DeepLabV3Plus(nn.Module):
     """Separable backbone and ASPP, plus a decoder that refines with stride-4 low-level features."""
 
-    def __init__(self, num_classes: int, width: int = 16, output_stride: int = 16, rates: tuple[int, ...] = (6, 12, 18)):
+    def __init__(
+        self, num_classes: int, width: int = 16, output_stride: int = 16, rates: tuple[int, ...] = (6, 12, 18)
+    ):
         super().__init__()
         self.backbone = Backbone(width, output_stride, separable=True)
         aspp_channels = width * 8

@@ -14,7 +14,9 @@ class PyramidPooling(nn.Module):
     def __init__(self, cin: int, bins: tuple[int, ...] = (1, 2, 3, 6)):
         super().__init__()
         branch_channels = cin // len(bins)
-        self.branches = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(b), conv_bn_relu(cin, branch_channels, 1)) for b in bins)
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(b), conv_bn_relu(cin, branch_channels, 1)) for b in bins
+        )
         self.out_channels = cin + branch_channels * len(bins)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -26,7 +28,9 @@ class PSPNet(nn.Module):
         super().__init__()
         self.backbone = Backbone(width, output_stride=8)
         self.ppm = PyramidPooling(self.backbone.channels[-1], bins)
-        self.head = nn.Sequential(conv_bn_relu(self.ppm.out_channels, width * 4), nn.Dropout2d(0.1), nn.Conv2d(width * 4, num_classes, 1))
+        self.head = nn.Sequential(
+            conv_bn_relu(self.ppm.out_channels, width * 4), nn.Dropout2d(0.1), nn.Conv2d(width * 4, num_classes, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.backbone(x)[-1]

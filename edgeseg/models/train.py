@@ -65,7 +65,14 @@ class SceneSampler:
 class FolderSampler:
     """Random frames from a labelled folder, loaded once and resized to the training size."""
 
-    def __init__(self, root: Path, size: tuple[int, int], rng: np.random.Generator, indices: list[int], num_classes: int | None = None):
+    def __init__(
+        self,
+        root: Path,
+        size: tuple[int, int],
+        rng: np.random.Generator,
+        indices: list[int],
+        num_classes: int | None = None,
+    ):
         import cv2
 
         from edgeseg.data.folder import labelled_pairs, read_pair
@@ -74,7 +81,12 @@ class FolderSampler:
         self.items = []
         for image_path, label_path in pairs:
             image, label = read_pair(image_path, label_path, num_classes)
-            self.items.append((cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR), cv2.resize(label, size[::-1], interpolation=cv2.INTER_NEAREST)))
+            self.items.append(
+                (
+                    cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR),
+                    cv2.resize(label, size[::-1], interpolation=cv2.INTER_NEAREST),
+                )
+            )
         self.rng = rng
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +123,9 @@ def dice_loss(logits: Any, labels: Any, num_classes: int) -> Any:
     return 1 - ((2 * intersection + 1) / (total + 1))[present].mean()
 
 
-def validate(model: Any, frames: list[tuple[np.ndarray, np.ndarray]], num_classes: int, mean: Any, std: Any) -> dict[str, Any]:
+def validate(
+    model: Any, frames: list[tuple[np.ndarray, np.ndarray]], num_classes: int, mean: Any, std: Any
+) -> dict[str, Any]:
     import torch
 
     model.eval()
@@ -126,7 +140,9 @@ def validate(model: Any, frames: list[tuple[np.ndarray, np.ndarray]], num_classe
     return scores(confusion)
 
 
-def parse_data(uri: str, options: TrainOptions, rng: np.random.Generator) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]], list[ClassInfo] | None]:
+def parse_data(
+    uri: str, options: TrainOptions, rng: np.random.Generator
+) -> tuple[Any, list[tuple[np.ndarray, np.ndarray]], list[ClassInfo] | None]:
     """(training sampler, validation frames, classes known from the data)."""
     from edgeseg.data.synthetic import SCENES, make_scene
 
@@ -137,7 +153,10 @@ def parse_data(uri: str, options: TrainOptions, rng: np.random.Generator) -> tup
         if name not in SCENES:
             raise EdgesegError(f"unknown synthetic scene '{name}'; choose one of: {', '.join(SCENES)}")
         if parse_qsl(parts.query):
-            raise EdgesegError(f"train takes a bare scene URI ('synthetic://{name}'); set sizes and seeds with --size, --train-seeds, --val-seeds")
+            raise EdgesegError(
+                f"train takes a bare scene URI ('synthetic://{name}'); set sizes and seeds with --size, "
+                "--train-seeds, --val-seeds"
+            )
         sampler = SceneSampler(name, options.size, options.train_seeds, rng)
         val = []
         for seed in range(options.val_seeds[0], options.val_seeds[1] + 1):
@@ -181,14 +200,23 @@ class TrainSummary:
         return asdict(self)
 
 
-def train(model_name: str, data: str, output: Path, options: TrainOptions, classes: list[ClassInfo] | None = None, command: str = "") -> TrainSummary:
+def train(
+    model_name: str,
+    data: str,
+    output: Path,
+    options: TrainOptions,
+    classes: list[ClassInfo] | None = None,
+    command: str = "",
+) -> TrainSummary:
     """Train, keep the epoch with the best validation mIoU, save {state_dict, classes, ...} atomically."""
     torch = require("torch", "export")
     from edgeseg.models import build_model, zoo_entry
 
     entry = zoo_entry(model_name)
     if options.size[0] % entry.size_multiple or options.size[1] % entry.size_multiple:
-        raise EdgesegError(f"--size {options.size[0]}x{options.size[1]}: {model_name} needs multiples of {entry.size_multiple}")
+        raise EdgesegError(
+            f"--size {options.size[0]}x{options.size[1]}: {model_name} needs multiples of {entry.size_multiple}"
+        )
     torch.manual_seed(options.seed)
     torch.set_num_threads(options.threads or torch.get_num_threads())
     rng = np.random.default_rng(options.seed)
@@ -199,7 +227,9 @@ def train(model_name: str, data: str, output: Path, options: TrainOptions, class
     model = build_model(model_name, len(classes), **options.model_options).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=1e-4)
     total_steps = options.epochs * options.steps_per_epoch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=options.lr, total_steps=total_steps, pct_start=0.15)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=options.lr, total_steps=total_steps, pct_start=0.15
+    )
     best: dict[str, Any] = {"miou": -1.0}
     history = []
     started = time.perf_counter()
@@ -221,9 +251,18 @@ def train(model_name: str, data: str, output: Path, options: TrainOptions, class
         result = validate(model, val_frames, len(classes), mean, std)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_miou": result["miou"]})
         if options.progress:
-            print(f"epoch {epoch}: loss {np.mean(losses):.4f}, validation mIoU {result['miou']:.4f} ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"epoch {epoch}: loss {np.mean(losses):.4f}, validation mIoU {result['miou']:.4f} "
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
         if result["miou"] > best["miou"]:
-            best = {"miou": result["miou"], "per_class_iou": result["per_class_iou"], "epoch": epoch, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            best = {
+                "miou": result["miou"],
+                "per_class_iou": result["per_class_iou"],
+                "epoch": epoch,
+                "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            }
     summary = TrainSummary(
         model=model_name,
         options=options.model_options,

@@ -18,7 +18,9 @@ class UNet(nn.Module):
         if upsample not in ("transposed", "bilinear"):
             raise ValueError(f"upsample must be 'transposed' or 'bilinear', not {upsample!r}")
         widths = [width * 2**i for i in range(depth + 1)]
-        self.encoders = nn.ModuleList([double_conv(3, widths[0])] + [double_conv(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.encoders = nn.ModuleList(
+            [double_conv(3, widths[0])] + [double_conv(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        )
         self.pool = nn.MaxPool2d(2)
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(b, a, 2, stride=2) if upsample == "transposed" else nn.Conv2d(b, a, 1)

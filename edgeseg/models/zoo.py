@@ -50,8 +50,24 @@ ZOO: dict[str, ZooEntry] = {
     "pspnet": ZooEntry("PSPNet", _lazy("pspnet", "PSPNet"), 48, False, {"width": 16}),
     "lraspp": ZooEntry("LR-ASPP", _lazy("lraspp", "LRASPP"), 16, True, {"width": 16}),
     # Trained by `edgeseg train` on the synthetic scenes; the commands are in edgeseg/weights/README.md.
-    "demo-driving": ZooEntry("DeepLabV3+ (demo, synthetic driving)", _lazy("deeplab", "DeepLabV3Plus"), 16, True, {"width": 16}, "demo-driving.pt", (240, 320)),
-    "demo-medical": ZooEntry("U-Net (demo, synthetic endoscopy)", _lazy("unet", "UNet"), 16, True, {"width": 8}, "demo-medical.pt", (240, 320)),
+    "demo-driving": ZooEntry(
+        "DeepLabV3+ (demo, synthetic driving)",
+        _lazy("deeplab", "DeepLabV3Plus"),
+        16,
+        True,
+        {"width": 16},
+        "demo-driving.pt",
+        (240, 320),
+    ),
+    "demo-medical": ZooEntry(
+        "U-Net (demo, synthetic endoscopy)",
+        _lazy("unet", "UNet"),
+        16,
+        True,
+        {"width": 8},
+        "demo-medical.pt",
+        (240, 320),
+    ),
 }
 
 
@@ -61,7 +77,9 @@ def shipped_weights(entry: ZooEntry) -> Path | None:
         return None
     path = Path(__file__).resolve().parent.parent / "weights" / entry.weights
     if not path.is_file():
-        raise EdgesegError(f"the shipped weights {path} are missing; reinstall edgeseg or retrain them (edgeseg/weights/README.md)")
+        raise EdgesegError(
+            f"the shipped weights {path} are missing; reinstall edgeseg or retrain them (edgeseg/weights/README.md)"
+        )
     return path
 
 

@@ -9,4 +9,14 @@ from edgeseg.runtime.pipeline import Pipeline, RunSummary, source_options
 from edgeseg.runtime.sinks import open_sinks
 from edgeseg.runtime.sources import open_source
 
-__all__ = ["Backend", "Overlay", "Pipeline", "RunSummary", "TensorSpec", "open_backend", "open_sinks", "open_source", "source_options"]
+__all__ = [
+    "Backend",
+    "Overlay",
+    "Pipeline",
+    "RunSummary",
+    "TensorSpec",
+    "open_backend",
+    "open_sinks",
+    "open_source",
+    "source_options",
+]

@@ -28,7 +28,14 @@ VISUALIZE = ("overlay", "mask", "both")
 
 
 class Overlay:
-    def __init__(self, classes: list[ClassInfo], alpha: float = 0.5, filter_mode: str = "linear", visualize: str = "overlay", legend: bool = True):
+    def __init__(
+        self,
+        classes: list[ClassInfo],
+        alpha: float = 0.5,
+        filter_mode: str = "linear",
+        visualize: str = "overlay",
+        legend: bool = True,
+    ):
         if filter_mode not in FILTER_MODES:
             raise ValueError(f"filter mode must be one of {FILTER_MODES}")
         if visualize not in VISUALIZE:
@@ -64,9 +71,13 @@ class Overlay:
         if color.shape[:2] == (height, width):
             return color
         interpolation = cv2.INTER_NEAREST if self.filter_mode == "point" else cv2.INTER_LINEAR
-        return cv2.resize(color, (width, height), dst=self._buffer("mask", (height, width, 3)), interpolation=interpolation)
+        return cv2.resize(
+            color, (width, height), dst=self._buffer("mask", (height, width, 3)), interpolation=interpolation
+        )
 
-    def render(self, frame: np.ndarray, class_map: np.ndarray, logits: np.ndarray | None = None, readout: str = "") -> np.ndarray:
+    def render(
+        self, frame: np.ndarray, class_map: np.ndarray, logits: np.ndarray | None = None, readout: str = ""
+    ) -> np.ndarray:
         size = frame.shape[:2]
         if logits is not None and self.filter_mode == "linear":
             class_map = self.upsample_logits(logits, size)
@@ -75,7 +86,9 @@ class Overlay:
             image = self._buffer("out", mask.shape)
             np.copyto(image, mask)
         else:
-            image = cv2.addWeighted(frame, 1.0 - self.alpha, mask, self.alpha, 0.0, dst=self._buffer("out", frame.shape))
+            image = cv2.addWeighted(
+                frame, 1.0 - self.alpha, mask, self.alpha, 0.0, dst=self._buffer("out", frame.shape)
+            )
             if self.visualize == "both":
                 image = np.hstack([image, mask])
         if self.show_legend:
@@ -96,12 +109,25 @@ class Overlay:
         if frame_height not in self._legend_cache:
             scale = max(0.3, frame_height / 720 * 0.55)
             row = int(22 * scale / 0.55)
-            width = int(max(cv2.getTextSize(c.name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for c in self.classes) + row * 1.6)
+            width = int(
+                max(cv2.getTextSize(c.name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for c in self.classes) + row * 1.6
+            )
             legend = np.zeros((row * len(self.classes) + 4, width, 3), np.uint8)
             for index, info in enumerate(self.classes):
                 top = 2 + index * row
-                cv2.rectangle(legend, (4, top + 2), (row - 2, top + row - 4), tuple(int(v) for v in self.palette[index]), -1)
-                cv2.putText(legend, info.name, (row + 2, top + row - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+                cv2.rectangle(
+                    legend, (4, top + 2), (row - 2, top + row - 4), tuple(int(v) for v in self.palette[index]), -1
+                )
+                cv2.putText(
+                    legend,
+                    info.name,
+                    (row + 2, top + row - 6),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    scale,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
             self._legend_cache[frame_height] = legend
         return self._legend_cache[frame_height]
 

@@ -138,7 +138,11 @@ def source_options(backend: Backend, options: StreamOptions | None = None) -> St
     frame; demo-driving pipelined 181 -> 198 FPS on 2 cores). Live streams arrive at camera rate
     and keep FFmpeg's choice."""
     options = options or StreamOptions()
-    return dataclasses.replace(options, decode_threads=1) if backend.runs_on_cpu and options.decode_threads is None else options
+    return (
+        dataclasses.replace(options, decode_threads=1)
+        if backend.runs_on_cpu and options.decode_threads is None
+        else options
+    )
 
 
 class Pipeline:
@@ -269,7 +273,9 @@ class Pipeline:
 
     def _draw_and_write(self, prediction: Prediction, recent: deque) -> None:
         with self.times.stage("overlay"):
-            image = self.overlay.render(prediction.frame.image, prediction.class_map, prediction.logits, self._readout(recent))
+            image = self.overlay.render(
+                prediction.frame.image, prediction.class_map, prediction.logits, self._readout(recent)
+            )
         with self.times.stage("sink"):
             for sink in self.sinks:
                 sink.write(image, prediction)
@@ -298,7 +304,10 @@ class Pipeline:
             # drawing would only preempt inference's parallel operators, which then wait for their
             # slowest chunk (demo-driving, 720p, 2 cores: 169 -> 190 FPS). Restored after the run.
             cv2.setNumThreads(1)
-        workers = [threading.Thread(target=self._capture, name="capture", daemon=True), threading.Thread(target=self._infer, name="inference", daemon=True)]
+        workers = [
+            threading.Thread(target=self._capture, name="capture", daemon=True),
+            threading.Thread(target=self._infer, name="inference", daemon=True),
+        ]
         for worker in workers:
             worker.start()
         recent: deque = deque(maxlen=30)
@@ -344,7 +353,11 @@ def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
         if pipeline.summary.interrupted:
             os._exit(128 + signum)
         pipeline.summary.interrupted = True
-        print("edgeseg: stopping: finishing queued frames and closing outputs (again to exit at once)", file=sys.stderr, flush=True)
+        print(
+            "edgeseg: stopping: finishing queued frames and closing outputs (again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
         pipeline.request_stop()
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -55,7 +55,10 @@ def print_summary(summary: RunSummary, outputs: list[str]) -> None:
         f"frames: {summary.frames_read} read, {summary.frames_processed} inferred, {summary.frames_written} written, "
         f"{summary.frames_dropped} dropped (live), {summary.bad_frames} unreadable"
     )
-    print(f"throughput: {summary.fps:.1f} FPS over {summary.seconds:.2f} s{' (interrupted)' if summary.interrupted else ''}")
+    print(
+        f"throughput: {summary.fps:.1f} FPS over {summary.seconds:.2f} "
+        f"s{' (interrupted)' if summary.interrupted else ''}"
+    )
     if summary.gaps:
         print(f"stream gaps: {len(summary.gaps)} ({', '.join(f'{g:.1f} s' for g in summary.gaps)})")
     if summary.stages:

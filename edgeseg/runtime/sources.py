@@ -1,14 +1,14 @@
 """Frame sources by URI, as Jetson users know them.
 
-  video.mp4 | file://video.mp4       a video file (never drops a frame; ends at its end)
-  frames/                            an image folder, sorted by name
-  /dev/video0 | v4l2:///dev/video0   a V4L2 camera (live: the newest frame wins)
-  rtsp:// udp:// http(s)://          a network stream through OpenCV's FFmpeg backend (live)
-  synthetic://driving?seed=0&size=320x240&frames=300&fps=30
-                                     a procedural labelled scene (edgeseg.data.synthetic);
-                                     seed=A-B renders `frames` frames from each seed in turn;
-                                     realtime=1 paces frames at fps, like a camera
-  dataset/ with images/ + labels/    a labelled folder (frames with ground truth)
+video.mp4 | file://video.mp4       a video file (never drops a frame; ends at its end)
+frames/                            an image folder, sorted by name
+/dev/video0 | v4l2:///dev/video0   a V4L2 camera (live: the newest frame wins)
+rtsp:// udp:// http(s)://          a network stream through OpenCV's FFmpeg backend (live)
+synthetic://driving?seed=0&size=320x240&frames=300&fps=30
+                                   a procedural labelled scene (edgeseg.data.synthetic);
+                                   seed=A-B renders `frames` frames from each seed in turn;
+                                   realtime=1 paces frames at fps, like a camera
+dataset/ with images/ + labels/    a labelled folder (frames with ground truth)
 """
 
 from __future__ import annotations
@@ -79,13 +79,17 @@ class Source:
 class CaptureSource(Source):
     """Anything cv2.VideoCapture opens: files, cameras, network streams."""
 
-    def __init__(self, uri: str, target: str | int, api: int = cv2.CAP_ANY, live: bool = False, params: list[int] | None = None):
+    def __init__(
+        self, uri: str, target: str | int, api: int = cv2.CAP_ANY, live: bool = False, params: list[int] | None = None
+    ):
         super().__init__(uri)
         self.live = live
         self.target, self.api, self.params = target, api, params or []
         self.capture = self._open()
         if self.capture is None:
-            raise EdgesegError(f"cannot open '{uri}': OpenCV could not open it as a video (wrong path, format or codec?)")
+            raise EdgesegError(
+                f"cannot open '{uri}': OpenCV could not open it as a video (wrong path, format or codec?)"
+            )
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
         frames = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -147,7 +151,11 @@ class StreamSource(CaptureSource):
     def __init__(self, uri: str, target: str, api: int, options: StreamOptions):
         self.options = options
         milliseconds = int(options.timeout * 1000)
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds] if api == cv2.CAP_FFMPEG else []
+        params = (
+            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds]
+            if api == cv2.CAP_FFMPEG
+            else []
+        )
         ffmpeg = dict(options.ffmpeg_options)
         if options.transport:
             ffmpeg["rtsp_transport"] = options.transport
@@ -155,11 +163,15 @@ class StreamSource(CaptureSource):
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(f"{k};{v}" for k, v in ffmpeg.items())
         self.lost_at: float | None = None
         self.last_frame_at = time.perf_counter()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's timeout warnings repeat what edgeseg reports
+        # OpenCV's timeout warnings repeat what edgeseg reports.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             super().__init__(uri, target, api, live=True, params=params)
         except EdgesegError:
-            raise EdgesegError(f"stream '{uri}' did not open within {options.timeout:g} s (nothing sending, wrong address, or a closed port); check the sender or raise --stream-timeout") from None
+            raise EdgesegError(
+                f"stream '{uri}' did not open within {options.timeout:g} s (nothing sending, wrong address, or a "
+                "closed port); check the sender or raise --stream-timeout"
+            ) from None
 
     def _read(self) -> tuple[np.ndarray | None, None]:
         attempt = 0
@@ -177,9 +189,17 @@ class StreamSource(CaptureSource):
                 self.capture = None
                 if self.lost_at is None:
                     self.lost_at = self.last_frame_at
-                    print(f"edgeseg: stream {self.uri} lost (no frame for {self.options.timeout:g} s); reconnecting", file=sys.stderr, flush=True)
+                    print(
+                        f"edgeseg: stream {self.uri} lost (no frame for {self.options.timeout:g} s); reconnecting",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             if 0 <= self.options.retries <= attempt:
-                print(f"edgeseg: stream {self.uri} did not come back after {attempt} attempts; stopping", file=sys.stderr, flush=True)
+                print(
+                    f"edgeseg: stream {self.uri} did not come back after {attempt} attempts; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return None, None
             if self.stop_event.wait(min(self.options.backoff_cap, 0.5 * 2**attempt)):
                 break
@@ -206,7 +226,10 @@ class ImageFolderSource(Source):
         super().__init__(uri)
         self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.paths:
-            raise EdgesegError(f"image folder '{folder}' has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); point -i at a folder of frames")
+            raise EdgesegError(
+                f"image folder '{folder}' has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); point -i at a folder "
+                "of frames"
+            )
         self.position = 0
         self.length = len(self.paths)
 
@@ -237,7 +260,10 @@ class SyntheticSource(Source):
         options = dict(parse_qsl(parts.query, keep_blank_values=True))
         unknown = set(options) - self.OPTIONS
         if unknown:
-            raise EdgesegError(f"unknown option(s) {', '.join(sorted(unknown))} in '{uri}'; synthetic:// takes {', '.join(sorted(self.OPTIONS))}")
+            raise EdgesegError(
+                f"unknown option(s) {', '.join(sorted(unknown))} in '{uri}'; synthetic:// takes "
+                f"{', '.join(sorted(self.OPTIONS))}"
+            )
         try:
             width, height = (int(v) for v in options.get("size", "320x240").lower().split("x"))
             self.per_seed = int(options.get("frames", 300))
@@ -246,9 +272,13 @@ class SyntheticSource(Source):
             self.seeds = list(range(int(first), int(last or first) + 1))
             self.realtime = options.get("realtime", "0") in ("1", "true", "yes")  # pace frames at fps, like a camera
         except ValueError:
-            raise EdgesegError(f"bad option value in '{uri}': size is WxH, frames an integer, seed an integer or A-B, fps a number") from None
+            raise EdgesegError(
+                f"bad option value in '{uri}': size is WxH, frames an integer, seed an integer or A-B, fps a number"
+            ) from None
         if width < 16 or height < 16 or self.per_seed < 1 or not self.seeds:
-            raise EdgesegError(f"'{uri}': size must be at least 16x16, frames at least 1, and a seed range A-B needs A <= B")
+            raise EdgesegError(
+                f"'{uri}': size must be at least 16x16, frames at least 1, and a seed range A-B needs A <= B"
+            )
         self.length = self.per_seed * len(self.seeds)
         self.started = time.perf_counter()
         self.scene_args = (parts.netloc or parts.path.strip("/"), width, height)
@@ -287,12 +317,17 @@ class LabelledFolderSource(Source):
 def _camera(uri: str, device: str, options: StreamOptions) -> Source:
     if not Path(device).exists():
         found = sorted(str(p) for p in Path("/dev").glob("video*"))
-        raise EdgesegError(f"camera {device} does not exist (cameras here: {', '.join(found) or 'none'}); check the cable or the device number")
+        raise EdgesegError(
+            f"camera {device} does not exist (cameras here: {', '.join(found) or 'none'}); check the cable or the "
+            "device number"
+        )
     return StreamSource(uri, device, cv2.CAP_V4L2, options)
 
 
 def has_gstreamer() -> bool:
-    return any(line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines())
+    return any(
+        line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines()
+    )
 
 
 def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, fps: int = 30) -> str:
@@ -300,8 +335,10 @@ def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, fps: int = 3
     to the BGR OpenCV wants; drop=true max-buffers=1 sync=false keep only the newest buffer, since an
     appsink that queues makes the picture lag further behind the camera with every frame."""
     return (
-        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},framerate={fps}/1,format=NV12 ! "
-        "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false"
+        f"nvarguscamerasrc sensor-id={sensor} ! "
+        f"video/x-raw(memory:NVMM),width={width},height={height},framerate={fps}/1,format=NV12 ! "
+        "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true "
+        "max-buffers=1 sync=false"
     )
 
 
@@ -309,9 +346,14 @@ def _csi(uri: str, options: StreamOptions) -> Source:
     parts = urlsplit(uri)
     query = dict(parse_qsl(parts.query))
     if not has_gstreamer():
-        raise EdgesegError("csi:// cameras need OpenCV built with GStreamer (JetPack's python3-opencv, venv with --system-site-packages); this OpenCV has none")
+        raise EdgesegError(
+            "csi:// cameras need OpenCV built with GStreamer (JetPack's python3-opencv, venv with "
+            "--system-site-packages); this OpenCV has none"
+        )
     if not Path("/etc/nv_tegra_release").is_file():
-        raise EdgesegError("csi:// cameras need a Jetson (nvarguscamerasrc); this machine is not one: use /dev/videoN for a USB camera")
+        raise EdgesegError(
+            "csi:// cameras need a Jetson (nvarguscamerasrc); this machine is not one: use /dev/videoN for a USB camera"
+        )
     try:
         sensor = int(parts.netloc or 0)
         width, height = (int(v) for v in query.get("size", "1280x720").split("x"))
@@ -321,7 +363,10 @@ def _csi(uri: str, options: StreamOptions) -> Source:
     try:
         return StreamSource(uri, csi_pipeline(sensor, width, height, fps), cv2.CAP_GSTREAMER, options)
     except EdgesegError:
-        raise EdgesegError(f"no CSI camera answered on sensor {sensor}; check the ribbon cable and run: sudo systemctl restart nvargus-daemon") from None
+        raise EdgesegError(
+            f"no CSI camera answered on sensor {sensor}; check the ribbon cable and run: sudo systemctl restart "
+            "nvargus-daemon"
+        ) from None
 
 
 def open_source(uri: str, options: StreamOptions | None = None) -> Source:
@@ -339,7 +384,10 @@ def open_source(uri: str, options: StreamOptions | None = None) -> Source:
     if scheme == "csi":
         return _csi(uri, options)
     if scheme and scheme != "file":
-        raise EdgesegError(f"unknown source scheme '{scheme}://' in '{uri}'; use a file, a folder, /dev/videoN, v4l2://, rtsp://, udp://, http://, or synthetic://")
+        raise EdgesegError(
+            f"unknown source scheme '{scheme}://' in '{uri}'; use a file, a folder, /dev/videoN, v4l2://, rtsp://, "
+            "udp://, http://, or synthetic://"
+        )
     path = Path(uri[len("file://") :] if scheme == "file" else uri)
     if not path.exists():
         raise EdgesegError(f"input '{path}' does not exist; check the path")

@@ -52,7 +52,9 @@ def pad_batch(items: list[T], size: int) -> list[T]:
     return items + [items[-1]] * (size - len(items))
 
 
-def class_maps(backend: Backend, images: list[np.ndarray], input_contract: InputContract, output_contract: OutputContract) -> list[np.ndarray]:
+def class_maps(
+    backend: Backend, images: list[np.ndarray], input_contract: InputContract, output_contract: OutputContract
+) -> list[np.ndarray]:
     """uint8 class maps for BGR frames through an open backend, in batches of its size (the last padded)."""
     size = backend.batch_size
     maps: list[np.ndarray] = []

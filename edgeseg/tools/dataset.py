@@ -20,7 +20,9 @@ def write_labelled_folder(source_uri: str, output: Path, force: bool = False) ->
         (scratch / "labels").mkdir()
         for frame in source:
             if frame.label is None:
-                raise EdgesegError(f"'{source_uri}' has no labels; only synthetic:// sources can be written as a labelled folder")
+                raise EdgesegError(
+                    f"'{source_uri}' has no labels; only synthetic:// sources can be written as a labelled folder"
+                )
             cv2.imwrite(str(scratch / "images" / f"{frame.index:06d}.png"), frame.image)
             cv2.imwrite(str(scratch / "labels" / f"{frame.index:06d}.png"), frame.label)
             count += 1

@@ -44,7 +44,12 @@ def report() -> list[tuple[str, str]]:
         ("edgeseg", __version__),
         ("cpu", f"{env['cpu']} ({env['cores']} cores)"),
         ("numpy / opencv", f"{env['numpy']} / {env['opencv']}"),
-        ("onnxruntime", f"{env['onnxruntime']} providers: {', '.join(env['onnxruntime_providers'] or [])}" if env["onnxruntime"] else "not installed"),
+        (
+            "onnxruntime",
+            f"{env['onnxruntime']} providers: {', '.join(env['onnxruntime_providers'] or [])}"
+            if env["onnxruntime"]
+            else "not installed",
+        ),
         ("torch (export, train)", env["torch"] or f"not installed: {install_command('export')}"),
         ("onnx (calibrate)", module_version("onnx") or f"not installed: {install_command('calibrate')}"),
         ("tensorrt", trt["tensorrt"] or f"not installed: {TENSORRT_INSTALL_HINT}"),
@@ -52,8 +57,17 @@ def report() -> list[tuple[str, str]]:
         ("gpu", trt.get("gpu") or (env["gpu"] or {}).get("name") or "none found"),
         ("cuda driver", trt.get("cuda_driver", "-")),
         ("dla cores", str(trt.get("dla_cores", "-"))),
-        ("jetson", f"{jetson.get('board')} {jetson.get('l4t')}, power mode {jetson.get('power_mode')}, jetson_clocks {'on' if jetson.get('jetson_clocks') else 'off'}" if jetson else "no"),
-        ("gstreamer in opencv", "yes" if has_gstreamer() else "no (pip's opencv-python has none; csi:// needs JetPack's OpenCV)"),
+        (
+            "jetson",
+            f"{jetson.get('board')} {jetson.get('l4t')}, power mode {jetson.get('power_mode')}, jetson_clocks "
+            f"{'on' if jetson.get('jetson_clocks') else 'off'}"
+            if jetson
+            else "no",
+        ),
+        (
+            "gstreamer in opencv",
+            "yes" if has_gstreamer() else "no (pip's opencv-python has none; csi:// needs JetPack's OpenCV)",
+        ),
         ("cameras", ", ".join(cameras()) or "none"),
     ]
     rows += [("warning", w) for w in env.get("warnings", [])]
@@ -73,5 +87,7 @@ def gpu_check(bundle_dir: Path, source: str, frames: int = 100) -> str:
     precisions = tuple(sorted({a.precision for a in Bundle.load(bundle_dir).artifacts if a.kind == "onnx"}))
     build(bundle_dir, BuildOptions(precisions=precisions))
     # One bench over both backends: ONNX Runtime FP32 is the first row, so every engine's agreement is against it.
-    report = run_bench(bundle_dir, BenchOptions(source=source, frames=frames, warmup=10, backend="auto", baseline=False))
+    report = run_bench(
+        bundle_dir, BenchOptions(source=source, frames=frames, warmup=10, backend="auto", baseline=False)
+    )
     return terminal(report.to_dict())

@@ -47,9 +47,14 @@ def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) 
     try:
         for frame in source:
             if frame.label is None:
-                raise EdgesegError(f"'{uri}' has no labels; evaluate on synthetic://... or a folder with images/ and labels/")
+                raise EdgesegError(
+                    f"'{uri}' has no labels; evaluate on synthetic://... or a folder with images/ and labels/"
+                )
             if int(frame.label.max()) >= num_classes:
-                raise EdgesegError(f"'{uri}' frame {frame.index} has class {int(frame.label.max())} but the bundle has {num_classes} classes; evaluate on data labelled for this model")
+                raise EdgesegError(
+                    f"'{uri}' frame {frame.index} has class {int(frame.label.max())} but the bundle has "
+                    f"{num_classes} classes; evaluate on data labelled for this model"
+                )
             pending.append(frame)
             if len(pending) == batch or (limit is not None and frame.index + 1 >= limit):
                 yield pending
@@ -62,7 +67,14 @@ def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) 
         source.close()
 
 
-def evaluate(bundle_dir: Path, data: str, backend: str = "auto", precision: str = "best", frames: int | None = None, progress: bool = True) -> EvalResult:
+def evaluate(
+    bundle_dir: Path,
+    data: str,
+    backend: str = "auto",
+    precision: str = "best",
+    frames: int | None = None,
+    progress: bool = True,
+) -> EvalResult:
     """Run the bundle over labelled frames; class maps are compared at label resolution (nearest upsampling)."""
     bundle = Bundle.load(bundle_dir)
     classes = bundle.classes
@@ -96,14 +108,16 @@ def format_report(result: EvalResult) -> str:
     confusion = np.asarray(result.confusion_matrix, np.float64)
     row_share = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
     matrix = [[name] + [f"{100 * v:.1f}" for v in row] for name, row in zip(names, row_share)]
-    return "\n".join([
-        f"{result.frames} frames of {result.data} on {result.backend}",
-        format_table(["class", "IoU"], rows),
-        f"mIoU {result.miou:.4f}   pixel accuracy {result.pixel_accuracy:.4f}",
-        "",
-        "confusion matrix (% of each true class, rows = truth, columns = prediction)",
-        format_table(["truth \\ predicted"] + [n[:8] for n in names], matrix),
-    ])
+    return "\n".join(
+        [
+            f"{result.frames} frames of {result.data} on {result.backend}",
+            format_table(["class", "IoU"], rows),
+            f"mIoU {result.miou:.4f}   pixel accuracy {result.pixel_accuracy:.4f}",
+            "",
+            "confusion matrix (% of each true class, rows = truth, columns = prediction)",
+            format_table(["truth \\ predicted"] + [n[:8] for n in names], matrix),
+        ]
+    )
 
 
 def write_json(result: EvalResult, path: Path) -> None:

@@ -30,7 +30,9 @@ def resolve_backend(name: str, bundle: Bundle) -> str:
     if name.startswith("triton://"):
         return name
     if name not in BACKENDS:
-        raise EdgesegError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL")
+        raise EdgesegError(
+            f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL"
+        )
     if name == "auto":
         return "tensorrt" if tensorrt_usable() and has_engines(bundle) else "onnxruntime"
     if name == "tensorrt" and not tensorrt_usable():
@@ -43,7 +45,13 @@ def usable_backends(bundle: Bundle) -> list[str]:
     return ["onnxruntime"] + (["tensorrt"] if resolve_backend("auto", bundle) == "tensorrt" else [])
 
 
-def open_backend(bundle: Bundle, backend: str = "auto", precision: str = "best", threads: int | None = None, triton: TritonOptions | None = None) -> Backend:
+def open_backend(
+    bundle: Bundle,
+    backend: str = "auto",
+    precision: str = "best",
+    threads: int | None = None,
+    triton: TritonOptions | None = None,
+) -> Backend:
     """Choose and construct (not yet open) the backend and artifact for a bundle."""
     backend = resolve_backend(backend, bundle)
     if backend.startswith("triton://"):

@@ -11,7 +11,14 @@ import numpy as np
 from edgeseg.errors import EdgesegError, require
 from edgeseg.runtime.backends.base import Backend, TensorSpec
 
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+}
 
 
 class ONNXRuntimeBackend(Backend):
@@ -52,7 +59,9 @@ class ONNXRuntimeBackend(Backend):
         if self.requested_providers:
             return list(self.requested_providers)
         available = require("onnxruntime", "onnxruntime").get_available_providers()
-        return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        return [
+            p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider") if p in available
+        ]
 
     @property
     def runs_on_cpu(self) -> bool:
@@ -69,4 +78,5 @@ class ONNXRuntimeBackend(Backend):
         return self.model_path.name
 
     def describe(self) -> str:
-        return f"onnxruntime ({', '.join(self.providers or self.requested_providers or ['not opened'])}) on {self.model_path.name}"
+        providers = ", ".join(self.providers or self.requested_providers or ["not opened"])
+        return f"onnxruntime ({providers}) on {self.model_path.name}"

@@ -51,16 +51,22 @@ class TensorRTBackend(Backend):
         self.runtime = trt.Runtime(logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(self.model_path).read_bytes())
         if self.engine is None:  # TensorRT logs why and returns None on a damaged or foreign plan
-            raise EdgesegError(f"TensorRT {trt.__version__} cannot load {self.artifact.path}: the file is damaged or not an engine; rebuild with: edgeseg build {self.bundle.root} --precision {self.artifact.precision}")
+            raise EdgesegError(
+                f"TensorRT {trt.__version__} cannot load {self.artifact.path}: the file is damaged or not an engine; "
+                f"rebuild with: edgeseg build {self.bundle.root} --precision {self.artifact.precision}"
+            )
         self.context = self.engine.create_execution_context()
         self.stream = self.cuda.Stream()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if n not in self.input_names]
-        spec = lambda n: TensorSpec(n, tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(n)), np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))))  # noqa: E731
-        self.inputs = [spec(n) for n in self.input_names]
-        self.outputs = [spec(n) for n in self.output_names]
+        self.inputs = [self._spec(n) for n in self.input_names]
+        self.outputs = [self._spec(n) for n in self.output_names]
         self.batch = None
+
+    def _spec(self, name: str) -> TensorSpec:
+        shape = tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(name))
+        return TensorSpec(name, shape, np.dtype(self.trt.nptype(self.engine.get_tensor_dtype(name))))
 
     def profile_range(self, name: str) -> tuple[int, int]:
         low, _, high = self.engine.get_tensor_profile_shape(name, 0)
@@ -74,7 +80,10 @@ class TensorRTBackend(Backend):
         if self.inputs[0].shape[0] is None:
             low, high = self.profile_range(name)
             if not low <= batch <= high:
-                raise EdgesegError(f"batch {batch} is outside the engine's profile ({low}..{high}); rebuild with: edgeseg build {self.bundle.root} --batch {low},{batch},{max(high, batch)}")
+                raise EdgesegError(
+                    f"batch {batch} is outside the engine's profile ({low}..{high}); rebuild with: edgeseg build "
+                    f"{self.bundle.root} --batch {low},{batch},{max(high, batch)}"
+                )
             self.context.set_input_shape(name, (batch, *self.inputs[0].shape[1:]))
         elif batch != self.inputs[0].shape[0]:
             raise EdgesegError(f"the engine takes batch {self.inputs[0].shape[0]}, not {batch}")
@@ -119,4 +128,5 @@ class TensorRTBackend(Backend):
         return Path(self.artifact.path).name
 
     def describe(self) -> str:
-        return f"tensorrt {self.artifact.tools.get('tensorrt')} on {self.artifact.extra.get('gpu')} ({Path(self.artifact.path).name})"
+        version, gpu = self.artifact.tools.get("tensorrt"), self.artifact.extra.get("gpu")
+        return f"tensorrt {version} on {gpu} ({self.artifact_name})"

@@ -27,7 +27,14 @@ class TritonOptions:
     backoff_cap: float = 8.0  # seconds: the longest wait between attempts (they double from 0.5 s)
 
 
-NUMPY_OF = {"UINT8": np.uint8, "FP32": np.float32, "FP16": np.float16, "INT64": np.int64, "INT32": np.int32, "INT8": np.int8}
+NUMPY_OF = {
+    "UINT8": np.uint8,
+    "FP32": np.float32,
+    "FP16": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT8": np.int8,
+}
 TRITON_OF = {np.dtype(v): k for k, v in NUMPY_OF.items()}
 
 
@@ -54,13 +61,28 @@ class TritonBackend(Backend):
         try:
             self.client.is_server_live(client_timeout=self.timeout)
         except InferenceServerException as exc:
-            raise EdgesegError(f"Triton at {self.address} is unreachable ({first_line(exc)}); is tritonserver running with its gRPC port there?") from None
+            raise EdgesegError(
+                f"Triton at {self.address} is unreachable ({first_line(exc)}); is tritonserver running with its gRPC "
+                "port there?"
+            ) from None
         try:
             metadata = self.client.get_model_metadata(self.model, client_timeout=self.timeout)
         except InferenceServerException:
-            raise EdgesegError(f"Triton at {self.address} has no model '{self.model}' (it serves: {self._served()})") from None
-        self.inputs = [TensorSpec(t.name, tuple(d if d >= 0 else None for d in t.shape), np.dtype(NUMPY_OF.get(t.datatype, np.float32))) for t in metadata.inputs]
-        self.outputs = [TensorSpec(t.name, tuple(d if d >= 0 else None for d in t.shape), np.dtype(NUMPY_OF.get(t.datatype, np.float32))) for t in metadata.outputs]
+            raise EdgesegError(
+                f"Triton at {self.address} has no model '{self.model}' (it serves: {self._served()})"
+            ) from None
+        self.inputs = [
+            TensorSpec(
+                t.name, tuple(d if d >= 0 else None for d in t.shape), np.dtype(NUMPY_OF.get(t.datatype, np.float32))
+            )
+            for t in metadata.inputs
+        ]
+        self.outputs = [
+            TensorSpec(
+                t.name, tuple(d if d >= 0 else None for d in t.shape), np.dtype(NUMPY_OF.get(t.datatype, np.float32))
+            )
+            for t in metadata.outputs
+        ]
         self._check_contract(metadata)
 
     def _served(self) -> str:
@@ -78,10 +100,18 @@ class TritonBackend(Backend):
         frame = [height, width, 3] if contract.layout == "NHWC" else [3, height, width]
         expected = f"'{contract.name}' {TRITON_OF[np.dtype(contract.dtype)]} [batch, {', '.join(map(str, frame))}]"
         served = metadata.inputs[0] if len(metadata.inputs) == 1 else None
-        ok = served is not None and served.name == contract.name and served.datatype == TRITON_OF[np.dtype(contract.dtype)] and list(served.shape)[1:] == frame
+        ok = (
+            served is not None
+            and served.name == contract.name
+            and served.datatype == TRITON_OF[np.dtype(contract.dtype)]
+            and list(served.shape)[1:] == frame
+        )
         if not ok:
             have = ", ".join(f"'{t.name}' {t.datatype} {list(t.shape)}" for t in metadata.inputs)
-            raise EdgesegError(f"Triton model '{self.model}' takes {have}, but this bundle sends {expected}; deploy the same bundle with: edgeseg deploy BUNDLE --target triton")
+            raise EdgesegError(
+                f"Triton model '{self.model}' takes {have}, but this bundle sends {expected}; deploy the same bundle "
+                "with: edgeseg deploy BUNDLE --target triton"
+            )
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         request = self.grpc.InferInput(self.inputs[0].name, list(batch.shape), TRITON_OF[batch.dtype])
@@ -95,9 +125,16 @@ class TritonBackend(Backend):
                 return result.as_numpy(self.outputs[0].name)
             except self.server_error as exc:
                 if attempt == self.retries:
-                    raise EdgesegError(f"Triton at {self.address} stopped answering ({first_line(exc)}) and did not come back after {self.retries} retries") from None
+                    raise EdgesegError(
+                        f"Triton at {self.address} stopped answering ({first_line(exc)}) and did not come back after "
+                        f"{self.retries} retries"
+                    ) from None
                 delay = min(self.backoff_cap, 0.5 * 2**attempt)
-                print(f"edgeseg: Triton at {self.address} did not answer ({first_line(exc)}); retrying in {delay:g} s", file=sys.stderr, flush=True)
+                print(
+                    f"edgeseg: Triton at {self.address} did not answer ({first_line(exc)}); retrying in {delay:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 

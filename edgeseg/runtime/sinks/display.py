@@ -15,7 +15,9 @@ from edgeseg.runtime.sinks.base import Sink
 class DisplaySink(Sink):
     def __init__(self, uri: str):
         if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise EdgesegError(f"'{uri}' needs a display, and DISPLAY is not set; write a file instead (-o out.mp4) or use -o none")
+            raise EdgesegError(
+                f"'{uri}' needs a display, and DISPLAY is not set; write a file instead (-o out.mp4) or use -o none"
+            )
         self.window = f"edgeseg {uri}"
 
     def write(self, image: np.ndarray, prediction: Prediction) -> None:

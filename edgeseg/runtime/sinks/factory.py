@@ -1,13 +1,13 @@
 """Output sinks by URI; several at once.
 
-  out.mp4 | out.avi | out.mkv   a video file, written under a temporary name and renamed on close,
-                                so a recording that exists is complete and playable
-  out/frames/                   an image folder: overlays as JPEG; with --save-mask also the raw
-                                class maps as PNG in masks/ (what a medical recording keeps)
-  display://0                   an OpenCV window (q or Esc stops the run)
-  http://127.0.0.1:8080         a live view in the browser: page, MJPEG stream, /stats.json
-  udp://HOST:PORT, rtsp://...   H.264 streamed out through FFmpeg (MPEG-TS over UDP, or RTSP publish)
-  none                          discard (benchmarks)
+out.mp4 | out.avi | out.mkv   a video file, written under a temporary name and renamed on close,
+                              so a recording that exists is complete and playable
+out/frames/                   an image folder: overlays as JPEG; with --save-mask also the raw
+                              class maps as PNG in masks/ (what a medical recording keeps)
+display://0                   an OpenCV window (q or Esc stops the run)
+http://127.0.0.1:8080         a live view in the browser: page, MJPEG stream, /stats.json
+udp://HOST:PORT, rtsp://...   H.264 streamed out through FFmpeg (MPEG-TS over UDP, or RTSP publish)
+none                          discard (benchmarks)
 """
 
 from __future__ import annotations
@@ -30,13 +30,19 @@ def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False) -> Sink:
 
         return LiveViewSink(uri) if uri.startswith("http://") else StreamOutSink(uri, fps)
     if "://" in uri and not uri.startswith("file://"):
-        raise EdgesegError(f"unknown output '{uri}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0, http://HOST:PORT, udp:// or rtsp://, or none")
+        raise EdgesegError(
+            f"unknown output '{uri}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0, http://HOST:PORT, "
+            "udp:// or rtsp://, or none"
+        )
     path = Path(uri.removeprefix("file://"))
     suffix = path.suffix.lower()
     if suffix in VIDEO_CODECS:
         return VideoFileSink(path, fps)
     if suffix and not path.is_dir():
-        raise EdgesegError(f"cannot tell what to write for '{uri}': use {', '.join(VIDEO_CODECS)} for video, or a folder name for images")
+        raise EdgesegError(
+            f"cannot tell what to write for '{uri}': use {', '.join(VIDEO_CODECS)} for video, or a folder name for "
+            "images"
+        )
     return ImageFolderSink(path, save_mask)
 
 

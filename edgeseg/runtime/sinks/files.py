@@ -32,9 +32,13 @@ class VideoFileSink(Sink):
     def write(self, image: np.ndarray, prediction: Prediction) -> None:
         if self.writer is None:  # the frame size is known only now
             height, width = image.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.temp_path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+            self.writer = cv2.VideoWriter(
+                str(self.temp_path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height)
+            )
             if not self.writer.isOpened():
-                raise EdgesegError(f"OpenCV cannot write '{self.path}' with codec {self.fourcc}; try another extension (.mp4, .avi)")
+                raise EdgesegError(
+                    f"OpenCV cannot write '{self.path}' with codec {self.fourcc}; try another extension (.mp4, .avi)"
+                )
         self.writer.write(image)
         self.frames += 1
 
@@ -69,5 +73,3 @@ class ImageFolderSink(Sink):
 
     def describe(self) -> str:
         return f"{self.folder}/ ({self.frames} frames{', with masks' if self.save_mask else ''})"
-
-

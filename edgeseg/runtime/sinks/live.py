@@ -26,7 +26,8 @@ from edgeseg.runtime.sinks.base import LiveStats, Sink
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>edgeseg live</title>
-<style>body{margin:0;background:#111;color:#ddd;font:14px monospace}img{display:block;max-width:100vw;max-height:90vh;margin:auto}
+<style>body{margin:0;background:#111;color:#ddd;font:14px monospace}
+img{display:block;max-width:100vw;max-height:90vh;margin:auto}
 #stats{padding:8px;text-align:center}</style></head>
 <body><img id="live" src="/stream.mjpg" alt="live segmentation"><div id="stats">connecting...</div>
 <script>
@@ -35,7 +36,8 @@ async function poll() {
     const s = await (await fetch('/stats.json', {cache: 'no-store'})).json();
     const stages = Object.entries(s.stages_ms).map(([k, v]) => `${k} ${v} ms`).join(' | ');
     const gaps = s.gaps_s.length ? ` | gaps ${s.gaps_s.join(', ')} s` : '';
-    document.getElementById('stats').textContent = `${s.fps} FPS | ${s.frames} frames | ${stages}${gaps}${s.reconnecting ? ' | RECONNECTING' : ''}`;
+    const state = s.reconnecting ? ' | RECONNECTING' : '';
+    document.getElementById('stats').textContent = `${s.fps} FPS | ${s.frames} frames | ${stages}${gaps}${state}`;
   } catch (e) { document.getElementById('stats').textContent = 'stream ended'; }
 }
 setInterval(poll, 1000); poll();
@@ -44,7 +46,7 @@ setInterval(poll, 1000); poll();
 
 
 class LiveViewSink(Sink):
-    """`-o http://HOST:PORT`: an HTML page, the overlay as MJPEG, and /stats.json. Binds 127.0.0.1 unless told otherwise."""
+    """`-o http://HOST:PORT`: an HTML page, the overlay as MJPEG, and /stats.json. Binds 127.0.0.1 unless told."""
 
     def __init__(self, uri: str, quality: int = 80):
         parts = urlsplit(uri)
@@ -55,12 +57,22 @@ class LiveViewSink(Sink):
         self.sequence = 0
         self.viewers = 0
         self.closed = False
-        self.stats: LiveStats = lambda: {"fps": 0, "frames": 0, "dropped": 0, "stages_ms": {}, "gaps_s": [], "reconnecting": False}
+        self.stats: LiveStats = lambda: {
+            "fps": 0,
+            "frames": 0,
+            "dropped": 0,
+            "stages_ms": {},
+            "gaps_s": [],
+            "reconnecting": False,
+        }
         try:
             self.server = ThreadingHTTPServer((self.host, self.port), _handler(self))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise EdgesegError(f"port {self.port} on {self.host} is already in use; choose another: -o http://{self.host}:{self.port + 1}") from None
+                raise EdgesegError(
+                    f"port {self.port} on {self.host} is already in use; choose another: -o "
+                    f"http://{self.host}:{self.port + 1}"
+                ) from None
             raise EdgesegError(f"cannot serve the live view on {self.host}:{self.port}: {exc.strerror}") from None
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="live-view", daemon=True)
@@ -128,7 +140,11 @@ def _handler(sink: LiveViewSink) -> type[BaseHTTPRequestHandler]:
                     sequence, jpeg = sink.newest_after(sequence)
                     if jpeg is None:
                         continue
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+                    self.wfile.write(
+                        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                        + jpeg
+                        + b"\r\n"
+                    )
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the viewer left
@@ -154,10 +170,38 @@ class StreamOutSink(Sink):
 
     def _start(self, width: int, height: int) -> subprocess.Popen:
         container = ["-f", "rtsp", "-rtsp_transport", "tcp"] if self.uri.startswith("rtsp") else ["-f", "mpegts"]
-        target = self.uri if self.uri.startswith("rtsp") or "pkt_size" in self.uri else f"{self.uri}{'&' if '?' in self.uri else '?'}pkt_size=1316"
+        target = (
+            self.uri
+            if self.uri.startswith("rtsp") or "pkt_size" in self.uri
+            else f"{self.uri}{'&' if '?' in self.uri else '?'}pkt_size=1316"
+        )
         command = [
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{self.fps:g}", "-i", "-",
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", str(max(1, round(self.fps))), *container, target,
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            f"{self.fps:g}",
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            str(max(1, round(self.fps))),
+            *container,
+            target,
         ]
         return subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -168,7 +212,9 @@ class StreamOutSink(Sink):
             self.process.stdin.write(np.ascontiguousarray(image).tobytes())
         except BrokenPipeError:
             error = self.process.stderr.read().decode(errors="replace").strip().splitlines()
-            raise EdgesegError(f"ffmpeg stopped streaming to {self.uri}: {error[-1] if error else 'no reason given'}") from None
+            raise EdgesegError(
+                f"ffmpeg stopped streaming to {self.uri}: {error[-1] if error else 'no reason given'}"
+            ) from None
         self.frames += 1
 
     def close(self) -> None:
