@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch (on PyPI's default index an unpinned torch is a multi-GB CUDA build).
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[export,calibrate,bench,dev]"
+	$(PY) -m pip install --quiet -e ".[opencv,export,calibrate,bench,dev]"
 	touch $(STAMP)
 
 # A real Triton Inference Server for the tests: the nvidia-pytriton wheel bundles tritonserver with
@@ -26,10 +26,17 @@ demo: $(STAMP)
 	$(VENV)/bin/edgeseg demo driving
 
 # Real components for the tests, from Debian: ffmpeg (stream senders and receivers), opencv-doc
-# (sample videos), chromium and its driver (the live view in a real browser).
-SYSTEM_PACKAGES := ffmpeg opencv-doc chromium chromium-driver
+# (sample videos), chromium and its driver (the live view in a real browser), and the Jetson
+# stand-in: Debian's Python with its GStreamer-enabled OpenCV (python3-opencv, numpy 1.x), GStreamer's
+# RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) and the software elements that stand in for
+# NVIDIA's (x264enc, avdec_h264, videoconvert).
+SYSTEM_PACKAGES := ffmpeg opencv-doc chromium chromium-driver python3-venv python3-opencv python3-gi python3-gst-1.0 \
+	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
 system-deps:
-	@if ! command -v ffmpeg >/dev/null || ! command -v chromedriver >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then \
+	@if ! command -v ffmpeg >/dev/null || ! command -v chromedriver >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] \
+		|| ! /usr/bin/python3 -c "import cv2, gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || ! command -v gst-inspect-1.0 >/dev/null \
+		|| ! gst-inspect-1.0 x264enc >/dev/null 2>&1 || ! gst-inspect-1.0 avdec_h264 >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 		else echo "note: install $(SYSTEM_PACKAGES) (apt) to run the video, stream and browser tests; they skip without them"; fi; \

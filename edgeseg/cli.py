@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg import __version__
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, import_failure
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 # --precision: which artifact a verb uses. `best` is the lowest precision the bundle has (for ONNX Runtime,
@@ -607,13 +607,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        # Building the parser imports the runtime (cv2): a missing or broken install is reported here too.
+        args = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except EdgesegError as exc:
         print(f"edgeseg: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ImportError as exc:
+        print(f"edgeseg: error: {import_failure(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("edgeseg: interrupted; nothing half-written was kept", file=sys.stderr)

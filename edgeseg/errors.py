@@ -17,6 +17,34 @@ def install_command(extra: str) -> str:
     return f"pip install 'edgeseg[{extra}]'"
 
 
+# The extra that installs each optional module, for the one line a missing one gets.
+MODULE_EXTRAS = {
+    "cv2": "opencv",
+    "torch": "export",
+    "onnx": "calibrate",
+    "onnxruntime": "calibrate",
+    "matplotlib": "bench",
+    "rich": "bench",
+}
+
+
+def import_failure(exc: ImportError) -> str:
+    """One line for a module that is missing or cannot load: what failed and the command that fixes it."""
+    name = (exc.name or "").split(".")[0]
+    if name == "cv2" or "cv2" in str(exc):
+        if isinstance(exc, ModuleNotFoundError):
+            return (
+                f"OpenCV (cv2) is not installed: {install_command('opencv')}; on a Jetson use JetPack's "
+                "python3-opencv from a venv made with --system-site-packages"
+            )
+        # A cv2 built for numpy 1.x (JetPack's, Debian's) fails to load beside numpy 2.
+        return f"OpenCV (cv2) cannot be loaded ({exc}); if it is the system's OpenCV, run: pip install 'numpy<2'"
+    if name in MODULE_EXTRAS:
+        extra = MODULE_EXTRAS[name]
+        return f"this step needs the Python module '{name}' ({exc}); install it with: {install_command(extra)}"
+    return f"a Python module cannot be imported ({exc}); reinstall edgeseg: {install_command('opencv')}"
+
+
 class EdgesegError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do."""
 

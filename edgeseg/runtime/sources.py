@@ -13,10 +13,13 @@ dataset/ with images/ + labels/    a labelled folder (frames with ground truth)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,8 @@ import numpy as np
 from edgeseg.data.folder import IMAGE_SUFFIXES, is_labelled_folder, labelled_pairs, read_pair
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.frames import Frame
+from edgeseg.runtime.gstreamer import csi_pipeline, has_gstreamer, is_live, on_jetson, rtsp_pipeline, with_appsink
+from edgeseg.runtime.rtsp_probe import describe_reason, undecodable_reason
 
 # FFmpeg logs every undecodable packet of a stream joined mid-GOP (hundreds of lines a second);
 # edgeseg reports losses and gaps itself. Set OPENCV_FFMPEG_LOGLEVEL to see FFmpeg's own lines.
@@ -140,7 +145,19 @@ class StreamOptions:
     decode_threads: int | None = None  # FFmpeg decoder threads for video files; None: FFmpeg's choice
 
     def decoder_params(self) -> list[int]:
-        return [cv2.CAP_PROP_N_THREADS, self.decode_threads] if self.decode_threads else []
+        # CAP_PROP_N_THREADS came with OpenCV 4.7; JetPack's and Debian's 4.5/4.6 decode with FFmpeg's own choice.
+        threads = getattr(cv2, "CAP_PROP_N_THREADS", None)
+        return [threads, self.decode_threads] if self.decode_threads and threads is not None else []
+
+
+def quiet_opencv_warnings() -> None:
+    """OpenCV's own warnings (stream timeouts, GStreamer states) repeat what edgeseg reports. The call moved
+    between versions: cv2.setLogLevel in 4.x (Debian's, JetPack's), cv2.utils.logging in 5.x; 2 is ERROR in both."""
+    logging = getattr(cv2.utils, "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(2)
 
 
 class StreamSource(CaptureSource):
@@ -163,15 +180,23 @@ class StreamSource(CaptureSource):
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(f"{k};{v}" for k, v in ffmpeg.items())
         self.lost_at: float | None = None
         self.last_frame_at = time.perf_counter()
-        # OpenCV's timeout warnings repeat what edgeseg reports.
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        self.hls = urlsplit(uri).path.endswith(".m3u8")
+        self.ended_check_at = 0.0
+        quiet_opencv_warnings()
         try:
             super().__init__(uri, target, api, live=True, params=params)
         except EdgesegError:
-            raise EdgesegError(
-                f"stream '{uri}' did not open within {options.timeout:g} s (nothing sending, wrong address, or a "
-                "closed port); check the sender or raise --stream-timeout"
-            ) from None
+            raise EdgesegError(f"stream '{uri}' did not open{self._why_not_open()}") from None
+
+    def _why_not_open(self) -> str:
+        if urlsplit(self.uri).scheme.lower() in ("rtsp", "rtsps"):
+            return ": " + describe_reason(self.uri.split("?")[0], self.options.timeout)
+        if self.api == cv2.CAP_GSTREAMER:
+            return ": GStreamer could not start its pipeline (a wrong address, or an element or caps it lacks)"
+        return (
+            f" within {self.options.timeout:g} s (nothing sending, wrong address, or a closed port); "
+            "check the sender or raise --stream-timeout"
+        )
 
     def _read(self) -> tuple[np.ndarray | None, None]:
         attempt = 0
@@ -181,10 +206,15 @@ class StreamSource(CaptureSource):
                 if ok:
                     self._recovered()
                     return image, None
+                if self.hls and self._hls_ended():
+                    return None, None  # the playlist was finished (#EXT-X-ENDLIST) and every segment read
                 # A failed read is not yet a loss: a stream joined mid-GOP fails until its next keyframe.
                 if time.perf_counter() - self.last_frame_at < self.options.timeout:
                     self.stop_event.wait(0.01)
                     continue
+                if self.count == 0 and (reason := self._undecodable()):
+                    # Not a loss to wait out: no frame will ever come from a stream this decoder cannot read.
+                    raise EdgesegError(f"stream '{self.uri}' opened, but no frame can be decoded from it: {reason}")
                 self.capture.release()
                 self.capture = None
                 if self.lost_at is None:
@@ -211,6 +241,19 @@ class StreamSource(CaptureSource):
     @property
     def reconnecting(self) -> bool:
         return self.lost_at is not None
+
+    def _hls_ended(self) -> bool:
+        """Asked at most once a second, while reads fail: has the live playlist been finished?"""
+        if time.perf_counter() - self.ended_check_at < 1.0:
+            return False
+        self.ended_check_at = time.perf_counter()
+        return hls_finished(self.uri, self.options.timeout)
+
+    def _undecodable(self) -> str | None:
+        """For RTSP, the server's own description can prove that no frame will come; other streams cannot tell."""
+        if urlsplit(self.uri).scheme.lower() in ("rtsp", "rtsps"):
+            return undecodable_reason(self.uri.split("?")[0], self.options.timeout)
+        return None
 
     def _recovered(self) -> None:
         self.last_frame_at = time.perf_counter()
@@ -324,24 +367,6 @@ def _camera(uri: str, device: str, options: StreamOptions) -> Source:
     return StreamSource(uri, device, cv2.CAP_V4L2, options)
 
 
-def has_gstreamer() -> bool:
-    return any(
-        line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines()
-    )
-
-
-def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, fps: int = 30) -> str:
-    """nvarguscamerasrc into BGR appsink. NVMM NV12 is converted by nvvidconv to BGRx, then by videoconvert
-    to the BGR OpenCV wants; drop=true max-buffers=1 sync=false keep only the newest buffer, since an
-    appsink that queues makes the picture lag further behind the camera with every frame."""
-    return (
-        f"nvarguscamerasrc sensor-id={sensor} ! "
-        f"video/x-raw(memory:NVMM),width={width},height={height},framerate={fps}/1,format=NV12 ! "
-        "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=true "
-        "max-buffers=1 sync=false"
-    )
-
-
 def _csi(uri: str, options: StreamOptions) -> Source:
     parts = urlsplit(uri)
     query = dict(parse_qsl(parts.query))
@@ -350,7 +375,7 @@ def _csi(uri: str, options: StreamOptions) -> Source:
             "csi:// cameras need OpenCV built with GStreamer (JetPack's python3-opencv, venv with "
             "--system-site-packages); this OpenCV has none"
         )
-    if not Path("/etc/nv_tegra_release").is_file():
+    if not on_jetson():
         raise EdgesegError(
             "csi:// cameras need a Jetson (nvarguscamerasrc); this machine is not one: use /dev/videoN for a USB camera"
         )
@@ -369,6 +394,66 @@ def _csi(uri: str, options: StreamOptions) -> Source:
         ) from None
 
 
+def _gst(uri: str, options: StreamOptions) -> Source:
+    """`gst://PIPELINE`: a user's own GStreamer pipeline (an appsink is added when it has none)."""
+    if not has_gstreamer():
+        raise EdgesegError(
+            "gst:// needs OpenCV built with GStreamer, and this one has none (pip's opencv-python never has): on a "
+            "Jetson use JetPack's python3-opencv, elsewhere your distribution's, from a venv made with "
+            "--system-site-packages"
+        )
+    pipeline = with_appsink(uri[len("gst://") :])
+    quiet_opencv_warnings()
+    if is_live(pipeline):
+        return StreamSource(uri, pipeline, cv2.CAP_GSTREAMER, options)
+    try:
+        return CaptureSource(uri, pipeline, cv2.CAP_GSTREAMER)
+    except EdgesegError:
+        raise EdgesegError(
+            f"GStreamer could not start '{uri[len('gst://') :]}' (an element that does not exist, a typo in the "
+            "caps, or a file that is not there); try it with: gst-launch-1.0 PIPELINE ! fakesink"
+        ) from None
+
+
+def hls_finished(url: str, timeout: float) -> bool:
+    """True when an HLS playlist is complete (#EXT-X-ENDLIST): a recording, not a live stream."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            text = answer.read(1 << 20).decode(errors="replace")
+        if "#EXT-X-STREAM-INF" in text:  # a master playlist: ask its first variant
+            variant = next(line for line in text.splitlines() if line and not line.startswith("#"))
+            return hls_finished(urllib.parse.urljoin(url, variant), timeout)
+    except (OSError, ValueError, StopIteration):
+        return False
+    return "#EXT-X-ENDLIST" in text
+
+
+def _hls(uri: str, options: StreamOptions) -> Source:
+    """An HLS playlist. Finished, it is read like a file (every frame); live, like a stream, from its first
+    listed segment (FFmpeg would start three from the end), ending when the playlist is finished."""
+    options = dataclasses.replace(options, ffmpeg_options={"live_start_index": "0", **options.ffmpeg_options})
+    if hls_finished(uri, options.timeout):
+        return VideoFileSource(uri, uri, options)
+    return StreamSource(uri, uri, cv2.CAP_FFMPEG, options)
+
+
+def _stream(uri: str, options: StreamOptions) -> Source:
+    """A network stream through FFmpeg, or for `rtsp://...?decoder=gst` through GStreamer (hardware on a Jetson)."""
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    decoder = query.pop("decoder", "ffmpeg")
+    if decoder == "ffmpeg" and parts.path.endswith(".m3u8") and parts.scheme.lower() in ("http", "https"):
+        return _hls(uri, options)
+    if decoder == "ffmpeg":
+        return StreamSource(uri, uri, cv2.CAP_FFMPEG, options)
+    if decoder != "gst" or parts.scheme.lower() != "rtsp":
+        raise EdgesegError(f"'{uri}': decoder= takes ffmpeg (the default) or, for rtsp://, gst")
+    if not has_gstreamer():
+        raise EdgesegError("rtsp://...?decoder=gst needs OpenCV built with GStreamer; this one has none")
+    url = parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())).geturl()
+    return StreamSource(uri, rtsp_pipeline(url, options.transport), cv2.CAP_GSTREAMER, options)
+
+
 def open_source(uri: str, options: StreamOptions | None = None) -> Source:
     """Open a source URI; every failure is one EdgesegError line."""
     options = options or StreamOptions()
@@ -380,13 +465,15 @@ def open_source(uri: str, options: StreamOptions | None = None) -> Source:
     if uri.startswith("/dev/video"):
         return _camera(uri, uri, options)
     if scheme in STREAM_SCHEMES:
-        return StreamSource(uri, uri, cv2.CAP_FFMPEG, options)
+        return _stream(uri, options)
     if scheme == "csi":
         return _csi(uri, options)
+    if scheme == "gst":
+        return _gst(uri, options)
     if scheme and scheme != "file":
         raise EdgesegError(
-            f"unknown source scheme '{scheme}://' in '{uri}'; use a file, a folder, /dev/videoN, v4l2://, rtsp://, "
-            "udp://, http://, or synthetic://"
+            f"unknown source scheme '{scheme}://' in '{uri}'; use a file, a folder, /dev/videoN, v4l2://, csi://, "
+            "rtsp://, udp://, http://, gst://, or synthetic://"
         )
     path = Path(uri[len("file://") :] if scheme == "file" else uri)
     if not path.exists():

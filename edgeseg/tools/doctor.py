@@ -9,7 +9,7 @@ from typing import Any
 from edgeseg import __version__
 from edgeseg.bench.environment import environment, module_version
 from edgeseg.errors import TENSORRT_INSTALL_HINT, EdgesegError, install_command
-from edgeseg.runtime.sources import has_gstreamer
+from edgeseg.runtime.gstreamer import has_gstreamer
 
 
 def tensorrt_facts() -> dict[str, Any]:
