@@ -35,7 +35,7 @@ SYSTEM_PACKAGES := ffmpeg opencv-doc chromium chromium-driver python3-venv pytho
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
 system-deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v chromedriver >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] \
-		|| ! /usr/bin/python3 -c "import cv2, gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || ! command -v gst-inspect-1.0 >/dev/null \
+		|| ! /usr/bin/python3 -c "import cv2, gi, ensurepip; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || ! command -v gst-inspect-1.0 >/dev/null \
 		|| ! gst-inspect-1.0 x264enc >/dev/null 2>&1 || ! gst-inspect-1.0 avdec_h264 >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
