@@ -409,7 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="segment a video, camera, stream or folder")
     run.add_argument("bundle")
     run.add_argument(
-        "-i", "--input", required=True, help="source URI: file, folder/, /dev/video0, rtsp://, synthetic://driving, ..."
+        "-i",
+        "--input",
+        required=True,
+        action="append",
+        help="source URI: file, folder/, /dev/video0, rtsp://, gst://, synthetic://driving, ...; repeat it for "
+        "several cameras in one run (batched inference; {stream} or {index} in -o paths)",
     )
     run.add_argument(
         "-o",

@@ -14,6 +14,7 @@ class Frame:
     timestamp: float  # time.perf_counter() when it was captured
     label: np.ndarray | None = None  # class map, when the source knows the truth
     tensor: np.ndarray | None = None  # the graph input made from `image` (set by the pipeline)
+    stream: int = 0  # which input it came from, in a run with several
 
 
 @dataclass

@@ -119,6 +119,8 @@ class RunSummary:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     first_written: float = 0.0  # perf_counter() of the first and last frame written
     last_written: float = 0.0
+    streams: list[Any] = field(default_factory=list)  # per-input figures of a run with several inputs
+    mean_batch: float = 1.0  # frames per inference call
 
     @property
     def fps(self) -> float:
@@ -298,12 +300,6 @@ class Pipeline:
     def run(self) -> RunSummary:
         """Run to the end of the source (or a stop request); close the sinks; return the figures."""
         started = self.started = time.perf_counter()
-        opencv_threads = cv2.getNumThreads()
-        if self.backend.runs_on_cpu:
-            # The stages already run side by side: OpenCV's own worker threads in capture and
-            # drawing would only preempt inference's parallel operators, which then wait for their
-            # slowest chunk (demo-driving, 720p, 2 cores: 169 -> 190 FPS). Restored after the run.
-            cv2.setNumThreads(1)
         workers = [
             threading.Thread(target=self._capture, name="capture", daemon=True),
             threading.Thread(target=self._infer, name="inference", daemon=True),
@@ -312,7 +308,7 @@ class Pipeline:
             worker.start()
         recent: deque = deque(maxlen=30)
         try:
-            with stop_on_signals(self):
+            with stop_on_signals(self), opencv_threads_beside(self.backend):
                 while (item := self._get(self.predictions)) is not END:
                     self._draw_and_write(item, recent)
         except BaseException as exc:
@@ -321,7 +317,6 @@ class Pipeline:
             self.stop.set()
             for worker in workers:
                 worker.join()
-            cv2.setNumThreads(opencv_threads)
             self._close_all()
         if self.errors:
             raise self.errors[0]
@@ -340,6 +335,23 @@ class Pipeline:
             except BaseException as exc:  # noqa: BLE001 - close the others, report the first
                 self.errors.append(exc)
         self.source.close()
+
+
+@contextlib.contextmanager
+def opencv_threads_beside(backend: Backend) -> Iterator[None]:
+    """With inference on the CPU, OpenCV runs single-threaded for the run, and is restored afterwards.
+
+    The stages already run side by side: OpenCV's own worker threads in capture and drawing would only
+    preempt inference's parallel operators, which then wait for their slowest chunk (demo-driving, 720p,
+    2 cores: 169 -> 190 FPS).
+    """
+    previous = cv2.getNumThreads()
+    if backend.runs_on_cpu:
+        cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 @contextlib.contextmanager

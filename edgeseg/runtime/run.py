@@ -5,22 +5,24 @@ The whole loop is `Pipeline.run`: source -> backend -> overlay -> sinks, each st
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.bundle import Bundle
-from edgeseg.runtime.backends import TritonOptions, open_backend
+from edgeseg.runtime.backends import Backend, TritonOptions, open_backend
+from edgeseg.runtime.multi import MultiStreamPipeline, check_batch, stream_names
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.pipeline import Pipeline, RunSummary, source_options
-from edgeseg.runtime.sinks import open_sinks
-from edgeseg.runtime.sources import StreamOptions, open_source
+from edgeseg.runtime.sinks import open_sinks, open_stream_sinks
+from edgeseg.runtime.sources import Source, StreamOptions, open_source
 from edgeseg.tables import stage_table
 
 
 @dataclass
 class RunOptions:
     bundle: Path
-    inputs: str
+    inputs: list[str]  # one source URI, or several: one stream each, batched into one inference call
     outputs: list[str]
     backend: str = "auto"
     precision: str = "best"
@@ -38,7 +40,9 @@ class RunOptions:
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
     net = open_backend(bundle, options.backend, options.precision, options.threads, options.triton)
-    source = open_source(options.inputs, source_options(net, options.stream))
+    if len(options.inputs) > 1:
+        return run_streams(bundle, net, options)
+    source = open_source(options.inputs[0], source_options(net, options.stream))
     try:
         sinks = open_sinks(options.outputs, fps=source.fps or 30.0, save_mask=options.save_mask)
     except BaseException:
@@ -46,6 +50,28 @@ def run(options: RunOptions) -> RunSummary:
         raise
     overlay = Overlay(bundle.classes, options.alpha, options.filter_mode, options.visualize, options.legend)
     pipeline = Pipeline(source, net, bundle.input, bundle.output, overlay, sinks, max_frames=options.frames)
+    return pipeline.run()
+
+
+def run_streams(bundle: Bundle, net: Backend, options: RunOptions) -> RunSummary:
+    """Several inputs: a capture thread each, batched inference, per-stream and tiled outputs."""
+    if note := check_batch(bundle.input.batch, len(options.inputs)):
+        print(f"edgeseg: {note}", file=sys.stderr)
+    names = stream_names(options.inputs)
+    sources: list[Source] = []
+    try:
+        for uri in options.inputs:
+            sources.append(open_source(uri, source_options(net, options.stream)))
+        fps = max((s.fps for s in sources if s.fps), default=30.0)
+        stream_sinks, shared_sinks = open_stream_sinks(options.outputs, names, fps, options.save_mask)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    overlay = Overlay(bundle.classes, options.alpha, options.filter_mode, options.visualize, options.legend)
+    pipeline = MultiStreamPipeline(
+        sources, names, net, bundle.input, bundle.output, overlay, stream_sinks, shared_sinks, options.frames
+    )
     return pipeline.run()
 
 
@@ -61,6 +87,14 @@ def print_summary(summary: RunSummary, outputs: list[str]) -> None:
     )
     if summary.gaps:
         print(f"stream gaps: {len(summary.gaps)} ({', '.join(f'{g:.1f} s' for g in summary.gaps)})")
+    if summary.streams:
+        print(f"batching: {summary.mean_batch:.2f} frames per inference call on average")
+    for index, stream in enumerate(summary.streams):
+        print(
+            f"stream {index} {stream.name}: {stream.frames_read} read, {stream.frames_written} written, "
+            f"{stream.frames_dropped} dropped, {stream.fps:.1f} FPS"
+            + (f", gaps {', '.join(f'{g:.1f} s' for g in stream.gaps)}" if stream.gaps else "")
+        )
     if summary.stages:
         print(stage_table(summary.stages))
     print(f"outputs: {', '.join(outputs)}")

@@ -18,5 +18,5 @@ def run_demo(scene: str, frames: int = 150, output: Path | None = None, workdir:
     # Seed 5000 is neither a training (0-199) nor a validation (1000-1003) seed: the demo shows unseen video.
     source = f"synthetic://{scene}?frames={frames}&size=640x480&seed=5000"
     print(f"demo: running {bundle_dir} on {source}")
-    summary = run(RunOptions(bundle=bundle_dir, inputs=source, outputs=[str(output)]))
+    summary = run(RunOptions(bundle=bundle_dir, inputs=[source], outputs=[str(output)]))
     print_summary(summary, [str(output)])

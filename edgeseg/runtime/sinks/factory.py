@@ -12,12 +12,14 @@ none                          discard (benchmarks)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.sinks.base import NullSink, Sink
 from edgeseg.runtime.sinks.display import DisplaySink
 from edgeseg.runtime.sinks.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
+from edgeseg.runtime.sinks.tiled import TiledSink
 
 
 def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False) -> Sink:
@@ -56,3 +58,41 @@ def open_sinks(uris: list[str], fps: float = 30.0, save_mask: bool = False) -> l
             sink.close()
         raise
     return sinks
+
+
+TEMPLATE = re.compile(r"\{(stream|index)\}")
+SHARED_SCHEMES = ("display://", "http://", "none")  # one picture for all streams: tiled
+
+
+def open_stream_sinks(
+    uris: list[str], names: list[str], fps: float = 30.0, save_mask: bool = False
+) -> tuple[list[list[Sink]], list[Sink]]:
+    """Sinks for a run with several inputs: per stream for outputs with {stream} or {index} in them,
+    shared (tiled) for a window or the live view. An output that would take every stream into one file is refused."""
+    per_stream: list[list[Sink]] = [[] for _ in names]
+    shared: list[Sink] = []
+    try:
+        for uri in uris:
+            shares = uri.startswith(SHARED_SCHEMES)
+            if TEMPLATE.search(uri):
+                if shares:
+                    raise EdgesegError(
+                        f"'{uri}': {{stream}} and {{index}} go in file, folder and stream-out outputs; "
+                        "a window or the live view shows every stream, tiled"
+                    )
+                for index, name in enumerate(names):
+                    path = uri.replace("{stream}", name).replace("{index}", str(index))
+                    per_stream[index].append(open_sink(path, fps, save_mask))
+            elif shares:
+                sink = open_sink(uri, fps, save_mask)
+                shared.append(sink if uri == "none" else TiledSink(sink, names))
+            else:
+                raise EdgesegError(
+                    f"-o {uri} would get all {len(names)} inputs in one output; put {{stream}} or {{index}} in "
+                    "it, e.g. -o out/{stream}.mp4"
+                )
+    except BaseException:
+        for sink in [s for sinks in per_stream for s in sinks] + shared:
+            sink.close()
+        raise
+    return per_stream, shared
