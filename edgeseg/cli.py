@@ -206,6 +206,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edgeseg.bench.report import print_terminal, write_json, write_markdown, write_plot
     from edgeseg.fileio import check_writable
 
+    if args.streams is not None:
+        return cmd_bench_streams(args)
+
     outputs = [
         (Path(p), writer)
         for p, writer in ((args.json, write_json), (args.md, write_markdown), (args.plot, write_plot))
@@ -228,6 +231,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for path, writer in outputs:
         writer(report, path)
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench_streams(args: argparse.Namespace) -> int:
+    from edgeseg.bench.report import write_json
+    from edgeseg.bench.streams import run_stream_bench, stream_table
+    from edgeseg.fileio import check_writable
+
+    if args.md or args.plot:
+        raise EdgesegError("--streams writes its report with --json; --md and --plot are for the per-precision bench")
+    if args.json:
+        check_writable(Path(args.json))
+    precision = "best" if args.precision == "all" else args.precision
+    report = run_stream_bench(Path(args.bundle), args.streams, args.frames, backend=args.backend, precision=precision)
+    print(stream_table(report))
+    if args.json:
+        write_json(report.to_dict(), Path(args.json))
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -537,6 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precision", default="all", help="all, or a comma list of fp32, fp16, int8 (default: all)")
     bench.add_argument("--accuracy-frames", type=int, default=32, help="frames for agreement and mIoU (default 32)")
     bench.add_argument("--no-baseline", action="store_true", help="skip the PyTorch-eager baseline row")
+    bench.add_argument(
+        "--streams",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: N synthetic 720p streams in one batched run against N separate runs (--frames per stream)",
+    )
     bench.add_argument("--threads", type=int, default=None)
     bench.add_argument("--json", help="write the full report as JSON")
     bench.add_argument("--md", help="write a Markdown report")

@@ -165,3 +165,25 @@ def test_live_view_reports_each_stream(batch_bundle):
     finally:
         stop(run)
     assert names == ["driving-0", "driving-1"]  # one name each, even for two inputs alike
+
+
+def test_bench_streams_compares_one_batched_run_with_separate_runs(batch_bundle, tmp_path, capsys):
+    import json
+
+    report = tmp_path / "streams.json"
+    code, stdout, err = run_cli(capsys, "bench", batch_bundle, "--streams", "2", "--frames", "6", "--json", report)
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["streams"] == 2 and data["frames_per_stream"] == 6 and data["source_size"] == [720, 1280]
+    assert len(data["batched_per_stream_fps"]) == 2 and len(data["separate_fps"]) == 2
+    assert all(v > 0 for v in data["separate_fps"]) and data["batched_fps"] > 0 and data["mean_batch"] > 1
+    assert data["batched_vs_sum_of_separate"] == pytest.approx(data["batched_fps"] / sum(data["separate_fps"]))
+    assert "one batched run" in stdout and "2 separate runs" in stdout
+
+
+@pytest.mark.parametrize(
+    "argv,fragment", [(["--streams", "1"], "at least 2 streams"), (["--streams", "2", "--md", "x.md"], "--json")]
+)
+def test_bench_streams_bad_input(batch_bundle, argv, fragment, capsys):
+    code, _, err = run_cli(capsys, "bench", batch_bundle, *argv)
+    assert_one_line_error(code, err, fragment)
