@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg import __version__
+from edgeseg.arguments import Parser, at_least, count, fraction, non_negative, opset, positive_number, retries, share
 from edgeseg.errors import EdgesegError, import_failure
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
@@ -70,7 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         classes=classes_from_option(args.classes),
         weights=Path(args.weights) if args.weights else None,
         opset=args.opset,
-        batch=args.batch,
+        batch=args.batch or 1,
         dynamic_batch=args.dynamic_batch,
         dynamic_size=args.dynamic_size,
         fuse_preprocess=not args.no_fuse_preprocess,
@@ -239,8 +240,6 @@ def cmd_bench_streams(args: argparse.Namespace) -> int:
     from edgeseg.bench.streams import run_stream_bench, stream_table
     from edgeseg.fileio import check_writable
 
-    if args.md or args.plot:
-        raise EdgesegError("--streams writes its report with --json; --md and --plot are for the per-precision bench")
     if args.json:
         check_writable(Path(args.json))
     precision = "best" if args.precision == "all" else args.precision
@@ -363,7 +362,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default="linear",
         help="mask upsampling: point (nearest) or linear (smooth); see docs",
     )
-    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity 0..1 (default 0.5)")
+    parser.add_argument("--alpha", type=fraction, default=0.5, help="overlay opacity 0..1 (default 0.5)")
     parser.add_argument(
         "--visualize", choices=VISUALIZE, default="overlay", help="what to draw: overlay, mask, or both side by side"
     )
@@ -371,13 +370,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--save-mask", action="store_true", help="folder outputs also keep raw class maps as PNG in masks/"
     )
     parser.add_argument("--no-legend", action="store_true", help="do not draw the class legend")
-    parser.add_argument("--threads", type=int, default=None, help="inference threads for the CPU backend")
+    parser.add_argument("--threads", type=count, default=None, help="inference threads for the CPU backend")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from edgeseg.runtime.backends import BACKENDS
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgeseg", description="PyTorch semantic segmentation to ONNX/TensorRT and live video at the edge."
     )
     parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
@@ -395,9 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--classes", help="class count N, or a names file (one class per line, optional R G B)")
     export.add_argument("--weights", help="state dict to load (torch.load with weights_only=True)")
     export.add_argument(
-        "--opset", type=int, default=17, help="ONNX opset (default 17: TensorRT 8.5 / JetPack 5 parse it)"
+        "--opset", type=opset, default=17, help="ONNX opset, 11 to 20 (default 17: TensorRT 8.5 / JetPack 5 parse it)"
     )
-    export.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
+    export.add_argument(
+        "--batch", type=count, default=None, help="fixed batch size (default 1; not with --dynamic-batch)"
+    )
     export.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch dimension")
     export.add_argument("--dynamic-size", action="store_true", help="export dynamic height and width (not PSPNet)")
     export.add_argument(
@@ -443,24 +444,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="sink URI, repeatable: out.mp4, folder/, display://0, none (default none)",
     )
-    run.add_argument("--frames", type=int, default=None, help="stop after N frames")
+    run.add_argument("--frames", type=count, default=None, help="stop after N frames")
     run.add_argument(
         "--stream-timeout",
-        type=float,
+        type=positive_number,
         default=10.0,
         metavar="S",
         help="seconds to open a stream, and without frames before it counts as lost (default 10)",
     )
     run.add_argument(
         "--reconnect-retries",
-        type=int,
+        type=retries,
         default=-1,
         metavar="N",
         help="reconnection attempts per loss (default -1: until stopped)",
     )
     run.add_argument(
         "--reconnect-max-wait",
-        type=float,
+        type=positive_number,
         default=8.0,
         metavar="S",
         help="longest wait between attempts; they double from 0.5 s (default 8)",
@@ -486,10 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--size", type=parse_size, default=(240, 320), help="training HxW (default 240x320)")
     train.add_argument("--classes", help="class count or names file (synthetic scenes name their own)")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--steps", type=int, default=100, help="steps per epoch (default 100)")
-    train.add_argument("--batch", type=int, default=8)
-    train.add_argument("--lr", type=float, default=4e-3, help="peak learning rate of the one-cycle schedule")
+    train.add_argument("--epochs", type=count, default=10)
+    train.add_argument("--steps", type=count, default=100, help="steps per epoch (default 100)")
+    train.add_argument("--batch", type=count, default=8)
+    train.add_argument("--lr", type=positive_number, default=4e-3, help="peak learning rate of the one-cycle schedule")
     train.add_argument(
         "--train-seeds", type=parse_seeds, default=(0, 199), help="scene seeds to train on (default 0-199)"
     )
@@ -497,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-seeds", type=parse_seeds, default=(1000, 1003), help="held-out seeds for per-epoch validation"
     )
     train.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. width=16")
-    train.add_argument("--threads", type=int, default=None)
+    train.add_argument("--threads", type=count, default=None)
     train.set_defaults(handler=cmd_train)
 
     evaluate = verbs.add_parser("eval", help="mIoU, per-class IoU and confusion matrix against labelled frames")
@@ -505,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--data", required=True, help="synthetic://SCENE?seed=A-B&frames=N&size=WxH or a labelled folder"
     )
-    evaluate.add_argument("--frames", type=int, default=None, help="stop after N frames")
+    evaluate.add_argument("--frames", type=count, default=None, help="stop after N frames")
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
     add_precision_option(evaluate, "fp32")
     evaluate.add_argument("--json", help="also write the figures as JSON (miou, pixel_accuracy, per_class_iou, ...)")
@@ -519,9 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", required=True, help="calibration frames: video file, image folder, labelled folder or synthetic://..."
     )
     calibrate.add_argument(
-        "--count", type=int, default=256, help="calibration frames, spread across the source (default 256)"
+        "--count", type=count, default=256, help="calibration frames, spread across the source (default 256)"
     )
-    calibrate.add_argument("--eval-count", type=int, default=64, help="held-out frames for fidelity (default 64)")
+    calibrate.add_argument("--eval-count", type=count, default=64, help="held-out frames for fidelity (default 64)")
     calibrate.add_argument(
         "--eval-data", help="held-out frames from another source (default: frames of --data not used to calibrate)"
     )
@@ -533,14 +534,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--min-agreement",
-        type=float,
+        type=share,
         default=None,
         help="e.g. 0.995: keep the most sensitive layers in float until INT8 agrees this well with FP32",
     )
     calibrate.add_argument(
         "--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator"
     )
-    calibrate.add_argument("--threads", type=int, default=None)
+    calibrate.add_argument("--threads", type=count, default=None)
     calibrate.set_defaults(handler=cmd_calibrate)
 
     from edgeseg.bench import DEFAULT_SOURCE
@@ -552,20 +553,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "-i", "--input", default=DEFAULT_SOURCE, help="frames to benchmark on (default: synthetic driving at 1280x720)"
     )
-    bench.add_argument("--frames", type=int, default=200, help="measured frames per row (default 200)")
-    bench.add_argument("--warmup", type=int, default=20, help="discarded warm-up runs (default 20)")
+    bench.add_argument("--frames", type=count, default=200, help="measured frames per row (default 200)")
+    bench.add_argument("--warmup", type=non_negative, default=20, help="discarded warm-up runs (default 20)")
     bench.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
     bench.add_argument("--precision", default="all", help="all, or a comma list of fp32, fp16, int8 (default: all)")
-    bench.add_argument("--accuracy-frames", type=int, default=32, help="frames for agreement and mIoU (default 32)")
+    bench.add_argument("--accuracy-frames", type=count, default=32, help="frames for agreement and mIoU (default 32)")
     bench.add_argument("--no-baseline", action="store_true", help="skip the PyTorch-eager baseline row")
     bench.add_argument(
         "--streams",
-        type=int,
+        type=at_least(2),
         default=None,
         metavar="N",
         help="instead: N synthetic 720p streams in one batched run against N separate runs (--frames per stream)",
     )
-    bench.add_argument("--threads", type=int, default=None)
+    bench.add_argument("--threads", type=count, default=None)
     bench.add_argument("--json", help="write the full report as JSON")
     bench.add_argument("--md", help="write a Markdown report")
     bench.add_argument("--plot", help="write a PNG: latency distribution per row, accuracy against latency")
@@ -580,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="all (every ONNX precision in the bundle) or a comma list of fp32, fp16, int8 (default: all)",
     )
-    build.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace memory limit")
+    build.add_argument("--workspace", type=count, default=None, metavar="MiB", help="builder workspace memory limit")
     build.add_argument(
         "--optimization-level",
         type=int,
@@ -592,7 +593,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=parse_batch_range, default=None, metavar="MIN,OPT,MAX", help="profile for a dynamic-batch graph"
     )
     build.add_argument(
-        "--dla", type=int, default=None, metavar="CORE", help="build for a DLA core, with GPU fallback (Jetson)"
+        "--dla",
+        type=non_negative,
+        default=None,
+        metavar="CORE",
+        help="build for a DLA core, with GPU fallback (Jetson)",
     )
     build.add_argument("--timing-cache", default=None, metavar="FILE", help="timing cache to reuse and update")
     build.set_defaults(handler=cmd_build)
@@ -602,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpu-check", metavar="BUNDLE", help="build every precision and compare each engine with ONNX Runtime FP32"
     )
     doctor.add_argument("-i", "--input", default="synthetic://driving?seed=5000&size=1280x720&frames=100000")
-    doctor.add_argument("--frames", type=int, default=100)
+    doctor.add_argument("--frames", type=count, default=100)
     doctor.set_defaults(handler=cmd_doctor)
 
     deploy = verbs.add_parser("deploy", help="emit a DeepStream or Triton deployment from a bundle")
@@ -615,11 +620,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory to write (refused when it exists and is not empty, unless --force)",
     )
     add_precision_option(deploy, "best")
-    deploy.add_argument("--streams", type=int, default=1, help="DeepStream: number of sources batched by nvstreammux")
+    deploy.add_argument("--streams", type=count, default=1, help="DeepStream: number of sources batched by nvstreammux")
     deploy.add_argument("--name", default=None, help="model name (default: from the bundle)")
-    deploy.add_argument("--max-batch", type=int, default=8, help="Triton: max_batch_size for a dynamic-batch graph")
-    deploy.add_argument("--queue-delay-us", type=int, default=100, help="Triton: dynamic batching queue delay")
-    deploy.add_argument("--instances", type=int, default=1, help="Triton: instances per device")
+    deploy.add_argument("--max-batch", type=count, default=8, help="Triton: max_batch_size for a dynamic-batch graph")
+    deploy.add_argument("--queue-delay-us", type=non_negative, default=100, help="Triton: dynamic batching queue delay")
+    deploy.add_argument("--instances", type=count, default=1, help="Triton: instances per device")
     deploy.add_argument("--instance-kind", choices=["gpu", "cpu"], default="gpu", help="Triton: where instances run")
     deploy.add_argument("--force", action="store_true")
     deploy.set_defaults(handler=cmd_deploy)
@@ -632,17 +637,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = verbs.add_parser("demo", help="export the demo model and run it on a synthetic scene")
     demo.add_argument("scene", nargs="?", default="driving", choices=["driving", "medical"])
-    demo.add_argument("--frames", type=int, default=150, help="frames to render (default 150)")
+    demo.add_argument("--frames", type=count, default=150, help="frames to render (default 150)")
     demo.add_argument("-o", "--output", help="video to write (default out/demo-SCENE.mp4)")
     demo.add_argument("--workdir", default="out", help="where the demo bundle and video go (default out/)")
     demo.set_defaults(handler=cmd_demo)
+    for verb_parser in verbs.choices.values():  # so a check after parsing can answer as the verb would
+        verb_parser.set_defaults(verb_parser=verb_parser)
     return parser
+
+
+# Flags that contradict each other: (verb, first flag's dest, second flag's dest, the one line that says so).
+CONTRADICTIONS = [
+    (
+        "export",
+        "dynamic_batch",
+        "batch",
+        "--dynamic-batch and --batch contradict each other: a batch is dynamic or fixed",
+    ),
+    (
+        "bench",
+        "streams",
+        "md",
+        "--streams writes its report with --json; --md and --plot are for the per-precision bench",
+    ),
+    (
+        "bench",
+        "streams",
+        "plot",
+        "--streams writes its report with --json; --md and --plot are for the per-precision bench",
+    ),
+]
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for verb, first, second, message in CONTRADICTIONS:
+        if args.verb == verb and getattr(args, first) not in (None, False) and getattr(args, second) is not None:
+            args.verb_parser.error(message)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         # Building the parser imports the runtime (cv2): a missing or broken install is reported here too.
-        args = build_parser().parse_args(argv)
+        args = parse_arguments(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except EdgesegError as exc:
@@ -651,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"edgeseg: error: {import_failure(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except SystemExit as exc:  # the parser's one-line usage errors (2), --help and --version (0)
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     except KeyboardInterrupt:
         print("edgeseg: interrupted; nothing half-written was kept", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -172,7 +172,7 @@ def test_backend_not_installed(tiny_bundle, capsys):
 
 
 @pytest.mark.parametrize(
-    "frames,warmup,fragment", [("0", "0", "at least one frame"), ("5", "10", "fewer than --warmup")]
+    "frames,warmup,fragment", [("0", "0", "--frames: must be at least 1"), ("5", "10", "fewer than --warmup")]
 )
 def test_bad_frame_counts(tiny_bundle, frames, warmup, fragment, capsys):
     code, _, err = run_cli(capsys, "bench", tiny_bundle, "-i", SOURCE, "--frames", frames, "--warmup", warmup)

@@ -79,7 +79,29 @@ def test_frames_limit_and_folder_input(tiny_bundle, tmp_path, capsys):
         cv2.imwrite(str(frames / f"{i}.png"), np.full((50, 70, 3), i * 40, np.uint8))
     code, stdout, _ = run_cli(capsys, "run", tiny_bundle, "-i", frames, "-o", tmp_path / "out", "--frames", "3")
     assert code == 0 and written_count(stdout) == 3
-    assert len(list((tmp_path / "out").glob("*.jpg"))) == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]  # names kept
+
+
+def test_folder_outputs_keep_their_inputs_names_and_formats(tiny_bundle, tmp_path, capsys):
+    frames = tmp_path / "in"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.jpg"), np.full((50, 70, 3), 90, np.uint8))
+    cv2.imwrite(str(frames / "b.png"), np.full((40, 60, 3), 180, np.uint8))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", frames, "-o", out, "--save-mask")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["a.jpg", "b.png"]
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png", "b.png"]
+    assert (out / "b.png").read_bytes()[:4] == b"\x89PNG" and (out / "a.jpg").read_bytes()[:2] == b"\xff\xd8"
+    assert cv2.imread(str(out / "b.png")).shape == (40, 60, 3)  # each overlay at its own frame's size
+
+
+def test_a_folder_where_no_image_can_be_read(tiny_bundle, tmp_path, capsys):
+    frames = tmp_path / "in"
+    frames.mkdir()
+    (frames / "notes.jpg").write_text("not an image")
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", frames, "-o", "none")
+    assert_one_line_error(code, err, "no image", "could be read", "notes.jpg")
 
 
 def test_fixed_batch_graph_pads_the_last_batch(tmp_path, capsys):

@@ -41,9 +41,7 @@ LOOP_ROUNDS = 2
 
 
 def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
-    """The (backend, precision) rows to run; bad flags are one line each."""
-    if options.frames <= 0:
-        raise EdgesegError(f"--frames {options.frames}: benchmark at least one frame")
+    """The (backend, precision) rows to run; bad flags are one line each (their ranges are checked when parsed)."""
     if options.frames < options.warmup:
         raise EdgesegError(
             f"--frames {options.frames} is fewer than --warmup {options.warmup}; measure more frames than you discard"

@@ -50,15 +50,11 @@ class CalibrateOptions:
 def check_options(options: CalibrateOptions) -> None:
     from edgeseg.calibration.quantize import METHODS
 
-    if options.min_agreement is not None and not 0 < options.min_agreement <= 1:
-        raise EdgesegError(f"--min-agreement {options.min_agreement} is outside (0, 1]; e.g. 0.995 for 99.5% of pixels")
     if options.method not in METHODS:
         raise EdgesegError(f"--method {options.method}: choose one of {', '.join(METHODS)}")
     unknown = set(options.precisions) - set(PRECISIONS)
     if unknown or not options.precisions:
         raise EdgesegError(f"--precision {','.join(options.precisions)}: choose from {', '.join(PRECISIONS)}")
-    if options.count < 1 or options.eval_count < 1:
-        raise EdgesegError("--count and --eval-count must be at least 1")
     if options.cpu_format not in CPU_FORMATS:
         raise EdgesegError(f"--cpu-format {options.cpu_format}: choose one of {', '.join(CPU_FORMATS)}")
 

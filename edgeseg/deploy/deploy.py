@@ -29,8 +29,6 @@ def prepare_output(output: Path, force: bool) -> None:
 def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]:
     if options.target not in TARGETS:
         raise EdgesegError(f"unknown --target '{options.target}'; choose one of: {', '.join(TARGETS)}")
-    if options.streams < 1:
-        raise EdgesegError("--streams must be at least 1")
     bundle = Bundle.load(bundle_dir)
     prepare_output(Path(output), options.force)
     if options.target == "deepstream":

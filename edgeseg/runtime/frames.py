@@ -15,6 +15,7 @@ class Frame:
     label: np.ndarray | None = None  # class map, when the source knows the truth
     tensor: np.ndarray | None = None  # the graph input made from `image` (set by the pipeline)
     stream: int = 0  # which input it came from, in a run with several
+    name: str | None = None  # the file it was read from, for sources of single images (a folder)
 
 
 @dataclass

@@ -53,6 +53,7 @@ class Source:
         self.count = 0
         self.bad_frames = 0
         self.gaps: list[float] = []  # seconds a live stream was away, per loss
+        self.current_name: str | None = None  # the file the last frame came from, where a frame is a file
         # Set to stop: a pipeline stops capture through it, and a reconnecting stream's waits end at once.
         self.stop_event = threading.Event()
 
@@ -66,7 +67,7 @@ class Source:
         image, label = self._read()
         if image is None:
             return None
-        frame = Frame(self.count, image, time.perf_counter(), label)
+        frame = Frame(self.count, image, time.perf_counter(), label, name=self.current_name)
         self.count += 1
         return frame
 
@@ -275,6 +276,7 @@ class ImageFolderSource(Source):
             )
         self.position = 0
         self.length = len(self.paths)
+        self.skipped = ""  # the first file that could not be decoded
 
     def _read(self) -> tuple[np.ndarray | None, None]:
         while self.position < len(self.paths):
@@ -282,8 +284,15 @@ class ImageFolderSource(Source):
             self.position += 1
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
+                self.current_name = path.name
                 return image, None
             self.bad_frames += 1  # an unreadable file is counted and skipped, not fatal
+            self.skipped = self.skipped or path.name
+        if self.count == 0:  # not one file decoded: the user pointed at the wrong folder
+            raise EdgesegError(
+                f"no image in '{self.uri}' could be read: {self.bad_frames} file(s) skipped because OpenCV cannot "
+                f"decode them (e.g. {self.skipped}); point -i at a folder of frames"
+            )
         return None, None
 
 

@@ -62,13 +62,15 @@ class ImageFolderSink(Sink):
         self.frames = 0
 
     def write(self, image: np.ndarray, prediction: Prediction) -> None:
-        index = prediction.frame.index
-        write_image_atomic(self.folder / f"{index:06d}.jpg", image)
+        # A frame read from a file keeps its name (and format): a.jpg -> a.jpg, b.png -> b.png; video frames
+        # are numbered.
+        name = prediction.frame.name or f"{prediction.frame.index:06d}.jpg"
+        write_image_atomic(self.folder / name, image)
         if self.save_mask:
             # Class ids at the frame's own resolution, so each mask lines up with its frame.
             height, width = prediction.frame.image.shape[:2]
             mask = cv2.resize(prediction.class_map, (width, height), interpolation=cv2.INTER_NEAREST)
-            write_image_atomic(self.folder / "masks" / f"{index:06d}.png", mask)
+            write_image_atomic(self.folder / "masks" / f"{Path(name).stem}.png", mask)
         self.frames += 1
 
     def describe(self) -> str:

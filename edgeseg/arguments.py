@@ -1,0 +1,89 @@
+"""The argparse types every verb's flags use, so each range is checked once, at parse time, in one wording.
+
+Each type is a callable argparse calls with the flag's text; it returns the value or raises
+ArgumentTypeError, which the parser prints as one line naming the flag. `OUT_OF_RANGE` holds, per type,
+a value it must refuse (the CLI's own test feeds it to every flag that uses the type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+# ONNX opsets the TorchScript exporter writes for these models (Resize with align_corners needs 11) up
+# to the highest TensorRT 10.x parses (20); TensorRT 8.5 on JetPack 5 parses up to 17.
+OPSETS = (11, 20)
+OUT_OF_RANGE: dict[Callable[[str], Any], str] = {}
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line, like every other edgeseg error, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"edgeseg: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+    return value
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An integer of at least `low`: counts (frames, batches, streams) and indices."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    OUT_OF_RANGE[parse] = str(low - 1)
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """A number above 0: seconds, learning rates."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number from 0 to 1: opacity, thresholds."""
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
+def share(text: str) -> float:
+    """A number above 0 and at most 1: an agreement to reach."""
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1 (e.g. 0.995), not {text}")
+    return value
+
+
+def opset(text: str) -> int:
+    value = _number(text, int)
+    if not OPSETS[0] <= value <= OPSETS[1]:
+        raise argparse.ArgumentTypeError(
+            f"must be from {OPSETS[0]} to {OPSETS[1]} (TensorRT 8.5 on JetPack 5 parses up to 17), not {value}"
+        )
+    return value
+
+
+count = at_least(1)
+non_negative = at_least(0)
+retries = at_least(-1)  # -1: without end
+OUT_OF_RANGE.update({positive_number: "0", fraction: "1.5", share: "0", opset: "7"})
