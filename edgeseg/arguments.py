@@ -70,7 +70,7 @@ def share(text: str) -> float:
     """A number above 0 and at most 1: an agreement to reach."""
     value = _number(text, float)
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1 (e.g. 0.995), not {text}")
+        raise argparse.ArgumentTypeError(f"{text} is outside (0, 1]; e.g. 0.995 for 99.5% of pixels")
     return value
 
 

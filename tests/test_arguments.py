@@ -65,7 +65,7 @@ def test_out_of_range_value_is_one_line(verb, flag, value, capsys):
         (["export", "unet", "-o", "b", "--batch", "0"], "at least 1"),
         (["export", "unet", "-o", "b", "--batch", "4", "--dynamic-batch"], "contradict each other"),
         (["export", "unet", "-o", "b", "--opset", "21"], "from 11 to 20"),
-        (["calibrate", "b", "--data", "x", "--min-agreement", "1.2"], "at most 1"),
+        (["calibrate", "b", "--data", "x", "--min-agreement", "1.2"], "outside (0, 1]"),
         (["bench", "b", "--streams", "2", "--plot", "p.png"], "--json"),
     ],
 )

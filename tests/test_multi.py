@@ -182,7 +182,8 @@ def test_bench_streams_compares_one_batched_run_with_separate_runs(batch_bundle,
 
 
 @pytest.mark.parametrize(
-    "argv,fragment", [(["--streams", "1"], "at least 2 streams"), (["--streams", "2", "--md", "x.md"], "--json")]
+    "argv,fragment",
+    [(["--streams", "1"], "--streams: must be at least 2"), (["--streams", "2", "--md", "x.md"], "--json")],
 )
 def test_bench_streams_bad_input(batch_bundle, argv, fragment, capsys):
     code, _, err = run_cli(capsys, "bench", batch_bundle, *argv)

@@ -114,8 +114,6 @@ def run_stream_bench(
     backend: str = "auto",
     precision: str = "best",
 ) -> StreamBenchReport:
-    if streams < 2:
-        raise EdgesegError(f"--streams {streams}: compare at least 2 streams")
     bundle = Bundle.load(bundle_dir)
     note = check_batch(bundle.input.batch, streams) or ""
     progress = Progress(3, "bench streams")

@@ -290,8 +290,8 @@ class ImageFolderSource(Source):
             self.skipped = self.skipped or path.name
         if self.count == 0:  # not one file decoded: the user pointed at the wrong folder
             raise EdgesegError(
-                f"no image in '{self.uri}' could be read: {self.bad_frames} file(s) skipped because OpenCV cannot "
-                f"decode them (e.g. {self.skipped}); point -i at a folder of frames"
+                f"no image in '{self.uri}' could be read (0 decodable frames): {self.bad_frames} file(s) skipped "
+                f"because OpenCV cannot decode them (e.g. {self.skipped}); point -i at a folder of frames"
             )
         return None, None
 
