@@ -17,12 +17,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgeseg import __version__
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import sha256_file, write_text_atomic
+from edgeseg.onnx_files import MalformedONNX, external_data_locations
+from edgeseg.tables import printable
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -177,24 +179,52 @@ class Bundle:
         self.manifest["artifacts"] = kept + [asdict(artifact)]
 
     def artifact_path(self, artifact: Artifact) -> Path:
-        """The artifact's path, after checking it and its companion files against their sha256."""
-        members = {artifact.path: artifact.sha256, **artifact.files}
-        for relative, expected in members.items():
-            path = self.inside(relative)
-            if relative in self._verified:
-                continue
-            if not path.is_file():
+        """The artifact's path, after checking it and its companion files against their sha256, and an ONNX's
+        external-data locations against the bundle (before any of those files is read)."""
+        path = self._checked_member(artifact.path, artifact.sha256)
+        if artifact.kind == "onnx":
+            self._check_external_data(artifact, path)
+        for relative, expected in artifact.files.items():
+            self._checked_member(relative, expected)
+        return path
+
+    def _checked_member(self, relative: str, expected: str) -> Path:
+        path = self.inside(relative)
+        if relative in self._verified:
+            return path
+        if not path.is_file():
+            raise EdgesegError(
+                f"bundle {self.root} lists '{relative}' but the file is missing; re-run the stage that made it"
+            )
+        if sha256_file(path) != expected:
+            raise EdgesegError(
+                f"'{path}' does not match its sha256 in the manifest (file changed or damaged); "
+                "re-run the stage that made it"
+            )
+        self._verified.add(relative)
+        return path
+
+    def _check_external_data(self, artifact: Artifact, path: Path) -> None:
+        """An ONNX may name other files for its weights; each must be a checked member of this bundle."""
+        try:
+            locations = external_data_locations(path)
+        except (MalformedONNX, OSError) as exc:
+            raise EdgesegError(
+                f"'{artifact.path}' is not a readable ONNX file ({exc}); re-run the stage that made it"
+            ) from None
+        for location in locations:
+            relative = PurePosixPath(artifact.path).parent / location
+            if PurePosixPath(location).is_absolute() or ".." in PurePosixPath(location).parts:
                 raise EdgesegError(
-                    f"bundle {self.root} lists '{relative}' but the file is missing; re-run the stage that made it"
+                    f"'{artifact.path}' reads external data from '{printable(location)}', outside the bundle; "
+                    "refusing to load it"
                 )
-            actual = sha256_file(path)
-            if actual != expected:
+            self.inside(str(relative))  # a link that leads out of the bundle is refused too
+            if str(relative) not in artifact.files:
                 raise EdgesegError(
-                    f"'{path}' does not match its sha256 in the manifest (file changed or damaged); "
-                    "re-run the stage that made it"
+                    f"'{artifact.path}' reads external data from '{printable(location)}', which the manifest does not "
+                    "list with a sha256; refusing to load it"
                 )
-            self._verified.add(relative)
-        return self.inside(artifact.path)
 
     def select(
         self, kind: str, precision: str = "fp32", targets: tuple[str, ...] = ("any",), prefer: Any = None

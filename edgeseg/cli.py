@@ -17,6 +17,7 @@ from typing import Any
 from edgeseg import __version__
 from edgeseg.arguments import Parser, at_least, count, fraction, non_negative, opset, positive_number, retries, share
 from edgeseg.errors import EdgesegError, import_failure
+from edgeseg.tables import printable
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 # --precision: which artifact a verb uses. `best` is the lowest precision the bundle has (for ONNX Runtime,
@@ -105,6 +106,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edgeseg.runtime.backends import TritonOptions
     from edgeseg.runtime.run import RunOptions, print_summary, run
+    from edgeseg.runtime.sinks.live import ViewAccess
     from edgeseg.runtime.sources import StreamOptions
 
     stream = StreamOptions(
@@ -133,6 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             threads=args.threads,
             stream=stream,
             triton=triton,
+            view=ViewAccess(token=args.view_token, public=args.view_public),
         )
     )
     print_summary(summary, args.output or ["none"])
@@ -468,6 +471,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=None, help="RTSP transport for FFmpeg")
     run.add_argument(
+        "--view-token",
+        metavar="TOKEN",
+        default=None,
+        help="the live view answers only requests with ?token=TOKEN or an X-Edgeseg-Token header; "
+        "needed to bind it beyond 127.0.0.1 (or --view-public)",
+    )
+    run.add_argument(
+        "--view-public", action="store_true", help="serve a live view bound beyond 127.0.0.1 to anyone, without a token"
+    )
+    run.add_argument(
         "--input-option",
         action="append",
         default=[],
@@ -648,6 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Flags that contradict each other: (verb, first flag's dest, second flag's dest, the one line that says so).
 CONTRADICTIONS = [
+    ("run", "view_public", "view_token", "--view-public and --view-token contradict each other: choose who may watch"),
     (
         "export",
         "dynamic_batch",
@@ -685,7 +699,8 @@ def main(argv: list[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except EdgesegError as exc:
-        print(f"edgeseg: error: {exc}", file=sys.stderr)
+        # printable: a path or name from the user or a file cannot break the line or drive the terminal.
+        print(f"edgeseg: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except ImportError as exc:
         print(f"edgeseg: error: {import_failure(exc)}", file=sys.stderr)

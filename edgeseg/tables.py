@@ -6,8 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def printable(text: str) -> str:
+    """Text from a file (class names, paths) made safe for a terminal: control characters and escape
+    sequences are shown as escapes (\\x1b, \\n), so a manifest cannot move the cursor or recolour the screen."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    cells = [[printable(h) for h in headers]] + [[printable(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:

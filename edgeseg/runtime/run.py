@@ -15,6 +15,7 @@ from edgeseg.runtime.multi import MultiStreamPipeline, check_batch, stream_names
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.pipeline import Pipeline, RunSummary, source_options
 from edgeseg.runtime.sinks import open_sinks, open_stream_sinks
+from edgeseg.runtime.sinks.live import ViewAccess
 from edgeseg.runtime.sources import Source, StreamOptions, open_source
 from edgeseg.tables import stage_table
 
@@ -35,6 +36,7 @@ class RunOptions:
     threads: int | None = None
     stream: StreamOptions | None = None
     triton: TritonOptions | None = None
+    view: ViewAccess | None = None  # who may watch a live view bound beyond loopback
 
 
 def run(options: RunOptions) -> RunSummary:
@@ -44,7 +46,7 @@ def run(options: RunOptions) -> RunSummary:
         return run_streams(bundle, net, options)
     source = open_source(options.inputs[0], source_options(net, options.stream))
     try:
-        sinks = open_sinks(options.outputs, fps=source.fps or 30.0, save_mask=options.save_mask)
+        sinks = open_sinks(options.outputs, source.fps or 30.0, options.save_mask, options.view)
     except BaseException:
         source.close()
         raise
@@ -63,7 +65,7 @@ def run_streams(bundle: Bundle, net: Backend, options: RunOptions) -> RunSummary
         for uri in options.inputs:
             sources.append(open_source(uri, source_options(net, options.stream)))
         fps = max((s.fps for s in sources if s.fps), default=30.0)
-        stream_sinks, shared_sinks = open_stream_sinks(options.outputs, names, fps, options.save_mask)
+        stream_sinks, shared_sinks = open_stream_sinks(options.outputs, names, fps, options.save_mask, options.view)
     except BaseException:
         for source in sources:
             source.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgeseg.bundle import Bundle
-from edgeseg.tables import format_table
+from edgeseg.tables import format_table, printable
 
 
 def describe_bundle(bundle: Bundle) -> str:
@@ -21,7 +21,8 @@ def describe_bundle(bundle: Bundle) -> str:
         f"preprocessing {'fused into the graph' if contract_in.fused_preprocess else 'done by the runtime'}",
         f"output   {contract_out.name}: {contract_out.kind} ({contract_out.dtype}), argmax "
         f"{'fused into the graph' if contract_out.fused_argmax else 'done by the runtime'}",
-        f"classes  {len(bundle.classes)}: " + ", ".join(f"{c.name} {tuple(c.color)}" for c in bundle.classes),
+        f"classes  {len(bundle.classes)}: "
+        + ", ".join(f"{printable(c.name)} {tuple(c.color)}" for c in bundle.classes),
         "",
         format_table(
             ["artifact", "kind", "precision", "target", "sha256", "made by"],

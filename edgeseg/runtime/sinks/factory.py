@@ -19,18 +19,17 @@ from edgeseg.errors import EdgesegError
 from edgeseg.runtime.sinks.base import NullSink, Sink
 from edgeseg.runtime.sinks.display import DisplaySink
 from edgeseg.runtime.sinks.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
+from edgeseg.runtime.sinks.live import LiveViewSink, StreamOutSink, ViewAccess
 from edgeseg.runtime.sinks.tiled import TiledSink
 
 
-def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False) -> Sink:
+def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False, access: ViewAccess | None = None) -> Sink:
     if uri == "none":
         return NullSink()
     if uri.startswith("display://"):
         return DisplaySink(uri)
     if uri.startswith(("http://", "udp://", "rtsp://")):
-        from edgeseg.runtime.sinks.live import LiveViewSink, StreamOutSink
-
-        return LiveViewSink(uri) if uri.startswith("http://") else StreamOutSink(uri, fps)
+        return LiveViewSink(uri, access) if uri.startswith("http://") else StreamOutSink(uri, fps)
     if "://" in uri and not uri.startswith("file://"):
         raise EdgesegError(
             f"unknown output '{uri}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0, http://HOST:PORT, "
@@ -48,11 +47,13 @@ def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False) -> Sink:
     return ImageFolderSink(path, save_mask)
 
 
-def open_sinks(uris: list[str], fps: float = 30.0, save_mask: bool = False) -> list[Sink]:
+def open_sinks(
+    uris: list[str], fps: float = 30.0, save_mask: bool = False, access: ViewAccess | None = None
+) -> list[Sink]:
     sinks: list[Sink] = []
     try:
         for uri in uris:
-            sinks.append(open_sink(uri, fps, save_mask))
+            sinks.append(open_sink(uri, fps, save_mask, access))
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -65,7 +66,7 @@ SHARED_SCHEMES = ("display://", "http://", "none")  # one picture for all stream
 
 
 def open_stream_sinks(
-    uris: list[str], names: list[str], fps: float = 30.0, save_mask: bool = False
+    uris: list[str], names: list[str], fps: float = 30.0, save_mask: bool = False, access: ViewAccess | None = None
 ) -> tuple[list[list[Sink]], list[Sink]]:
     """Sinks for a run with several inputs: per stream for outputs with {stream} or {index} in them,
     shared (tiled) for a window or the live view. An output that would take every stream into one file is refused."""
@@ -84,7 +85,7 @@ def open_stream_sinks(
                     path = uri.replace("{stream}", name).replace("{index}", str(index))
                     per_stream[index].append(open_sink(path, fps, save_mask))
             elif shares:
-                sink = open_sink(uri, fps, save_mask)
+                sink = open_sink(uri, fps, save_mask, access)
                 shared.append(sink if uri == "none" else TiledSink(sink, names))
             else:
                 raise EdgesegError(

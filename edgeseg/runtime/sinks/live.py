@@ -8,14 +8,16 @@ sees fewer frames. Nobody watching means no JPEG is encoded at all.
 from __future__ import annotations
 
 import errno
+import hmac
 import json
 import shutil
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
@@ -29,11 +31,15 @@ PAGE = """<!doctype html>
 <style>body{margin:0;background:#111;color:#ddd;font:14px monospace}
 img{display:block;max-width:100vw;max-height:90vh;margin:auto}
 #stats{padding:8px;text-align:center}</style></head>
-<body><img id="live" src="/stream.mjpg" alt="live segmentation"><div id="stats">connecting...</div>
+<body><img id="live" alt="live segmentation"><div id="stats">connecting...</div>
 <script>
+// A guarded view is opened as /?token=T: every request of the page carries it on.
+const token = new URLSearchParams(location.search).get('token');
+const withToken = (path) => token ? `${path}?token=${encodeURIComponent(token)}` : path;
+document.getElementById('live').src = withToken('/stream.mjpg');
 async function poll() {
   try {
-    const s = await (await fetch('/stats.json', {cache: 'no-store'})).json();
+    const s = await (await fetch(withToken('/stats.json'), {cache: 'no-store'})).json();
     const stages = Object.entries(s.stages_ms).map(([k, v]) => `${k} ${v} ms`).join(' | ');
     const gaps = s.gaps_s.length ? ` | gaps ${s.gaps_s.join(', ')} s` : '';
     const state = s.reconnecting ? ' | RECONNECTING' : '';
@@ -45,12 +51,45 @@ setInterval(poll, 1000); poll();
 """
 
 
-class LiveViewSink(Sink):
-    """`-o http://HOST:PORT`: an HTML page, the overlay as MJPEG, and /stats.json. Binds 127.0.0.1 unless told."""
+MAX_VIEWERS = 8  # MJPEG streams at once; each costs a JPEG send per frame, so a flood is turned away (503)
+REQUEST_TIMEOUT = 10.0  # seconds a connection may take to send its request: idle sockets do not pile up
 
-    def __init__(self, uri: str, quality: int = 80):
+
+@dataclass(frozen=True)
+class ViewAccess:
+    """Who may watch a live view bound beyond loopback: the holders of a token, or (explicitly) anyone."""
+
+    token: str | None = None
+    public: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def access_line(host: str, port: int, access: ViewAccess) -> str:
+    """The one line that says who can watch; a view open to the network without a token or --view-public is refused."""
+    if access.token:
+        return f"edgeseg: live view at http://{host}:{port}/?token=... (only for ?token= or X-Edgeseg-Token)"
+    if is_loopback(host):
+        return f"edgeseg: live view at http://{host}:{port}/ (this machine only)"
+    if access.public:
+        return f"edgeseg: live view at http://{host}:{port}/ open to anyone who can reach it (--view-public)"
+    raise EdgesegError(
+        f"-o http://{host}:{port} shows the cameras to the network: give --view-token TOKEN (viewers open "
+        f"http://HOST:{port}/?token=TOKEN), or --view-public to serve it to anyone, or bind 127.0.0.1"
+    )
+
+
+class LiveViewSink(Sink):
+    """`-o http://HOST:PORT`: an HTML page, the overlay as MJPEG, and /stats.json. Binds 127.0.0.1 unless told;
+    beyond loopback it needs a token (or --view-public)."""
+
+    def __init__(self, uri: str, access: ViewAccess | None = None, quality: int = 80):
         parts = urlsplit(uri)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 8080
+        self.access = access or ViewAccess()
+        announcement = access_line(self.host, self.port, self.access)
         self.quality = quality
         self.condition = threading.Condition()
         self.jpeg: bytes | None = None
@@ -77,7 +116,7 @@ class LiveViewSink(Sink):
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="live-view", daemon=True)
         self.thread.start()
-        print(f"edgeseg: live view at http://{self.host}:{self.server.server_address[1]}/", file=sys.stderr, flush=True)
+        print(announcement.replace(f":{self.port}/", f":{self.server.server_address[1]}/"), file=sys.stderr, flush=True)
 
     def show_stats(self, stats: LiveStats) -> None:
         self.stats = stats
@@ -109,15 +148,29 @@ class LiveViewSink(Sink):
 
 def _handler(sink: LiveViewSink) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path in ("/", "/index.html"):
+            path, _, query = self.path.partition("?")
+            if not self._allowed(query):
+                self._send(403, "text/plain", b"this live view needs its token: open /?token=TOKEN\n")
+            elif path in ("/", "/index.html"):
                 self._send(200, "text/html; charset=utf-8", PAGE.encode())
-            elif self.path == "/stats.json":
+            elif path == "/stats.json":
                 self._send(200, "application/json", json.dumps(sink.stats()).encode())
-            elif self.path.startswith("/stream.mjpg"):
-                self._stream()
+            elif path == "/stream.mjpg":
+                if sink.viewers >= MAX_VIEWERS:
+                    self._send(503, "text/plain", f"at most {MAX_VIEWERS} viewers at once\n".encode())
+                else:
+                    self._stream()
             else:
                 self._send(404, "text/plain", b"not found\n")
+
+        def _allowed(self, query: str) -> bool:
+            if not sink.access.token:
+                return True
+            given = parse_qs(query).get("token", [""])[0] or self.headers.get("X-Edgeseg-Token", "")
+            return hmac.compare_digest(given.encode(), sink.access.token.encode())
 
         def _send(self, status: int, kind: str, body: bytes) -> None:
             self.send_response(status)
