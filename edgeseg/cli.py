@@ -705,6 +705,15 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"edgeseg: error: {import_failure(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # a path the file system refuses (too long, no permission, a full disk, ...)
+        where = f"'{exc.filename}': " if exc.filename else ""
+        print(f"edgeseg: error: {printable(where + (exc.strerror or str(exc)))}; check the path", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as exc:
+        if "null byte" not in str(exc):
+            raise
+        print("edgeseg: error: a path or value contains a NUL byte; remove it", file=sys.stderr)
+        return EXIT_ERROR
     except SystemExit as exc:  # the parser's one-line usage errors (2), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     except KeyboardInterrupt:
