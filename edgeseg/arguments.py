@@ -23,7 +23,9 @@ class Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line, like every other edgeseg error, with exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"edgeseg: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        from edgeseg.tables import printable  # a value echoed in the message cannot break the line
+
+        print(f"edgeseg: error: {self.prog}: {printable(message)} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 

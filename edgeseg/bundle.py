@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -81,6 +82,96 @@ class Artifact:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# What a manifest must hold, checked when a bundle is loaded, so that a damaged or hostile one is one line,
+# not an exception deep in a stage. Each rule: (key, test, what it must be); `?` marks an optional key.
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _triple(test: Any) -> Any:
+    return lambda v: isinstance(v, list) and len(v) == 3 and all(test(x) for x in v)
+
+
+def _is_string(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+INPUT_RULES = [
+    ("name", _is_string, "a string"),
+    ("size", lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x, 1, 16384) for x in v), "[height, width]"),
+    ("batch", lambda v: v is None or _is_int(v, 1, 4096), "null or a batch size"),
+    ("layout", lambda v: v in ("NHWC", "NCHW"), "NHWC or NCHW"),
+    ("dtype", lambda v: v in ("uint8", "float32"), "uint8 or float32"),
+    ("color_order", lambda v: v in ("BGR", "RGB"), "BGR or RGB"),
+    ("mean", _triple(_is_number), "three numbers"),
+    ("std", _triple(lambda x: _is_number(x) and x > 0), "three numbers above 0"),
+    ("fused_preprocess", lambda v: isinstance(v, bool), "true or false"),
+    ("dynamic_size?", lambda v: isinstance(v, bool), "true or false"),
+]
+OUTPUT_RULES = [
+    ("name", _is_string, "a string"),
+    ("kind", lambda v: v in ("class_map", "logits"), "class_map or logits"),
+    ("dtype", _is_string, "a string"),
+    ("fused_argmax", lambda v: isinstance(v, bool), "true or false"),
+]
+CLASS_RULES = [("name", _is_string, "a string"), ("color", _triple(lambda x: _is_int(x, 0, 255)), "[R, G, B] in 0-255")]
+ARTIFACT_RULES = [
+    ("path", lambda v: isinstance(v, str) and v != "", "a path"),
+    ("kind", lambda v: v in ("onnx", "engine"), "onnx or engine"),
+    ("precision", lambda v: v in PRECISIONS, " or ".join(PRECISIONS)),
+    ("sha256", lambda v: isinstance(v, str) and len(v) == 64, "a sha256"),
+    ("target?", lambda v: v in ("any", "tensorrt", "cpu"), "any, tensorrt or cpu"),
+    (
+        "files?",
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
+        "{path: sha256}",
+    ),
+    ("tools?", lambda v: isinstance(v, dict), "an object"),
+    ("created?", _is_string, "a string"),
+    ("extra?", lambda v: isinstance(v, dict), "an object"),
+]
+
+
+def _section_problem(section: Any, rules: list[tuple[str, Any, str]], where: str) -> str | None:
+    if not isinstance(section, dict):
+        return f"'{where}' must be an object"
+    known = {key.rstrip("?") for key, _, _ in rules}
+    unknown = sorted(str(k) for k in section if k not in known)
+    if unknown:
+        return f"'{where}' has an unknown field '{unknown[0]}'"
+    for key, test, wanted in rules:
+        name = key.rstrip("?")
+        if name not in section:
+            if key.endswith("?"):
+                continue
+            return f"'{where}' has no '{name}'"
+        if not test(section[name]):
+            return f"'{where}.{name}' must be {wanted}"
+    return None
+
+
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """The first thing wrong with a manifest's shape, or None."""
+    if not isinstance(manifest["model"], dict):
+        return "'model' must be an object"
+    for key in ("parity", "calibration", "fidelity"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            return f"'{key}' must be an object"
+    classes, artifacts = manifest["classes"], manifest["artifacts"]
+    if not isinstance(classes, list) or not 1 <= len(classes) <= 256:
+        return "'classes' must be a list of 1 to 256 classes"
+    if not isinstance(artifacts, list):
+        return "'artifacts' must be a list"
+    sections = [(manifest["input"], INPUT_RULES, "input"), (manifest["output"], OUTPUT_RULES, "output")]
+    sections += [(c, CLASS_RULES, f"classes[{i}]") for i, c in enumerate(classes)]
+    sections += [(a, ARTIFACT_RULES, f"artifacts[{i}]") for i, a in enumerate(artifacts)]
+    return next((p for section, rules, where in sections if (p := _section_problem(section, rules, where))), None)
+
+
 def _tuple(value: Any) -> tuple:
     return tuple(value) if value is not None else None  # type: ignore[return-value]
 
@@ -119,6 +210,9 @@ class Bundle:
         for key in ("model", "classes", "input", "output", "artifacts"):
             if key not in manifest:
                 raise EdgesegError(f"{manifest_path} has no '{key}' section; re-export the bundle")
+        problem = manifest_problem(manifest)
+        if problem:
+            raise EdgesegError(f"{manifest_path}: {problem}; re-export the bundle (or restore its manifest)")
         return cls(root, manifest)
 
     @classmethod

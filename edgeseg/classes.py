@@ -40,7 +40,12 @@ def read_names_file(path: Path) -> list[ClassInfo]:
         color = tuple(int(v) for v in rgb) if rgb[0] is not None else default_color(len(classes))
         if any(v > 255 for v in color):
             raise EdgesegError(f"{path}:{number}: colour values must be 0-255, got {color}")
-        classes.append(ClassInfo(name.strip(" ,"), color))  # type: ignore[arg-type]
+        name = name.strip(" ,")
+        if not name:
+            raise EdgesegError(f"{path}:{number}: a class needs a name before its colour")
+        if name in (c.name for c in classes):
+            raise EdgesegError(f"{path}:{number}: class '{name}' is listed twice; each class once, in index order")
+        classes.append(ClassInfo(name, color))  # type: ignore[arg-type]
     if len(classes) < 2:
         raise EdgesegError(
             f"class names file '{path}' lists {len(classes)} class(es); a segmentation model needs at least 2"
@@ -52,7 +57,7 @@ def classes_from_option(value: str | None) -> list[ClassInfo] | None:
     """--classes takes a count or a names file."""
     if value is None:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() is also true of '²', which int() refuses
         if int(value) < 2:
             raise EdgesegError(f"--classes {value}: a segmentation model needs at least 2 classes")
         return numbered_classes(int(value))

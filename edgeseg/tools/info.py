@@ -14,7 +14,7 @@ def describe_bundle(bundle: Bundle) -> str:
         f"bundle   {bundle.root}  (schema {manifest['schema']}, edgeseg {manifest.get('edgeseg_version', '?')}, "
         f"{manifest.get('created', '')})",
         f"model    {model.get('name')}  [{model.get('family')}, from {model.get('source')}, "
-        f"{model.get('parameters', 0):,} parameters]",
+        f"{figure(model.get('parameters'), ',')} parameters]",
         f"input    {contract_in.name}: {contract_in.dtype} {contract_in.layout} {contract_in.color_order}, "
         f"{contract_in.size[0]}x{contract_in.size[1]}{' (dynamic size)' if contract_in.dynamic_size else ''}, batch "
         f"{batch}, "
@@ -45,21 +45,34 @@ def describe_bundle(bundle: Bundle) -> str:
     if parity and "class_map_agreement" in parity:
         lines += [
             "",
-            f"parity   PyTorch vs ONNX Runtime on {parity['frames']} frames: {parity['class_map_agreement']:.4%} "
-            f"class-map agreement, max |logit diff| {parity['max_abs_logit_diff']:.2e}",
+            f"parity   PyTorch vs ONNX Runtime on {figure(parity.get('frames'), 'd')} frames: "
+            f"{figure(parity['class_map_agreement'], '.4%')} class-map agreement, "
+            f"max |logit diff| {figure(parity.get('max_abs_logit_diff'), '.2e')}",
         ]
     elif parity:
         lines += ["", f"parity   {parity.get('reference')}"]
     return "\n".join(lines)
 
 
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
+def figure(value: object, spec: str, scale: float = 1.0) -> str:
+    """A measured figure from the manifest, formatted; '-' when absent, '?' when it is not a number."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "?"
+    return format(value * scale if scale != 1.0 else value, spec)
+
+
+def percent(value: object) -> str:
+    return figure(value, ".2f", 100.0) + (
+        "%" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    )
 
 
 def float_layer_count(extra: dict) -> str:
     """How many layers stayed float, and how many of them only because float ran faster there."""
-    count, for_speed = len(extra.get("float_layers", [])), len(extra.get("float_for_speed", []))
+    counted = [extra.get(key) for key in ("float_layers", "float_for_speed")]
+    count, for_speed = (len(v) if isinstance(v, list) else 0 for v in counted)
     return f"{count} ({for_speed} for speed)" if for_speed else str(count)
 
 
@@ -68,22 +81,21 @@ def fidelity_table(bundle: Bundle) -> str:
     rows = []
     for artifact in bundle.artifacts:
         fidelity = artifact.extra.get("fidelity")
-        if fidelity is None:
+        if not isinstance(fidelity, dict):
             continue
-        miou = fidelity.get("miou")
-        change = fidelity.get("miou_change")
         ratio = artifact.extra.get("cpu_latency_ratio")
         rows.append(
             [
                 artifact.path,
                 artifact.precision,
                 artifact.target,
-                percent(fidelity["agreement"]),
-                percent(fidelity["worst_frame_agreement"]),
-                "-" if miou is None else f"{miou:.4f}",
-                "-" if change is None else f"{100 * change:+.2f} pt",
+                percent(fidelity.get("agreement")),
+                percent(fidelity.get("worst_frame_agreement")),
+                figure(fidelity.get("miou"), ".4f"),
+                figure(fidelity.get("miou_change"), "+.2f", 100.0)
+                + (" pt" if fidelity.get("miou_change") is not None else ""),
                 float_layer_count(artifact.extra),
-                "-" if ratio is None else f"{ratio:.2f}x",
+                figure(ratio, ".2f") + ("x" if ratio is not None else ""),
             ]
         )
     calibration = bundle.manifest.get("calibration", {})
@@ -93,7 +105,7 @@ def fidelity_table(bundle: Bundle) -> str:
         f"with {calibration.get('method', '?')}"
     )
     if "fp32_miou" in calibration:
-        header += f"; FP32 mIoU {calibration['fp32_miou']:.4f}"
+        header += f"; FP32 mIoU {figure(calibration['fp32_miou'], '.4f')}"
     table = format_table(
         [
             "artifact",
