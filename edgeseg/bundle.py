@@ -14,9 +14,12 @@ manifest.json (schema 1):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -29,6 +32,7 @@ from edgeseg.tables import printable
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"  # held by the stage writing the bundle
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -80,6 +84,7 @@ class Artifact:
     tools: dict[str, str] = field(default_factory=dict)
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    size: int | None = None  # bytes when written: a file of another size is refused before it is hashed
 
 
 # What a manifest must hold, checked when a bundle is loaded, so that a damaged or hostile one is one line,
@@ -133,6 +138,7 @@ ARTIFACT_RULES = [
     ("tools?", lambda v: isinstance(v, dict), "an object"),
     ("created?", _is_string, "a string"),
     ("extra?", lambda v: isinstance(v, dict), "an object"),
+    ("size?", lambda v: v is None or _is_int(v, 0, 1 << 50), "a byte count"),
 ]
 
 
@@ -170,6 +176,36 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
     sections += [(c, CLASS_RULES, f"classes[{i}]") for i, c in enumerate(classes)]
     sections += [(a, ARTIFACT_RULES, f"artifacts[{i}]") for i, a in enumerate(artifacts)]
     return next((p for section, rules, where in sections if (p := _section_problem(section, rules, where))), None)
+
+
+@contextlib.contextmanager
+def writing(root: Path, stage: str) -> Iterator[None]:
+    """One writing stage at a time on a bundle (calibrate, build): a second is refused, not interleaved.
+    Readers (run, info, eval) take no lock: the manifest is replaced atomically and lists an artifact only
+    once its file is complete, so they see the bundle as it was before or after a stage, never between."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; one stage at a time is then the user's to keep
+        fcntl = None
+    if fcntl is None or not Path(root).is_dir():  # no bundle there: the stage's own load says so
+        yield
+        return
+    with open(Path(root) / LOCK_NAME, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another stage"
+            raise EdgesegError(
+                f"bundle {root} is being written by {printable(holder)}; wait for it to finish, then run this again"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"edgeseg {stage} (pid {os.getpid()})")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _tuple(value: Any) -> tuple:
@@ -275,6 +311,13 @@ class Bundle:
     def artifact_path(self, artifact: Artifact) -> Path:
         """The artifact's path, after checking it and its companion files against their sha256, and an ONNX's
         external-data locations against the bundle (before any of those files is read)."""
+        if artifact.size is not None and artifact.path not in self._verified:
+            actual = self.inside(artifact.path).stat().st_size if self.inside(artifact.path).is_file() else None
+            if actual is not None and actual != artifact.size:
+                raise EdgesegError(
+                    f"'{artifact.path}' is {actual} bytes but the manifest says {artifact.size}; refusing to read it "
+                    "(re-run the stage that made it)"
+                )
         path = self._checked_member(artifact.path, artifact.sha256)
         if artifact.kind == "onnx":
             self._check_external_data(artifact, path)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -692,7 +695,22 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def os_error_line(exc: OSError, args: argparse.Namespace | None) -> str:
+    """One line for a file-system refusal; for a full disk, where and how much room is left there."""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        target = Path(exc.filename or getattr(args, "output", None) or getattr(args, "bundle", None) or ".")
+        folder = next((p for p in (target, *target.parents) if p.exists()), Path("."))
+        free = shutil.disk_usage(folder).free
+        return (
+            f"no room left writing to '{folder}' ({exc.strerror}; {free / 2**20:.1f} MiB free there); nothing "
+            "half-written was kept: free some space or write elsewhere"
+        )
+    where = f"'{exc.filename}': " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}; check the path"
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         # Building the parser imports the runtime (cv2): a missing or broken install is reported here too.
         args = parse_arguments(argv)
@@ -705,9 +723,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"edgeseg: error: {import_failure(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # the reader went away (`edgeseg info B | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:  # a path the file system refuses (too long, no permission, a full disk, ...)
-        where = f"'{exc.filename}': " if exc.filename else ""
-        print(f"edgeseg: error: {printable(where + (exc.strerror or str(exc)))}; check the path", file=sys.stderr)
+        print(f"edgeseg: error: {printable(os_error_line(exc, args))}", file=sys.stderr)
         return EXIT_ERROR
     except ValueError as exc:
         if "null byte" not in str(exc):

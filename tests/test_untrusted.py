@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def rewrite(bundle, location: str | None = None, names: list[str] | None = None,
             entry.key, entry.value = key, value
         data = model.SerializeToString()
         (bundle / artifact["path"]).write_bytes(data)
-        artifact["sha256"] = hashlib.sha256(data).hexdigest()
+        artifact["sha256"], artifact["size"] = hashlib.sha256(data).hexdigest(), len(data)
     if files is not None:
         artifact["files"] = files
     if names is not None:
@@ -88,3 +89,15 @@ def test_class_names_are_printed_safely(bundle_copy, capsys):
 def test_an_error_naming_a_hostile_path_stays_one_line(tiny_bundle, capsys):
     code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "no\nsuch\x1b[2Jfile.mp4")
     assert_one_line_error(code, err, "does not exist", "no\\nsuch\\x1b[2jfile.mp4")
+
+
+def test_an_artifact_larger_than_its_manifest_says_is_refused_before_it_is_hashed(bundle_copy, capsys):
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    artifact = manifest["artifacts"][0]
+    assert artifact["size"] == (bundle_copy / artifact["path"]).stat().st_size  # written by export
+    with open(bundle_copy / artifact["path"], "ab") as handle:
+        handle.truncate(artifact["size"] + (1 << 30))  # a sparse gigabyte: cheap to make, slow to hash
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, "run", bundle_copy, "-i", "synthetic://driving?frames=2&size=64x64", "-o", "none")
+    assert_one_line_error(code, err, "bytes but the manifest says", "refusing")
+    assert time.monotonic() - started < 20  # it did not read the gigabyte (a bound, not a benchmark)

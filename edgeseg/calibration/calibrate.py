@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeseg.bundle import Artifact, Bundle, utc_now
+from edgeseg.bundle import Artifact, Bundle, utc_now, writing
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path, sha256_file
 from edgeseg.progress import Progress
@@ -28,6 +28,9 @@ PRECISIONS = ("int8", "fp16")
 CPU_FORMATS = ("auto", "qdq", "qoperator")
 ARTIFACT_NAMES = {"fp16": "model.fp16.onnx", "tensorrt": "model.int8-tensorrt.onnx", "cpu": "model.int8-cpu.onnx"}
 SENSITIVITY_FRAMES = 16
+# Copies of the FP32 graph that each run writes anew into .cache/ (never trusted across runs): a failed
+# run removes them, so a full disk is left as it was found.
+QUANTIZATION_SOURCE, CPU_SOURCE = "fp32-for-quantization.onnx", "fp32-for-cpu.onnx"
 # A CPU-artifact choice (layers left float, convs widened or not) is kept only when it is at least
 # 3% faster: smaller differences are within a shared machine's noise.
 LEVEL_GAIN = 0.97
@@ -84,13 +87,13 @@ class Calibration:
         self.fp32_path = self.bundle.artifact_path(self.fp32)
         # The quantizer reads weights as initializers: give it a copy of the graph without aliases.
         self.model = materialize_shared_weights(self.onnx.load(str(self.fp32_path)))
-        self.quant_source = self.cache / "fp32-for-quantization.onnx"
+        self.quant_source = self.cache / QUANTIZATION_SOURCE
         save_onnx(self.model, self.quant_source, external=bool(self.fp32.files))
         # The CPU form starts from its own rewrite of the graph (see cpu_form); TensorRT's from the graph as exported.
         cpu_model = self.onnx.ModelProto()
         cpu_model.CopyFrom(self.model)
         upsample_as_depth_to_space(cpu_model)
-        self.cpu_source = self.cache / "fp32-for-cpu.onnx"
+        self.cpu_source = self.cache / CPU_SOURCE
         save_onnx(cpu_model, self.cpu_source, external=bool(self.fp32.files))
         # Calibration ranges are cached per graph: hashed once here, not at every quantize call.
         self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
@@ -168,6 +171,7 @@ class Calibration:
             precision=precision,
             target=target,
             sha256=sha256_file(path),
+            size=path.stat().st_size,
             tools={"onnx": self.onnx.__version__, "onnxruntime": onnxruntime.__version__, "edgeseg": "calibrate"},
             created=utc_now(),
             extra=extra,
@@ -400,9 +404,24 @@ def latencies_ms(
 def calibrate(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
     """Add the asked-for precision variants to the bundle; the manifest lists them only once all are complete."""
     check_options(options)
-    bundle = Bundle.load(bundle_dir)
+    with writing(Path(bundle_dir), "calibrate"):
+        return _calibrate_locked(bundle_dir, options)
+
+
+def _calibrate_locked(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
+    bundle = Bundle.load(bundle_dir)  # read under the lock: another stage may have just added artifacts
     steps = 2 + ("fp16" in options.precisions) + 4 * ("int8" in options.precisions)  # frames, manifest, variants
     progress = Progress(steps, "calibrate", enabled=options.progress)
+    try:
+        return _calibrate(bundle, options, progress)
+    except BaseException:
+        for name in (QUANTIZATION_SOURCE, CPU_SOURCE):
+            for path in (bundle.root / ".cache" / name, bundle.root / ".cache" / f"{name}.data"):
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _calibrate(bundle: Bundle, options: CalibrateOptions, progress: Progress) -> Bundle:
     run = Calibration(bundle, options)
     progress.advance(
         f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {len(run.frames)} held "

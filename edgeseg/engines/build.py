@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeseg.bundle import Artifact, Bundle, utc_now
+from edgeseg.bundle import Artifact, Bundle, utc_now, writing
 from edgeseg.engines.compat import (
     BuildProgress,
     GpuInfo,
@@ -90,6 +90,7 @@ def build_engine(
         precision=source.precision,
         target="tensorrt",
         sha256=sha256_file(target),
+        size=target.stat().st_size,
         tools={"tensorrt": trt.__version__},
         created=utc_now(),
         extra={
@@ -164,6 +165,11 @@ def sources_to_build(bundle: Bundle, precisions: tuple[str, ...]) -> list[Artifa
 
 def build(bundle_dir: Path, options: BuildOptions, trt: Any = None, gpu: GpuInfo | None = None) -> Bundle:
     """Build an engine per asked precision; the manifest lists them once all are written."""
+    with writing(Path(bundle_dir), "build"):
+        return _build_locked(Path(bundle_dir), options, trt, gpu)
+
+
+def _build_locked(bundle_dir: Path, options: BuildOptions, trt: Any, gpu: GpuInfo | None) -> Bundle:
     bundle = Bundle.load(bundle_dir)
     sources = sources_to_build(bundle, options.precisions)
     trt = trt or import_tensorrt()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from pathlib import Path
@@ -30,6 +31,9 @@ def write_bundle(output: Path, force: bool, fill: Any) -> Bundle:
             bundle = fill(scratch)
             bundle.save()
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            exc.filename = str(output)  # the CLI says how much room is left there
+            raise
         raise EdgesegError(f"cannot write bundle '{output}': {exc.strerror or exc}; choose a writable path") from None
     return Bundle.load(output)
 
@@ -68,6 +72,7 @@ def onnx_artifact(path: Path, files: dict[str, str], opset: int, tools: dict[str
         kind="onnx",
         precision="fp32",
         sha256=sha256_file(path),
+        size=path.stat().st_size,
         files=files,
         tools=tools,
         created=utc_now(),

@@ -201,6 +201,8 @@ def trace_to_onnx(
                 do_constant_folding=True,
                 dynamo=False,
             )
+    except OSError:
+        raise  # a full disk or an unwritable path is not the exporter's failure: the CLI names it
     except Exception as exc:
         raise EdgesegError(f"ONNX export failed at opset {opset}: {str(exc).splitlines()[0]}") from None
 

@@ -6,6 +6,7 @@ class maps as PNG in masks/, what a medical recording keeps).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,8 @@ from edgeseg.fileio import check_writable, write_image_atomic
 from edgeseg.runtime.frames import Prediction
 from edgeseg.runtime.sinks.base import Sink
 
+# Room kept free on the recording's disk: enough for the container's closing index after the last frame.
+RESERVE_BYTES = 256 * 1024
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "XVID", ".mov": "mp4v"}
 
 
@@ -39,8 +42,24 @@ class VideoFileSink(Sink):
                 raise EdgesegError(
                     f"OpenCV cannot write '{self.path}' with codec {self.fourcc}; try another extension (.mp4, .avi)"
                 )
+        self._check_room()
         self.writer.write(image)
         self.frames += 1
+
+    def _check_room(self) -> None:
+        """OpenCV's writer fails silently on a full disk, and an MP4 without its closing index plays nothing.
+        So a recording stops, closed and playable, while the disk still has room for its index."""
+        written = self.temp_path.stat().st_size if self.temp_path.exists() else 0
+        needed = max(RESERVE_BYTES, 8 * written // max(self.frames, 1))
+        free = shutil.disk_usage(self.temp_path.parent).free
+        if free >= needed:
+            return
+        self.close()
+        raise EdgesegError(
+            f"the disk holding '{self.path}' is full ({free / 2**20:.2f} MiB left, {needed / 2**20:.2f} MiB needed "
+            f"to go on): the recording stops at {self.frames} frames, closed and playable; free space or record "
+            "elsewhere"
+        )
 
     def close(self) -> None:
         if self.writer is not None:
