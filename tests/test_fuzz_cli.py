@@ -60,9 +60,8 @@ def draw_argv(rng: random.Random, verb: str, parser: argparse.ArgumentParser) ->
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue
-        if not action.option_strings:  # positionals: always hostile, so no real work is started
-            if action.nargs != "?" or rng.random() < 0.5:
-                argv.append(rng.choice(HOSTILE))
+        if not action.option_strings:  # positionals: always hostile (demo's optional scene too), so no real work starts
+            argv.append(rng.choice(HOSTILE))
             continue
         if not action.required and rng.random() < 0.6:
             continue
