@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 from conftest import assert_one_line_error, free_ports, run_cli
-from test_streams import chromium_paths, edgeseg, stop, wait_for
+from test_streams import chromium_paths, edgeseg, headless_chromium, stop, wait_for
 
 SOURCE = "synthetic://driving?frames=1000000&size=320x240&fps=30&realtime=1"
 TOKEN = "s3cret-Token"
@@ -98,24 +98,8 @@ def test_a_flood_of_viewers_is_bounded_and_does_not_stop_the_pipeline(guarded_vi
     chromium_paths() is None, reason="needs Debian's chromium and chromium-driver (make test installs them)"
 )
 def test_in_a_real_browser_with_and_without_the_token(guarded_view):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     port = guarded_view
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium_paths()[0]
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=800,600",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(chromium_paths()[1]), options=options)
+    browser = headless_chromium()
     try:
         browser.get(f"http://127.0.0.1:{port}/")
         assert "needs its token" in browser.find_element("tag name", "body").text

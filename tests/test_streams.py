@@ -156,6 +156,27 @@ def test_http_port_already_in_use(tiny_bundle, capsys):
     assert_one_line_error(code, err, f"port {port} on 127.0.0.1 is already in use")
 
 
+def headless_chromium():
+    """Debian's Chromium under selenium, headless, with nothing reaching beyond this machine."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium_paths()[0]
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--window-size=800,600",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(chromium_paths()[1]), options=options)
+
+
 def chromium_paths() -> tuple[str, str] | None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -166,9 +187,6 @@ def chromium_paths() -> tuple[str, str] | None:
     chromium_paths() is None, reason="needs Debian's chromium and chromium-driver (make test installs them)"
 )
 def test_live_view_in_a_real_browser(tiny_bundle):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     port = free_port()
     run = edgeseg(
         "run", tiny_bundle, "-i", "synthetic://driving?frames=1000000&size=320x240", "-o", f"http://127.0.0.1:{port}"
@@ -177,20 +195,7 @@ def test_live_view_in_a_real_browser(tiny_bundle):
     browser = None
     try:
         assert wait_for(lambda: _reachable(port), 30), "the live view did not start"
-        options = webdriver.ChromeOptions()
-        options.binary_location = chromium_paths()[0]
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--window-size=800,600",
-        ):
-            options.add_argument(flag)
-        browser = webdriver.Chrome(service=Service(chromium_paths()[1]), options=options)
+        browser = headless_chromium()
         browser.get(f"http://127.0.0.1:{port}/")
         assert wait_for(lambda: browser.execute_script("return document.getElementById('live').naturalWidth") > 0, 30)
         first = _screenshot(browser)

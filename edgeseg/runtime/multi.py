@@ -29,10 +29,10 @@ from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import END, RunSummary, StageTimes, opencv_threads_beside, stop_on_signals
+from edgeseg.runtime.pipeline import END, RunSummary, StageTimes, opencv_threads_beside, predict, stop_on_signals
 from edgeseg.runtime.sinks.base import Sink
 from edgeseg.runtime.sources import Source
-from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps, pad_batch
+from edgeseg.runtime.tensors import frames_to_input
 
 BATCH_DEADLINE = 0.02  # seconds a started batch waits for the streams not yet ready
 FILE_QUEUE = 4  # frames a file source may have waiting
@@ -218,15 +218,10 @@ class MultiStreamPipeline:
             self._put(END)
 
     def _infer_batch(self, frames: list[Frame], size: int) -> None:
-        tensors = pad_batch([f.tensor for f in frames], size)
-        with self.times.stage("infer"):
-            output = self.backend.infer(tensors[0] if size == 1 else np.concatenate(tensors))
-        with self.times.stage("postprocess"):
-            class_maps = output_to_class_maps(output, self.output_contract)
         self.batch_sizes.append(len(frames))
-        for index, frame in enumerate(frames):
-            self.figures[frame.stream].frames_processed += 1
-            self._put(Prediction(frame, class_maps[index], None))
+        for prediction in predict(self.backend, frames, size, self.output_contract, self.times):
+            self.figures[prediction.frame.stream].frames_processed += 1
+            self._put(prediction)
 
     def _put(self, item: Any) -> None:
         while not self.abort.is_set():

@@ -263,14 +263,8 @@ class Pipeline:
             self._put(self.predictions, END)
 
     def _infer_batch(self, frames: list[Frame], size: int) -> None:
-        tensors = pad_batch([f.tensor for f in frames], size)
-        with self.times.stage("infer"):
-            output = self.backend.infer(tensors[0] if size == 1 else np.concatenate(tensors))
-        with self.times.stage("postprocess"):
-            class_maps = output_to_class_maps(output, self.output_contract)
-        for index, frame in enumerate(frames):
-            logits = output[index] if self.keep_logits else None
-            self._put(self.predictions, Prediction(frame, class_maps[index], logits))
+        for prediction in predict(self.backend, frames, size, self.output_contract, self.times, self.keep_logits):
+            self._put(self.predictions, prediction)
             self.summary.frames_processed += 1
 
     def _draw_and_write(self, prediction: Prediction, recent: deque) -> None:
@@ -335,6 +329,23 @@ class Pipeline:
             except BaseException as exc:  # noqa: BLE001 - close the others, report the first
                 self.errors.append(exc)
         self.source.close()
+
+
+def predict(
+    backend: Backend,
+    frames: list[Frame],
+    size: int,
+    contract: OutputContract,
+    times: StageTimes,
+    keep_logits: bool = False,
+) -> list[Prediction]:
+    """Preprocessed frames through one inference call (padded to `size`), each paired with its class map."""
+    tensors = pad_batch([f.tensor for f in frames], size)
+    with times.stage("infer"):
+        output = backend.infer(tensors[0] if size == 1 else np.concatenate(tensors))
+    with times.stage("postprocess"):
+        class_maps = output_to_class_maps(output, contract)
+    return [Prediction(frame, class_maps[i], output[i] if keep_logits else None) for i, frame in enumerate(frames)]
 
 
 @contextlib.contextmanager
