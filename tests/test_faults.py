@@ -150,3 +150,27 @@ def test_two_calibrations_at_once_and_runs_meanwhile(bundle_copy):
     assert runs and all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     manifest = json.loads((bundle_copy / "manifest.json").read_text())
     assert {a["precision"] for a in manifest["artifacts"]} == {"fp32", "fp16", "int8"}
+
+
+@needs_tmpfs
+def test_build_onto_a_full_disk_leaves_the_bundle_as_it_was(tiny_bundle, small_disk):
+    """With the recording TensorRT double (TensorRT cannot be installed here): its plan is bytes, written as a
+    real engine would be. This checks edgeseg's writing, not what a real TensorRT builds."""
+    import errno
+
+    from tensorrt_double import RecordingTensorRT
+
+    from edgeseg.cli import os_error_line
+    from edgeseg.engines import BuildOptions, GpuInfo, build
+
+    disk = small_disk(900)
+    bundle = disk / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    before = (bundle / "manifest.json").read_text()
+    trt = RecordingTensorRT("10.3.0", plan=b"\0" * (1 << 20))  # a 1 MiB engine on a disk with 400 KB left
+    with pytest.raises(OSError) as raised:
+        build(bundle, BuildOptions(precisions=("fp32",), progress=False), trt=trt, gpu=GpuInfo("Orin", "8.7"))
+    assert raised.value.errno == errno.ENOSPC
+    assert "no room left writing to" in os_error_line(raised.value, None)
+    assert (bundle / "manifest.json").read_text() == before
+    assert not any(p.suffix == ".engine" or ".partial" in p.name for p in bundle.rglob("*"))  # nothing half-written
