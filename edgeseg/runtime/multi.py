@@ -127,8 +127,6 @@ class MultiStreamPipeline:
         self.predictions: queue.Queue = queue.Queue(4 * len(sources))
         self.stop = threading.Event()
         self.abort = threading.Event()
-        for source in sources:  # a reconnecting stream's waits end when the run stops
-            source.stop_event = self.stop
         self.errors: list[BaseException] = []
         self.batch_sizes: list[int] = []
         self.times = StageTimes()
@@ -143,7 +141,10 @@ class MultiStreamPipeline:
         return [sink for sinks in self.stream_sinks for sink in sinks] + self.shared_sinks
 
     def request_stop(self) -> None:
+        """Stop capturing on every stream; a reconnecting stream's waits end on its own stop event."""
         self.stop.set()
+        for source in self.sources:
+            source.stop_event.set()
 
     def live_stats(self) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.started
@@ -276,7 +277,7 @@ class MultiStreamPipeline:
         except BaseException as exc:
             self._fail(exc)
         finally:
-            self.stop.set()
+            self.request_stop()
             with self.ready:
                 self.ready.notify_all()
             for worker in workers:
