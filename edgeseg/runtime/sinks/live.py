@@ -130,6 +130,15 @@ class LiveViewSink(Sink):
                 self.jpeg, self.sequence = encoded.tobytes(), self.sequence + 1
                 self.condition.notify_all()
 
+    def admit_viewer(self) -> bool:
+        """Count a new MJPEG viewer in if there is room; the check and the count are one step, so a burst of
+        requests cannot slip past the limit."""
+        with self.condition:
+            if self.viewers >= MAX_VIEWERS:
+                return False
+            self.viewers += 1
+            return True
+
     def newest_after(self, sequence: int, timeout: float = 1.0) -> tuple[int, bytes | None]:
         with self.condition:
             self.condition.wait_for(lambda: self.sequence != sequence or self.closed, timeout)
@@ -159,10 +168,10 @@ def _handler(sink: LiveViewSink) -> type[BaseHTTPRequestHandler]:
             elif path == "/stats.json":
                 self._send(200, "application/json", json.dumps(sink.stats()).encode())
             elif path == "/stream.mjpg":
-                if sink.viewers >= MAX_VIEWERS:
-                    self._send(503, "text/plain", f"at most {MAX_VIEWERS} viewers at once\n".encode())
-                else:
+                if sink.admit_viewer():
                     self._stream()
+                else:
+                    self._send(503, "text/plain", f"at most {MAX_VIEWERS} viewers at once\n".encode())
             else:
                 self._send(404, "text/plain", b"not found\n")
 
@@ -181,13 +190,12 @@ def _handler(sink: LiveViewSink) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _stream(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            with sink.condition:
-                sink.viewers += 1
+            """Send the newest overlay as MJPEG until the viewer leaves; the viewer was counted in by admit_viewer."""
             try:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
                 sequence = -1
                 while not sink.closed:
                     sequence, jpeg = sink.newest_after(sequence)
