@@ -138,12 +138,11 @@ def test_a_gst_pipeline_that_does_not_parse(jetson_venv, tiny_bundle):
     result = in_venv(
         jetson_venv, jetson_venv / "bin/edgeseg", "run", tiny_bundle, "-i", "gst://videotestsrc ! nosuchelement"
     )
-    # GStreamer's C library may add its own warnings when OpenCV tears the failed pipeline down (seen now and
-    # then with Debian's OpenCV 4.6); edgeseg's own answer is one line, the last.
+    # GStreamer's C library may print its own CRITICAL lines, before or after edgeseg's, when OpenCV tears the
+    # failed pipeline down (seen now and then with Debian's OpenCV 4.6); edgeseg's own answer is one line.
     ours = [line for line in result.stderr.strip().splitlines() if line.startswith("edgeseg:")]
     assert result.returncode == 1 and len(ours) == 1 and "Traceback" not in result.stderr
     assert ours[0].startswith("edgeseg: error: GStreamer could not start 'videotestsrc ! nosuchelement'")
-    assert result.stderr.strip().splitlines()[-1] == ours[0]
 
 
 @pytest.mark.skipif(has_gstreamer(), reason="this OpenCV has GStreamer; the error is for one without it")
