@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from edgeseg.tables import printable
+
 # ONNX opsets the TorchScript exporter writes for these models (Resize with align_corners needs 11) up
 # to the highest TensorRT 10.x parses (20); TensorRT 8.5 on JetPack 5 parses up to 17.
 OPSETS = (11, 20)
@@ -23,8 +25,7 @@ class Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line, like every other edgeseg error, with exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        from edgeseg.tables import printable  # a value echoed in the message cannot break the line
-
+        # printable: a value echoed in the message cannot break the line.
         print(f"edgeseg: error: {self.prog}: {printable(message)} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 

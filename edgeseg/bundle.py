@@ -311,9 +311,10 @@ class Bundle:
     def artifact_path(self, artifact: Artifact) -> Path:
         """The artifact's path, after checking it and its companion files against their sha256, and an ONNX's
         external-data locations against the bundle (before any of those files is read)."""
-        if artifact.size is not None and artifact.path not in self._verified:
-            actual = self.inside(artifact.path).stat().st_size if self.inside(artifact.path).is_file() else None
-            if actual is not None and actual != artifact.size:
+        main = self.inside(artifact.path)
+        if artifact.size is not None and artifact.path not in self._verified and main.is_file():
+            actual = main.stat().st_size
+            if actual != artifact.size:
                 raise EdgesegError(
                     f"'{artifact.path}' is {actual} bytes but the manifest says {artifact.size}; refusing to read it "
                     "(re-run the stage that made it)"

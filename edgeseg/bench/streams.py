@@ -59,10 +59,10 @@ class StreamBenchReport:
         return {**asdict(self), "batched_vs_sum_of_separate": self.ratio}
 
 
-def render_streams(count: int, frames: int, size: tuple[int, int], folder: Path) -> list[Path]:
+def render_streams(count: int, frames: int, width_height: tuple[int, int], folder: Path) -> list[Path]:
     """One MPEG-4 recording per stream: the synthetic driving scene, a seed each."""
     paths = []
-    width, height = size
+    width, height = width_height
     for index in range(count):
         path = folder / f"stream{index}.mp4"
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
@@ -110,7 +110,7 @@ def run_stream_bench(
     bundle_dir: Path,
     streams: int,
     frames: int,
-    size: tuple[int, int] = (1280, 720),
+    width_height: tuple[int, int] = (1280, 720),
     backend: str = "auto",
     precision: str = "best",
 ) -> StreamBenchReport:
@@ -118,8 +118,8 @@ def run_stream_bench(
     note = check_batch(bundle.input.batch, streams) or ""
     progress = Progress(3, "bench streams")
     with tempfile.TemporaryDirectory(prefix="edgeseg-streams-") as scratch:
-        paths = render_streams(streams, frames, size, Path(scratch))
-        progress.advance(f"{streams} recordings of {frames} frames at {size[0]}x{size[1]}")
+        paths = render_streams(streams, frames, width_height, Path(scratch))
+        progress.advance(f"{streams} recordings of {frames} frames at {width_height[0]}x{width_height[1]}")
         summary, batched_seconds = batched_run(bundle, paths, backend, precision)
         progress.advance(f"batched: {summary.fps:.1f} FPS")
         separate, separate_wall = separate_runs(bundle_dir, paths, backend, precision)
@@ -128,7 +128,7 @@ def run_stream_bench(
         bundle=str(bundle.root),
         streams=streams,
         frames_per_stream=frames,
-        source_size=[size[1], size[0]],
+        source_size=[width_height[1], width_height[0]],
         backend=summary.backend,
         batched_fps=summary.fps,
         batched_per_stream_fps=[s.fps for s in summary.streams],

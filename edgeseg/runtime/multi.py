@@ -29,7 +29,15 @@ from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import END, RunSummary, StageTimes, opencv_threads_beside, predict, stop_on_signals
+from edgeseg.runtime.pipeline import (
+    END,
+    RunSummary,
+    StageTimes,
+    close_all,
+    opencv_threads_beside,
+    predict,
+    stop_on_signals,
+)
 from edgeseg.runtime.sinks.base import Sink
 from edgeseg.runtime.sources import Source
 from edgeseg.runtime.tensors import frames_to_input
@@ -309,13 +317,7 @@ class MultiStreamPipeline:
         return summary
 
     def _close_all(self) -> None:
-        for sink in self.all_sinks:
-            try:
-                sink.close()
-            except BaseException as exc:  # noqa: BLE001 - close the others, report the first
-                self.errors.append(exc)
-        for source in self.sources:
-            source.close()
+        close_all(self.all_sinks, self.sources, self.errors)
 
 
 def check_batch(backend_batch: int | None, streams: int) -> str | None:

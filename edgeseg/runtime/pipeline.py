@@ -323,12 +323,18 @@ class Pipeline:
         return self.summary
 
     def _close_all(self) -> None:
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except BaseException as exc:  # noqa: BLE001 - close the others, report the first
-                self.errors.append(exc)
-        self.source.close()
+        close_all(self.sinks, [self.source], self.errors)
+
+
+def close_all(sinks: list[Sink], sources: list[Source], errors: list[BaseException]) -> None:
+    """Close every sink (a failing one does not stop the others; its error joins `errors`), then the sources."""
+    for sink in sinks:
+        try:
+            sink.close()
+        except BaseException as exc:  # noqa: BLE001 - close the others, report the first
+            errors.append(exc)
+    for source in sources:
+        source.close()
 
 
 def predict(
