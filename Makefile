@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint system-deps clean
+.PHONY: demo test lint system-deps tensorrt-bindings clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ TRITON_SERVER := $(VENV)/triton-server
 $(TRITON_SERVER)/.installed: $(STAMP)
 	-$(PYTHON) -m venv $(TRITON_SERVER) && $(TRITON_SERVER)/bin/pip install --quiet nvidia-pytriton onnxruntime && touch $@
 
+# NVIDIA's real TensorRT Python bindings (8.6.1, 10.3, 10.13, 10.16, 11.4) with C stubs for their native
+# libraries, in .cache/tensorrt (never committed: NVIDIA's licence). A version that cannot be fetched
+# skips its tests and says why (and is tried again next time). Needs gcc (system-deps).
+tensorrt-bindings: $(STAMP)
+	$(PY) tests/real_tensorrt.py
+
 demo: $(STAMP)
 	$(VENV)/bin/edgeseg demo driving
 
@@ -30,11 +36,11 @@ demo: $(STAMP)
 # stand-in: Debian's Python with its GStreamer-enabled OpenCV (python3-opencv, numpy 1.x), GStreamer's
 # RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) and the software elements that stand in for
 # NVIDIA's (x264enc, avdec_h264, videoconvert).
-SYSTEM_PACKAGES := ffmpeg opencv-doc chromium chromium-driver python3-venv python3-opencv python3-gi python3-gst-1.0 \
+SYSTEM_PACKAGES := gcc ffmpeg opencv-doc chromium chromium-driver python3-venv python3-opencv python3-gi python3-gst-1.0 \
 	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp
 system-deps:
-	@if ! command -v ffmpeg >/dev/null || ! command -v chromedriver >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] \
+	@if ! command -v gcc >/dev/null || ! command -v ffmpeg >/dev/null || ! command -v chromedriver >/dev/null || [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] \
 		|| ! /usr/bin/python3 -c "import cv2, gi, ensurepip; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || ! command -v gst-inspect-1.0 >/dev/null \
 		|| ! gst-inspect-1.0 x264enc >/dev/null 2>&1 || ! gst-inspect-1.0 avdec_h264 >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -46,8 +52,8 @@ system-deps:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeseg tests
 
-test: lint $(TRITON_SERVER)/.installed system-deps
+test: lint system-deps $(TRITON_SERVER)/.installed tensorrt-bindings
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out .cache

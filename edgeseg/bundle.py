@@ -365,15 +365,23 @@ class Bundle:
                 )
 
     def select(
-        self, kind: str, precision: str = "fp32", targets: tuple[str, ...] = ("any",), prefer: Any = None
+        self,
+        kind: str,
+        precision: str = "fp32",
+        targets: tuple[str, ...] = ("any",),
+        prefer: Any = None,
+        accept: Any = None,
     ) -> Artifact:
         """Pick the artifact for a runtime.
 
         `precision` is fp32/fp16/int8 or 'best' (the lowest precision present); `targets` lists the
         artifact shapes this runtime can use, most preferred first. `prefer(artifact) -> bool` ranks
-        matching artifacts first (an engine built for this GPU and TensorRT among several).
+        matching artifacts first (an engine built for this GPU and TensorRT among several); `accept(artifact) ->
+        bool` leaves out the rest (engines for another device).
         """
-        candidates = [a for a in self.artifacts if a.kind == kind and a.target in targets]
+        candidates = [
+            a for a in self.artifacts if a.kind == kind and a.target in targets and (accept is None or accept(a))
+        ]
         if prefer is not None:
             candidates.sort(key=lambda a: not prefer(a))
         wanted = ("int8", "fp16", "fp32") if precision == "best" else (precision,)

@@ -66,6 +66,12 @@ def parse_model_args(pairs: list[str]) -> dict[str, Any]:
 
 
 # -- verbs -------------------------------------------------------------------------------------
+def one_line_verdict(bundle_dir: Path) -> str:
+    from edgeseg.engines.check import one_line_verdict as verdict
+
+    return verdict(bundle_dir)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from edgeseg.classes import classes_from_option
     from edgeseg.export import ExportOptions, export
@@ -94,6 +100,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     else:
         print(f"imported {args.model} -> {bundle.root}")
+    print(one_line_verdict(bundle.root))
     return 0
 
 
@@ -139,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             stream=stream,
             triton=triton,
             view=ViewAccess(token=args.view_token, public=args.view_public),
+            dla_core=args.dla,
         )
     )
     print_summary(summary, args.output or ["none"])
@@ -205,7 +213,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
     bundle = calibrate(Path(args.bundle), options)
     print(fidelity_table(bundle))
+    print(one_line_verdict(bundle.root))
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from edgeseg.engines.check import check_bundle, check_file, report_lines, resolve_targets
+
+    targets = resolve_targets(args.tensorrt, args.jetpack)
+    path = Path(args.bundle)
+    if path.suffix == ".onnx" and path.is_file():
+        verdicts = check_file(path, targets, args.precision or "fp32", args.dla)
+    else:
+        verdicts = check_bundle(path, targets, args.dla)
+    print("\n".join(report_lines(verdicts)))
+    return 0 if all(v.builds for v in verdicts) else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -273,6 +295,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.precision == "all":
         precisions = tuple(sorted({a.precision for a in Bundle.load(args.bundle).artifacts if a.kind == "onnx"}))
+        if args.dla is not None:  # the DLA runs FP16 and INT8 only
+            precisions = tuple(p for p in precisions if p != "fp32")
     else:
         precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
     options = BuildOptions(
@@ -377,6 +401,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-legend", action="store_true", help="do not draw the class legend")
     parser.add_argument("--threads", type=count, default=None, help="inference threads for the CPU backend")
+    parser.add_argument(
+        "--dla",
+        type=non_negative,
+        default=None,
+        metavar="CORE",
+        help="run the TensorRT engine built with build --dla CORE on that DLA core (default: the GPU engine)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -617,6 +648,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--timing-cache", default=None, metavar="FILE", help="timing cache to reuse and update")
     build.set_defaults(handler=cmd_build)
+
+    check = verbs.add_parser(
+        "check", help="will each ONNX artifact parse and build on a TensorRT version (offline, any machine)"
+    )
+    check.add_argument("bundle", help="bundle directory, or one .onnx file")
+    check.add_argument(
+        "--tensorrt", action="append", choices=("8.5", "8.6", "10.3", "10.13", "11"), help="TensorRT version (repeat)"
+    )
+    check.add_argument("--jetpack", action="append", choices=("5", "6", "7"), help="JetPack release (repeat)")
+    check.add_argument("--dla", action="store_true", help="also check for the DLA (Jetson AGX Orin, Orin NX, Xavier)")
+    check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="a single .onnx file's precision")
+    check.set_defaults(handler=cmd_check)
 
     doctor = verbs.add_parser("doctor", help="what is installed and usable here; --gpu-check verifies engines on a GPU")
     doctor.add_argument(

@@ -8,7 +8,7 @@ from types import ModuleType
 # Where TensorRT comes from: it is not a PyPI dependency of edgeseg on every platform.
 TENSORRT_INSTALL_HINT = (
     "JetPack ships TensorRT (python3-libnvinfer; make the venv with --system-site-packages); "
-    "on a desktop install NVIDIA's tensorrt wheels; pip install 'edgeseg[tensorrt]' adds pycuda"
+    "on a desktop install NVIDIA's tensorrt wheels; pip install 'edgeseg[tensorrt]' adds cuda-python"
 )
 
 

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
-from tensorrt_double import RecordingTensorRT
+from tensorrt_double import PLAN_MARKER, HostMemoryCuda, RecordingTensorRT
 
 from edgeseg.bundle import Bundle
 from edgeseg.engines import BuildOptions, GpuInfo, build, check_engine
@@ -44,9 +44,9 @@ def calibrated_copy(tiny_bundle, tmp_path, capsys):
 
 
 def build_with(bundle, version, **options):
-    trt = RecordingTensorRT(
-        version, **{k: options.pop(k) for k in ("dla_cores", "parse_errors", "plan") if k in options}
-    )
+    """Build with the double; options that BuildOptions does not know set the double's behaviour."""
+    known = set(BuildOptions.__dataclass_fields__)
+    trt = RecordingTensorRT(version, **{k: options.pop(k) for k in list(options) if k not in known})
     result = build(bundle, BuildOptions(progress=False, **options), trt=trt, gpu=ORIN)
     return trt, result
 
@@ -90,7 +90,7 @@ def test_engine_metadata_in_the_manifest(calibrated_copy):
     assert engine.extra["gpu"] == "Orin" and engine.extra["compute_capability"] == "8.7"
     assert engine.extra["source"] == source.path and engine.extra["source_sha256"] == source.sha256
     assert engine.extra["build_options"]["workspace_mib"] == 512
-    assert (calibrated_copy / engine.path).read_bytes() == b"TEST-DOUBLE-PLAN"
+    assert (calibrated_copy / engine.path).read_bytes().startswith(PLAN_MARKER)
     assert engine.path.startswith("engines/") and "trt10.3.0.sm87" in engine.path
 
 
@@ -232,20 +232,31 @@ def test_run_with_tensorrt_backend_missing(tiny_bundle, capsys):
     code, _, err = run_cli(
         capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=2&size=64x64", "--backend", "tensorrt"
     )
-    assert_one_line_error(code, err, "TensorRT or pycuda is not installed", "edgeseg[tensorrt]")
+    assert_one_line_error(code, err, "--backend tensorrt: TensorRT is not installed", "edgeseg[tensorrt]")
 
 
 def test_doctor_reports_this_machine(capsys):
     code, stdout, _ = run_cli(capsys, "doctor")
     assert code == 0
-    for field in ("python", "onnxruntime", "tensorrt", "pycuda", "gpu", "cameras"):
+    for field in ("python", "onnxruntime", "tensorrt", "cuda binding", "gpu", "cuda driver", "cameras"):
         assert any(line.startswith(field) for line in stdout.splitlines()), field
 
 
 # -- real hardware ---------------------------------------------------------------------------------
+def gpu_problem() -> str | None:
+    from edgeseg.engines import current_gpu
+    from edgeseg.runtime.backends import tensorrt_problem
+
+    try:
+        current_gpu()
+    except EdgesegError as exc:
+        return str(exc)
+    return tensorrt_problem()
+
+
 needs_gpu = pytest.mark.skipif(
-    importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None,
-    reason="needs TensorRT and pycuda on an NVIDIA GPU; run `edgeseg doctor --gpu-check BUNDLE` on the device",
+    gpu_problem() is not None,
+    reason="needs TensorRT and a CUDA binding on an NVIDIA GPU; run `edgeseg doctor --gpu-check BUNDLE` there",
 )
 
 
@@ -260,3 +271,118 @@ def test_real_engine_matches_onnxruntime(calibrated_copy, capsys):
     batch = frames_to_input([frame], bundle.input)
     with open_backend(bundle, "tensorrt", "fp32") as engine, open_backend(bundle, "onnxruntime", "fp32") as reference:
         assert (engine.infer(batch) == reference.infer(batch)).mean() >= 0.999
+
+
+# -- what the real bindings showed (issue 15): each of these failed before its fix -------------------------
+def open_engine(bundle_dir, engine, trt, cuda=None):
+    from edgeseg.runtime.backends.tensorrt import TensorRTBackend
+
+    backend = TensorRTBackend(Bundle.load(bundle_dir), engine, trt=trt, cuda=cuda or HostMemoryCuda())
+    return backend.open()
+
+
+def test_a_null_builder_or_runtime_is_one_line_not_a_type_error(calibrated_copy):
+    """TensorRT returns NULL when CUDA does not initialise; the bindings then raise TypeError(... nullptr)."""
+    with pytest.raises(EdgesegError, match="could not create its Builder: CUDA did not initialise.*driver"):
+        build_with(calibrated_copy, "10.3.0", precisions=("fp32",), null_factories=True)
+    trt, bundle = build_with(calibrated_copy, "10.3.0", precisions=("fp32",))
+    engine = next(a for a in bundle.artifacts if a.kind == "engine")
+    cuda = HostMemoryCuda()
+    with pytest.raises(EdgesegError, match="could not create its Runtime"):
+        open_engine(calibrated_copy, engine, RecordingTensorRT("10.3.0", null_factories=True), cuda)
+    assert cuda.current == []  # the failed open released the device it had made current
+
+
+def test_dla_engines_have_their_own_name_and_run_on_their_core(calibrated_copy):
+    _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("fp16",))
+    _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("fp16",), dla_core=1, dla_cores=2)
+    engines = [a for a in bundle.artifacts if a.kind == "engine"]
+    assert sorted(a.extra["dla_core"] is None for a in engines) == [False, True]  # both kept, not replaced
+    dla = next(a for a in engines if a.extra["dla_core"] == 1)
+    assert dla.path.endswith(".dla1.engine") and len({a.path for a in engines}) == 2
+    trt = RecordingTensorRT("10.3.0")
+    backend = open_engine(calibrated_copy, dla, trt)
+    backend.infer(np.zeros((1, 64, 64, 3), np.uint8))
+    backend.close()
+    assert ("runtime.DLA_core", 1) in trt.calls  # without it, TensorRT runs a DLA engine on core 0
+
+
+def test_dla_refuses_fp32_and_tensorrt_11_before_11_4_1(calibrated_copy, capsys):
+    with pytest.raises(EdgesegError, match="DLA runs FP16 and INT8 layers only"):
+        build_with(calibrated_copy, "8.6.1", precisions=("fp32",), dla_core=0, dla_cores=2)
+    for version in ("11.0.0.1", "11.4.0.106"):
+        with pytest.raises(EdgesegError, match=f"TensorRT {version} does not support the DLA"):
+            build_with(calibrated_copy, version, precisions=("fp16",), dla_core=0, dla_cores=2)
+    build_with(calibrated_copy, "11.4.1.5", precisions=("fp16",), dla_core=0, dla_cores=2)  # 11.4.1 has it again
+    code, _, err = run_cli(capsys, "build", calibrated_copy, "--precision", "fp32,int8", "--dla", "0")
+    assert_one_line_error(code, err, "--dla 0 with fp32", "--precision fp16 or int8")
+
+
+def test_run_picks_the_gpu_or_the_dla_engine(calibrated_copy, monkeypatch):
+    from edgeseg.runtime.backends import factory
+
+    monkeypatch.setattr(factory, "tensorrt_problem", lambda: None)
+    monkeypatch.setattr("edgeseg.engines.compat.import_tensorrt", lambda: RecordingTensorRT("10.3.0"))
+    build_with(calibrated_copy, "10.3.0", precisions=("fp16",), dla_core=0, dla_cores=2)
+    bundle = Bundle.load(calibrated_copy)
+    assert ".dla0." in factory.open_backend(bundle, "tensorrt", "fp16", dla_core=0).artifact.path
+    with pytest.raises(EdgesegError, match="no engine for the GPU.*edgeseg build"):
+        factory.open_backend(bundle, "tensorrt", "fp16")
+    with pytest.raises(EdgesegError, match="no engine for DLA core 1.*--dla 1"):
+        factory.open_backend(bundle, "tensorrt", "fp16", dla_core=1)
+    build_with(calibrated_copy, "10.3.0", precisions=("fp16",))
+    bundle = Bundle.load(calibrated_copy)
+    assert ".dla" not in factory.open_backend(bundle, "tensorrt", "fp16").artifact.path
+    with pytest.raises(EdgesegError, match="--dla 0 runs a TensorRT engine"):
+        factory.open_backend(bundle, "onnxruntime", "fp16", dla_core=0)
+
+
+@pytest.mark.parametrize(
+    "behaviour,said",
+    [
+        ({"cache_accepted": False}, "made by another TensorRT version or GPU"),
+        ({"damaged_cache": True}, "is damaged (Error Code 1: Serialization"),
+    ],
+)
+def test_a_timing_cache_tensorrt_will_not_take_is_replaced(calibrated_copy, tmp_path, capsys, behaviour, said):
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"a cache from elsewhere")
+    trt, _ = build_with(calibrated_copy, "10.3.0", precisions=("fp32",), timing_cache=str(cache), **behaviour)
+    err = capsys.readouterr().err
+    assert said in err and "building without it" in err and err.count("\n") == 1
+    assert calls(trt, "create_timing_cache")[-1] == ("create_timing_cache", b"")  # a fresh one for this build
+    assert cache.read_bytes() == b"+updated"  # the fresh cache replaced the one TensorRT refused
+
+
+def test_no_timing_cache_after_the_build_leaves_the_file(calibrated_copy, tmp_path, capsys):
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"kept")
+    build_with(calibrated_copy, "10.3.0", precisions=("fp32",), timing_cache=str(cache), no_timing_cache=True)
+    assert "returned no timing cache" in capsys.readouterr().err and cache.read_bytes() == b"kept"
+
+
+def test_a_refused_input_shape_is_one_line_naming_shape_and_profile(tmp_path, capsys):
+    bundle = tmp_path / "dyn"
+    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4",
+                   "--dynamic-batch")[0] == 0  # fmt: skip
+    build_with(bundle, "10.3.0", precisions=("fp32",), batch=(1, 2, 4))
+    engine = next(a for a in Bundle.load(bundle).artifacts if a.kind == "engine")
+    backend = open_engine(bundle, engine, RecordingTensorRT("10.3.0", input_shape_accepted=False))
+    with pytest.raises(EdgesegError, match=r"refused input shape \(2, 64, 64, 3\) for frame \(profile 0 allows "
+                       r"batch 1..4\)"):  # fmt: skip
+        backend.infer(np.zeros((2, 64, 64, 3), np.uint8))
+    backend.close()
+
+
+def test_the_backend_runs_and_releases_through_the_cuda_interface(calibrated_copy):
+    """HostMemoryCuda is a TEST DOUBLE for the GPU: this checks edgeseg's sequence (buffers, copies, release)."""
+    _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("int8",))
+    engine = next(a for a in bundle.artifacts if a.kind == "engine")
+    cuda, trt = HostMemoryCuda(), RecordingTensorRT("10.3.0")
+    backend = open_engine(calibrated_copy, engine, trt, cuda)
+    assert cuda.current == ["Orin"]
+    out = backend.infer(np.full((1, 64, 64, 3), 7, np.uint8))
+    assert out.shape == (1, 64, 64) and out.dtype == np.uint8
+    assert ("execute_async_v3", cuda.stream_handle(backend.stream)) in trt.calls
+    backend.close()
+    assert cuda.current == [] and cuda.live_buffers == 0

@@ -58,3 +58,16 @@ def test_odd_figures_are_shown_not_fatal(bundle_copy, capsys):
     (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
     code, stdout, _ = run_cli(capsys, "info", bundle_copy)
     assert code == 0 and "max |logit diff| ?" in stdout and "- parameters" in stdout
+
+
+def test_info_shows_a_float_count_in_a_hand_edited_manifest(bundle_copy, capsys):
+    """Found by test_manifest_mutations: parity.frames = 0.0 crashed `info` with "Unknown format code 'd'"."""
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["parity"]["frames"] = 0.0
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, "info", bundle_copy)
+    assert code == 0 and "Traceback" not in err and "on 0 frames" in out
+    manifest["parity"]["frames"] = 2.5
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    code, out, _ = run_cli(capsys, "info", bundle_copy)
+    assert code == 0 and "on ? frames" in out

@@ -2,7 +2,6 @@
 
 from edgeseg.engines.build import BuildOptions, build, build_engine
 from edgeseg.engines.compat import (
-    GpuInfo,
     check_engine,
     current_gpu,
     import_tensorrt,
@@ -10,6 +9,7 @@ from edgeseg.engines.compat import (
     precision_flags,
     trt_version,
 )
+from edgeseg.engines.cuda import GpuInfo, open_cuda
 
 __all__ = [
     "BuildOptions",
@@ -20,6 +20,7 @@ __all__ = [
     "current_gpu",
     "import_tensorrt",
     "network_flags",
+    "open_cuda",
     "precision_flags",
     "trt_version",
 ]

@@ -6,6 +6,7 @@ Precision lives in the ONNX (calibrate); what differs between TensorRT versions 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from edgeseg.bundle import Artifact, Bundle, utc_now, writing
 from edgeseg.engines.compat import (
     BuildProgress,
     GpuInfo,
+    create_builder,
     current_gpu,
     import_tensorrt,
     network_flags,
@@ -37,10 +39,12 @@ class BuildOptions:
     progress: bool = True
 
 
-def engine_name(artifact: Artifact, trt: Any, gpu: GpuInfo) -> str:
+def engine_name(artifact: Artifact, trt: Any, gpu: GpuInfo, dla_core: int | None = None) -> str:
+    """One file per source, TensorRT, GPU and device: a DLA engine never replaces the GPU one."""
     slug = re.sub(r"[^a-z0-9]+", "-", gpu.name.lower()).strip("-")
     sm = gpu.compute_capability.replace(".", "")
-    return f"engines/{Path(artifact.path).stem}.trt{trt.__version__}.sm{sm}.{slug}.engine"
+    device = "" if dla_core is None else f".dla{dla_core}"
+    return f"engines/{Path(artifact.path).stem}.trt{trt.__version__}.sm{sm}.{slug}{device}.engine"
 
 
 def build_engine(
@@ -48,7 +52,7 @@ def build_engine(
 ) -> Artifact:
     onnx_path = bundle.artifact_path(source)
     logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+    builder = create_builder(trt, logger)
     network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weights resolve
@@ -68,7 +72,7 @@ def build_engine(
     add_profile(builder, network, config, options)
     if options.dla_core is not None:
         use_dla(builder, config, trt, options.dla_core)
-    cache = load_timing_cache(config, options.timing_cache)
+    cache = load_timing_cache(config, options.timing_cache, trt)
     if hasattr(trt, "IProgressMonitor"):
         config.progress_monitor = BuildProgress.make(trt, bar)
     plan = builder.build_serialized_network(network, config)
@@ -79,7 +83,7 @@ def build_engine(
         )
     if cache is not None:
         save_timing_cache(config, options.timing_cache)
-    relative = engine_name(source, trt, gpu)
+    relative = engine_name(source, trt, gpu, options.dla_core)
     target = bundle.root / relative
     with atomic_path(target) as temp:
         temp.write_bytes(bytes(plan))
@@ -98,6 +102,7 @@ def build_engine(
             "compute_capability": gpu.compute_capability,
             "source": source.path,
             "source_sha256": source.sha256,
+            "dla_core": options.dla_core,  # the runtime sets it on its TensorRT Runtime; None means the GPU
             "build_options": build_options,
             "strongly_typed": trt_version(trt)[0] >= 10,
         },
@@ -128,6 +133,7 @@ def add_profile(builder: Any, network: Any, config: Any, options: BuildOptions) 
 
 
 def use_dla(builder: Any, config: Any, trt: Any, core: int) -> None:
+    check_dla_version(trt)
     available = getattr(builder, "num_DLA_cores", 0)
     if available == 0:
         raise EdgesegError(
@@ -141,18 +147,59 @@ def use_dla(builder: Any, config: Any, trt: Any, core: int) -> None:
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers the DLA cannot run go to the GPU
 
 
-def load_timing_cache(config: Any, path: str | None) -> Any:
+def check_dla_version(trt: Any) -> None:
+    """NVIDIA's notes: TensorRT 11.0 to 11.4.0 do not support the DLA; 11.4.1 does on AGX Orin with JetPack 7.2.2+."""
+    numbers = tuple(int(v) for v in re.findall(r"\d+", trt.__version__)[:3])
+    if (11, 0, 0) <= numbers[:3] < (11, 4, 1):
+        raise EdgesegError(
+            f"--dla: TensorRT {trt.__version__} does not support the DLA (11.0 to 11.4.0 do not; 11.4.1 does on AGX "
+            "Orin with JetPack 7.2.2+); build for the DLA with JetPack 6's TensorRT 10.3, or leave out --dla"
+        )
+
+
+def check_dla_precisions(precisions: tuple[str, ...], core: int | None) -> None:
+    """The DLA runs FP16 and INT8 only: an FP32 engine would put every layer back on the GPU."""
+    if core is not None and "fp32" in precisions:
+        raise EdgesegError(
+            f"--dla {core} with fp32: the DLA runs FP16 and INT8 layers only, so every layer would fall back to the "
+            "GPU; build with --precision fp16 or int8 (edgeseg calibrate makes them)"
+        )
+
+
+def load_timing_cache(config: Any, path: str | None, trt: Any) -> Any:
+    """The timing cache for this build: the file's when TensorRT takes it, else a fresh one that replaces it."""
     if not path:
         return None
     data = Path(path).read_bytes() if Path(path).is_file() else b""
-    cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    cache = None
+    if data:
+        try:
+            cache = config.create_timing_cache(data)
+        except Exception as exc:  # TensorRT rejects a damaged blob; the exception type differs between versions
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warn(f"timing cache {path} is damaged ({reason}); building without it and writing a fresh one")
+        # False: made by another TensorRT or GPU. ignore_mismatch=True would risk tactics timed on other hardware.
+        if cache is not None and not config.set_timing_cache(cache, ignore_mismatch=False):
+            warn(f"timing cache {path} was made by another TensorRT version or GPU (TensorRT {trt.__version__} "
+                 "here); building without it and writing a fresh one")  # fmt: skip
+            cache = None
+    if cache is None:
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, ignore_mismatch=False)
     return cache
 
 
 def save_timing_cache(config: Any, path: str) -> None:
+    cache = config.get_timing_cache()
+    if cache is None:
+        warn(f"TensorRT returned no timing cache after the build; {path} was left as it was")
+        return
     with atomic_path(Path(path)) as temp:
-        temp.write_bytes(bytes(config.get_timing_cache().serialize()))
+        temp.write_bytes(bytes(cache.serialize()))
+
+
+def warn(line: str) -> None:
+    print(f"edgeseg build: {line}", file=sys.stderr)
 
 
 def sources_to_build(bundle: Bundle, precisions: tuple[str, ...]) -> list[Artifact]:
@@ -171,6 +218,7 @@ def build(bundle_dir: Path, options: BuildOptions, trt: Any = None, gpu: GpuInfo
 
 def _build_locked(bundle_dir: Path, options: BuildOptions, trt: Any, gpu: GpuInfo | None) -> Bundle:
     bundle = Bundle.load(bundle_dir)
+    check_dla_precisions(options.precisions, options.dla_core)
     sources = sources_to_build(bundle, options.precisions)
     trt = trt or import_tensorrt()
     gpu = gpu or current_gpu()

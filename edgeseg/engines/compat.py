@@ -13,27 +13,33 @@ an engine deserialises only on the TensorRT version and GPU (compute capability)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeseg.bundle import Artifact, Bundle
+from edgeseg.engines.cuda import GpuInfo, open_cuda
 from edgeseg.errors import TENSORRT_INSTALL_HINT, EdgesegError
 from edgeseg.progress import Progress
 
 
-@dataclass(frozen=True)
-class GpuInfo:
-    name: str
-    compute_capability: str  # e.g. "8.7"
-
-
 def import_tensorrt() -> Any:
+    """The tensorrt module, or one line saying what is wrong: not installed, or bindings without their libraries."""
     try:
         import tensorrt
-    except ImportError:
-        raise EdgesegError(f"TensorRT is not installed here: {TENSORRT_INSTALL_HINT}") from None
+    except ImportError as exc:
+        raise EdgesegError(tensorrt_import_problem(exc)) from None
     return tensorrt
+
+
+def tensorrt_import_problem(exc: ImportError) -> str:
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in ("tensorrt", "tensorrt_bindings"):
+        return f"TensorRT is not installed here: {TENSORRT_INSTALL_HINT}"
+    # The bindings are there but a native library they link (libnvinfer, libnvonnxparser...) is not loadable.
+    return (
+        f"TensorRT's Python bindings are installed but cannot load its native libraries ({exc}); install the "
+        "TensorRT libraries of the same version (JetPack's libnvinfer packages, or NVIDIA's tensorrt-libs wheel) or "
+        "put their folder on LD_LIBRARY_PATH"
+    )
 
 
 def trt_version(trt: Any) -> tuple[int, int]:
@@ -42,18 +48,32 @@ def trt_version(trt: Any) -> tuple[int, int]:
 
 
 def current_gpu() -> GpuInfo:
-    """The GPU CUDA sees first, through pycuda (the binding the runtime uses)."""
+    """The GPU CUDA sees first, through the CUDA binding the runtime uses (cuda-python or pycuda)."""
+    return open_cuda().gpu()
+
+
+# TensorRT returns NULL from its object factories when its native side cannot start: CUDA failed to
+# initialise (no device visible, or a driver older than the CUDA this TensorRT was built against). The
+# Python bindings then raise TypeError("... factory function returned nullptr").
+def create_builder(trt: Any, logger: Any) -> Any:
+    return _create(trt, "Builder", logger)
+
+
+def create_runtime(trt: Any, logger: Any) -> Any:
+    return _create(trt, "Runtime", logger)
+
+
+def _create(trt: Any, what: str, logger: Any) -> Any:
     try:
-        import pycuda.driver as cuda
-    except ImportError:
-        raise EdgesegError(f"pycuda is not installed here: {TENSORRT_INSTALL_HINT}") from None
-    try:
-        cuda.init()
-        device = cuda.Device(0)
-        major, minor = device.compute_capability()
-    except Exception as exc:  # pycuda raises its own LogicError/RuntimeError without a driver
-        raise EdgesegError(f"no usable CUDA GPU: {exc}") from None
-    return GpuInfo(device.name(), f"{major}.{minor}")
+        return getattr(trt, what)(logger)
+    except TypeError as exc:
+        if "nullptr" not in str(exc):
+            raise
+        raise EdgesegError(
+            f"TensorRT {trt.__version__} could not create its {what}: CUDA did not initialise for it (no NVIDIA GPU "
+            "visible, or a driver older than the CUDA this TensorRT was built for); check nvidia-smi (tegrastats on "
+            "a Jetson) and that TensorRT matches the installed CUDA"
+        ) from None
 
 
 def network_flags(trt: Any) -> int:

@@ -37,11 +37,12 @@ class RunOptions:
     stream: StreamOptions | None = None
     triton: TritonOptions | None = None
     view: ViewAccess | None = None  # who may watch a live view bound beyond loopback
+    dla_core: int | None = None  # run TensorRT's engine built for this DLA core (Jetson)
 
 
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
-    net = open_backend(bundle, options.backend, options.precision, options.threads, options.triton)
+    net = open_backend(bundle, options.backend, options.precision, options.threads, options.triton, options.dla_core)
     if len(options.inputs) > 1:
         return run_streams(bundle, net, options)
     source = open_source(options.inputs[0], source_options(net, options.stream))

@@ -8,26 +8,37 @@ from typing import Any
 
 from edgeseg import __version__
 from edgeseg.bench.environment import environment, module_version
-from edgeseg.errors import TENSORRT_INSTALL_HINT, EdgesegError, install_command
+from edgeseg.engines.cuda import CUDA_INSTALL_HINT
+from edgeseg.errors import EdgesegError, install_command
 from edgeseg.runtime.gstreamer import has_gstreamer
 
 
 def tensorrt_facts() -> dict[str, Any]:
-    facts: dict[str, Any] = {"tensorrt": module_version("tensorrt"), "pycuda": module_version("pycuda")}
-    if facts["tensorrt"] and facts["pycuda"]:
+    """TensorRT, the CUDA binding, the GPU and the DLA cores, each found out on its own: one failing never hides
+    the others (a TensorRT whose Builder cannot be created still leaves the GPU and driver reported)."""
+    from edgeseg.engines.compat import create_builder, import_tensorrt
+    from edgeseg.engines.cuda import cuda_binding_installed, open_cuda
+
+    facts: dict[str, Any] = {"cuda_binding": cuda_binding_installed()}
+    try:
+        trt = import_tensorrt()
+        facts["tensorrt"] = trt.__version__
+    except EdgesegError as exc:
+        trt, facts["tensorrt_problem"] = None, str(exc)
+    if facts["cuda_binding"]:
         try:
-            import pycuda.driver as cuda
-            import tensorrt as trt
-
-            from edgeseg.engines.compat import current_gpu
-
-            gpu = current_gpu()
-            version = cuda.get_driver_version()  # e.g. 12060 for CUDA 12.6
-            facts["cuda_driver"] = f"{version // 1000}.{version % 1000 // 10}"
+            cuda = open_cuda()
+            facts["cuda_driver"] = cuda.driver_version()
+            gpu = cuda.gpu()
             facts["gpu"] = f"{gpu.name} (compute capability {gpu.compute_capability})"
-            facts["dla_cores"] = trt.Builder(trt.Logger(trt.Logger.ERROR)).num_DLA_cores
+            facts["gpu_found"] = True
         except EdgesegError as exc:
             facts["gpu"] = str(exc)
+    if trt is not None and facts.get("gpu_found"):
+        try:
+            facts["dla_cores"] = create_builder(trt, trt.Logger(trt.Logger.ERROR)).num_DLA_cores
+        except EdgesegError as exc:
+            facts["tensorrt_problem"] = str(exc)
     return facts
 
 
@@ -52,8 +63,8 @@ def report() -> list[tuple[str, str]]:
         ),
         ("torch (export, train)", env["torch"] or f"not installed: {install_command('export')}"),
         ("onnx (calibrate)", module_version("onnx") or f"not installed: {install_command('calibrate')}"),
-        ("tensorrt", trt["tensorrt"] or f"not installed: {TENSORRT_INSTALL_HINT}"),
-        ("pycuda", trt["pycuda"] or f"not installed: {install_command('tensorrt')}"),
+        ("tensorrt", trt.get("tensorrt") or trt["tensorrt_problem"]),
+        ("cuda binding", trt["cuda_binding"] or f"none: {CUDA_INSTALL_HINT}"),
         ("gpu", trt.get("gpu") or (env["gpu"] or {}).get("name") or "none found"),
         ("cuda driver", trt.get("cuda_driver", "-")),
         ("dla cores", str(trt.get("dla_cores", "-"))),
@@ -70,6 +81,8 @@ def report() -> list[tuple[str, str]]:
         ),
         ("cameras", ", ".join(cameras()) or "none"),
     ]
+    if trt.get("tensorrt") and trt.get("tensorrt_problem"):
+        rows.append(("tensorrt problem", trt["tensorrt_problem"]))
     rows += [("warning", w) for w in env.get("warnings", [])]
     return rows
 
@@ -80,10 +93,10 @@ def gpu_check(bundle_dir: Path, source: str, frames: int = 100) -> str:
     from edgeseg.bench.report import terminal
     from edgeseg.bundle import Bundle
     from edgeseg.engines import BuildOptions, build
-    from edgeseg.runtime.backends import tensorrt_usable
+    from edgeseg.runtime.backends import tensorrt_problem, tensorrt_usable
 
     if not tensorrt_usable():
-        raise EdgesegError("--gpu-check needs TensorRT and pycuda on a GPU machine (a Jetson or a desktop NVIDIA GPU)")
+        raise EdgesegError(f"--gpu-check needs TensorRT and a CUDA binding on an NVIDIA GPU: {tensorrt_problem()}")
     precisions = tuple(sorted({a.precision for a in Bundle.load(bundle_dir).artifacts if a.kind == "onnx"}))
     build(bundle_dir, BuildOptions(precisions=precisions))
     # One bench over both backends: ONNX Runtime FP32 is the first row, so every engine's agreement is against it.

@@ -60,7 +60,12 @@ def figure(value: object, spec: str, scale: float = 1.0) -> str:
         return "-"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "?"
-    return format(value * scale if scale != 1.0 else value, spec)
+    value = value * scale if scale != 1.0 else value
+    if spec.endswith("d"):  # a count: a hand-edited manifest may hold 3.0 (shown as 3) or 2.5 (not a count)
+        if isinstance(value, float) and not value.is_integer():
+            return "?"
+        value = int(value)
+    return format(value, spec)
 
 
 def percent(value: object) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 
 from edgeseg.bundle import Bundle
-from edgeseg.errors import TENSORRT_INSTALL_HINT, EdgesegError
+from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.runtime.backends.onnxruntime import ONNXRuntimeBackend
 from edgeseg.runtime.backends.triton import TritonBackend, TritonOptions
@@ -13,9 +13,27 @@ from edgeseg.runtime.backends.triton import TritonBackend, TritonOptions
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
+@functools.cache
+def tensorrt_problem() -> str | None:
+    """Why the TensorRT backend cannot load here (one line), or None when TensorRT and a CUDA binding import.
+
+    TensorRT is imported for real: bindings whose native libraries are missing are found out here, not
+    when the first frame arrives.
+    """
+    from edgeseg.engines.compat import import_tensorrt
+    from edgeseg.engines.cuda import CUDA_INSTALL_HINT, cuda_binding_installed
+
+    try:
+        import_tensorrt()
+    except EdgesegError as exc:
+        return str(exc)
+    if cuda_binding_installed() is None:
+        return f"TensorRT needs a CUDA binding for Python beside it: {CUDA_INSTALL_HINT}"
+    return None
+
+
 def tensorrt_usable() -> bool:
-    """True when TensorRT and a CUDA binding import; cheap enough for --backend auto."""
-    return importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+    return tensorrt_problem() is None
 
 
 def has_engines(bundle: Bundle) -> bool:
@@ -34,9 +52,9 @@ def resolve_backend(name: str, bundle: Bundle) -> str:
             f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}, or triton://HOST:PORT/MODEL"
         )
     if name == "auto":
-        return "tensorrt" if tensorrt_usable() and has_engines(bundle) else "onnxruntime"
+        return "tensorrt" if has_engines(bundle) and tensorrt_usable() else "onnxruntime"
     if name == "tensorrt" and not tensorrt_usable():
-        raise EdgesegError(f"--backend tensorrt: TensorRT or pycuda is not installed here. {TENSORRT_INSTALL_HINT}")
+        raise EdgesegError(f"--backend tensorrt: {tensorrt_problem()}")
     return name
 
 
@@ -51,13 +69,19 @@ def open_backend(
     precision: str = "best",
     threads: int | None = None,
     triton: TritonOptions | None = None,
+    dla_core: int | None = None,
 ) -> Backend:
-    """Choose and construct (not yet open) the backend and artifact for a bundle."""
+    """Choose and construct (not yet open) the backend and artifact for a bundle.
+
+    `dla_core` picks TensorRT's engine built for that DLA core; None picks a GPU engine.
+    """
     backend = resolve_backend(backend, bundle)
     if backend.startswith("triton://"):
         return TritonBackend(backend, bundle, triton or TritonOptions())
     if backend == "tensorrt":
-        return _tensorrt_backend(bundle, precision)
+        return _tensorrt_backend(bundle, precision, dla_core)
+    if dla_core is not None:
+        raise EdgesegError(f"--dla {dla_core} runs a TensorRT engine built with --dla; this run uses {backend}")
     # The CPU-shaped int8 artifact runs fastest on ONNX Runtime; a generic one is the fallback.
     artifact = bundle.select("onnx", precision, targets=("cpu", "any"))
     if precision == "best" and artifact.extra.get("cpu_latency_ratio", 0) >= 1.0:
@@ -66,13 +90,22 @@ def open_backend(
     return ONNXRuntimeBackend(bundle.artifact_path(artifact), threads=threads)
 
 
-def _tensorrt_backend(bundle: Bundle, precision: str) -> Backend:
+def _tensorrt_backend(bundle: Bundle, precision: str, dla_core: int | None) -> Backend:
     if not has_engines(bundle):
         raise EdgesegError(f"bundle {bundle.root} has no TensorRT engine; build one with: edgeseg build {bundle.root}")
-    import tensorrt
-
+    from edgeseg.engines.compat import import_tensorrt
     from edgeseg.runtime.backends.tensorrt import TensorRTBackend
 
+    version = import_tensorrt().__version__
+    on_device = [a for a in bundle.artifacts if a.kind == "engine" and a.extra.get("dla_core") == dla_core]
+    if not on_device:
+        device = "the GPU (built without --dla)" if dla_core is None else f"DLA core {dla_core}"
+        flag = "" if dla_core is None else f" --dla {dla_core}"
+        raise EdgesegError(f"bundle {bundle.root} has no engine for {device}; build one with: edgeseg build "
+                           f"{bundle.root}{flag}")  # fmt: skip
     # A bundle may carry engines for several devices: take the one this TensorRT made.
-    made_here = lambda a: a.tools.get("tensorrt") == tensorrt.__version__  # noqa: E731 - a one-line preference
-    return TensorRTBackend(bundle, bundle.select("engine", precision, targets=("tensorrt",), prefer=made_here))
+    made_here = lambda a: a.tools.get("tensorrt") == version  # noqa: E731 - a one-line preference
+    artifact = bundle.select(
+        "engine", precision, targets=("tensorrt",), prefer=made_here, accept=lambda a: a in on_device
+    )
+    return TensorRTBackend(bundle, artifact)

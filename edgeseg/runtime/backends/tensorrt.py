@@ -1,9 +1,9 @@
-"""TensorRT backend: a deserialised engine, pycuda buffers, one stream, the name-based I/O API.
+"""TensorRT backend: a deserialised engine, CUDA buffers, one stream, the name-based I/O API.
 
 The name-based API (num_io_tensors, get_tensor_name, set_input_shape, set_tensor_address,
 execute_async_v3) exists from TensorRT 8.5 to 11, unlike the binding-index API 10.0 removed.
-pycuda contexts belong to a thread: `open()` makes the device's primary context current on the
-calling thread (the pipeline calls it on the inference thread) and `close()` pops it there.
+CUDA comes through edgeseg.engines.cuda (cuda-python or pycuda). `open()` makes the device usable
+on the calling thread (the pipeline calls it on the inference thread) and `close()` releases it there.
 Host buffers are page-locked, so the async copies overlap nothing they should not.
 """
 
@@ -22,33 +22,39 @@ from edgeseg.runtime.backends.base import Backend, TensorSpec
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, bundle: Bundle, artifact: Artifact):
+    def __init__(self, bundle: Bundle, artifact: Artifact, trt: Any = None, cuda: Any = None):
+        """`trt` and `cuda` default to the installed tensorrt module and CUDA binding (tests pass their own)."""
         super().__init__()
         self.bundle, self.artifact = bundle, artifact
         self.model_path = bundle.artifact_path(artifact)
-        self.cuda_context: Any = None
-        self.buffers: dict[str, tuple[Any, Any]] = {}  # name -> (page-locked host array, device allocation)
+        self.trt, self.cuda = trt, cuda
+        self.active = False
+        self.buffers: dict[str, tuple[np.ndarray, Any]] = {}  # name -> (page-locked host array, device buffer)
 
     def _open(self) -> None:
-        from edgeseg.engines.compat import check_engine, current_gpu, import_tensorrt
+        from edgeseg.engines.compat import check_engine, import_tensorrt
+        from edgeseg.engines.cuda import open_cuda
 
-        trt = import_tensorrt()
-        import pycuda.driver as cuda
-
-        check_engine(self.artifact, trt, current_gpu(), self.bundle)
-        self.trt, self.cuda = trt, cuda
-        self.cuda_context = cuda.Device(0).retain_primary_context()
-        self.cuda_context.push()
+        self.trt = self.trt or import_tensorrt()
+        self.cuda = self.cuda or open_cuda()
+        check_engine(self.artifact, self.trt, self.cuda.gpu(), self.bundle)
+        self.cuda.activate()
+        self.active = True
         try:
-            self._load(trt)
+            self._load(self.trt)
         except BaseException:
             self._close()
             raise
 
     def _load(self, trt: Any) -> None:
+        from edgeseg.engines.compat import create_runtime
+
         logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(logger, "")  # as Polygraphy's EngineFromBytes does: plugin layers deserialise
-        self.runtime = trt.Runtime(logger)
+        self.runtime = create_runtime(trt, logger)
+        dla_core = self.artifact.extra.get("dla_core")
+        if dla_core is not None:  # an engine built for a DLA core runs on the core the Runtime names (default 0)
+            self.runtime.DLA_core = int(dla_core)
         self.engine = self.runtime.deserialize_cuda_engine(Path(self.model_path).read_bytes())
         if self.engine is None:  # TensorRT logs why and returns None on a damaged or foreign plan
             raise EdgesegError(
@@ -56,7 +62,7 @@ class TensorRTBackend(Backend):
                 f"rebuild with: edgeseg build {self.bundle.root} --precision {self.artifact.precision}"
             )
         self.context = self.engine.create_execution_context()
-        self.stream = self.cuda.Stream()
+        self.stream = self.cuda.stream()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if n not in self.input_names]
@@ -84,44 +90,51 @@ class TensorRTBackend(Backend):
                     f"batch {batch} is outside the engine's profile ({low}..{high}); rebuild with: edgeseg build "
                     f"{self.bundle.root} --batch {low},{batch},{max(high, batch)}"
                 )
-            self.context.set_input_shape(name, (batch, *self.inputs[0].shape[1:]))
+            shape = (batch, *self.inputs[0].shape[1:])
+            if not self.context.set_input_shape(name, shape):  # False: TensorRT refused it (and logged why)
+                raise EdgesegError(
+                    f"TensorRT refused input shape {shape} for {name} (profile 0 allows batch {low}..{high}); "
+                    f"rebuild with: edgeseg build {self.bundle.root} --batch {low},{batch},{max(high, batch)}"
+                )
         elif batch != self.inputs[0].shape[0]:
             raise EdgesegError(f"the engine takes batch {self.inputs[0].shape[0]}, not {batch}")
         self._free()
         for tensor in self.input_names + self.output_names:
             shape = tuple(self.context.get_tensor_shape(tensor))
-            host = self.cuda.pagelocked_empty(shape, self.trt.nptype(self.engine.get_tensor_dtype(tensor)))
-            device = self.cuda.mem_alloc(host.nbytes)
-            self.context.set_tensor_address(tensor, int(device))
+            host = self.cuda.pinned(shape, self.trt.nptype(self.engine.get_tensor_dtype(tensor)))
+            device = self.cuda.device_buffer(host.nbytes)
             self.buffers[tensor] = (host, device)
+            self.context.set_tensor_address(tensor, device.pointer)
         self.batch = batch
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         self._prepare(batch.shape[0])
         host_in, device_in = self.buffers[self.input_names[0]]
         np.copyto(host_in, batch, casting="no")
-        self.cuda.memcpy_htod_async(device_in, host_in, self.stream)
-        if not self.context.execute_async_v3(stream_handle=self.stream.handle):
+        self.cuda.to_device(device_in, host_in, self.stream)
+        if not self.context.execute_async_v3(stream_handle=self.cuda.stream_handle(self.stream)):
             raise EdgesegError(f"TensorRT execution of {self.artifact.path} failed (see the TensorRT log above)")
         host_out, device_out = self.buffers[self.output_names[0]]
-        self.cuda.memcpy_dtoh_async(host_out, device_out, self.stream)
-        self.stream.synchronize()
+        self.cuda.to_host(host_out, device_out, self.stream)
+        self.cuda.synchronize(self.stream)
         return host_out.copy()
 
     def _free(self) -> None:
-        for _, device in self.buffers.values():
+        for host, device in self.buffers.values():
             device.free()
+            self.cuda.free_pinned(host)
         self.buffers.clear()
 
     def _close(self) -> None:
-        if self.cuda_context is None:
+        if not self.active:
             return
         self._free()
+        if getattr(self, "stream", None) is not None:
+            self.cuda.free_stream(self.stream)
         for attribute in ("context", "engine", "runtime", "stream"):
             setattr(self, attribute, None)
-        self.cuda_context.pop()
-        self.cuda_context.detach()
-        self.cuda_context = None
+        self.cuda.release()
+        self.active = False
 
     @property
     def artifact_name(self) -> str:

@@ -1,0 +1,304 @@
+"""The CUDA edgeseg needs beside TensorRT, behind one small interface: cuda-python (preferred) or pycuda.
+
+cuda-python (`cuda-bindings`) ships binary wheels for x86_64 and aarch64 and is what NVIDIA's TensorRT
+samples use from 10.14; it imports without a GPU and its runtime API then answers every call with an
+error code (cudaErrorInsufficientDriver), so the no-device path is the real one. pycuda is source-only on
+PyPI and builds only with `nvcc` on PATH (JetPack does not put it there).
+
+What TensorRT needs: the device's name and compute capability (engines are tied to them), a stream,
+page-locked host buffers (async copies overlap only from pinned memory), device buffers, async copies
+and a stream sync. The runtime API uses the device's primary context implicitly on every thread; pycuda
+works through the driver API, where the primary context must be retained, made current on the thread
+that uses it, and on close popped and then released (cuDevicePrimaryCtxRelease does not pop it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+
+CUDA_INSTALL_HINT = (
+    "install cuda-python matching the CUDA of your JetPack or driver: pip install 'cuda-bindings>=12,<13' for "
+    "CUDA 12.x (JetPack 6), 'cuda-bindings>=13,<14' for CUDA 13 (JetPack 7), 'cuda-python==11.8.*' for CUDA 11.4 "
+    "(JetPack 5); or pycuda, which builds only with nvcc on PATH (>= 2025.1.2 for CUDA 13)"
+)
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    compute_capability: str  # e.g. "8.7"
+
+
+class DeviceBuffer:
+    """Device memory: `pointer` is what TensorRT's set_tensor_address takes."""
+
+    def __init__(self, pointer: int, nbytes: int, free: Any):
+        self.pointer, self.nbytes, self._free = pointer, nbytes, free
+
+    def free(self) -> None:
+        if self._free is not None:
+            self._free()
+            self._free = None
+
+
+class Cuda(ABC):
+    """One GPU, used from the thread that called `activate()`."""
+
+    binding: str
+
+    @abstractmethod
+    def gpu(self) -> GpuInfo: ...
+
+    @abstractmethod
+    def driver_version(self) -> str: ...
+
+    @abstractmethod
+    def activate(self) -> None:
+        """Make the device usable on the calling thread."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Undo activate() on the same thread."""
+
+    @abstractmethod
+    def stream(self) -> Any:
+        """A new stream; `stream_handle(s)` gives the int TensorRT's execute_async_v3 takes."""
+
+    @abstractmethod
+    def stream_handle(self, stream: Any) -> int: ...
+
+    @abstractmethod
+    def free_stream(self, stream: Any) -> None: ...
+
+    @abstractmethod
+    def synchronize(self, stream: Any) -> None: ...
+
+    @abstractmethod
+    def pinned(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A page-locked host array (freed with free_pinned)."""
+
+    @abstractmethod
+    def free_pinned(self, array: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def device_buffer(self, nbytes: int) -> DeviceBuffer: ...
+
+    @abstractmethod
+    def to_device(self, target: DeviceBuffer, source: np.ndarray, stream: Any) -> None: ...
+
+    @abstractmethod
+    def to_host(self, target: np.ndarray, source: DeviceBuffer, stream: Any) -> None: ...
+
+
+class CudaPython(Cuda):
+    """NVIDIA's cuda-python, runtime API (`cuda.bindings.runtime`; `cuda.cudart` before 12.6)."""
+
+    binding = "cuda-python"
+
+    def __init__(self, cudart: Any, device: int = 0):
+        self.cudart, self.device = cudart, device
+        self._pinned: dict[int, int] = {}  # id(array) -> host pointer
+
+    def _check(self, result: Any, call: str) -> Any:
+        error, *values = result if isinstance(result, tuple) else (result,)
+        if error != self.cudart.cudaError_t.cudaSuccess:
+            _, name = self.cudart.cudaGetErrorName(error)
+            _, text = self.cudart.cudaGetErrorString(error)
+            raise EdgesegError(f"no usable CUDA GPU: {call} failed with {name.decode()} ({text.decode()})")
+        return values[0] if len(values) == 1 else tuple(values) or None
+
+    def gpu(self) -> GpuInfo:
+        count = self._check(self.cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
+        if count <= self.device:
+            raise EdgesegError(f"no usable CUDA GPU: CUDA sees {count} device(s), not device {self.device}")
+        properties = self._check(self.cudart.cudaGetDeviceProperties(self.device), "cudaGetDeviceProperties")
+        name = properties.name.decode() if isinstance(properties.name, bytes) else str(properties.name)
+        return GpuInfo(name.rstrip("\x00"), f"{properties.major}.{properties.minor}")
+
+    def driver_version(self) -> str:
+        version = self._check(self.cudart.cudaDriverGetVersion(), "cudaDriverGetVersion")  # e.g. 12060
+        return f"{version // 1000}.{version % 1000 // 10}" if version else "none (no NVIDIA driver is loaded)"
+
+    def activate(self) -> None:
+        self._check(self.cudart.cudaSetDevice(self.device), "cudaSetDevice")
+
+    def release(self) -> None:
+        pass  # the runtime API's primary context belongs to the process; resetting it would break other users
+
+    def stream(self) -> Any:
+        return self._check(self.cudart.cudaStreamCreate(), "cudaStreamCreate")
+
+    def stream_handle(self, stream: Any) -> int:
+        return int(stream)
+
+    def free_stream(self, stream: Any) -> None:
+        self._check(self.cudart.cudaStreamDestroy(stream), "cudaStreamDestroy")
+
+    def synchronize(self, stream: Any) -> None:
+        self._check(self.cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+
+    def pinned(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
+        pointer = self._check(self.cudart.cudaMallocHost(nbytes), "cudaMallocHost")
+        raw = (ctypes.c_byte * nbytes).from_address(int(pointer))
+        array = np.frombuffer(raw, dtype=np.uint8, count=nbytes)[: int(np.prod(shape)) * dtype.itemsize]
+        array = array.view(dtype).reshape(shape)
+        self._pinned[id(array)] = int(pointer)
+        return array
+
+    def free_pinned(self, array: np.ndarray) -> None:
+        pointer = self._pinned.pop(id(array), None)
+        if pointer is not None:
+            self._check(self.cudart.cudaFreeHost(pointer), "cudaFreeHost")
+
+    def device_buffer(self, nbytes: int) -> DeviceBuffer:
+        pointer = int(self._check(self.cudart.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
+        return DeviceBuffer(pointer, nbytes, lambda: self._check(self.cudart.cudaFree(pointer), "cudaFree"))
+
+    def to_device(self, target: DeviceBuffer, source: np.ndarray, stream: Any) -> None:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self._check(
+            self.cudart.cudaMemcpyAsync(target.pointer, source.ctypes.data, source.nbytes, kind, stream),
+            "cudaMemcpyAsync",
+        )
+
+    def to_host(self, target: np.ndarray, source: DeviceBuffer, stream: Any) -> None:
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._check(
+            self.cudart.cudaMemcpyAsync(target.ctypes.data, source.pointer, target.nbytes, kind, stream),
+            "cudaMemcpyAsync",
+        )
+
+
+class PyCuda(Cuda):
+    """pycuda, through the driver API and the device's retained primary context."""
+
+    binding = "pycuda"
+
+    def __init__(self, driver: Any, device: int = 0, libcuda: Any = None):
+        """`libcuda` is the driver library (ctypes); loaded on first release when not given."""
+        self.driver, self.libcuda = driver, libcuda
+        try:
+            driver.init()
+            self.device = driver.Device(device)
+        except Exception as exc:  # pycuda raises its own LogicError/RuntimeError without a driver or device
+            raise EdgesegError(f"no usable CUDA GPU: {exc}") from None
+        self.context: Any = None
+
+    def gpu(self) -> GpuInfo:
+        major, minor = self.device.compute_capability()
+        return GpuInfo(self.device.name(), f"{major}.{minor}")
+
+    def driver_version(self) -> str:
+        version = self.driver.get_driver_version()
+        return f"{version // 1000}.{version % 1000 // 10}"
+
+    def activate(self) -> None:
+        self.context = self.device.retain_primary_context()
+        self.context.push()
+
+    def release(self) -> None:
+        """Pop, then release the retained primary context, and leave nothing current on this thread.
+
+        pycuda's detach() of a context that is not current pushes it and calls cuDevicePrimaryCtxRelease,
+        which by CUDA's documentation never pops; so the context is popped once more through the driver.
+        """
+        if self.context is None:
+            return
+        self.context.pop()
+        self.context.detach()
+        self.context = None
+        _pop_current_context(self.libcuda or _load_libcuda())
+
+    def stream(self) -> Any:
+        return self.driver.Stream()
+
+    def stream_handle(self, stream: Any) -> int:
+        return int(stream.handle)
+
+    def free_stream(self, stream: Any) -> None:
+        pass  # pycuda destroys a Stream when it is collected
+
+    def synchronize(self, stream: Any) -> None:
+        stream.synchronize()
+
+    def pinned(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return self.driver.pagelocked_empty(shape, dtype)
+
+    def free_pinned(self, array: np.ndarray) -> None:
+        base = getattr(array, "base", None)
+        if hasattr(base, "free"):
+            base.free()
+
+    def device_buffer(self, nbytes: int) -> DeviceBuffer:
+        allocation = self.driver.mem_alloc(max(nbytes, 1))
+        return DeviceBuffer(int(allocation), nbytes, allocation.free)
+
+    def to_device(self, target: DeviceBuffer, source: np.ndarray, stream: Any) -> None:
+        self.driver.memcpy_htod_async(target.pointer, source, stream)
+
+    def to_host(self, target: np.ndarray, source: DeviceBuffer, stream: Any) -> None:
+        self.driver.memcpy_dtoh_async(target, source.pointer, stream)
+
+
+def _load_libcuda() -> Any:
+    try:
+        return ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+
+
+def _pop_current_context(libcuda: Any) -> None:
+    """cuCtxPopCurrent through libcuda itself: pycuda keeps no handle on a context it has released."""
+    if libcuda is None:
+        return
+    handle = ctypes.c_void_p()
+    if libcuda.cuCtxGetCurrent(ctypes.byref(handle)) == 0 and handle.value:
+        libcuda.cuCtxPopCurrent_v2(ctypes.byref(handle))
+
+
+def import_cudart() -> Any:
+    """cuda-python's runtime API module, by its 12.6+ path or its older one; None when not installed."""
+    try:
+        from cuda.bindings import runtime
+
+        return runtime
+    except ImportError:
+        pass
+    try:
+        from cuda import cudart  # cuda-python before 12.6
+
+        return cudart
+    except ImportError:
+        return None
+
+
+def cuda_binding_installed() -> str | None:
+    """Which CUDA binding would be used ("cuda-python", "pycuda"), without touching the GPU; None if neither."""
+    if import_cudart() is not None:
+        return "cuda-python"
+    try:
+        import pycuda.driver  # noqa: F401 - only whether it imports
+    except ImportError:
+        return None
+    return "pycuda"
+
+
+def open_cuda(device: int = 0) -> Cuda:
+    """The CUDA interface for a device: cuda-python when installed, else pycuda; one clear line otherwise."""
+    cudart = import_cudart()
+    if cudart is not None:
+        return CudaPython(cudart, device)
+    try:
+        import pycuda.driver as driver
+    except ImportError:
+        raise EdgesegError(f"no CUDA binding for Python is installed: {CUDA_INSTALL_HINT}") from None
+    return PyCuda(driver, device)
