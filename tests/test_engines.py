@@ -56,7 +56,7 @@ def calls(trt, name):
 
 
 def test_tensorrt_8_is_explicit_batch_and_weakly_typed_with_flags(calibrated_copy):
-    trt, _ = build_with(calibrated_copy, "8.5.2", precisions=("fp32", "fp16", "int8"))
+    trt, _ = build_with(calibrated_copy, "8.5.2.2", precisions=("fp32", "fp16", "int8"))
     assert calls(trt, "create_network") == [("create_network", 1 << 0)] * 3
     assert [c[1] for c in calls(trt, "set_flag")] == ["FP16", "INT8", "FP16"]  # fp16 graph; Q/DQ graph gets INT8 + FP16
     assert all(
@@ -74,7 +74,7 @@ def test_tensorrt_10_is_strongly_typed_without_precision_flags(calibrated_copy):
 
 
 def test_tensorrt_11_has_no_explicit_batch_and_no_precision_flags(calibrated_copy):
-    trt, _ = build_with(calibrated_copy, "11.1.0", precisions=("fp32", "int8"))
+    trt, _ = build_with(calibrated_copy, "11.4.0.106", precisions=("fp32", "int8"))
     assert calls(trt, "create_network") == [("create_network", 0)] * 2
     assert (
         not hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") and "INT8" not in trt.BuilderFlag.__members__
@@ -110,7 +110,7 @@ def test_workspace_level_and_timing_cache(calibrated_copy, tmp_path):
 
 def test_optimization_level_needs_8_6(calibrated_copy):
     with pytest.raises(EdgesegError, match="needs TensorRT 8.6"):
-        build_with(calibrated_copy, "8.5.2", precisions=("fp32",), optimization_level=2)
+        build_with(calibrated_copy, "8.5.2.2", precisions=("fp32",), optimization_level=2)
 
 
 def test_dynamic_batch_gets_a_profile(tmp_path, capsys):
@@ -137,7 +137,7 @@ def test_dynamic_batch_gets_a_profile(tmp_path, capsys):
 
 
 def test_dla_core_with_gpu_fallback(calibrated_copy):
-    trt, _ = build_with(calibrated_copy, "8.5.2", precisions=("fp16",), dla_core=1, dla_cores=2)
+    trt, _ = build_with(calibrated_copy, "8.5.2.2", precisions=("fp16",), dla_core=1, dla_cores=2)
     assert ("config.default_device_type", "DLA") in trt.calls and ("config.DLA_core", 1) in trt.calls
     assert ("set_flag", "GPU_FALLBACK") in trt.calls
 
@@ -149,7 +149,7 @@ def test_dla_on_a_machine_without_dla(calibrated_copy):
 
 
 @pytest.mark.parametrize(
-    "version,expected", [("10.3.0", "node /model/Resize (Resize)"), ("8.5.2", "node /Cast (Cast)")]
+    "version,expected", [("10.3.0", "node /model/Resize (Resize)"), ("8.5.2.2", "node /Cast (Cast)")]
 )
 def test_parser_errors_name_the_node(calibrated_copy, version, expected):
     errors = [(0, "/model/Resize", "Assertion failed: mode == linear")]
@@ -173,9 +173,9 @@ def test_engine_for_another_tensorrt_or_gpu_is_refused(calibrated_copy):
     engine = next(a for a in bundle.artifacts if a.kind == "engine")
     check_engine(engine, RecordingTensorRT("10.3.0"), ORIN, bundle)  # same: accepted
     with pytest.raises(EdgesegError) as info:
-        check_engine(engine, RecordingTensorRT("10.13.3"), GpuInfo("NVIDIA H100", "9.0"), bundle)
+        check_engine(engine, RecordingTensorRT("10.13.3.9"), GpuInfo("NVIDIA H100", "9.0"), bundle)
     message = str(info.value)
-    assert "TensorRT 10.3.0 (here 10.13.3)" in message and "GPU Orin sm8.7 (here NVIDIA H100 sm9.0)" in message
+    assert "TensorRT 10.3.0 (here 10.13.3.9)" in message and "GPU Orin sm8.7 (here NVIDIA H100 sm9.0)" in message
     assert f"edgeseg build {bundle.root} --precision fp16" in message
 
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from test_rtsp import RtspServer, frame_count, needs_rtsp_server
 
-from edgeseg.runtime.gstreamer import csi_pipeline, has_gstreamer, rtsp_pipeline, with_appsink
+from edgeseg.runtime.gstreamer import csi_pipeline, has_gstreamer, rtsp_pipeline, usb_pipeline, with_appsink
 
 REPO = Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON = Path("/usr/bin/python3")
@@ -164,3 +164,55 @@ def test_missing_opencv_is_one_line():
         "edgeseg: error: OpenCV (cv2) is not installed: pip install 'edgeseg[opencv]'; on a Jetson use JetPack's "
         "python3-opencv from a venv made with --system-site-packages"
     )
+
+
+def camera_stand_in(pipeline: str, pixel_format: str) -> str:
+    """No USB camera here: v4l2src is swapped for a live test source that sends what a camera of that format
+    sends (JPEG frames, or raw YUYV); the rest of the pipeline is the builder's own."""
+    source = "videotestsrc is-live=true ! jpegenc" if pixel_format == "mjpeg" else "videotestsrc is-live=true"
+    return re.sub(r"^v4l2src device=\S+", source, pipeline)
+
+
+@needs_debian_opencv
+@pytest.mark.parametrize("pixel_format", ["mjpeg", "yuyv"])
+def test_usb_pipeline_with_software_stand_ins_gives_the_asked_size_and_rate(jetson_venv, pixel_format):
+    pipeline = camera_stand_in(usb_pipeline("/dev/video0", 640, 480, 15, pixel_format, nvidia=False), pixel_format)
+    probe = (
+        "import cv2, sys; c = cv2.VideoCapture(sys.argv[1], cv2.CAP_GSTREAMER); ok, f = c.read(); "
+        "print(c.isOpened(), ok, f.shape if ok else None, c.get(cv2.CAP_PROP_FPS))"
+    )
+    result = in_venv(jetson_venv, jetson_venv / "bin/python", "-c", probe, pipeline)
+    assert result.stdout.split() == ["True", "True", "(480,", "640,", "3)", "15.0"], result.stdout + result.stderr
+
+
+def test_usb_pipeline_on_a_jetson_decodes_jpeg_in_hardware():
+    mjpeg = usb_pipeline("/dev/video1", 1280, 720, 30, "mjpeg", nvidia=True)
+    assert mjpeg.startswith(
+        "v4l2src device=/dev/video1 ! image/jpeg,width=1280,height=720,framerate=30/1 ! nvv4l2decoder mjpeg=1 ! "
+        "nvvidconv ! video/x-raw,format=BGRx"
+    )
+    assert mjpeg.endswith("appsink drop=true max-buffers=1 sync=false")
+    desktop = usb_pipeline("/dev/video1", 1280, 720, 30, "mjpeg", nvidia=False)
+    assert "jpegdec" in desktop and "nvv4l2decoder" not in desktop and desktop.startswith("v4l2src device=/dev/video1")
+    yuyv = usb_pipeline("/dev/video1", 640, 480, 30, "yuyv", nvidia=True)
+    assert "video/x-raw,format=YUY2,width=640,height=480,framerate=30/1 ! nvvidconv" in yuyv
+
+
+@pytest.mark.skipif(has_gstreamer(), reason="this OpenCV has GStreamer; the error is for one without it")
+def test_usb_gst_source_with_pips_opencv(tiny_bundle, capsys):
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", "v4l2:///dev/video0?decoder=gst")
+    assert_one_line_error(code, err, "needs OpenCV built with GStreamer", "use /dev/videoN")
+
+
+@needs_debian_opencv
+@pytest.mark.parametrize(
+    "uri,said",
+    [
+        ("v4l2:///dev/video0?decoder=gst&format=h265", "format=mjpeg|yuyv"),
+        ("v4l2:///dev/video9?decoder=gst", "camera /dev/video9 does not exist"),
+    ],
+)
+def test_usb_gst_source_bad_input_is_one_line(jetson_venv, tiny_bundle, uri, said):
+    result = in_venv(jetson_venv, jetson_venv / "bin/edgeseg", "run", tiny_bundle, "-i", uri)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and said in result.stderr, result.stderr

@@ -163,3 +163,79 @@ def test_publishing_out_is_received(tiny_bundle, tmp_path, capsys):
         assert wait_for(lambda: received_frames() >= 28, timeout=20), f"the server received {received_frames()} of 30"
     finally:
         server.kill()
+
+
+@needs_rtsp_server
+def test_the_served_video_loops_past_its_end(tiny_bundle, tmp_path, capsys):
+    """tree.avi has 68 frames; the server sends them again and again, as a camera never stops."""
+    server = RtspServer("play", SAMPLE_VIDEOS / "tree.avi")
+    try:
+        code, stdout, err = run_cli(capsys, "run", tiny_bundle, "-i", server.url(), "--frames", "150", "-o",
+                                    tmp_path / "out.mp4")  # fmt: skip
+    finally:
+        server.kill()
+    assert code == 0, err
+    assert re.search(r"frames: 150 read", stdout), stdout
+
+
+@needs_rtsp_server
+def test_a_published_stream_is_received_by_a_second_client(tiny_bundle, capsys):
+    """edgeseg publishes to /publish (RECORD); the server relays it on /stream, where another client (OpenCV's
+    FFmpeg, in this process) watches: it sees black until the overlay arrives, then edgeseg's frames."""
+    server = RtspServer("relay", "320x240")
+    seen: list[float] = []
+    watching = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        capture = cv2.VideoCapture(server.url(), cv2.CAP_FFMPEG)
+        watching.set()
+        while not done.is_set():
+            ok, frame = capture.read()
+            if ok:
+                seen.append(float(frame.mean()))
+        capture.release()
+
+    viewer = threading.Thread(target=watch, daemon=True)
+    viewer.start()
+    try:
+        assert watching.wait(20)
+        source = "synthetic://driving?seed=3&size=320x240&frames=60&fps=15&realtime=1"
+        code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", source, "-o", server.url("/publish"))
+        assert code == 0, err
+    finally:
+        done.set()
+        viewer.join(20)
+        server.kill()
+    published = [m for m in seen if m > 20]  # black (Y=16 -> ~0 in BGR) until edgeseg's overlay is relayed
+    print(f"second client: {len(seen)} frames, {len(published)} of them edgeseg's")
+    assert len(published) >= 20, f"the second client saw {len(seen)} frames, {len(published)} of them edgeseg's"
+
+
+@needs_rtsp_server
+def test_one_of_two_cameras_dies_and_comes_back_while_the_other_runs_on(tmp_path, capsys):
+    """Two RTSP cameras batched in one run: the second's server is killed; the first keeps being written, and
+    the second reconnects on its own when its server returns."""
+    bundle = tmp_path / "dynamic"
+    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4",
+                   "--dynamic-batch")[0] == 0  # fmt: skip
+    first, second = RtspServer("play", VIDEO), RtspServer("play", VIDEO)
+    out = tmp_path / "frames"
+    run = edgeseg("run", bundle, "-i", first.url(), "-i", second.url(), "--rtsp-transport", "tcp",
+                  "--stream-timeout", "2", "--reconnect-max-wait", "1", "-o", f"{out}/{{index}}")  # fmt: skip
+    count = lambda index: len(list((out / str(index)).glob("*.jpg"))) if (out / str(index)).exists() else 0  # noqa: E731
+    try:
+        assert wait_for(lambda: count(0) >= 10 and count(1) >= 10), "frames did not arrive from both cameras"
+        second.kill()
+        time.sleep(4)  # past the 2 s stall timeout: the second stream is lost
+        first_during, second_during = count(0), count(1)
+        assert wait_for(lambda: count(0) >= first_during + 10, timeout=30), "the live camera was held by the dead one"
+        back = second.start()
+        assert wait_for(lambda: count(1) > second_during, timeout=60), "the second camera did not reconnect"
+        print(f"second camera's frames again {time.monotonic() - back:.2f} s after its server was back")
+    finally:
+        stdout, stderr = stop(run)
+        first.kill()
+        second.kill()
+    assert run.returncode == 130, stderr
+    assert "lost" in stderr and "is back after" in stderr and "Traceback" not in stderr

@@ -17,8 +17,14 @@ from pathlib import Path
 
 import cv2
 
-# NVIDIA element -> the software element with the same role.
-SOFTWARE_STAND_INS = {"nvarguscamerasrc": "videotestsrc", "nvv4l2decoder": "avdec_h264", "nvvidconv": "videoconvert"}
+# NVIDIA element -> the software element with the same role (nvv4l2decoder decodes MJPEG with mjpeg=1).
+SOFTWARE_STAND_INS = {
+    "nvarguscamerasrc": "videotestsrc",
+    "nvv4l2decoder mjpeg=1": "jpegdec",
+    "nvv4l2decoder": "avdec_h264",
+    "nvvidconv": "videoconvert",
+}
+USB_FORMATS = ("mjpeg", "yuyv")
 LIVE_ELEMENTS = ("nvarguscamerasrc", "v4l2src", "rtspsrc", "udpsrc", "souphttpsrc", "libcamerasrc")
 LIVE_APPSINK = "appsink drop=true max-buffers=1 sync=false"
 BLOCKING_APPSINK = "appsink drop=false max-buffers=4 sync=false"
@@ -53,7 +59,7 @@ def with_appsink(pipeline: str) -> str:
 def software(pipeline: str) -> str:
     """The pipeline with NVIDIA's elements replaced by their software stand-ins, and no NVMM memory."""
     for nvidia, stand_in in SOFTWARE_STAND_INS.items():
-        pipeline = re.sub(rf"\b{nvidia}\b", stand_in, pipeline)
+        pipeline = re.sub(rf"\b{re.escape(nvidia)}(?=\s|$)", stand_in, pipeline)
     pipeline = pipeline.replace("(memory:NVMM)", "")
     # videotestsrc has no sensor-id; a stand-in camera runs live, at the caps' rate, like a sensor.
     return re.sub(r"videotestsrc sensor-id=\d+", "videotestsrc is-live=true", pipeline)
@@ -76,4 +82,25 @@ def rtsp_pipeline(url: str, transport: str | None = None, latency_ms: int = 200,
         f"rtspsrc location={url} latency={latency_ms}{protocols} ! rtph264depay ! h264parse ! "
         f"nvv4l2decoder ! nvvidconv ! video/x-raw,format=BGRx ! {TO_BGR} ! {LIVE_APPSINK}"
     )
+    return pipeline if (on_jetson() if nvidia is None else nvidia) else software(pipeline)
+
+
+def usb_pipeline(
+    device: str,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 30,
+    pixel_format: str = "mjpeg",
+    nvidia: bool | None = None,
+) -> str:
+    """v4l2src -> MJPEG decoded by nvv4l2decoder (hardware JPEG) or raw YUYV -> nvvidconv -> BGR -> the newest frame.
+
+    USB cameras send MJPEG for sizes above what USB 2 carries raw at full rate; YUYV is uncompressed.
+    Off a Jetson the same pipeline decodes with jpegdec and converts with videoconvert.
+    """
+    if pixel_format == "mjpeg":
+        caps = f"image/jpeg,width={width},height={height},framerate={fps}/1 ! nvv4l2decoder mjpeg=1"
+    else:
+        caps = f"video/x-raw,format=YUY2,width={width},height={height},framerate={fps}/1"
+    pipeline = f"v4l2src device={device} ! {caps} ! nvvidconv ! video/x-raw,format=BGRx ! {TO_BGR} ! {LIVE_APPSINK}"
     return pipeline if (on_jetson() if nvidia is None else nvidia) else software(pipeline)

@@ -3,6 +3,8 @@
 video.mp4 | file://video.mp4       a video file (never drops a frame; ends at its end)
 frames/                            an image folder, sorted by name
 /dev/video0 | v4l2:///dev/video0   a V4L2 camera (live: the newest frame wins)
+v4l2:///dev/video0?decoder=gst&size=1280x720&fps=30&format=mjpeg|yuyv
+                                   the same camera through GStreamer (JPEG decoded in hardware on a Jetson)
 rtsp:// udp:// http(s)://          a network stream through OpenCV's FFmpeg backend (live)
 synthetic://driving?seed=0&size=320x240&frames=300&fps=30
                                    a procedural labelled scene (edgeseg.data.synthetic);
@@ -31,7 +33,16 @@ import numpy as np
 from edgeseg.data.folder import IMAGE_SUFFIXES, is_labelled_folder, labelled_pairs, read_pair
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.frames import Frame
-from edgeseg.runtime.gstreamer import csi_pipeline, has_gstreamer, is_live, on_jetson, rtsp_pipeline, with_appsink
+from edgeseg.runtime.gstreamer import (
+    USB_FORMATS,
+    csi_pipeline,
+    has_gstreamer,
+    is_live,
+    on_jetson,
+    rtsp_pipeline,
+    usb_pipeline,
+    with_appsink,
+)
 from edgeseg.runtime.rtsp_probe import describe_reason, undecodable_reason
 
 # FFmpeg logs every undecodable packet of a stream joined mid-GOP (hundreds of lines a second);
@@ -366,14 +377,39 @@ class LabelledFolderSource(Source):
         return read_pair(*self.pairs[self.count])
 
 
-def _camera(uri: str, device: str, options: StreamOptions) -> Source:
+def require_camera(device: str) -> None:
     if not Path(device).exists():
         found = sorted(str(p) for p in Path("/dev").glob("video*"))
         raise EdgesegError(
             f"camera {device} does not exist (cameras here: {', '.join(found) or 'none'}); check the cable or the "
             "device number"
         )
+
+
+def _camera(uri: str, device: str, options: StreamOptions) -> Source:
+    require_camera(device)
     return StreamSource(uri, device, cv2.CAP_V4L2, options)
+
+
+def _usb_gst(uri: str, options: StreamOptions) -> Source:
+    """`v4l2:///dev/videoN?decoder=gst&size=WxH&fps=N&format=mjpeg|yuyv`: a USB camera through GStreamer."""
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query))
+    if not has_gstreamer():
+        raise EdgesegError(
+            "v4l2://...?decoder=gst needs OpenCV built with GStreamer; this one has none: use /dev/videoN"
+        )
+    pixel_format = query.get("format", "mjpeg")
+    try:
+        width, height = (int(v) for v in query.get("size", "1280x720").split("x"))
+        fps = int(query.get("fps", 30))
+        if pixel_format not in USB_FORMATS:
+            raise ValueError
+    except ValueError:
+        raise EdgesegError(f"'{uri}': use v4l2:///dev/videoN?decoder=gst&size=WxH&fps=N&format=mjpeg|yuyv") from None
+    require_camera(parts.path)
+    pipeline = usb_pipeline(parts.path, width, height, fps, pixel_format)
+    return StreamSource(uri, pipeline, cv2.CAP_GSTREAMER, options)
 
 
 def _csi(uri: str, options: StreamOptions) -> Source:
@@ -470,7 +506,10 @@ def open_source(uri: str, options: StreamOptions | None = None) -> Source:
     if scheme == "synthetic":
         return SyntheticSource(uri)
     if scheme == "v4l2":
-        return _camera(uri, uri[len("v4l2://") :], options)
+        parts = urlsplit(uri)
+        if dict(parse_qsl(parts.query)).get("decoder") == "gst":
+            return _usb_gst(uri, options)
+        return _camera(uri, parts.path if parts.query else uri[len("v4l2://") :], options)
     if uri.startswith("/dev/video"):
         return _camera(uri, uri, options)
     if scheme in STREAM_SCHEMES:
