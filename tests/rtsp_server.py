@@ -25,7 +25,7 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402 - the versions 
 
 class LoopingFrames:
     """The video's frames for an appsrc, from the first again after the last, with timestamps that keep rising
-    (a camera's stream never ends; a restart of the file would send time backwards)."""
+    within a pipeline (a camera's stream never ends; a restart of the file would send time backwards)."""
 
     def __init__(self, path: str):
         import cv2  # Debian's python3-opencv
@@ -57,6 +57,7 @@ def feed_from(frames: LoopingFrames):
     def configure(factory, media):
         source = media.get_element().get_by_name("frames")
         source.set_property("caps", Gst.Caps.from_string(frames.caps()))
+        frames.sent = 0  # a new pipeline's running time starts at 0: so do its timestamps
         source.connect("need-data", lambda src, length: src.emit("push-buffer", frames.next_buffer()))
 
     return configure

