@@ -25,6 +25,7 @@ MODULE_EXTRAS = {
     "onnxruntime": "calibrate",
     "matplotlib": "bench",
     "rich": "bench",
+    "pycocotools": "instances",
 }
 
 

@@ -49,12 +49,28 @@ def smooth_noise(rng: np.random.Generator, height: int, width: int, octaves: int
 class SceneFrame:
     image: np.ndarray  # uint8 HxWx3 BGR
     label: np.ndarray  # uint8 HxW class indices
+    instances: np.ndarray | None = None  # uint16 HxW: each object's own id (0: none), where it is seen
+
+
+# The driving classes that are countable things: each object of these gets an instance id.
+CLASS_OF = {"vehicle": 6, "pedestrian": 7, "sign": 8}
+INSTANCE_CLASSES = (6, 7, 8)
+
+
+def compact_ids(instances: np.ndarray) -> np.ndarray:
+    """Instance ids renumbered 1..K in drawing order, leaving out objects wholly hidden or out of frame."""
+    present = np.unique(instances)
+    present = present[present > 0]
+    lookup = np.zeros(int(instances.max()) + 1, np.uint16)
+    lookup[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
+    return lookup[instances]
 
 
 class Scene:
     """Base: draws label and image together, then adds lighting change and sensor noise."""
 
     classes: list[tuple[str, tuple[int, int, int]]] = []
+    has_instances = False  # whether render() gives each object its own id
 
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0):
         self.width, self.height, self.seed = width, height, seed
@@ -77,6 +93,7 @@ class DrivingScene(Scene):
     """A road in perspective with lanes and a gentle curve, buildings, trees, vehicles, people, signs."""
 
     classes = DRIVING_CLASSES
+    has_instances = True
 
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0):
         super().__init__(width, height, seed)
@@ -103,6 +120,7 @@ class DrivingScene(Scene):
         w, h, t = self.width, self.height, index / 30.0
         image = np.zeros((h, w, 3), np.uint8)
         label = np.zeros((h, w), np.uint8)
+        instances = np.zeros((h, w), np.uint16)
         horizon = int(h * (0.42 + 0.02 * math.sin(t * 0.7)))
         vanish_x = w * (0.5 + 0.12 * math.sin(t * 0.25 + self.seed))
         curvature = 0.0006 * math.sin(t * 0.2 + 2 * self.seed)  # the road bends left and right
@@ -172,17 +190,27 @@ class DrivingScene(Scene):
             objects.append((4 + (z0 - travel) % 30, "pedestrian", lateral, None))
         for lateral, z0 in self.signs:
             objects.append((4 + (z0 - travel) % 36, "sign", lateral, None))
-        for z, kind, lateral, color in sorted(objects, reverse=True):
-            self._draw_object(
-                image, label, kind, ground_x(lateral, z), ground_y(z), (ground_y(z) - horizon) / (h - horizon), color
-            )
+        # Each object is drawn into the instance plane with its own id, far to near like the image: a part that a
+        # nearer object hides belongs to the nearer one.
+        for number, (z, kind, lateral, color) in enumerate(sorted(objects, reverse=True), start=1):
+            scale = (ground_y(z) - horizon) / (h - horizon)
+            planes = ((label, CLASS_OF[kind]), (instances, number))
+            self._draw_object(image, planes, kind, ground_x(lateral, z), ground_y(z), scale, color)
         # Texture, then a little horizontal motion blur as from a moving camera.
         image = cv2.blur(image.astype(np.float32) * self.shading, (3, 1))
-        return SceneFrame(self.finish(image, index), label)
+        return SceneFrame(self.finish(image, index), label, compact_ids(instances))
 
     def _draw_object(
-        self, image: np.ndarray, label: np.ndarray, kind: str, x: float, y: float, scale: float, color
+        self,
+        image: np.ndarray,
+        planes: tuple[tuple[np.ndarray, int], ...],
+        kind: str,
+        x: float,
+        y: float,
+        scale: float,
+        color,
     ) -> None:
+        """The object in the image, and its shape with each plane's value (class index, instance id)."""
         w = self.width
         if kind == "vehicle":
             half, height = 0.16 * w * scale, 0.22 * w * scale
@@ -206,20 +234,23 @@ class DrivingScene(Scene):
                 (40, 40, 50),
                 -1,
             )
-            cv2.rectangle(label, *body, 6, -1)
+            for plane, value in planes:
+                cv2.rectangle(plane, *body, value, -1)
         elif kind == "pedestrian":
             half, height = 0.05 * w * scale, 0.3 * w * scale
             cv2.rectangle(image, (int(x - half), int(y - height * 0.85)), (int(x + half), int(y)), (60, 40, 140), -1)
             cv2.circle(image, (int(x), int(y - height * 0.92)), max(1, int(half * 0.9)), (120, 150, 200), -1)
-            cv2.rectangle(label, (int(x - half), int(y - height * 0.85)), (int(x + half), int(y)), 7, -1)
-            cv2.circle(label, (int(x), int(y - height * 0.92)), max(1, int(half * 0.9)), 7, -1)
+            for plane, value in planes:
+                cv2.rectangle(plane, (int(x - half), int(y - height * 0.85)), (int(x + half), int(y)), value, -1)
+                cv2.circle(plane, (int(x), int(y - height * 0.92)), max(1, int(half * 0.9)), value, -1)
         else:
             pole, radius = max(1, int(0.012 * w * scale)), max(2, int(0.09 * w * scale))
             top = int(y - 0.45 * w * scale)
             cv2.line(image, (int(x), int(y)), (int(x), top), (90, 90, 90), pole)
-            cv2.line(label, (int(x), int(y)), (int(x), top), 8, pole)
             cv2.circle(image, (int(x), top), radius, (30, 200, 230), -1)
-            cv2.circle(label, (int(x), top), radius, 8, -1)
+            for plane, value in planes:
+                cv2.line(plane, (int(x), int(y)), (int(x), top), value, pole)
+                cv2.circle(plane, (int(x), top), radius, value, -1)
 
 
 class MedicalScene(Scene):

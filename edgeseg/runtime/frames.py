@@ -16,6 +16,7 @@ class Frame:
     tensor: np.ndarray | None = None  # the graph input made from `image` (set by the pipeline)
     stream: int = 0  # which input it came from, in a run with several
     name: str | None = None  # the file it was read from, for sources of single images (a folder)
+    instances: np.ndarray | None = None  # uint16 instance ids (0: none), when the source knows them
 
 
 @dataclass

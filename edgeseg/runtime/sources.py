@@ -9,6 +9,7 @@ rtsp:// udp:// http(s)://          a network stream through OpenCV's FFmpeg back
 synthetic://driving?seed=0&size=320x240&frames=300&fps=30
                                    a procedural labelled scene (edgeseg.data.synthetic);
                                    seed=A-B renders `frames` frames from each seed in turn;
+                                   instances=1 adds each object's own id (driving)
                                    realtime=1 paces frames at fps, like a camera
 dataset/ with images/ + labels/    a labelled folder (frames with ground truth)
 """
@@ -30,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 import cv2
 import numpy as np
 
+from edgeseg.data.coco import INSTANCES_FILE
 from edgeseg.data.folder import IMAGE_SUFFIXES, is_labelled_folder, labelled_pairs, read_pair
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.frames import Frame
@@ -65,6 +67,7 @@ class Source:
         self.bad_frames = 0
         self.gaps: list[float] = []  # seconds a live stream was away, per loss
         self.current_name: str | None = None  # the file the last frame came from, where a frame is a file
+        self.current_instances: np.ndarray | None = None  # the last frame's instance ids, where the source has them
         # Set to stop: a pipeline stops capture through it, and a reconnecting stream's waits end at once.
         self.stop_event = threading.Event()
 
@@ -78,7 +81,9 @@ class Source:
         image, label = self._read()
         if image is None:
             return None
-        frame = Frame(self.count, image, time.perf_counter(), label, name=self.current_name)
+        frame = Frame(
+            self.count, image, time.perf_counter(), label, name=self.current_name, instances=self.current_instances
+        )
         self.count += 1
         return frame
 
@@ -328,7 +333,7 @@ class SyntheticSource(Source):
     `seed` is one seed or a range `A-B`: `frames` frames are rendered from each seed in turn.
     """
 
-    OPTIONS = {"seed", "size", "frames", "fps", "realtime"}
+    OPTIONS = {"seed", "size", "frames", "fps", "realtime", "instances"}
 
     def __init__(self, uri: str):
         super().__init__(uri)
@@ -349,6 +354,7 @@ class SyntheticSource(Source):
             first, _, last = options.get("seed", "0").partition("-")
             self.seeds = list(range(int(first), int(last or first) + 1))
             self.realtime = options.get("realtime", "0") in ("1", "true", "yes")  # pace frames at fps, like a camera
+            self.instances = options.get("instances", "0") in ("1", "true", "yes")  # each object's id as well
         except ValueError:
             raise EdgesegError(
                 f"bad option value in '{uri}': size is WxH, frames an integer, seed an integer or A-B, fps a number"
@@ -362,6 +368,8 @@ class SyntheticSource(Source):
         self.scene_args = (parts.netloc or parts.path.strip("/"), width, height)
         self.scene = make_scene(*self.scene_args, seed=self.seeds[0])  # an unknown name fails here, at open
         self.classes = self.scene.classes
+        if self.instances and not self.scene.has_instances:
+            raise EdgesegError(f"'{uri}': instances=1 needs a scene with countable objects (driving)")
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         seed_index, frame_index = divmod(self.count, self.per_seed)
@@ -375,21 +383,37 @@ class SyntheticSource(Source):
             due = self.started + self.count / self.fps
             self.stop_event.wait(max(0.0, due - time.perf_counter()))
         rendered = self.scene.render(frame_index)
+        self.current_instances = rendered.instances if self.instances else None
         return rendered.image, rendered.label
 
 
 class LabelledFolderSource(Source):
-    """images/ + labels/ with matching stems: frames with their ground truth."""
+    """images/ + labels/ with matching stems: frames with their ground truth (and instances.json's objects)."""
 
     def __init__(self, uri: str, root: Path):
         super().__init__(uri)
         self.pairs = labelled_pairs(root)
         self.length = len(self.pairs)
+        self.instances = None
+        if (root / INSTANCES_FILE).is_file():
+            from edgeseg.data.coco import read_instances
+
+            self.instances = read_instances(root / INSTANCES_FILE, root / "images")
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self.count >= len(self.pairs):
             return None, None
-        return read_pair(*self.pairs[self.count])
+        image_path, label_path = self.pairs[self.count]
+        image, label = read_pair(image_path, label_path)
+        if self.instances is not None:
+            plane = self.instances.get(image_path.name, (np.zeros(label.shape, np.uint16), {}))[0]
+            if plane.shape != label.shape:
+                raise EdgesegError(
+                    f"{INSTANCES_FILE} says {image_path.name} is {plane.shape[1]}x{plane.shape[0]} but it is "
+                    f"{label.shape[1]}x{label.shape[0]}"
+                )
+            self.current_instances = plane
+        return image, label
 
 
 def require_camera(device: str) -> None:

@@ -6,15 +6,19 @@ from pathlib import Path
 
 import cv2
 
+from edgeseg.data.coco import INSTANCES_FILE, CocoWriter
+from edgeseg.data.synthetic import INSTANCE_CLASSES
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_directory
 from edgeseg.runtime.sources import open_source
 
 
 def write_labelled_folder(source_uri: str, output: Path, force: bool = False) -> int:
-    """Write every frame of a labelled source (synthetic://...) as images/NNNNNN.png + labels/NNNNNN.png."""
+    """Write every frame of a labelled source (synthetic://...) as images/NNNNNN.png + labels/NNNNNN.png, and
+    with `instances=1` each object as COCO JSON with RLE masks (instances.json)."""
     source = open_source(source_uri)
     count = 0
+    coco = None
     with atomic_directory(output, replace=force) as scratch:
         (scratch / "images").mkdir()
         (scratch / "labels").mkdir()
@@ -25,5 +29,10 @@ def write_labelled_folder(source_uri: str, output: Path, force: bool = False) ->
                 )
             cv2.imwrite(str(scratch / "images" / f"{frame.index:06d}.png"), frame.image)
             cv2.imwrite(str(scratch / "labels" / f"{frame.index:06d}.png"), frame.label)
+            if frame.instances is not None:
+                coco = coco or CocoWriter(source.classes, INSTANCE_CLASSES)
+                coco.add(f"{frame.index:06d}.png", frame.instances, frame.label)
             count += 1
+        if coco is not None:
+            coco.save(scratch / INSTANCES_FILE)
     return count

@@ -1,0 +1,108 @@
+"""Instance labels as COCO JSON with RLE masks (what pycocotools, Detectron2 and mmdetection read).
+
+A labelled folder with instances holds `instances.json` beside images/ and labels/: `images` (file names
+relative to images/), `categories` (the scene's class index as id, and its name) and `annotations` (one
+per object: compressed RLE `segmentation`, `bbox` [x, y, w, h], `area`, `iscrowd` 0). In memory an image's
+instances are one uint16 plane of ids (0: none) and the class of each id.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError, require
+from edgeseg.fileio import atomic_path
+
+INSTANCES_FILE = "instances.json"
+
+
+def mask_api() -> Any:
+    return require("pycocotools.mask", "instances")
+
+
+def instance_classes(instances: np.ndarray, label: np.ndarray) -> dict[int, int]:
+    """Each instance id's class: the class the label plane gives its pixels."""
+    classes = {}
+    for number in np.unique(instances):
+        if number:
+            classes[int(number)] = int(np.bincount(label[instances == number]).argmax())
+    return classes
+
+
+def annotations_for(instances: np.ndarray, label: np.ndarray, image_id: int, first_id: int) -> list[dict[str, Any]]:
+    masks = mask_api()
+    found = []
+    for offset, (number, category) in enumerate(sorted(instance_classes(instances, label).items())):
+        rle = masks.encode(np.asfortranarray((instances == number).astype(np.uint8)))
+        box = [float(v) for v in masks.toBbox(rle)]
+        found.append(
+            {
+                "id": first_id + offset,
+                "image_id": image_id,
+                "category_id": category,
+                "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+                "bbox": box,
+                "area": float(masks.area(rle)),
+                "iscrowd": 0,
+            }
+        )
+    return found
+
+
+class CocoWriter:
+    """Collects images and annotations while a dataset is written; `save` writes the JSON atomically."""
+
+    def __init__(self, classes: list[tuple[str, tuple[int, int, int]]], instance_classes: tuple[int, ...]):
+        self.categories = [{"id": index, "name": classes[index][0]} for index in instance_classes]
+        self.images: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+
+    def add(self, file_name: str, instances: np.ndarray, label: np.ndarray) -> None:
+        image_id = len(self.images) + 1
+        height, width = instances.shape
+        self.images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+        self.annotations += annotations_for(instances, label, image_id, len(self.annotations) + 1)
+
+    def document(self) -> dict[str, Any]:
+        return {"images": self.images, "annotations": self.annotations, "categories": self.categories}
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as temp:
+            temp.write_text(json.dumps(self.document()))
+
+
+def read_instances(path: Path, images_dir: Path) -> dict[str, tuple[np.ndarray, dict[int, int]]]:
+    """file name -> (instance id plane, id -> category), checked against the images it names."""
+    try:
+        document = json.loads(path.read_text())
+        images = {image["id"]: image for image in document["images"]}
+        annotations = document["annotations"]
+        categories = {category["id"] for category in document["categories"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise EdgesegError(f"{path} is not COCO instance JSON ({reason}); fix or remove it") from None
+    masks = mask_api()
+    planes: dict[str, tuple[np.ndarray, dict[int, int]]] = {}
+    for image in images.values():
+        if not (images_dir / image["file_name"]).is_file():
+            raise EdgesegError(f"{path} lists {image['file_name']}, which is not in {images_dir}")
+        planes[image["file_name"]] = (np.zeros((image["height"], image["width"]), np.uint16), {})
+    for annotation in annotations:
+        image = images.get(annotation.get("image_id"))
+        if image is None or annotation.get("category_id") not in categories:
+            raise EdgesegError(f"{path}: annotation {annotation.get('id')} names an image or category it does not list")
+        plane, classes = planes[image["file_name"]]
+        mask = masks.decode(annotation["segmentation"]).astype(bool)
+        if mask.shape != plane.shape:
+            raise EdgesegError(
+                f"{path}: annotation {annotation.get('id')} is {mask.shape[1]}x{mask.shape[0]} but "
+                f"{image['file_name']} is {plane.shape[1]}x{plane.shape[0]}"
+            )
+        number = len(classes) + 1  # ids 1..K within each image, in the file's order
+        plane[mask] = number
+        classes[number] = int(annotation["category_id"])
+    return planes
