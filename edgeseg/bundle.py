@@ -6,7 +6,8 @@ manifest.json (schema 1):
   classes:  [{name, color: [r, g, b]}]
   input:    name, size [h, w], batch (int, or null when dynamic), layout, dtype, color_order,
             mean, std, fused_preprocess, dynamic_size
-  output:   name, kind (class_map | logits), dtype, fused_argmax
+  output:   name, kind (class_map | logits | instances), dtype, fused_argmax
+  instances (instance bundles): the outputs' names, max_detections, mask_size
   artifacts: [{path, kind (onnx | engine), precision, target, sha256, files {extra path: sha256},
                tools {name: version}, created, ...stage-specific fields}]
   parity, calibration, fidelity: figures written by the stage that measured them
@@ -119,11 +120,15 @@ INPUT_RULES = [
 ]
 OUTPUT_RULES = [
     ("name", _is_string, "a string"),
-    ("kind", lambda v: v in ("class_map", "logits"), "class_map or logits"),
+    ("kind", lambda v: v in ("class_map", "logits", "instances"), "class_map, logits or instances"),
     ("dtype", _is_string, "a string"),
     ("fused_argmax", lambda v: isinstance(v, bool), "true or false"),
 ]
-CLASS_RULES = [("name", _is_string, "a string"), ("color", _triple(lambda x: _is_int(x, 0, 255)), "[R, G, B] in 0-255")]
+CLASS_RULES = [
+    ("name", _is_string, "a string"),
+    ("color", _triple(lambda x: _is_int(x, 0, 255)), "[R, G, B] in 0-255"),
+    ("category_id?", lambda v: _is_int(v, 0, 1 << 31), "a COCO category id"),
+]
 ARTIFACT_RULES = [
     ("path", lambda v: isinstance(v, str) and v != "", "a path"),
     ("kind", lambda v: v in ("onnx", "engine"), "onnx or engine"),
@@ -164,7 +169,7 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
     """The first thing wrong with a manifest's shape, or None."""
     if not isinstance(manifest["model"], dict):
         return "'model' must be an object"
-    for key in ("parity", "calibration", "fidelity"):
+    for key in ("parity", "calibration", "fidelity", "instances"):
         if key in manifest and not isinstance(manifest[key], dict):
             return f"'{key}' must be an object"
     classes, artifacts = manifest["classes"], manifest["artifacts"]
@@ -279,6 +284,19 @@ class Bundle:
     @property
     def classes(self) -> list[ClassInfo]:
         return [ClassInfo(c["name"], _tuple(c["color"])) for c in self.manifest["classes"]]
+
+    @property
+    def is_instances(self) -> bool:
+        """An instance segmentation bundle (boxes, classes and masks per object), not a class map per pixel."""
+        return self.manifest["output"]["kind"] == "instances"
+
+    def require_semantic(self, verb: str) -> None:
+        """One line for a verb that only knows semantic bundles, given an instance bundle."""
+        if self.is_instances:
+            raise EdgesegError(
+                f"bundle {self.root} is an instance segmentation model ({self.manifest['model'].get('family')}); "
+                f"`edgeseg {verb}` runs semantic segmentation bundles only so far: use edgeseg eval, check or info"
+            )
 
     @property
     def input(self) -> InputContract:

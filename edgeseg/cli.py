@@ -90,10 +90,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         std=args.std,
         model_options=parse_model_args(args.arg),
         force=args.force,
+        max_detections=args.max_detections,
     )
     bundle = export(args.model, Path(args.output), options)
     parity = bundle.manifest.get("parity", {})
-    if "class_map_agreement" in parity:
+    if "mean_mask_iou" in parity:
+        print(f"exported {args.model} -> {bundle.root}  (parity: {parity['detections']} detections, mask IoU "
+              f"{parity['mean_mask_iou']:.4f}, boxes within {parity['max_box_diff_px']:.2g} px)")  # fmt: skip
+    elif "class_map_agreement" in parity:
         print(
             f"exported {args.model} -> {bundle.root}  (parity: {parity['class_map_agreement']:.4%} agreement, max "
             f"|logit diff| {parity['max_abs_logit_diff']:.2e})"
@@ -178,6 +182,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     command = "edgeseg " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    from edgeseg.models.zoo import zoo_entry
+
+    if zoo_entry(args.model).kind == "instances":
+        from edgeseg.models.maskrcnn_train import train_instances
+
+        best = train_instances(args.model, args.data, Path(args.output), options, command)
+        print(f"saved {args.output}: best validation mask AP50 {best['mask_ap50']:.4f}, box AP50 "
+              f"{best['box_ap50']:.4f} (epoch {best['epoch']})")  # fmt: skip
+        return 0
     summary = train(args.model, args.data, Path(args.output), options, classes_from_option(args.classes), command)
     print(
         f"saved {args.output}: best validation mIoU {summary.val_miou:.4f} (epoch {summary.best_epoch}) after "
@@ -187,8 +200,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from edgeseg.bundle import Bundle
     from edgeseg.tools.evaluate import evaluate, format_report, write_json
 
+    if Bundle.load(args.bundle).is_instances:
+        from edgeseg.fileio import write_text_atomic
+        from edgeseg.tools.evaluate_instances import evaluate_instances, instance_table
+
+        precision = "fp32" if args.precision == "best" else args.precision
+        figures = evaluate_instances(Path(args.bundle), args.data, precision, args.frames)
+        print(instance_table(figures))
+        if args.json:
+            write_text_atomic(Path(args.json), json.dumps(figures, indent=2) + "\n")
+        return 0
     result = evaluate(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
     print(format_report(result))
     if args.json:
@@ -437,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", type=count, default=None, help="fixed batch size (default 1; not with --dynamic-batch)"
     )
     export.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch dimension")
+    export.add_argument(
+        "--max-detections", type=count, default=50, help="instance models: detections per frame (default 50)"
+    )
     export.add_argument("--dynamic-size", action="store_true", help="export dynamic height and width (not PSPNet)")
     export.add_argument(
         "--no-fuse-preprocess", action="store_true", help="take float NCHW input instead of uint8 BGR frames"

@@ -103,3 +103,80 @@ def test_coco_json_that_is_not_json(written, capsys, tiny_bundle):
 def test_instances_on_a_scene_without_objects(capsys, tmp_path):
     code, _, err = run_cli(capsys, "dataset", "synthetic://medical?frames=2&instances=1", "-o", tmp_path / "m")
     assert_one_line_error(code, err, "instances=1 needs a scene with countable objects")
+
+
+# -- the Mask R-CNN: export, check, eval --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def instance_bundle(tmp_path_factory):
+    """The zoo's Mask R-CNN with its initial (untrained) weights, exported at 240x320 with 20 detections."""
+    from edgeseg.cli import main
+
+    out = tmp_path_factory.mktemp("instances") / "maskrcnn"
+    assert main(["export", "maskrcnn", "-o", str(out), "--size", "240x320", "--max-detections", "20"]) == 0
+    return out
+
+
+def test_the_detector_is_one_graph_with_fixed_size_outputs(instance_bundle):
+    from collections import Counter
+
+    import onnx
+
+    model = onnx.load(str(instance_bundle / "model.onnx"))
+    ops = Counter(node.op_type for node in model.graph.node)
+    assert ops["RoiAlign"] >= 6 and ops["NonMaxSuppression"] == 2 and ops["TopK"] >= 4  # proposals, heads, masks
+    shapes = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output}
+    assert shapes == {"boxes": [20, 4], "scores": [20], "classes": [20], "masks": [20, 28, 28], "count": []}
+    assert [i.type.tensor_type.elem_type for i in model.graph.input] == [onnx.TensorProto.UINT8]
+    manifest = json.loads((instance_bundle / "manifest.json").read_text())
+    assert manifest["output"]["kind"] == "instances" and manifest["instances"]["max_detections"] == 20
+    assert manifest["parity"]["passed"] and manifest["parity"]["max_box_diff_px"] < 1.0
+
+
+def test_tensorrt_check_passes_for_jetpack_5_6_7(instance_bundle, capsys):
+    code, out, _ = run_cli(capsys, "check", instance_bundle)
+    assert code == 0, out
+    assert out.count(": builds") == 3  # JetPack 5 (8.5), 6 (10.3) and 7 (10.13)
+
+
+def test_outputs_are_fixed_in_size_best_first_and_padded_with_zero(instance_bundle):
+    import onnxruntime as ort
+
+    from edgeseg.export.instances import driving_frames
+
+    frames = driving_frames(240, 320, count=1)
+    session = ort.InferenceSession(str(instance_bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"frame": frames[0][None]})
+    assert [o.shape for o in outputs] == [(20, 4), (20,), (20,), (20, 28, 28), ()]
+    assert outputs[1].dtype == np.float32 and outputs[2].dtype == np.int32 and outputs[4].dtype == np.int32
+    scores = outputs[1]
+    assert np.all(np.diff(scores) <= 0) and int(outputs[4]) == int((scores > 0).sum())  # best first, zero pads
+    assert ((outputs[3] >= 0) & (outputs[3] <= 1)).all()
+
+
+def test_eval_reports_coco_ap_keys(instance_bundle, tmp_path, capsys):
+    data = "synthetic://driving?seed=2000-2001&frames=2&size=320x240&instances=1"
+    code, out, err = run_cli(capsys, "eval", instance_bundle, "--data", data, "--json", tmp_path / "e.json")
+    assert code == 0, err
+    figures = json.loads((tmp_path / "e.json").read_text())
+    for key in ("box_ap", "box_ap50", "mask_ap", "mask_ap50", "box_ap_per_class", "mask_ap_per_class"):
+        assert key in figures
+    assert figures["frames"] == 4 and set(figures["mask_ap_per_class"]) == {"vehicle", "pedestrian", "traffic sign"}
+    assert "mask" in out and "AP50" in out
+
+
+def test_eval_of_an_instance_bundle_needs_instance_labels(instance_bundle, capsys):
+    code, _, err = run_cli(capsys, "eval", instance_bundle, "--data", "synthetic://driving?frames=2&size=320x240")
+    assert_one_line_error(code, err, "has no instance labels", "instances=1")
+
+
+@pytest.mark.parametrize("verb", [["calibrate", "--data", "synthetic://driving?frames=4"], ["bench"],
+                                  ["deploy", "--target", "triton", "-o", "OUT"]])  # fmt: skip
+def test_an_instance_bundle_given_to_a_semantic_only_verb(instance_bundle, tmp_path, capsys, verb):
+    argv = [a if a != "OUT" else str(tmp_path / "out") for a in verb]
+    code, _, err = run_cli(capsys, argv[0], instance_bundle, *argv[1:])
+    assert_one_line_error(code, err, "is an instance segmentation model", f"edgeseg {argv[0]}")
+
+
+def test_max_detections_of_zero_is_refused(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "maskrcnn", "-o", tmp_path / "b", "--max-detections", "0")
+    assert code == 2 and "--max-detections" in err and "Traceback" not in err

@@ -298,6 +298,7 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
     from edgeseg.bench.environment import TelemetrySampler, environment
 
     bundle = Bundle.load(bundle_dir)
+    bundle.require_semantic("bench")
     plan = check_options(options, bundle)
     ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
     progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)

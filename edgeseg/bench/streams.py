@@ -115,6 +115,7 @@ def run_stream_bench(
     precision: str = "best",
 ) -> StreamBenchReport:
     bundle = Bundle.load(bundle_dir)
+    bundle.require_semantic("bench --streams")
     note = check_batch(bundle.input.batch, streams) or ""
     progress = Progress(3, "bench streams")
     with tempfile.TemporaryDirectory(prefix="edgeseg-streams-") as scratch:

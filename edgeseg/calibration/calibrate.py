@@ -410,6 +410,7 @@ def calibrate(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
 
 def _calibrate_locked(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
     bundle = Bundle.load(bundle_dir)  # read under the lock: another stage may have just added artifacts
+    bundle.require_semantic("calibrate")
     steps = 2 + ("fp16" in options.precisions) + 4 * ("int8" in options.precisions)  # frames, manifest, variants
     progress = Progress(steps, "calibrate", enabled=options.progress)
     try:

@@ -106,3 +106,78 @@ def read_instances(path: Path, images_dir: Path) -> dict[str, tuple[np.ndarray, 
         plane[mask] = number
         classes[number] = int(annotation["category_id"])
     return planes
+
+
+def paste_mask(box: np.ndarray, mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A box's mask (probabilities, any square size) resized into the box at frame resolution, thresholded at 0.5."""
+    import cv2
+
+    x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+    full = np.zeros((height, width), bool)
+    if x1 <= x0 or y1 <= y0:
+        return full
+    resized = cv2.resize(mask.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) >= 0.5
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    full[cy0:cy1, cx0:cx1] = resized[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    return full
+
+
+def evaluate_coco(
+    truths: list[tuple[np.ndarray, dict[int, int]]],
+    detections: list[list[tuple[np.ndarray, float, int, np.ndarray]]],
+    categories: dict[int, str],
+) -> dict[str, Any]:
+    """COCO box and mask AP (pycocotools' COCOeval) for frames of (instance plane, id -> category) and their
+    detections (box x1 y1 x2 y2, score, category, full-frame boolean mask)."""
+    masks = mask_api()
+    cocoeval = require("pycocotools.cocoeval", "instances")
+    coco_api = require("pycocotools.coco", "instances")
+    images, annotations, results = [], [], []
+    for image_id, ((plane, classes), found) in enumerate(zip(truths, detections), start=1):
+        height, width = plane.shape
+        images.append({"id": image_id, "height": height, "width": width})
+        for number, category in classes.items():
+            rle = masks.encode(np.asfortranarray((plane == number).astype(np.uint8)))
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category,
+                                "segmentation": rle, "area": float(masks.area(rle)),
+                                "bbox": [float(v) for v in masks.toBbox(rle)], "iscrowd": 0})  # fmt: skip
+        for box, score, category, mask in found:
+            rle = masks.encode(np.asfortranarray(mask.astype(np.uint8)))
+            xywh = [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
+            results.append({"image_id": image_id, "category_id": category, "score": float(score),
+                            "segmentation": rle, "bbox": xywh})  # fmt: skip
+    truth = coco_api.COCO()
+    truth.dataset = {"images": images, "annotations": annotations,
+                     "categories": [{"id": i, "name": n} for i, n in categories.items()]}  # fmt: skip
+    with _quiet():  # pycocotools prints as it indexes and loads
+        truth.createIndex()
+        found_api = truth.loadRes(results) if results else None
+    figures: dict[str, Any] = {}
+    for kind, prefix in (("bbox", "box"), ("segm", "mask")):
+        if found_api is None:
+            figures.update({f"{prefix}_ap": 0.0, f"{prefix}_ap50": 0.0, f"{prefix}_ap75": 0.0})
+            continue
+        evaluation = cocoeval.COCOeval(truth, found_api, kind)
+        with _quiet():
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+        figures[f"{prefix}_ap"], figures[f"{prefix}_ap50"], figures[f"{prefix}_ap75"] = (
+            max(float(v), 0.0) for v in evaluation.stats[:3]
+        )
+        precision = evaluation.eval["precision"]  # (iou, recall, class, area, max dets)
+        per_class = {}
+        for index, category in enumerate(evaluation.params.catIds):
+            values = precision[:, :, index, 0, -1]
+            values = values[values > -1]
+            per_class[categories[category]] = float(values.mean()) if values.size else None
+        figures[f"{prefix}_ap_per_class"] = per_class
+    return figures
+
+
+def _quiet() -> Any:
+    import contextlib
+    import io
+
+    return contextlib.redirect_stdout(io.StringIO())  # COCOeval prints its summary table

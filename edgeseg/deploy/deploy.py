@@ -30,6 +30,7 @@ def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]
     if options.target not in TARGETS:
         raise EdgesegError(f"unknown --target '{options.target}'; choose one of: {', '.join(TARGETS)}")
     bundle = Bundle.load(bundle_dir)
+    bundle.require_semantic("deploy")
     prepare_output(Path(output), options.force)
     if options.target == "deepstream":
         return write_deepstream(bundle, Path(output), options)

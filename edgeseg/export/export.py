@@ -23,6 +23,13 @@ def export(model_spec: str, output: Path, options: ExportOptions) -> Bundle:
         from edgeseg.export.onnx_import import import_onnx
 
         return import_onnx(Path(model_spec), output, options)
+    if ":" not in model_spec:
+        from edgeseg.models.zoo import zoo_entry
+
+        if zoo_entry(model_spec).kind == "instances":
+            from edgeseg.export.instances import export_instances
+
+            return export_instances(model_spec, output, options)
     from edgeseg.export.torch_export import export_torch
 
     return export_torch(model_spec, output, options)

@@ -29,3 +29,4 @@ class ExportOptions:
     model_options: dict[str, Any] = field(default_factory=dict)
     force: bool = False
     progress: bool = True
+    max_detections: int = 50  # instance models: the fixed number of detections the graph answers with

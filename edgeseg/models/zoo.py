@@ -19,6 +19,7 @@ class ZooEntry:
     defaults: dict[str, Any]
     weights: str | None = None  # a checkpoint shipped in edgeseg/weights (the trained demo models)
     default_size: tuple[int, int] | None = None  # the size the shipped weights were trained at
+    kind: str = "semantic"  # "instances": Mask R-CNN's boxes, classes and masks per object
 
 
 def _fcn(variant: int) -> Callable[..., Any]:
@@ -50,6 +51,8 @@ ZOO: dict[str, ZooEntry] = {
     "pspnet": ZooEntry("PSPNet", _lazy("pspnet", "PSPNet"), 48, False, {"width": 16}),
     "lraspp": ZooEntry("LR-ASPP", _lazy("lraspp", "LRASPP"), 16, True, {"width": 16}),
     # Trained by `edgeseg train` on the synthetic scenes; the commands are in edgeseg/weights/README.md.
+    # Anchors are constants of the graph: the input size is fixed at export.
+    "maskrcnn": ZooEntry("Mask R-CNN", _lazy("maskrcnn", "MaskRCNN"), 16, False, {"width": 16}, kind="instances"),
     "demo-driving": ZooEntry(
         "DeepLabV3+ (demo, synthetic driving)",
         _lazy("deeplab", "DeepLabV3Plus"),

@@ -42,6 +42,7 @@ class RunOptions:
 
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
+    bundle.require_semantic("run")
     net = open_backend(bundle, options.backend, options.precision, options.threads, options.triton, options.dla_core)
     if len(options.inputs) > 1:
         return run_streams(bundle, net, options)
