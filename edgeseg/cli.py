@@ -151,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             triton=triton,
             view=ViewAccess(token=args.view_token, public=args.view_public),
             dla_core=args.dla,
+            score_threshold=args.score_threshold,
         )
     )
     print_summary(summary, args.output or ["none"])
@@ -431,6 +432,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="CORE",
         help="run the TensorRT engine built with build --dla CORE on that DLA core (default: the GPU engine)",
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=fraction,
+        default=None,
+        help="instance bundles: draw detections scoring at least this, 0..1 (default 0.5)",
     )
 
 

@@ -180,3 +180,42 @@ def test_an_instance_bundle_given_to_a_semantic_only_verb(instance_bundle, tmp_p
 def test_max_detections_of_zero_is_refused(tmp_path, capsys):
     code, _, err = run_cli(capsys, "export", "maskrcnn", "-o", tmp_path / "b", "--max-detections", "0")
     assert code == 2 and "--max-detections" in err and "Traceback" not in err
+
+
+def test_run_writes_every_frame_of_a_video_with_instances_drawn(instance_bundle, tmp_path, capsys):
+    import cv2
+
+    video = tmp_path / "out.mp4"
+    source = "synthetic://driving?seed=2000&frames=12&size=320x240&instances=1"
+    code, out, err = run_cli(capsys, "run", instance_bundle, "-i", source, "-o", video, "--score-threshold", "0")
+    assert code == 0, err
+    assert "frames: 12 read, 12 inferred, 12 written" in out
+    capture = cv2.VideoCapture(str(video))
+    written = 0
+    while capture.read()[0]:
+        written += 1
+    assert written == 12
+
+
+def test_draw_instances_colours_each_instance_inside_its_box():
+    from edgeseg.runtime.instances import Detections, draw_instances
+
+    image = np.full((100, 200, 3), 90, np.uint8)
+    masks = np.zeros((2, 28, 28), np.float32)
+    masks[:, 7:21, 7:21] = 1.0  # the middle half of each box
+    found = Detections(np.array([[20, 20, 60, 60], [120, 40, 180, 90]], np.float32), np.array([0.9, 0.3]),
+                       np.array([0, 2]), masks)  # fmt: skip
+    drawn, ids = draw_instances(image, found, ["vehicle", "pedestrian", "sign"], alpha=0.5, threshold=0.5)
+    assert set(np.unique(ids)) == {0, 1}  # the 0.3 detection is below the threshold
+    assert (ids[30:50, 30:50] == 1).all() and (ids[:20] == 0).all()
+    assert (drawn[35, 35] != image[35, 35]).any() and (drawn[80, 100] == image[80, 100]).all()
+
+
+def test_more_than_one_input_or_a_threshold_on_a_semantic_bundle(instance_bundle, tiny_bundle, capsys):
+    frames = "synthetic://driving?frames=2&size=320x240"
+    code, _, err = run_cli(capsys, "run", instance_bundle, "-i", frames, "-i", frames)
+    assert_one_line_error(code, err, "one input at a time")
+    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", frames, "--score-threshold", "0.4")
+    assert_one_line_error(code, err, "--score-threshold is for instance bundles")
+    code, _, err = run_cli(capsys, "run", instance_bundle, "-i", frames, "--score-threshold", "1.5")
+    assert code == 2 and "--score-threshold" in err and "Traceback" not in err

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.bundle import Bundle
+from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import Backend, TritonOptions, open_backend
 from edgeseg.runtime.multi import MultiStreamPipeline, check_batch, stream_names
 from edgeseg.runtime.overlay import Overlay
@@ -38,11 +39,21 @@ class RunOptions:
     triton: TritonOptions | None = None
     view: ViewAccess | None = None  # who may watch a live view bound beyond loopback
     dla_core: int | None = None  # run TensorRT's engine built for this DLA core (Jetson)
+    score_threshold: float | None = None  # instance bundles: draw detections scoring at least this (default 0.5)
 
 
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
-    bundle.require_semantic("run")
+    if bundle.is_instances:
+        if len(options.inputs) > 1:
+            raise EdgesegError("an instance bundle runs one input at a time so far; give one -i")
+        from edgeseg.runtime.instances import run_instances
+
+        return run_instances(bundle, options)
+    if options.score_threshold is not None:
+        raise EdgesegError(
+            f"--score-threshold is for instance bundles (Mask R-CNN); {bundle.root} is a semantic segmentation model"
+        )
     net = open_backend(bundle, options.backend, options.precision, options.threads, options.triton, options.dla_core)
     if len(options.inputs) > 1:
         return run_streams(bundle, net, options)
