@@ -219,3 +219,20 @@ def test_more_than_one_input_or_a_threshold_on_a_semantic_bundle(instance_bundle
     assert_one_line_error(code, err, "--score-threshold is for instance bundles")
     code, _, err = run_cli(capsys, "run", instance_bundle, "-i", frames, "--score-threshold", "1.5")
     assert code == 2 and "--score-threshold" in err and "Traceback" not in err
+
+
+def test_info_describes_an_instance_bundle(instance_bundle, capsys):
+    code, out, _ = run_cli(capsys, "info", instance_bundle)
+    assert code == 0
+    assert "output   instances: boxes, scores, classes, masks, count; up to 20 detections, 28x28 masks" in out
+    assert "parity   PyTorch vs ONNX Runtime on 4 frames:" in out and "mask IoU" in out
+
+
+def test_draw_instances_with_no_mask_pixel_leaves_the_frame():
+    from edgeseg.runtime.instances import Detections, draw_instances
+
+    image = np.full((60, 80, 3), 90, np.uint8)
+    found = Detections(np.array([[10, 10, 30, 30]], np.float32), np.array([0.9]), np.array([0]),
+                       np.full((1, 28, 28), 0.4, np.float32))  # fmt: skip
+    drawn, ids = draw_instances(image, found, ["vehicle"], threshold=0.5)
+    assert not ids.any() and (drawn[20, 20] == image[20, 20]).all()  # only the box outline and label are drawn

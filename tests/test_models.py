@@ -13,7 +13,7 @@ from edgeseg.models import ZOO, build_model
 from edgeseg.models.fcn import Upsample
 
 FAMILIES = sorted(
-    name for name, entry in ZOO.items() if entry.weights is None
+    name for name, entry in ZOO.items() if entry.weights is None and entry.kind == "semantic"
 )  # the demo entries are tested in test_data
 
 

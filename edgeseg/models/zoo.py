@@ -52,7 +52,9 @@ ZOO: dict[str, ZooEntry] = {
     "lraspp": ZooEntry("LR-ASPP", _lazy("lraspp", "LRASPP"), 16, True, {"width": 16}),
     # Trained by `edgeseg train` on the synthetic scenes; the commands are in edgeseg/weights/README.md.
     # Anchors are constants of the graph: the input size is fixed at export.
-    "maskrcnn": ZooEntry("Mask R-CNN", _lazy("maskrcnn", "MaskRCNN"), 16, False, {"width": 16}, kind="instances"),
+    "maskrcnn": ZooEntry(
+        "Mask R-CNN", _lazy("maskrcnn", "MaskRCNN"), 16, False, {"width": 16}, default_size=(240, 320), kind="instances"
+    ),
     "demo-driving": ZooEntry(
         "DeepLabV3+ (demo, synthetic driving)",
         _lazy("deeplab", "DeepLabV3Plus"),

@@ -93,7 +93,8 @@ def draw_instances(
         drawn = colour
     else:
         drawn = image.copy()
-        drawn[covered] = cv2.addWeighted(image[covered], 1 - alpha, colour[covered], alpha, 0)
+        if covered.any():  # OpenCV answers an empty blend with None
+            drawn[covered] = cv2.addWeighted(image[covered], 1 - alpha, colour[covered], alpha, 0)
     for number, i in enumerate(keep, start=1):
         x0, y0, x1, y1 = (int(round(v)) for v in found.boxes[i])
         tint = tuple(int(c) for c in PALETTE[number % len(PALETTE)])

@@ -8,7 +8,7 @@ from edgeseg.tables import format_table, printable
 
 def describe_bundle(bundle: Bundle) -> str:
     manifest = bundle.manifest
-    model, contract_in, contract_out = manifest["model"], bundle.input, bundle.output
+    model, contract_in = manifest["model"], bundle.input
     batch = "dynamic" if contract_in.batch is None else contract_in.batch
     lines = [
         f"bundle   {bundle.root}  (schema {manifest['schema']}, edgeseg {manifest.get('edgeseg_version', '?')}, "
@@ -19,8 +19,7 @@ def describe_bundle(bundle: Bundle) -> str:
         f"{contract_in.size[0]}x{contract_in.size[1]}{' (dynamic size)' if contract_in.dynamic_size else ''}, batch "
         f"{batch}, "
         f"preprocessing {'fused into the graph' if contract_in.fused_preprocess else 'done by the runtime'}",
-        f"output   {contract_out.name}: {contract_out.kind} ({contract_out.dtype}), argmax "
-        f"{'fused into the graph' if contract_out.fused_argmax else 'done by the runtime'}",
+        output_line(bundle),
         f"classes  {len(bundle.classes)}: "
         + ", ".join(f"{printable(c.name)} {tuple(c.color)}" for c in bundle.classes),
         "",
@@ -49,9 +48,32 @@ def describe_bundle(bundle: Bundle) -> str:
             f"{figure(parity['class_map_agreement'], '.4%')} class-map agreement, "
             f"max |logit diff| {figure(parity.get('max_abs_logit_diff'), '.2e')}",
         ]
+    elif parity and "mean_mask_iou" in parity:
+        lines += [
+            "",
+            f"parity   PyTorch vs ONNX Runtime on {figure(parity.get('frames'), 'd')} frames: "
+            f"{figure(parity.get('detections'), 'd')} detections, boxes within "
+            f"{figure(parity.get('max_box_diff_px'), '.2g')} px, mask IoU {figure(parity['mean_mask_iou'], '.4f')}",
+        ]
     elif parity:
         lines += ["", f"parity   {parity.get('reference')}"]
     return "\n".join(lines)
+
+
+def output_line(bundle: Bundle) -> str:
+    contract = bundle.output
+    if bundle.is_instances:
+        details = bundle.manifest.get("instances", {})
+        outputs = details.get("outputs", [])
+        return (
+            f"output   instances: {', '.join(printable(str(o)) for o in outputs)}; up to "
+            f"{figure(details.get('max_detections'), 'd')} detections, "
+            f"{figure(details.get('mask_size'), 'd')}x{figure(details.get('mask_size'), 'd')} masks"
+        )
+    return (
+        f"output   {contract.name}: {contract.kind} ({contract.dtype}), argmax "
+        f"{'fused into the graph' if contract.fused_argmax else 'done by the runtime'}"
+    )
 
 
 def figure(value: object, spec: str, scale: float = 1.0) -> str:
