@@ -62,6 +62,7 @@ def feed_from(frames: LoopingFrames):
 
     return configure
 
+
 ENCODE = "videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10"
 PIPELINES = {
     "play": (

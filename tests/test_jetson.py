@@ -82,15 +82,20 @@ def test_gst_source_and_video_file_run_in_the_jetson_python(jetson_venv, tiny_bu
         assert frame_count(video) == frames
 
 
-@needs_debian_opencv
-def test_csi_pipeline_with_software_stand_ins_gives_the_asked_size_and_rate(jetson_venv):
-    pipeline = csi_pipeline(0, 640, 480, 15, nvidia=False)
+def assert_gives_640x480_at_15(venv: Path, pipeline: str) -> None:
+    """Open the pipeline with Debian's OpenCV (GStreamer) and read a frame: its size and the rate must be as asked."""
     probe = (
         "import cv2, sys; c = cv2.VideoCapture(sys.argv[1], cv2.CAP_GSTREAMER); ok, f = c.read(); "
         "print(c.isOpened(), ok, f.shape if ok else None, c.get(cv2.CAP_PROP_FPS))"
     )
-    result = in_venv(jetson_venv, jetson_venv / "bin/python", "-c", probe, pipeline)
+    result = in_venv(venv, venv / "bin/python", "-c", probe, pipeline)
     assert result.stdout.split() == ["True", "True", "(480,", "640,", "3)", "15.0"], result.stdout + result.stderr
+
+
+@needs_debian_opencv
+def test_csi_pipeline_with_software_stand_ins_gives_the_asked_size_and_rate(jetson_venv):
+    pipeline = csi_pipeline(0, 640, 480, 15, nvidia=False)
+    assert_gives_640x480_at_15(jetson_venv, pipeline)
 
 
 def test_pipeline_builder_gives_a_jetson_nvidias_elements():
@@ -177,12 +182,7 @@ def camera_stand_in(pipeline: str, pixel_format: str) -> str:
 @pytest.mark.parametrize("pixel_format", ["mjpeg", "yuyv"])
 def test_usb_pipeline_with_software_stand_ins_gives_the_asked_size_and_rate(jetson_venv, pixel_format):
     pipeline = camera_stand_in(usb_pipeline("/dev/video0", 640, 480, 15, pixel_format, nvidia=False), pixel_format)
-    probe = (
-        "import cv2, sys; c = cv2.VideoCapture(sys.argv[1], cv2.CAP_GSTREAMER); ok, f = c.read(); "
-        "print(c.isOpened(), ok, f.shape if ok else None, c.get(cv2.CAP_PROP_FPS))"
-    )
-    result = in_venv(jetson_venv, jetson_venv / "bin/python", "-c", probe, pipeline)
-    assert result.stdout.split() == ["True", "True", "(480,", "640,", "3)", "15.0"], result.stdout + result.stderr
+    assert_gives_640x480_at_15(jetson_venv, pipeline)
 
 
 def test_usb_pipeline_on_a_jetson_decodes_jpeg_in_hardware():

@@ -167,6 +167,7 @@ def train_instances(model_name: str, data: str, output, options, command: str = 
 
     from edgeseg.data.synthetic import DRIVING_CLASSES, INSTANCE_CLASSES, make_scene
     from edgeseg.errors import EdgesegError
+    from edgeseg.models.train import optimizer_step
     from edgeseg.models.zoo import build_model
     from edgeseg.progress import Progress
 
@@ -207,11 +208,7 @@ def train_instances(model_name: str, data: str, output, options, command: str = 
             targets = [target_from(f.instances[:, ::-1] if flip else f.instances, f.label[:, ::-1] if flip else
                                    f.label, class_of) for f, flip in zip(frames, flips)]  # fmt: skip
             loss = sum(losses(model, to_input(images, mean, std), targets, generator).values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            recent.append(float(loss.detach()))
+            recent.append(optimizer_step(loss, optimizer, schedule))
             bar.advance(f"loss {np.mean(recent[-20:]):.3f}" if len(recent) % 10 == 0 else "")
         figures = validate_instances(model, val_frames, categories, mean, std)
         history.append({"epoch": epoch, "loss": float(np.mean(recent)), **{k: figures[k] for k in

@@ -123,6 +123,15 @@ def dice_loss(logits: Any, labels: Any, num_classes: int) -> Any:
     return 1 - ((2 * intersection + 1) / (total + 1))[present].mean()
 
 
+def optimizer_step(loss: Any, optimizer: Any, schedule: Any) -> float:
+    """One step of gradient descent and of the learning-rate schedule; the loss as a number."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return float(loss.detach())
+
+
 def validate(
     model: Any, frames: list[tuple[np.ndarray, np.ndarray]], num_classes: int, mean: Any, std: Any
 ) -> dict[str, Any]:
@@ -242,11 +251,7 @@ def train(
             labels = torch.from_numpy(np.stack([s[1] for s in samples]).astype(np.int64))
             logits = model(inputs)
             loss = torch.nn.functional.cross_entropy(logits, labels) + dice_loss(logits, labels, len(classes))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimizer_step(loss, optimizer, schedule))
             bar.advance(f"loss {np.mean(losses[-20:]):.3f}" if len(losses) % 10 == 0 else "")
         result = validate(model, val_frames, len(classes), mean, std)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_miou": result["miou"]})

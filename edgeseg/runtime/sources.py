@@ -430,6 +430,15 @@ def _camera(uri: str, device: str, options: StreamOptions) -> Source:
     return StreamSource(uri, device, cv2.CAP_V4L2, options)
 
 
+def camera_mode(query: dict[str, str], usage: str) -> tuple[int, int, int]:
+    """A camera URI's size=WxH (default 1280x720) and fps=N (default 30); `usage` is the one line when they are bad."""
+    try:
+        width, height = (int(v) for v in query.get("size", "1280x720").split("x"))
+        return width, height, int(query.get("fps", 30))
+    except ValueError:
+        raise EdgesegError(usage) from None
+
+
 def _usb_gst(uri: str, options: StreamOptions) -> Source:
     """`v4l2:///dev/videoN?decoder=gst&size=WxH&fps=N&format=mjpeg|yuyv`: a USB camera through GStreamer."""
     parts = urlsplit(uri)
@@ -438,14 +447,11 @@ def _usb_gst(uri: str, options: StreamOptions) -> Source:
         raise EdgesegError(
             "v4l2://...?decoder=gst needs OpenCV built with GStreamer; this one has none: use /dev/videoN"
         )
+    usage = f"'{uri}': use v4l2:///dev/videoN?decoder=gst&size=WxH&fps=N&format=mjpeg|yuyv"
+    width, height, fps = camera_mode(query, usage)
     pixel_format = query.get("format", "mjpeg")
-    try:
-        width, height = (int(v) for v in query.get("size", "1280x720").split("x"))
-        fps = int(query.get("fps", 30))
-        if pixel_format not in USB_FORMATS:
-            raise ValueError
-    except ValueError:
-        raise EdgesegError(f"'{uri}': use v4l2:///dev/videoN?decoder=gst&size=WxH&fps=N&format=mjpeg|yuyv") from None
+    if pixel_format not in USB_FORMATS:
+        raise EdgesegError(usage)
     require_camera(parts.path)
     pipeline = usb_pipeline(parts.path, width, height, fps, pixel_format)
     return StreamSource(uri, pipeline, cv2.CAP_GSTREAMER, options)
@@ -463,12 +469,12 @@ def _csi(uri: str, options: StreamOptions) -> Source:
         raise EdgesegError(
             "csi:// cameras need a Jetson (nvarguscamerasrc); this machine is not one: use /dev/videoN for a USB camera"
         )
+    usage = f"'{uri}': use csi://SENSOR?size=WxH&fps=N"
+    width, height, fps = camera_mode(query, usage)
     try:
         sensor = int(parts.netloc or 0)
-        width, height = (int(v) for v in query.get("size", "1280x720").split("x"))
-        fps = int(query.get("fps", 30))
     except ValueError:
-        raise EdgesegError(f"'{uri}': use csi://SENSOR?size=WxH&fps=N") from None
+        raise EdgesegError(usage) from None
     try:
         return StreamSource(uri, csi_pipeline(sensor, width, height, fps), cv2.CAP_GSTREAMER, options)
     except EdgesegError:
