@@ -169,6 +169,11 @@ def test_eval_of_an_instance_bundle_needs_instance_labels(instance_bundle, capsy
     assert_one_line_error(code, err, "has no instance labels", "instances=1")
 
 
+def test_deepstream_for_an_instance_bundle_says_why_not(instance_bundle, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "deploy", instance_bundle, "--target", "deepstream", "-o", tmp_path / "ds")
+    assert_one_line_error(code, err, "nvinfer needs a custom output parser for instance masks")
+
+
 @pytest.mark.parametrize("verb", [["calibrate", "--data", "synthetic://driving?frames=4"], ["bench"],
                                   ["deploy", "--target", "triton", "-o", "OUT"]])  # fmt: skip
 def test_an_instance_bundle_given_to_a_semantic_only_verb(instance_bundle, tmp_path, capsys, verb):

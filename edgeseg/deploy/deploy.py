@@ -30,6 +30,13 @@ def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]
     if options.target not in TARGETS:
         raise EdgesegError(f"unknown --target '{options.target}'; choose one of: {', '.join(TARGETS)}")
     bundle = Bundle.load(bundle_dir)
+    if bundle.is_instances and options.target == "deepstream":
+        # nvinfer parses boxes for detectors and class maps for segmentation; per-instance masks need a custom
+        # parse function compiled against DeepStream (NvDsInferParseCustom...), which edgeseg does not write.
+        raise EdgesegError(
+            "DeepStream's nvinfer needs a custom output parser for instance masks (a C++ NvDsInferParseCustom "
+            "function), which edgeseg does not generate; a config without one cannot work: use edgeseg run"
+        )
     bundle.require_semantic("deploy")
     prepare_output(Path(output), options.force)
     if options.target == "deepstream":
