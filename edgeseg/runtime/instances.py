@@ -73,10 +73,14 @@ def draw_instances(
     image: np.ndarray, found: Detections, names: list[str], alpha: float = 0.5, threshold: float = 0.5,
     visualize: str = "overlay",
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The frame with each instance drawn, and the instance-id map (0: none, 1..n in score order)."""
+    """The frame with each instance drawn, and the instance-id map (0: none, 1..n in score order).
+
+    Only each box's crop is blended, so the cost grows with the area of the instances, not the frame's.
+    """
     height, width = image.shape[:2]
     ids = np.zeros((height, width), np.uint8)
-    colour = np.zeros_like(image)
+    drawn = np.zeros_like(image) if visualize == "mask" else image.copy()
+    colour = np.zeros_like(image) if visualize == "both" else None
     keep = [i for i in range(len(found.scores)) if found.scores[i] >= threshold]
     for number, i in enumerate(keep, start=1):
         x0, y0, x1, y1 = (int(round(v)) for v in found.boxes[i])
@@ -87,21 +91,21 @@ def draw_instances(
         region = ids[y0:y1, x0:x1]
         fresh = inside & (region == 0)  # a higher-scored instance keeps the pixels it already has
         region[fresh] = min(number, 255)
-        colour[y0:y1, x0:x1][fresh] = PALETTE[number % len(PALETTE)]
-    covered = ids > 0
-    if visualize == "mask":
-        drawn = colour
-    else:
-        drawn = image.copy()
-        if covered.any():  # OpenCV answers an empty blend with None
-            drawn[covered] = cv2.addWeighted(image[covered], 1 - alpha, colour[covered], alpha, 0)
+        tint = PALETTE[number % len(PALETTE)]
+        crop = drawn[y0:y1, x0:x1]
+        solid = np.empty_like(crop)
+        solid[:] = tint
+        mixed = solid if visualize == "mask" else cv2.addWeighted(crop, 1 - alpha, solid, alpha, 0)
+        np.copyto(crop, mixed, where=fresh[..., None])
+        if colour is not None:
+            colour[y0:y1, x0:x1][fresh] = tint
     for number, i in enumerate(keep, start=1):
         x0, y0, x1, y1 = (int(round(v)) for v in found.boxes[i])
         tint = tuple(int(c) for c in PALETTE[number % len(PALETTE)])
         cv2.rectangle(drawn, (x0, y0), (x1, y1), tint, 1)
         label = f"{names[int(found.classes[i])]} {found.scores[i]:.2f}"
         cv2.putText(drawn, label, (x0, max(y0 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, tint, 1, cv2.LINE_AA)
-    if visualize == "both":
+    if colour is not None:
         drawn = np.concatenate([drawn, colour], axis=1)
     return drawn, ids
 
