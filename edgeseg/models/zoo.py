@@ -64,6 +64,16 @@ ZOO: dict[str, ZooEntry] = {
         "demo-driving.pt",
         (240, 320),
     ),
+    "demo-driving-instances": ZooEntry(
+        "Mask R-CNN (demo, synthetic driving instances)",
+        _lazy("maskrcnn", "MaskRCNN"),
+        16,
+        False,
+        {"width": 16},
+        "demo-driving-instances.pt",
+        (240, 320),
+        kind="instances",
+    ),
     "demo-medical": ZooEntry(
         "U-Net (demo, synthetic endoscopy)",
         _lazy("unet", "UNet"),
