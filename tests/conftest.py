@@ -49,11 +49,15 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
         assert fragment.lower() in lines[0].lower(), lines[0]
 
 
+# A tiny model: 64x64, three classes, width 4 (fast to export, train and check).
+TINY = ("--size", "64x64", "--classes", "3", "--arg", "width=4")
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A 3-class U-Net (width 4) exported at 64x64 with fused pre/post-processing."""
     out = tmp_path_factory.mktemp("bundles") / "unet"
-    assert main(["export", "unet", "-o", str(out), "--size", "64x64", "--classes", "3", "--arg", "width=4"]) == 0
+    assert main(["export", "unet", "-o", str(out), *TINY]) == 0
     return out
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, run_cli
 from onnx import numpy_helper
 
 from edgeseg.bundle import Bundle
@@ -144,10 +144,7 @@ def test_tensorrt_int8_graph_is_placed_the_way_tensorrt_fuses_it(calibrated):
 
 def test_fcn_transposed_convolutions_are_quantized_per_output_channel(tmp_path, capsys):
     bundle = tmp_path / "fcn"
-    assert (
-        run_cli(capsys, "export", "fcn8s", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4")[0]
-        == 0
-    )
+    assert run_cli(capsys, "export", "fcn8s", "-o", bundle, *TINY)[0] == 0
     code, _, err = run_cli(
         capsys,
         "calibrate",
@@ -618,12 +615,7 @@ def test_fp16_keeps_io_types_even_through_a_final_resize(tmp_path, capsys):
             "deeplabv3",
             "-o",
             bundle,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--no-fuse-argmax",
         )[0]
         == 0

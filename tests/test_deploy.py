@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import assert_one_line_error, free_ports, run_cli
+from conftest import TINY, assert_one_line_error, free_ports, run_cli
 
 from edgeseg.bundle import Bundle
 from edgeseg.runtime.sources import open_source
@@ -87,12 +87,7 @@ def test_triton_dynamic_batching_for_a_dynamic_batch_graph(tmp_path, capsys):
             "lraspp",
             "-o",
             bundle,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--dynamic-batch",
         )[0]
         == 0

@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, run_cli
 from tensorrt_double import PLAN_MARKER, HostMemoryCuda, RecordingTensorRT
 
 from edgeseg.bundle import Bundle
@@ -122,12 +122,7 @@ def test_dynamic_batch_gets_a_profile(tmp_path, capsys):
             "lraspp",
             "-o",
             bundle,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--dynamic-batch",
         )[0]
         == 0
@@ -363,7 +358,7 @@ def test_no_timing_cache_after_the_build_leaves_the_file(calibrated_copy, tmp_pa
 
 def test_a_refused_input_shape_is_one_line_naming_shape_and_profile(tmp_path, capsys):
     bundle = tmp_path / "dyn"
-    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4",
+    assert run_cli(capsys, "export", "lraspp", "-o", bundle, *TINY,
                    "--dynamic-batch")[0] == 0  # fmt: skip
     build_with(bundle, "10.3.0", precisions=("fp32",), batch=(1, 2, 4))
     engine = next(a for a in Bundle.load(bundle).artifacts if a.kind == "engine")

@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, run_cli
 
 from edgeseg.bundle import Bundle
 from edgeseg.classes import numbered_classes
@@ -59,12 +59,7 @@ def test_dynamic_batch_runs_any_batch(tmp_path, capsys):
             "deeplabv3",
             "-o",
             out,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--dynamic-batch",
         )[0]
         == 0
@@ -83,12 +78,7 @@ def test_fixed_batch(tmp_path, capsys):
             "fcn8s",
             "-o",
             out,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--batch",
             "2",
         )[0]
@@ -107,12 +97,7 @@ def test_dynamic_size_exports_for_other_sizes(tmp_path, capsys):
             "unet",
             "-o",
             out,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--dynamic-size",
         )[0]
         == 0
@@ -273,12 +258,7 @@ def test_weights_with_wrong_shapes(tmp_path, capsys):
         "unet",
         "-o",
         tmp_path / "x",
-        "--size",
-        "64x64",
-        "--classes",
-        "3",
-        "--arg",
-        "width=4",
+        *TINY,
         "--weights",
         weights,
     )
@@ -316,9 +296,7 @@ def test_existing_output_is_not_overwritten_without_force(tiny_bundle, capsys):
 def test_unwritable_output(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = run_cli(
-        capsys, "export", "unet", "-o", blocker / "bundle", "--size", "64x64", "--classes", "3", "--arg", "width=4"
-    )
+    code, _, err = run_cli(capsys, "export", "unet", "-o", blocker / "bundle", *TINY)
     assert_one_line_error(code, err, "cannot write bundle")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, run_cli
 from test_rtsp import frame_count
 
 
@@ -55,9 +55,7 @@ def small_disk(tmp_path):
 @needs_tmpfs
 def test_export_onto_a_full_disk(small_disk, capsys):
     disk = small_disk(300)  # the tiny U-Net's ONNX is about 500 KB
-    code, _, err = run_cli(
-        capsys, "export", "unet", "-o", disk / "b", "--size", "64x64", "--classes", "3", "--arg", "width=4"
-    )
+    code, _, err = run_cli(capsys, "export", "unet", "-o", disk / "b", *TINY)
     assert_one_line_error(code, err, "no room left writing to", str(disk), "MiB free there")
     assert list(disk.iterdir()) == []  # nothing half-written
 

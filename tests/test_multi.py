@@ -7,7 +7,7 @@ import re
 import cv2
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, run_cli
 from test_rtsp import frame_count
 
 from edgeseg.cli import main
@@ -26,12 +26,7 @@ def batch_bundle(tmp_path_factory):
         "unet",
         "-o",
         str(out),
-        "--size",
-        "64x64",
-        "--classes",
-        "3",
-        "--arg",
-        "width=4",
+        *TINY,
         "--dynamic-batch",
     ]
     assert main(argv) == 0
@@ -97,7 +92,7 @@ def test_a_batch_one_bundle_runs_one_call_per_frame_and_says_so(tiny_bundle, cam
 
 def test_more_inputs_than_a_fixed_batch_holds(tmp_path, camera_files, capsys):
     bundle = tmp_path / "batch4"
-    argv = ["export", "unet", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4", "--batch", "4"]
+    argv = ["export", "unet", "-o", bundle, *TINY, "--batch", "4"]
     assert run_cli(capsys, *argv)[0] == 0
     code, _, err = run_cli(capsys, "run", bundle, *inputs(camera_files * 5)[: 2 * 17], "-o", "none")
     assert_one_line_error(code, err, "17 inputs", "fixed batch of 4")

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -191,7 +192,7 @@ def manifest_text(tmp_path_factory):
     from edgeseg.cli import main
 
     out = tmp_path_factory.mktemp("manifest") / "b"
-    assert main(["export", "unet", "-o", str(out), "--size", "64x64", "--classes", "3", "--arg", "width=4"]) == 0
+    assert main(["export", "unet", "-o", str(out), *TINY]) == 0
     return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import SAMPLE_VIDEOS, TESTS, assert_one_line_error, free_ports, run_cli
+from conftest import SAMPLE_VIDEOS, TESTS, TINY, assert_one_line_error, free_ports, run_cli
 from test_streams import edgeseg, needs_ffmpeg, stop, wait_for
 
 DEBIAN_PYTHON = Path("/usr/bin/python3")
@@ -217,7 +217,7 @@ def test_one_of_two_cameras_dies_and_comes_back_while_the_other_runs_on(tmp_path
     """Two RTSP cameras batched in one run: the second's server is killed; the first keeps being written, and
     the second reconnects on its own when its server returns."""
     bundle = tmp_path / "dynamic"
-    assert run_cli(capsys, "export", "unet", "-o", bundle, "--size", "64x64", "--classes", "3", "--arg", "width=4",
+    assert run_cli(capsys, "export", "unet", "-o", bundle, *TINY,
                    "--dynamic-batch")[0] == 0  # fmt: skip
     first, second = RtspServer("play", VIDEO), RtspServer("play", VIDEO)
     out = tmp_path / "frames"

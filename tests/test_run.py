@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, run_cli
 
 from edgeseg.runtime.pipeline import Pipeline
 from edgeseg.runtime.sinks import Sink
@@ -113,12 +113,7 @@ def test_fixed_batch_graph_pads_the_last_batch(tmp_path, capsys):
             "lraspp",
             "-o",
             bundle,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--batch",
             "3",
         )[0]
@@ -140,12 +135,7 @@ def test_logits_graph_with_linear_filter(tmp_path, capsys):
             "fcn8s",
             "-o",
             bundle,
-            "--size",
-            "64x64",
-            "--classes",
-            "3",
-            "--arg",
-            "width=4",
+            *TINY,
             "--no-fuse-argmax",
             "--no-fuse-preprocess",
         )[0]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
 from real_tensorrt import WHEELS, environment, skip_reason
 from tensorrt_double import HostMemoryCuda, RecordingTensorRT
 from tensorrt_surface import Recorder
@@ -59,11 +60,10 @@ def bundles(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("trt")
     fixed, dynamic = root / "fixed", root / "dynamic"
-    common = ["--size", "64x64", "--classes", "3", "--arg", "width=4"]
-    assert main(["export", "unet", "-o", str(fixed), *common]) == 0
+    assert main(["export", "unet", "-o", str(fixed), *TINY]) == 0
     assert main(["calibrate", str(fixed), "--data", "synthetic://driving?seed=1&frames=12&size=64x64", "--count",
                  "4", "--eval-count", "2", "--method", "minmax"]) == 0  # fmt: skip
-    assert main(["export", "lraspp", "-o", str(dynamic), *common, "--dynamic-batch"]) == 0
+    assert main(["export", "lraspp", "-o", str(dynamic), *TINY, "--dynamic-batch"]) == 0
     return fixed, dynamic
 
 

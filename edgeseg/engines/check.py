@@ -128,9 +128,13 @@ def attributes(node: Any) -> dict[str, Any]:
 
 
 def check_model(model: Any, target: str, precision: str = "fp32", dla: bool = False) -> Verdict:
+    return check_facts(GraphFacts(model), target, precision, dla)
+
+
+def check_facts(facts: GraphFacts, target: str, precision: str = "fp32", dla: bool = False) -> Verdict:
+    """The verdict for one target, from a graph's facts (shape inference runs once per graph, not per target)."""
     rule = rules()["targets"][target]
     table = rules()["operator_tables"][rule["table"]]
-    facts = GraphFacts(model)
     verdict = Verdict("", precision, target)
     low, high = rule["opset"]
     if not low <= facts.opset <= high:
@@ -273,9 +277,10 @@ def check_file(path: Path, targets: list[str], precision: str = "fp32", dla: boo
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others on a damaged file
         raise EdgesegError(f"{path} is not a readable ONNX file ({type(exc).__name__}); re-export it") from None
+    facts = GraphFacts(model)
     verdicts = []
     for target in targets:
-        verdict = check_model(model, target, precision, dla)
+        verdict = check_facts(facts, target, precision, dla)
         verdict.artifact = path.name
         verdicts.append(verdict)
     return verdicts

@@ -28,22 +28,14 @@ MIN_MASK_IOU = 0.98  # mean IoU of twin detections' masks between PyTorch and ON
 
 
 def instance_graph(model: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> Any:
-    torch = require("torch", "export")
+    """uint8 NHWC BGR frame -> the detector's five outputs, with the semantic graphs' fused preprocessing."""
+    from edgeseg.export.wrapper import SegmentationGraph
 
-    class InstanceGraph(torch.nn.Module):
-        """uint8 NHWC BGR frame -> the detector's five outputs (the preprocessing fused, as for semantic models)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-            self.register_buffer("offset", torch.tensor(mean).view(1, 3, 1, 1) * 255.0)
-            self.register_buffer("scale", 1.0 / (torch.tensor(std).view(1, 3, 1, 1) * 255.0))
-
+    class InstanceGraph(SegmentationGraph):
         def forward(self, frame: Any) -> tuple[Any, ...]:
-            x = frame.to(torch.float32).permute(0, 3, 1, 2)[:, [2, 1, 0]]  # the Cast first, as TensorRT needs
-            return self.model((x - self.offset) * self.scale)
+            return self.model(self.preprocess(frame))
 
-    return InstanceGraph().eval()
+    return InstanceGraph(model, mean, std).eval()
 
 
 def instance_classes(options: ExportOptions, weight_classes: list[dict] | None) -> list[dict[str, Any]]:

@@ -38,12 +38,14 @@ class SegmentationGraph(nn.Module):
         self.register_buffer("offset", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("scale", 1.0 / (torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0))
 
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC BGR frames -> the normalised NCHW RGB tensor the model was trained on."""
+        # The Cast comes first: TensorRT requires a UINT8 network input to feed a Cast directly.
+        x = x.to(torch.float32).permute(0, 3, 1, 2)[:, [2, 1, 0]]
+        return (x - self.offset) * self.scale
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fuse_preprocess:
-            # The Cast comes first: TensorRT requires a UINT8 network input to feed a Cast directly.
-            x = x.to(torch.float32).permute(0, 3, 1, 2)[:, [2, 1, 0]]  # NHWC BGR -> NCHW RGB
-            x = (x - self.offset) * self.scale
-        return select_logits(self.model(x))
+        return select_logits(self.model(self.preprocess(x) if self.fuse_preprocess else x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.logits(x)

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgeseg.bundle import IMAGENET_MEAN, IMAGENET_STD
 from edgeseg.models.detection_ops import box_iou, encode, roi_align
 from edgeseg.models.maskrcnn import HEAD_DELTA_SCALE, MaskRCNN
+from edgeseg.models.train import optimizer_step, to_tensor
 
 
 @dataclass
@@ -147,18 +149,11 @@ def validate_instances(model: MaskRCNN, frames: list, categories: dict[int, str]
     with torch.no_grad():
         for frame in frames:
             height, width = frame.label.shape
-            outputs = model(to_input([frame.image], mean, std))
+            outputs = model(to_tensor([frame.image], mean, std))
             found.append(detections_of(outputs, list(categories), height, width))
             truths.append((frame.instances, instance_classes(frame.instances, frame.label)))
     model.train()
     return evaluate_coco(truths, found, categories)
-
-
-def to_input(images: list[np.ndarray], mean, std) -> torch.Tensor:
-    """BGR uint8 frames as the normalised RGB NCHW batch the model trains on (export fuses the same steps)."""
-    rgb = np.stack(images)[..., ::-1].astype(np.float32)
-    normalised = (rgb - np.array(mean, np.float32) * 255) / (np.array(std, np.float32) * 255)
-    return torch.from_numpy(np.ascontiguousarray(normalised.transpose(0, 3, 1, 2)))
 
 
 def train_instances(model_name: str, data: str, output, options, command: str = ""):
@@ -167,13 +162,12 @@ def train_instances(model_name: str, data: str, output, options, command: str = 
 
     from edgeseg.data.synthetic import DRIVING_CLASSES, INSTANCE_CLASSES, make_scene
     from edgeseg.errors import EdgesegError
-    from edgeseg.models.train import optimizer_step
     from edgeseg.models.zoo import build_model
     from edgeseg.progress import Progress
 
     if not data.startswith("synthetic://driving"):
         raise EdgesegError(f"{model_name} trains on instance labels: use --data 'synthetic://driving?instances=1'")
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD  # what export fuses into the graph by default
     height, width = options.size
     torch.manual_seed(options.seed)
     torch.set_num_threads(options.threads or torch.get_num_threads())
@@ -207,7 +201,7 @@ def train_instances(model_name: str, data: str, output, options, command: str = 
             images = [f.image[:, ::-1] if flip else f.image for f, flip in zip(frames, flips)]
             targets = [target_from(f.instances[:, ::-1] if flip else f.instances, f.label[:, ::-1] if flip else
                                    f.label, class_of) for f, flip in zip(frames, flips)]  # fmt: skip
-            loss = sum(losses(model, to_input(images, mean, std), targets, generator).values())
+            loss = sum(losses(model, to_tensor(images, mean, std), targets, generator).values())
             recent.append(optimizer_step(loss, optimizer, schedule))
             bar.advance(f"loss {np.mean(recent[-20:]):.3f}" if len(recent) % 10 == 0 else "")
         figures = validate_instances(model, val_frames, categories, mean, std)

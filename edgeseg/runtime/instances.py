@@ -10,7 +10,6 @@ source hands over its newest frame each time.
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.runtime.frames import Frame, Prediction
-from edgeseg.runtime.pipeline import RunSummary, StageTimes
+from edgeseg.runtime.pipeline import RunSummary, StageTimes, close_all, stop_on_signals
 from edgeseg.runtime.sinks import open_sinks
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
@@ -110,6 +109,16 @@ def draw_instances(
     return drawn, ids
 
 
+class InstanceRun:
+    """What the pipeline's signal handling needs of a run: its summary, and a way to ask it to stop."""
+
+    def __init__(self, summary: RunSummary):
+        self.summary, self.stopped = summary, False
+
+    def request_stop(self) -> None:
+        self.stopped = True
+
+
 def run_instances(bundle: Bundle, options: Any) -> RunSummary:
     """`edgeseg run` for an instance bundle: every frame of a file, the newest of a live source."""
     threshold = 0.5 if options.score_threshold is None else options.score_threshold
@@ -117,42 +126,40 @@ def run_instances(bundle: Bundle, options: Any) -> RunSummary:
     names = [c.name for c in bundle.classes]
     source = open_source(options.inputs[0], options.stream)
     summary, times = RunSummary(backend=f"onnxruntime (CPUExecutionProvider) on {detector.artifact.path}"), StageTimes()
-    stopped = {"now": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stopped.update(now=True))
     try:
         sinks = open_sinks(options.outputs, source.fps or 30.0, options.save_mask, options.view)
     except BaseException:
         source.close()
-        signal.signal(signal.SIGINT, previous)
         raise
+    run, errors = InstanceRun(summary), []
     started = time.perf_counter()
     try:
-        while not stopped["now"] and (options.frames is None or summary.frames_written < options.frames):
-            with times.stage("capture"):
-                frame = source.read()
-            if frame is None:
-                break
-            summary.frames_read += 1
-            found = detector.detect(frame.image, times)
-            summary.frames_processed += 1
-            with times.stage("overlay"):
-                drawn, ids = draw_instances(frame.image, found, names, options.alpha, threshold,
-                                            options.visualize)  # fmt: skip
-            with times.stage("sink"):
-                for sink in sinks:
-                    sink.write(drawn, Prediction(Frame(frame.index, frame.image, frame.timestamp, name=frame.name),
-                                                 ids, None))  # fmt: skip
-            summary.frames_written += 1
-            times.add("latency", time.perf_counter() - frame.timestamp)
-            summary.first_written = summary.first_written or time.perf_counter()
-            summary.last_written = time.perf_counter()
+        with stop_on_signals(run):
+            while not run.stopped and (options.frames is None or summary.frames_written < options.frames):
+                with times.stage("capture"):
+                    frame = source.read()
+                if frame is None:
+                    break
+                summary.frames_read += 1
+                found = detector.detect(frame.image, times)
+                summary.frames_processed += 1
+                with times.stage("overlay"):
+                    drawn, ids = draw_instances(frame.image, found, names, options.alpha, threshold, options.visualize)
+                with times.stage("sink"):
+                    prediction = Prediction(
+                        Frame(frame.index, frame.image, frame.timestamp, name=frame.name), ids, None
+                    )
+                    for sink in sinks:
+                        sink.write(drawn, prediction)
+                summary.frames_written += 1
+                times.add("latency", time.perf_counter() - frame.timestamp)
+                summary.first_written = summary.first_written or time.perf_counter()
+                summary.last_written = time.perf_counter()
     finally:
-        for sink in sinks:
-            sink.close()
-        source.close()
-        signal.signal(signal.SIGINT, previous)
+        close_all(sinks, [source], errors)
+    if errors:
+        raise errors[0]
     summary.seconds = time.perf_counter() - started
-    summary.interrupted = stopped["now"]
     summary.bad_frames, summary.gaps = source.bad_frames, list(source.gaps)
     summary.stages = times.summary()
     return summary

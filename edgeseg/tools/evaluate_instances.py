@@ -10,15 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-
 from edgeseg.bundle import Bundle
 from edgeseg.data.coco import evaluate_coco, instance_classes, paste_mask
 from edgeseg.errors import EdgesegError, require
 from edgeseg.progress import Progress
+from edgeseg.runtime.instances import InstanceDetector
+from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.sources import open_source
-from edgeseg.runtime.tensors import frames_to_input
 
 
 def categories_of(bundle: Bundle) -> list[tuple[int, str]]:
@@ -26,29 +24,12 @@ def categories_of(bundle: Bundle) -> list[tuple[int, str]]:
     return [(int(c.get("category_id", index + 1)), c["name"]) for index, c in enumerate(bundle.manifest["classes"])]
 
 
-def detect(session: Any, bundle: Bundle, image: np.ndarray) -> list[tuple[np.ndarray, float, int, np.ndarray]]:
-    """One frame's detections at the frame's own resolution: (box, score, model class, full-frame mask)."""
-    height, width = image.shape[:2]
-    model_height, model_width = bundle.input.size
-    resized = (
-        image if (height, width) == (model_height, model_width) else cv2.resize(image, (model_width, model_height))
-    )
-    feed = {bundle.input.name: frames_to_input([resized], bundle.input)}
-    boxes, scores, classes, masks, count = session.run(None, feed)
-    scale = np.array([width / model_width, height / model_height] * 2, np.float32)
-    found = []
-    for i in range(int(count)):
-        box = boxes[i] * scale
-        found.append((box, float(scores[i]), int(classes[i]), paste_mask(box, masks[i], height, width)))
-    return found
-
-
 def evaluate_instances(bundle_dir: Path, data: str, precision: str = "fp32", frames: int | None = None,
                        progress: bool = True) -> dict[str, Any]:  # fmt: skip
     bundle = Bundle.load(bundle_dir)
-    ort = require("onnxruntime", "calibrate")
-    artifact = bundle.select("onnx", precision, targets=("cpu", "any"))
-    session = ort.InferenceSession(str(bundle.artifact_path(artifact)), providers=["CPUExecutionProvider"])
+    require("onnxruntime", "calibrate")
+    detector = InstanceDetector(bundle, precision)
+    times = StageTimes()
     categories = categories_of(bundle)
     source = open_source(data)
     truths, detections = [], []
@@ -62,12 +43,17 @@ def evaluate_instances(bundle_dir: Path, data: str, precision: str = "fp32", fra
                 "instances.json (COCO)"
             )
         truths.append((frame.instances, instance_classes(frame.instances, frame.label)))
-        found = detect(session, bundle, frame.image)
-        detections.append([(box, score, categories[cls][0], mask) for box, score, cls, mask in found])
+        found = detector.detect(frame.image, times)
+        height, width = frame.image.shape[:2]
+        detections.append([
+            (box, float(score), categories[int(cls)][0], paste_mask(box, mask, height, width))
+            for box, score, cls, mask in zip(found.boxes, found.scores, found.classes, found.masks)
+        ])  # fmt: skip
         bar.advance()
     if not truths:
         raise EdgesegError(f"'{data}' gave no frames to evaluate")
     figures = evaluate_coco(truths, detections, dict(categories))
+    artifact = detector.artifact
     return {"frames": len(truths), "data": data, "precision": artifact.precision, "artifact": artifact.path,
             **figures}  # fmt: skip
 
