@@ -268,3 +268,17 @@ def test_the_demo_finds_objects_in_held_out_frames(tmp_path, capsys):
     # 8 frames only, to stay quick; the targets (mask AP50 >= 0.70, box AP50 >= 0.80) are measured on 200 held-out
     # frames in the closing note.
     assert figures["box_ap50"] >= 0.6 and figures["mask_ap50"] >= 0.5, figures
+
+
+@pytest.mark.parametrize(
+    "argv,said",
+    [
+        (["export", "maskrcnn", "-o", "OUT", "--dynamic-batch"], "one frame at a fixed size"),
+        (["export", "maskrcnn", "-o", "OUT", "--no-fuse-argmax"], "drop --no-fuse-preprocess/--no-fuse-argmax"),
+        (["export", "maskrcnn", "-o", "OUT", "--size", "100x100"], "needs multiples of 16"),
+        (["train", "maskrcnn", "--data", "synthetic://medical", "-o", "OUT"], "trains on instance labels"),
+    ],
+)
+def test_instance_export_and_train_bad_input(argv, said, tmp_path, capsys):
+    code, _, err = run_cli(capsys, *[str(tmp_path / "out") if a == "OUT" else a for a in argv])
+    assert_one_line_error(code, err, said)
