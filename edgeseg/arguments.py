@@ -77,6 +77,14 @@ def share(text: str) -> float:
     return value
 
 
+def ap_points(text: str) -> float:
+    """AP points from 0 to 100: an accuracy drop to allow."""
+    value = _number(text, float)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..100 AP points; e.g. 1.0 for one point of mask AP")
+    return value
+
+
 def opset(text: str) -> int:
     value = _number(text, int)
     if not OPSETS[0] <= value <= OPSETS[1]:

@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg import __version__
-from edgeseg.arguments import Parser, at_least, count, fraction, non_negative, opset, positive_number, retries, share
+from edgeseg.arguments import (
+    Parser,
+    ap_points,
+    at_least,
+    count,
+    fraction,
+    non_negative,
+    opset,
+    positive_number,
+    retries,
+    share,
+)
 from edgeseg.errors import EdgesegError, import_failure
 from edgeseg.tables import printable
 
@@ -232,6 +243,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         method=args.method,
         precisions=tuple(p for p in args.precision.split(",") if p),
         min_agreement=args.min_agreement,
+        max_ap_drop=args.max_ap_drop,
         cpu_format=args.cpu_format,
         threads=args.threads,
     )
@@ -617,6 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=share,
         default=None,
         help="e.g. 0.995: keep the most sensitive layers in float until INT8 agrees this well with FP32",
+    )
+    calibrate.add_argument(
+        "--max-ap-drop",
+        "--min-ap-drop",
+        type=ap_points,
+        default=None,
+        help="instance models, e.g. 1.0: keep the most sensitive layers in float until INT8 loses at most this many "
+        "points of mask AP (the AP form of --min-agreement)",
     )
     calibrate.add_argument(
         "--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator"

@@ -99,7 +99,7 @@ def test_calibration_tensors_are_exactly_the_runtime_input(trained_bundle, tmp_p
     frames = [f.image for f in open_source(DATA)]
     expected = np.concatenate([frames_to_input([frames[i]], contract) for i in spread(list(range(40)), 10)])
     assert data.tensors.dtype == expected.dtype and np.array_equal(data.tensors, expected)
-    assert len(data.eval_frames) == 4 and data.eval_labels is not None
+    assert len(data.held_out.frames) == 4 and data.held_out.labels is not None and data.held_out.instances is None
 
 
 def test_calibration_set_is_cached_by_content(trained_bundle, tmp_path):

@@ -27,7 +27,6 @@ from edgeseg.progress import Progress
 PRECISIONS = ("int8", "fp16")
 CPU_FORMATS = ("auto", "qdq", "qoperator")
 ARTIFACT_NAMES = {"fp16": "model.fp16.onnx", "tensorrt": "model.int8-tensorrt.onnx", "cpu": "model.int8-cpu.onnx"}
-SENSITIVITY_FRAMES = 16
 # Copies of the FP32 graph that each run writes anew into .cache/ (never trusted across runs): a failed
 # run removes them, so a full disk is left as it was found.
 QUANTIZATION_SOURCE, CPU_SOURCE = "fp32-for-quantization.onnx", "fp32-for-cpu.onnx"
@@ -45,6 +44,7 @@ class CalibrateOptions:
     method: str = "entropy"
     precisions: tuple[str, ...] = PRECISIONS
     min_agreement: float | None = None
+    max_ap_drop: float | None = None  # instance bundles: mask AP points INT8 may lose
     cpu_format: str = "auto"
     threads: int | None = None
     progress: bool = True
@@ -60,13 +60,32 @@ def check_options(options: CalibrateOptions) -> None:
         raise EdgesegError(f"--precision {','.join(options.precisions)}: choose from {', '.join(PRECISIONS)}")
     if options.cpu_format not in CPU_FORMATS:
         raise EdgesegError(f"--cpu-format {options.cpu_format}: choose one of {', '.join(CPU_FORMATS)}")
+    if options.max_ap_drop is not None and not 0 <= options.max_ap_drop <= 100:
+        raise EdgesegError(f"--max-ap-drop {options.max_ap_drop}: give the mask AP points INT8 may lose, 0 to 100")
+
+
+def check_target(bundle: Bundle, options: CalibrateOptions) -> None:
+    """Each kind of bundle has its own accuracy target: pixel agreement, or mask AP."""
+    if bundle.is_instances and options.min_agreement is not None:
+        raise EdgesegError(
+            f"bundle {bundle.root} is an instance model: its INT8 target is in mask AP, not pixel agreement; use "
+            "--max-ap-drop POINTS (e.g. 1.0) instead of --min-agreement"
+        )
+    if not bundle.is_instances and options.max_ap_drop is not None:
+        raise EdgesegError(
+            f"bundle {bundle.root} is a semantic model: --max-ap-drop is for instance models; use --min-agreement"
+        )
 
 
 class Calibration:
     """One calibrate run: the data, the FP32 reference, and a method per variant."""
 
     def __init__(self, bundle: Bundle, options: CalibrateOptions):
+        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TENSORRT, for_instances
+
         self.bundle, self.options = bundle, options
+        recipes = (TENSORRT, CPU_QDQ, CPU_QOPERATOR)
+        self.recipes = {r.name: for_instances(r) if bundle.is_instances else r for r in recipes}
         self.onnx = require("onnx", "calibrate")
         self.cache = bundle.root / ".cache"
         self.cache.mkdir(exist_ok=True)
@@ -75,7 +94,12 @@ class Calibration:
 
     def _load_graph(self) -> None:
         from edgeseg.calibration.cpu_form import upsample_as_depth_to_space
-        from edgeseg.calibration.quantize import weighted_nodes
+        from edgeseg.calibration.quantize import (
+            FEATURE_MAP_OPS,
+            INSTANCE_WEIGHTED_OPS,
+            feature_map_nodes,
+            weighted_nodes,
+        )
         from edgeseg.export import materialize_shared_weights, save_onnx
 
         try:
@@ -97,7 +121,10 @@ class Calibration:
         save_onnx(cpu_model, self.cpu_source, external=bool(self.fp32.files))
         # Calibration ranges are cached per graph: hashed once here, not at every quantize call.
         self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
-        self.layers = weighted_nodes(self.model)
+        instances = self.bundle.is_instances
+        self.layers = weighted_nodes(self.model, INSTANCE_WEIGHTED_OPS) if instances else weighted_nodes(self.model)
+        # An instance graph is quantized on its feature maps only; a semantic graph wherever the recipe applies.
+        self.quantizable = feature_map_nodes(self.model, FEATURE_MAP_OPS) if instances else None
         if "int8" in self.options.precisions and not self.layers:
             raise EdgesegError(
                 "this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use "
@@ -106,7 +133,6 @@ class Calibration:
 
     def _load_frames(self) -> None:
         from edgeseg.calibration.dataset import build_calibration_set, read_frames
-        from edgeseg.calibration.fidelity import accuracy, predict
         from edgeseg.calibration.quantize import TensorReader
 
         options, contract = self.options, self.bundle.input
@@ -114,9 +140,10 @@ class Calibration:
         self.data = build_calibration_set(
             options.data, options.count, 0 if options.eval_data else options.eval_count, contract, self.cache
         )
-        self.frames, self.labels = self.data.eval_frames, self.data.eval_labels
+        held_out = self.data.held_out
         if options.eval_data:
-            _, self.frames, self.labels = read_frames(options.eval_data, 0, options.eval_count)
+            _, held_out = read_frames(options.eval_data, 0, options.eval_count)
+        self.frames = held_out.frames
         if self.data.source_size != tuple(contract.size):
             h, w = self.data.source_size
             print(
@@ -124,14 +151,18 @@ class Calibration:
                 f"{contract.size[1]}x{contract.size[0]} as the runtime does",
                 file=sys.stderr,
             )
-        self.num_classes = len(self.bundle.classes)
-        if self.labels is not None and max(int(label.max()) for label in self.labels) >= self.num_classes:
-            self.labels = None  # labelled for another class set: agreement only
-        self.reference = predict(self.fp32_path, self.bundle, self.frames, options.threads)
-        self.reference_accuracy = (
-            accuracy(self.reference, self.labels, self.num_classes) if self.labels is not None else None
-        )
+        self.fidelity = self._fidelity(held_out)
         self.reader = TensorReader(contract.name, self.data.tensors, contract.batch or 1)
+
+    def _fidelity(self, held_out: Any) -> Any:
+        options = self.options
+        if self.bundle.is_instances:
+            from edgeseg.calibration.instance_fidelity import InstanceFidelity
+
+            return InstanceFidelity(self.bundle, self.fp32_path, held_out, options.threads, options.max_ap_drop)
+        from edgeseg.calibration.fidelity import ClassMapFidelity
+
+        return ClassMapFidelity(self.bundle, self.fp32_path, held_out, options.threads, options.min_agreement)
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -145,22 +176,8 @@ class Calibration:
             "resized": self.data.source_size != tuple(self.bundle.input.size),
             "cached": self.data.cached,
             "created": utc_now(),
+            **self.fidelity.provenance(),
         }
-
-    def measure(self, path: Path, stem: str, label: str) -> dict[str, Any]:
-        from edgeseg.calibration.fidelity import fidelity, predict, save_worst_frames
-
-        variant = predict(path, self.bundle, self.frames, self.options.threads)
-        result = fidelity(self.reference, variant, self.labels, self.num_classes, self.reference_accuracy)
-        result["worst_frames"] = save_worst_frames(self.bundle, stem, self.frames, self.reference, variant, label)
-        return result
-
-    def agreement(self, path: Path, frames: int | None = None) -> float:
-        from edgeseg.calibration.fidelity import Predictions, predict
-
-        subset = self.frames[:frames] if frames else self.frames
-        variant = predict(path, self.bundle, subset, self.options.threads)
-        return float(variant.agreement(Predictions(self.reference.maps[: len(subset)])).mean())
 
     def artifact(self, path: Path, precision: str, target: str, **extra: Any) -> Artifact:
         import onnxruntime
@@ -180,8 +197,11 @@ class Calibration:
     # -- FP16 ---------------------------------------------------------------------------------
     def fp16(self) -> Artifact:
         from edgeseg.calibration.fp16 import convert_to_fp16, float16_leaks
+        from edgeseg.calibration.quantize import outside_feature_maps
 
-        model = convert_to_fp16(self.model)
+        # An instance graph's box decoding, NMS and RoIAlign stay float32.
+        keep_float = outside_feature_maps(self.model) if self.bundle.is_instances else frozenset()
+        model = convert_to_fp16(self.model, keep_float)
         leaks = float16_leaks(model)
         if leaks:
             raise EdgesegError(
@@ -190,7 +210,7 @@ class Calibration:
         final = self.bundle.root / ARTIFACT_NAMES["fp16"]
         with atomic_path(final) as temp:
             self.onnx.save(model, str(temp))
-        fidelity = self.measure(final, "fp16", "FP16")
+        fidelity = self.fidelity.report(final, "fp16", "FP16")
         return self.artifact(
             final,
             "fp16",
@@ -214,27 +234,28 @@ class Calibration:
             repr((recipe.op_types, sorted(recipe.extra.items()), weights, self.source_digests[recipe.target])).encode()
         ).hexdigest()[:8]
         ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
+        only = only or self.quantizable
         with atomic_path(final) as temp:
             return quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen)
 
     def sensitivity(
         self, recipe: Any, boundary: list[str], progress: Progress
     ) -> tuple[list[str], dict[str, float], float]:
-        """Per-layer sensitivity (agreement lost with only that layer in int8), then the fewest
-        most-sensitive layers left in float that meet --min-agreement."""
-        target = self.options.min_agreement or 1.0
+        """Per-layer sensitivity (the fidelity lost with only that layer in int8), then the fewest
+        most-sensitive layers left in float that meet the target (--min-agreement, --max-ap-drop)."""
+        target = self.fidelity.target
         layers = self.layers
         probe = self.cache / "sensitivity-probe.onnx"
         losses = {}
         for layer in layers:
             self.quantize_to(probe, recipe, boundary, only=[layer])
-            losses[layer] = 1.0 - self.agreement(probe, SENSITIVITY_FRAMES)
+            losses[layer] = self.fidelity.loss(probe)
             progress.advance(f"sensitivity {len(losses)}/{len(layers)}")
         ranked = sorted(layers, key=lambda name: losses[name], reverse=True)
 
         def agreement_with_float(count: int) -> float:
             self.quantize_to(probe, recipe, boundary + ranked[:count])
-            return self.agreement(probe)
+            return self.fidelity.value(probe)
 
         # Doubling, then bisection: the fewest float layers that meet the target.
         low, high, reached = 0, 1, 0.0
@@ -253,36 +274,36 @@ class Calibration:
         return ranked[:high], losses, reached
 
     def int8(self, progress: Progress) -> list[Artifact]:
-        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TENSORRT, float_boundary_nodes
+        from edgeseg.calibration.quantize import float_boundary_nodes
 
-        layers = self.layers
+        layers, measure, tensorrt = self.layers, self.fidelity, self.recipes["tensorrt"]
         boundary = float_boundary_nodes(self.model)
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
-        self.quantize_to(trt_path, TENSORRT, boundary)
+        self.quantize_to(trt_path, tensorrt, boundary)
         progress.advance("INT8 Q/DQ for TensorRT")
         float_layers: list[str] = []
         search: dict[str, Any] = {}
-        target = self.options.min_agreement
-        if target is not None and (first := self.agreement(trt_path)) < target:
+        target = measure.target
+        if target is not None and (first := measure.value(trt_path)) < target:
             print(
-                f"edgeseg: INT8 agreement {first:.4%} is below --min-agreement {target:.2%}: measuring per-layer "
-                "sensitivity",
+                f"edgeseg: INT8 {measure.describe(first)} misses {measure.option}: measuring per-layer sensitivity",
                 file=sys.stderr,
             )
-            float_layers, losses, reached = self.sensitivity(TENSORRT, boundary, progress)
+            float_layers, losses, reached = self.sensitivity(tensorrt, boundary, progress)
             total = len(layers)
             search = {
+                "option": measure.option,
                 "target": target,
-                "agreement_before": first,
-                "agreement_after": reached,
+                f"{measure.metric}_before": first,
+                f"{measure.metric}_after": reached,
                 "met": reached >= target,
                 "layers": total,
                 "sensitivity": losses,
             }
             if reached < target:
                 print(
-                    f"edgeseg: warning: --min-agreement {target:.2%} is not met even with every layer in float "
-                    f"({reached:.4%}); the artifact is kept with all {total} layers float and says so",
+                    f"edgeseg: warning: {measure.option} is not met even with every layer in float "
+                    f"({measure.describe(reached)}); the artifact is kept with all {total} layers float and says so",
                     file=sys.stderr,
                 )
             elif len(float_layers) > total / 2:
@@ -291,9 +312,9 @@ class Calibration:
                     "floating point: this INT8 artifact is mostly float",
                     file=sys.stderr,
                 )
-            self.quantize_to(trt_path, TENSORRT, boundary + float_layers)
+            self.quantize_to(trt_path, tensorrt, boundary + float_layers)
         trt_extra = {
-            "quantization": TENSORRT.describe(),
+            "quantization": tensorrt.describe(),
             "float_layers": float_layers,
             "float_layer_share": len(float_layers) / len(layers),
             "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)",
@@ -301,23 +322,21 @@ class Calibration:
         }
         if search:
             trt_extra["min_agreement_search"] = search
-        trt = self.artifact(
-            trt_path, "int8", "tensorrt", fidelity=self.measure(trt_path, "int8-tensorrt", "INT8 Q/DQ"), **trt_extra
-        )
+        fidelity = measure.report(trt_path, "int8-tensorrt", "INT8 Q/DQ")
+        trt = self.artifact(trt_path, "int8", "tensorrt", fidelity=fidelity, **trt_extra)
         progress.advance("fidelity of the TensorRT INT8 graph")
-        return [trt, self.cpu_int8(boundary, float_layers, [CPU_QDQ, CPU_QOPERATOR], progress)]
+        return [trt, self.cpu_int8(boundary, float_layers, progress)]
 
-    def cpu_int8(
-        self, boundary: list[str], float_layers: list[str], recipes: list[Any], progress: Progress
-    ) -> Artifact:
+    def cpu_int8(self, boundary: list[str], float_layers: list[str], progress: Progress) -> Artifact:
         """Build the CPU encodings asked for and keep the fastest; keep its narrow Convs widened
         if that is faster; then leave in float the stem, and each resolution level, where that
         runs faster. Every choice is timed against the current best in the same interleaved
         rounds, on this machine."""
-        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, resolution_levels, stem_nodes
+        from edgeseg.calibration.quantize import resolution_levels, stem_nodes
 
+        recipes = [self.recipes["cpu-qdq"], self.recipes["cpu-qoperator"]]
         if self.options.cpu_format != "auto":
-            recipes = [CPU_QDQ if self.options.cpu_format == "qdq" else CPU_QOPERATOR]
+            recipes = [self.recipes[f"cpu-{self.options.cpu_format}"]]
         exclude = boundary + float_layers
         candidates = {recipe.name: self.cache / f"candidate-{recipe.name}.onnx" for recipe in recipes}
         widened_in = {recipe.name: self.quantize_to(candidates[recipe.name], recipe, exclude) for recipe in recipes}
@@ -371,7 +390,24 @@ class Calibration:
             "float_layer_share": len(all_float) / len(self.layers),
             "widened_to_16_filters": widened,
         }
-        return self.artifact(final, "int8", "cpu", fidelity=self.measure(final, "int8-cpu", "INT8 CPU"), **extra)
+        fidelity = self.fidelity.report(final, "int8-cpu", "INT8 CPU")
+        self.check_cpu_form(fidelity, extra)
+        return self.artifact(final, "int8", "cpu", fidelity=fidelity, **extra)
+
+    def check_cpu_form(self, fidelity: dict[str, Any], extra: dict[str, Any]) -> None:
+        """The CPU form reuses the float layers the TensorRT form's search chose; its own encoding can still miss the
+        target: say so, and record it."""
+        measure = self.fidelity
+        if measure.target is None:
+            return
+        value = fidelity[measure.metric]
+        extra["target_met"] = value >= measure.target
+        if not extra["target_met"]:
+            print(
+                f"edgeseg: warning: the CPU INT8 form misses {measure.option} ({measure.describe(value)}); runs on a "
+                "CPU with --precision int8 use it: use --precision fp32 there",
+                file=sys.stderr,
+            )
 
     def latencies(self, paths: dict[str, Path]) -> dict[str, float]:
         return latencies_ms(paths, self.data.tensors[: self.reader.batch], self.options.threads)
@@ -410,7 +446,7 @@ def calibrate(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
 
 def _calibrate_locked(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
     bundle = Bundle.load(bundle_dir)  # read under the lock: another stage may have just added artifacts
-    bundle.require_semantic("calibrate")
+    check_target(bundle, options)
     steps = 2 + ("fp16" in options.precisions) + 4 * ("int8" in options.precisions)  # frames, manifest, variants
     progress = Progress(steps, "calibrate", enabled=options.progress)
     try:
@@ -437,8 +473,6 @@ def _calibrate(bundle: Bundle, options: CalibrateOptions, progress: Progress) ->
     for artifact in artifacts:
         bundle.add_artifact(artifact)
     bundle.manifest["calibration"] = run.provenance()
-    if run.reference_accuracy is not None:
-        bundle.manifest["calibration"]["fp32_miou"] = run.reference_accuracy["miou"]
     bundle.save()
     progress.advance("manifest updated")
     return bundle

@@ -26,10 +26,18 @@ MIN_RECOMMENDED = 100
 
 
 @dataclass
+class HeldOut:
+    """The frames fidelity is measured on, with their labels when the source has them."""
+
+    frames: list[np.ndarray]  # BGR
+    labels: list[np.ndarray] | None  # class maps
+    instances: list[np.ndarray] | None = None  # instance-id planes (0: no instance)
+
+
+@dataclass
 class CalibrationSet:
     tensors: np.ndarray  # [count, ...] graph inputs, one frame each
-    eval_frames: list[np.ndarray]  # held-out BGR frames
-    eval_labels: list[np.ndarray] | None  # their class maps, when the source has labels
+    held_out: HeldOut
     sha256: str  # of the calibration tensors: the manifest's data hash
     source_size: tuple[int, int]  # (height, width) of the source frames
     cached: bool = False
@@ -74,17 +82,15 @@ def exact_length(uri: str) -> int | None:
         source.close()
 
 
-def read_frames(
-    uri: str, count: int, eval_count: int
-) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray] | None]:
-    """(calibration frames, held-out frames, held-out labels or None) in one pass over the source."""
+def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray], HeldOut]:
+    """The calibration frames and the held-out ones, in one pass over the source."""
     source = open_source(uri)
     try:
         if source.live:
             raise EdgesegError(f"'{uri}' is a live stream; calibrate on a file, a folder or synthetic://")
         total = exact_length(uri)
         if total is None:  # unknown length: read it all once
-            frames = [(f.image, f.label) for f in source]
+            frames = list(source)
             total = len(frames)
         else:
             frames = None
@@ -97,15 +103,14 @@ def read_frames(
         calibration_indices = spread(list(range(total)), count)
         taken = set(calibration_indices)
         eval_indices = set(spread([i for i in range(total) if i not in taken], eval_count))
-        calibration, held_out, labels = [], [], []
-        iterator = enumerate(frames) if frames is not None else ((f.index, (f.image, f.label)) for f in source)
+        calibration, held_out = [], []
+        iterator = enumerate(frames) if frames is not None else ((f.index, f) for f in source)
         last = max(taken | eval_indices)
-        for index, (image, label) in iterator:
+        for index, frame in iterator:
             if index in taken:
-                calibration.append(image)
+                calibration.append(frame.image)
             elif index in eval_indices:
-                held_out.append(image)
-                labels.append(label)
+                held_out.append(frame)
             if index >= last:
                 break
     finally:
@@ -116,8 +121,13 @@ def read_frames(
             f"'{uri}' yielded only {len(calibration) + len(held_out)} decodable frames of the {needed} needed; lower "
             "--count/--eval-count or use a longer source"
         )
-    has_labels = all(label is not None for label in labels)
-    return calibration, held_out, (labels if has_labels else None)
+    labels = [frame.label for frame in held_out]
+    instances = [frame.instances for frame in held_out]
+    return calibration, HeldOut(
+        [frame.image for frame in held_out],
+        labels if all(label is not None for label in labels) else None,
+        instances if held_out and all(plane is not None for plane in instances) else None,
+    )
 
 
 def build_calibration_set(
@@ -147,27 +157,28 @@ def build_calibration_set(
         loaded = load_cached(cache)
         if loaded is not None:
             return loaded
-    calibration, held_out, labels = read_frames(uri, count, eval_count)
+    calibration, held_out = read_frames(uri, count, eval_count)
     tensors = np.concatenate([frames_to_input([frame], contract) for frame in calibration])
-    result = CalibrationSet(
-        tensors, held_out, labels, hashlib.sha256(tensors.tobytes()).hexdigest(), calibration[0].shape[:2]
-    )
+    result = CalibrationSet(tensors, held_out, hashlib.sha256(tensors.tobytes()).hexdigest(), calibration[0].shape[:2])
     if cache is not None:
         save_cached(cache, result)
     return result
 
 
 def save_cached(path: Path, data: CalibrationSet) -> None:
-    if data.eval_frames and not same_shape(data.eval_frames):
+    held_out = data.held_out
+    if held_out.frames and not same_shape(held_out.frames):
         return  # held-out frames of mixed sizes: not worth caching
     arrays = {
         "tensors": data.tensors,
-        "eval_frames": np.stack(data.eval_frames) if data.eval_frames else np.empty((0, 1, 1, 3), np.uint8),
+        "eval_frames": np.stack(held_out.frames) if held_out.frames else np.empty((0, 1, 1, 3), np.uint8),
         "sha256": np.array(data.sha256),
         "source_size": np.array(data.source_size),
     }
-    if data.eval_labels:
-        arrays["eval_labels"] = np.stack(data.eval_labels)
+    if held_out.labels:
+        arrays["eval_labels"] = np.stack(held_out.labels)
+    if held_out.instances:
+        arrays["eval_instances"] = np.stack(held_out.instances)
     with atomic_path(path) as temp:
         with open(temp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -181,12 +192,13 @@ def load_cached(path: Path) -> CalibrationSet | None:
             digest = str(archive["sha256"])
             frames = list(archive["eval_frames"])
             labels = list(archive["eval_labels"]) if "eval_labels" in archive.files else None
+            instances = list(archive["eval_instances"]) if "eval_instances" in archive.files else None
             size = tuple(int(v) for v in archive["source_size"])
     except (OSError, ValueError, KeyError):
         return None
     if hashlib.sha256(tensors.tobytes()).hexdigest() != digest:
         return None
-    return CalibrationSet(tensors, frames, labels, digest, size, cached=True)  # type: ignore[arg-type]
+    return CalibrationSet(tensors, HeldOut(frames, labels, instances), digest, size, cached=True)  # type: ignore[arg-type]
 
 
 def same_shape(arrays: list[np.ndarray]) -> bool:

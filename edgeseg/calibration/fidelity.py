@@ -1,4 +1,10 @@
-"""What a precision variant costs: agreement with FP32 on held-out frames, mIoU, per-class IoU, worst frames."""
+"""What a precision variant costs: agreement with FP32 on held-out frames, mIoU, per-class IoU, worst frames.
+
+A fidelity measure (ClassMapFidelity here, InstanceFidelity for instance bundles) gives calibrate three
+things: `value(path)`, the figure --min-agreement's search compares with `target`; `loss(path)`, the
+loss that ranks layers by sensitivity (on a few frames: it is measured once per layer); and
+`report(path, stem, label)`, the fidelity section of the artifact's manifest entry.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import cv2
 import numpy as np
 
 from edgeseg.bundle import Bundle
+from edgeseg.calibration.dataset import HeldOut
 from edgeseg.fileio import write_image_atomic
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.runtime.backends import ONNXRuntimeBackend
@@ -23,6 +30,47 @@ class Predictions:
 
     def agreement(self, other: Predictions) -> np.ndarray:
         return np.array([(a == b).mean() for a, b in zip(self.maps, other.maps)])
+
+
+SENSITIVITY_FRAMES = 16
+
+
+class ClassMapFidelity:
+    """Semantic bundles: pixel agreement of class maps with FP32; mIoU when the frames have labels."""
+
+    metric, option = "agreement", "--min-agreement"
+
+    def __init__(self, bundle: Bundle, fp32_path: Path, held_out: HeldOut, threads: int | None,
+                 min_agreement: float | None):  # fmt: skip
+        self.bundle, self.frames, self.threads = bundle, held_out.frames, threads
+        self.num_classes = len(bundle.classes)
+        labels = held_out.labels
+        if labels is not None and max(int(label.max()) for label in labels) >= self.num_classes:
+            labels = None  # labelled for another class set: agreement only
+        self.labels = labels
+        self.reference = predict(fp32_path, bundle, self.frames, threads)
+        self.reference_accuracy = accuracy(self.reference, labels, self.num_classes) if labels is not None else None
+        self.target = min_agreement
+
+    def value(self, path: Path, frames: int | None = None) -> float:
+        subset = self.frames[:frames] if frames else self.frames
+        variant = predict(path, self.bundle, subset, self.threads)
+        return float(variant.agreement(Predictions(self.reference.maps[: len(subset)])).mean())
+
+    def loss(self, path: Path) -> float:
+        return 1.0 - self.value(path, SENSITIVITY_FRAMES)
+
+    def describe(self, value: float) -> str:
+        return f"agreement {value:.4%}"
+
+    def report(self, path: Path, stem: str, label: str) -> dict[str, Any]:
+        variant = predict(path, self.bundle, self.frames, self.threads)
+        result = fidelity(self.reference, variant, self.labels, self.num_classes, self.reference_accuracy)
+        result["worst_frames"] = save_worst_frames(self.bundle, stem, self.frames, self.reference, variant, label)
+        return result
+
+    def provenance(self) -> dict[str, Any]:
+        return {"fp32_miou": self.reference_accuracy["miou"]} if self.reference_accuracy is not None else {}
 
 
 def predict(model_path: Path, bundle: Bundle, frames: list[np.ndarray], threads: int | None = None) -> Predictions:

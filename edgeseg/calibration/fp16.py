@@ -7,7 +7,11 @@ source of the known FP16 leak through Resize. The rules:
     the ONNX spec requires in float32;
   - Cast(to=FLOAT) becomes Cast(to=FLOAT16) unless it converts integers (shape arithmetic, the
     argmax class ids), which stay exact in float32;
-  - float32 graph inputs get a Cast to float16, float32 graph outputs a Cast back to float32.
+  - float32 graph inputs get a Cast to float16, float32 graph outputs a Cast back to float32;
+  - nodes named in `keep_float` (an instance graph's box decoding, NMS and RoIAlign: ONNX Runtime's
+    NonMaxSuppression and RoiAlign take float32 only, and box coordinates in float16 lose a quarter
+    pixel past 256) compute in float32 with their own constants: a Cast sits on each edge between a
+    kept node and a converted one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from edgeseg.onnx_graph import consumers, producers
 
 FLOAT, FLOAT16, INT32, INT64 = 1, 10, 6, 7  # onnx.TensorProto element types
 
@@ -35,21 +41,32 @@ def _element_types(model: Any) -> dict[str, int]:
     return types
 
 
-def convert_to_fp16(model: Any) -> Any:
-    """A new ModelProto computing in float16 with the original input and output types."""
+def convert_to_fp16(model: Any, keep_float: frozenset[str] = frozenset()) -> Any:
+    """A new ModelProto computing in float16 with the original input and output types, except in the nodes
+    named in `keep_float`."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     types = _element_types(model)
-    keep_float = _resize_float_inputs(graph)
+    float32_inputs = _resize_float_inputs(graph)
+    readers = consumers(graph)
+
+    def read_by_kept(tensor: str) -> bool:
+        return any(graph.node[i].name in keep_float for i in readers.get(tensor, []))
+
+    # Constants and initializers a kept node reads stay float32; a converted reader gets them through a Cast.
+    kept = set(keep_float) | {n.name for n in graph.node if n.op_type == "Constant" and read_by_kept(n.output[0])}
+    float32_initializers = {t.name for t in graph.initializer if read_by_kept(t.name)}
 
     for tensor in graph.initializer:
-        if tensor.data_type == FLOAT and tensor.name not in keep_float:
+        if tensor.data_type == FLOAT and tensor.name not in float32_inputs | float32_initializers:
             tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), tensor.name))
     for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] not in keep_float:
+        if node.name in kept:
+            continue
+        if node.op_type == "Constant" and node.output[0] not in float32_inputs:
             for attribute in node.attribute:
                 if attribute.name == "value" and attribute.t.data_type == FLOAT:
                     attribute.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attribute.t).astype(np.float16)))
@@ -57,6 +74,51 @@ def convert_to_fp16(model: Any) -> Any:
             for attribute in node.attribute:
                 if attribute.name == "to" and attribute.i == FLOAT:
                     attribute.i = FLOAT16
+    if kept:
+        _cast_between(graph, kept, types, float32_initializers, float32_inputs)
+    _cast_graph_io(graph, kept)
+    del graph.value_info[:]  # stale float32 annotations; re-inferred below
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def _cast_between(
+    graph: Any, kept: set[str], types: dict[str, int], float32_initializers: set[str], resize_inputs: set[str]
+) -> None:
+    """A Cast on every float edge from a converted node to a kept one (to float32) and back (to float16)."""
+    from onnx import helper
+
+    writers = producers(graph)
+    graph_inputs = {i.name for i in graph.input}
+
+    def side(tensor: str) -> bool:  # True: float32 (a kept node, a float32 input or initializer)
+        writer = writers.get(tensor)
+        if writer is None:
+            return tensor in graph_inputs or tensor in float32_initializers
+        if writer.name in kept:
+            return True
+        return writer.op_type == "Cast" and types.get(writer.input[0]) in (INT32, INT64)  # exact float32 from integers
+
+    casts: dict[tuple[str, int], str] = {}
+    nodes = []
+    for node in graph.node:
+        want = FLOAT if node.name in kept else FLOAT16
+        for index, tensor in enumerate(node.input):
+            skip = types.get(tensor) != FLOAT or tensor in graph_inputs or tensor in resize_inputs  # float32 by spec
+            if skip or side(tensor) == (want == FLOAT):
+                continue
+            key = (tensor, want)
+            if key not in casts:
+                casts[key] = f"{tensor}_as_{'fp32' if want == FLOAT else 'fp16'}"
+                nodes.append(helper.make_node("Cast", [tensor], [casts[key]], to=want, name=casts[key]))
+            node.input[index] = casts[key]
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _cast_graph_io(graph: Any, kept: set[str]) -> None:
+    """float32 graph inputs cast to float16 for converted readers; float16 results cast back to float32 outputs."""
+    from onnx import helper
 
     renames: dict[str, str] = {}
     casts_in = []
@@ -73,12 +135,16 @@ def convert_to_fp16(model: Any) -> Any:
                 )
             )
     for node in graph.node:
+        if node.name in kept:
+            continue
         for index, name in enumerate(node.input):
             if name in renames:
                 node.input[index] = renames[name]
+    writers = producers(graph)
     casts_out = []
     for graph_output in graph.output:
-        if graph_output.type.tensor_type.elem_type == FLOAT:
+        writer = writers.get(graph_output.name)
+        if graph_output.type.tensor_type.elem_type == FLOAT and (writer is None or writer.name not in kept):
             internal = f"{graph_output.name}_fp16"
             for node in graph.node:
                 node.output[:] = [internal if o == graph_output.name else o for o in node.output]
@@ -88,8 +154,6 @@ def convert_to_fp16(model: Any) -> Any:
     nodes = casts_in + list(graph.node) + casts_out
     del graph.node[:]
     graph.node.extend(nodes)
-    del graph.value_info[:]  # stale float32 annotations; re-inferred below
-    return onnx.shape_inference.infer_shapes(model)
 
 
 def float16_leaks(model: Any) -> list[str]:

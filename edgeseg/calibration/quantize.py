@@ -22,7 +22,7 @@ import contextlib
 import io
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ from edgeseg.onnx_graph import consumers, downstream, producers, static_shapes
 
 METHODS = ("entropy", "percentile", "minmax")
 WEIGHTED_OPS = ("Conv", "ConvTranspose")
+INSTANCE_WEIGHTED_OPS = WEIGHTED_OPS + ("Gemm",)
+# What an instance graph computes in float16 (its FP16 form) and quantizes (the INT8 forms), on feature maps only.
+FEATURE_MAP_OPS = INSTANCE_WEIGHTED_OPS + ("Relu", "Add", "MaxPool", "AveragePool", "Resize", "Concat")
 SHAPE_OPS = ("Shape", "Size")
 
 
@@ -162,9 +165,38 @@ def stem_nodes(model: Any) -> list[str]:
     return [conv.name for conv in convs] + relus
 
 
-def weighted_nodes(model: Any) -> list[str]:
-    """The layers whose precision sensitivity is measured: every Conv and ConvTranspose."""
-    return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
+def weighted_nodes(model: Any, op_types: tuple[str, ...] = WEIGHTED_OPS) -> list[str]:
+    """The layers whose precision sensitivity is measured: every Conv and ConvTranspose (and Gemm in an instance
+    graph's box head)."""
+    return [n.name for n in model.graph.node if n.op_type in op_types]
+
+
+def feature_map_nodes(model: Any, op_types: tuple[str, ...]) -> list[str]:
+    """Nodes of `op_types` that compute on feature maps: the weighted layers, and the others where their output
+    is 4-D. In an instance graph this leaves out the box arithmetic (Adds and Muls on 1-D and 2-D coordinate
+    tensors, where an 8-bit step is pixels wide), NMS and RoIAlign."""
+    shapes = static_shapes(model)
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type in op_types and (n.op_type in INSTANCE_WEIGHTED_OPS or len(shapes.get(n.output[0], ())) == 4)
+    ]
+
+
+def outside_feature_maps(model: Any) -> frozenset[str]:
+    """An instance graph's nodes that are not feature_map_nodes (Constants aside): what its FP16 form keeps in
+    float32."""
+    dense = set(feature_map_nodes(model, FEATURE_MAP_OPS))
+    return frozenset(n.name for n in model.graph.node if n.name not in dense and n.op_type != "Constant")
+
+
+def for_instances(recipe: QuantRecipe) -> QuantRecipe:
+    """The recipe with the box head's fully connected layers (Gemm) quantized too, and only the operator types
+    that an instance graph uses on feature maps: ONNX Runtime's calibrator collects ranges for every tensor of
+    the listed types, and the detector's Concat/Reshape/Transpose outputs change size from frame to frame (the
+    entropy histograms cannot merge them)."""
+    return replace(recipe, op_types=tuple(op for op in recipe.op_types + ("Gemm",) if op in FEATURE_MAP_OPS
+                                          and op != "Concat"))  # fmt: skip
 
 
 def quantize(

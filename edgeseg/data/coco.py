@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path
 
@@ -123,9 +124,44 @@ def paste_mask(box: np.ndarray, mask: np.ndarray, height: int, width: int) -> np
     return full
 
 
+def categories_of(bundle: Bundle) -> list[tuple[int, str]]:
+    """(COCO category id, name) per model class, in the model's class order."""
+    return [(int(c.get("category_id", index + 1)), c["name"]) for index, c in enumerate(bundle.manifest["classes"])]
+
+
+Detection = tuple[np.ndarray, float, int, np.ndarray]  # box x1 y1 x2 y2, score, category id, full-frame mask
+
+
+def as_coco_detections(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, masks: np.ndarray, categories: list[tuple[int, str]],
+    height: int, width: int,
+) -> list[Detection]:  # fmt: skip
+    """A detector's answer at frame resolution (class indices, box-sized mask probabilities) as evaluate_coco's
+    detections: COCO category ids and masks pasted into the frame."""
+    return [
+        (box, float(score), categories[int(cls)][0], paste_mask(box, mask, height, width))
+        for box, score, cls, mask in zip(boxes, scores, classes, masks)
+    ]
+
+
+def detections_as_truth(found: list[Detection], height: int, width: int, threshold: float = 0.5
+                        ) -> tuple[np.ndarray, dict[int, int]]:  # fmt: skip
+    """Detections above `threshold` as an instance plane and its classes (the higher score keeps a shared pixel):
+    ground truth made from a reference model, for data without instance labels."""
+    plane = np.zeros((height, width), np.uint16)
+    classes = {}
+    for _, score, category, mask in sorted(found, key=lambda d: -d[1]):
+        fresh = mask & (plane == 0)
+        if score < threshold or not fresh.any():
+            continue
+        number = len(classes) + 1
+        plane[fresh], classes[number] = number, category
+    return plane, classes
+
+
 def evaluate_coco(
     truths: list[tuple[np.ndarray, dict[int, int]]],
-    detections: list[list[tuple[np.ndarray, float, int, np.ndarray]]],
+    detections: list[list[Detection]],
     categories: dict[int, str],
 ) -> dict[str, Any]:
     """COCO box and mask AP (pycocotools' COCOeval) for frames of (instance plane, id -> category) and their

@@ -24,3 +24,6 @@ class Prediction:
     frame: Frame
     class_map: np.ndarray  # uint8 at model resolution
     logits: np.ndarray | None  # kept only when the overlay upsamples logits
+    # Instance bundles: class_map holds instance ids at frame resolution, and this one record per id
+    # (id, class, score, box) for --save-mask's JSON.
+    detections: list[dict] | None = None

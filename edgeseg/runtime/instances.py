@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -41,17 +42,21 @@ class Detections:
 class InstanceDetector:
     """The bundle's ONNX graph in ONNX Runtime, all five outputs."""
 
-    def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int | None = None):
+    def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int | None = None, path: Path | None = None):
+        """The bundle's artifact of that precision, or the ONNX file at `path` (a variant being calibrated)."""
         import onnxruntime as ort
 
         self.bundle = bundle
-        self.artifact = bundle.select("onnx", "fp32" if precision == "best" else precision, targets=("cpu", "any"))
+        if path is None:
+            # The TensorRT form's Q/DQ graph runs in ONNX Runtime too: used when there is no CPU form.
+            self.artifact = bundle.select("onnx", precision, targets=("cpu", "any", "tensorrt"))
+            path = bundle.artifact_path(self.artifact)
+        self.name = path.name
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(bundle.artifact_path(self.artifact)), options, providers=["CPUExecutionProvider"]
-        )
+        options.log_severity_level = 3  # ONNX Runtime's shape-merge warnings on Q/DQ graphs are not the user's to fix
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def detect(self, image: np.ndarray, times: StageTimes) -> Detections:
         height, width = image.shape[:2]
@@ -68,6 +73,21 @@ class InstanceDetector:
         return Detections(boxes[:count] * scale, scores[:count], classes[:count], masks[:count])
 
 
+def shown(found: Detections, threshold: float) -> list[int]:
+    """The detections drawn, in score order: the n-th of them has instance id n in the id map."""
+    return [i for i in range(len(found.scores)) if found.scores[i] >= threshold]
+
+
+def detection_records(found: Detections, names: list[str], threshold: float) -> list[dict[str, Any]]:
+    """The drawn detections as --save-mask's JSON has them: instance id (its pixels in the id map), class, score
+    and box (x1, y1, x2, y2 in frame pixels)."""
+    return [
+        {"id": number, "class": names[int(found.classes[i])], "class_index": int(found.classes[i]),
+         "score": round(float(found.scores[i]), 4), "box": [round(float(v), 1) for v in found.boxes[i]]}
+        for number, i in enumerate(shown(found, threshold), start=1)
+    ]  # fmt: skip
+
+
 def draw_instances(
     image: np.ndarray, found: Detections, names: list[str], alpha: float = 0.5, threshold: float = 0.5,
     visualize: str = "overlay",
@@ -80,7 +100,7 @@ def draw_instances(
     ids = np.zeros((height, width), np.uint8)
     drawn = np.zeros_like(image) if visualize == "mask" else image.copy()
     colour = np.zeros_like(image) if visualize == "both" else None
-    keep = [i for i in range(len(found.scores)) if found.scores[i] >= threshold]
+    keep = shown(found, threshold)
     for number, i in enumerate(keep, start=1):
         x0, y0, x1, y1 = (int(round(v)) for v in found.boxes[i])
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
@@ -125,7 +145,7 @@ def run_instances(bundle: Bundle, options: Any) -> RunSummary:
     detector = InstanceDetector(bundle, options.precision, options.threads)
     names = [c.name for c in bundle.classes]
     source = open_source(options.inputs[0], options.stream)
-    summary, times = RunSummary(backend=f"onnxruntime (CPUExecutionProvider) on {detector.artifact.path}"), StageTimes()
+    summary, times = RunSummary(backend=f"onnxruntime (CPUExecutionProvider) on {detector.name}"), StageTimes()
     try:
         sinks = open_sinks(options.outputs, source.fps or 30.0, options.save_mask, options.view)
     except BaseException:
@@ -146,8 +166,9 @@ def run_instances(bundle: Bundle, options: Any) -> RunSummary:
                 with times.stage("overlay"):
                     drawn, ids = draw_instances(frame.image, found, names, options.alpha, threshold, options.visualize)
                 with times.stage("sink"):
+                    records = detection_records(found, names, threshold) if options.save_mask else None
                     prediction = Prediction(
-                        Frame(frame.index, frame.image, frame.timestamp, name=frame.name), ids, None
+                        Frame(frame.index, frame.image, frame.timestamp, name=frame.name), ids, None, records
                     )
                     for sink in sinks:
                         sink.write(drawn, prediction)

@@ -11,17 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg.bundle import Bundle
-from edgeseg.data.coco import evaluate_coco, instance_classes, paste_mask
+from edgeseg.data.coco import as_coco_detections, categories_of, evaluate_coco, instance_classes
 from edgeseg.errors import EdgesegError, require
 from edgeseg.progress import Progress
 from edgeseg.runtime.instances import InstanceDetector
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.sources import open_source
-
-
-def categories_of(bundle: Bundle) -> list[tuple[int, str]]:
-    """(COCO category id, name) per model class, in the model's class order."""
-    return [(int(c.get("category_id", index + 1)), c["name"]) for index, c in enumerate(bundle.manifest["classes"])]
 
 
 def evaluate_instances(bundle_dir: Path, data: str, precision: str = "fp32", frames: int | None = None,
@@ -45,10 +40,9 @@ def evaluate_instances(bundle_dir: Path, data: str, precision: str = "fp32", fra
         truths.append((frame.instances, instance_classes(frame.instances, frame.label)))
         found = detector.detect(frame.image, times)
         height, width = frame.image.shape[:2]
-        detections.append([
-            (box, float(score), categories[int(cls)][0], paste_mask(box, mask, height, width))
-            for box, score, cls, mask in zip(found.boxes, found.scores, found.classes, found.masks)
-        ])  # fmt: skip
+        detections.append(
+            as_coco_detections(found.boxes, found.scores, found.classes, found.masks, categories, height, width)
+        )
         bar.advance()
     if not truths:
         raise EdgesegError(f"'{data}' gave no frames to evaluate")

@@ -103,14 +103,26 @@ def float_layer_count(extra: dict) -> str:
     return f"{count} ({for_speed} for speed)" if for_speed else str(count)
 
 
+def points(change: float | None) -> str:
+    """A change of a 0..1 score in points (hundredths)."""
+    return figure(change, "+.2f", 100.0) + (" pt" if change is not None else "")
+
+
 def fidelity_table(bundle: Bundle) -> str:
-    """What each precision variant costs against FP32 on held-out frames."""
+    """What each precision variant costs against FP32 on held-out frames: pixel agreement and mIoU for a semantic
+    bundle, detection agreement and COCO AP for an instance bundle."""
+    instances = bundle.is_instances
     rows = []
     for artifact in bundle.artifacts:
         fidelity = artifact.extra.get("fidelity")
         if not isinstance(fidelity, dict):
             continue
         ratio = artifact.extra.get("cpu_latency_ratio")
+        if instances:
+            accuracy = [figure(fidelity.get("box_ap"), ".4f"), figure(fidelity.get("mask_ap"), ".4f"),
+                        points(fidelity.get("mask_ap_change"))]  # fmt: skip
+        else:
+            accuracy = [figure(fidelity.get("miou"), ".4f"), points(fidelity.get("miou_change"))]
         rows.append(
             [
                 artifact.path,
@@ -118,9 +130,7 @@ def fidelity_table(bundle: Bundle) -> str:
                 artifact.target,
                 percent(fidelity.get("agreement")),
                 percent(fidelity.get("worst_frame_agreement")),
-                figure(fidelity.get("miou"), ".4f"),
-                figure(fidelity.get("miou_change"), "+.2f", 100.0)
-                + (" pt" if fidelity.get("miou_change") is not None else ""),
+                *accuracy,
                 float_layer_count(artifact.extra),
                 figure(ratio, ".2f") + ("x" if ratio is not None else ""),
             ]
@@ -133,18 +143,14 @@ def fidelity_table(bundle: Bundle) -> str:
     )
     if "fp32_miou" in calibration:
         header += f"; FP32 mIoU {figure(calibration['fp32_miou'], '.4f')}"
+    if "fp32_mask_ap" in calibration:
+        header += (
+            f"; FP32 box AP {figure(calibration.get('fp32_box_ap'), '.4f')}, mask AP "
+            f"{figure(calibration['fp32_mask_ap'], '.4f')} against {calibration.get('truth', '?')}"
+        )
+    accuracy = ["box AP", "mask AP", "mask AP change"] if instances else ["mIoU", "mIoU change"]
+    agreement = ["detection agreement", "worst frame"] if instances else ["agreement", "worst frame"]
     table = format_table(
-        [
-            "artifact",
-            "precision",
-            "target",
-            "agreement",
-            "worst frame",
-            "mIoU",
-            "mIoU change",
-            "float layers",
-            "CPU latency vs FP32",
-        ],
-        rows,
+        ["artifact", "precision", "target", *agreement, *accuracy, "float layers", "CPU latency vs FP32"], rows
     )
     return header + "\n" + table

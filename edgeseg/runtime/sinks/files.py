@@ -1,10 +1,12 @@
 """Outputs that are files: a video (written under a temporary name, renamed when closed, so a recording
 that exists is complete and playable) and an image folder (overlays as JPEG; with --save-mask also the raw
-class maps as PNG in masks/, what a medical recording keeps).
+class maps as PNG in masks/, what a medical recording keeps; for an instance bundle the instance ids, with a
+JSON of the detections beside each).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +15,7 @@ import cv2
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.fileio import check_writable, write_image_atomic
+from edgeseg.fileio import check_writable, write_image_atomic, write_text_atomic
 from edgeseg.runtime.frames import Prediction
 from edgeseg.runtime.sinks.base import Sink
 
@@ -86,10 +88,14 @@ class ImageFolderSink(Sink):
         name = prediction.frame.name or f"{prediction.frame.index:06d}.jpg"
         write_image_atomic(self.folder / name, image)
         if self.save_mask:
-            # Class ids at the frame's own resolution, so each mask lines up with its frame.
+            # Class ids (instance ids for an instance bundle) at the frame's own resolution, so each mask lines up
+            # with its frame.
             height, width = prediction.frame.image.shape[:2]
             mask = cv2.resize(prediction.class_map, (width, height), interpolation=cv2.INTER_NEAREST)
-            write_image_atomic(self.folder / "masks" / f"{Path(name).stem}.png", mask)
+            stem = self.folder / "masks" / Path(name).stem
+            write_image_atomic(stem.with_suffix(".png"), mask)
+            if prediction.detections is not None:
+                write_text_atomic(stem.with_suffix(".json"), json.dumps({"detections": prediction.detections}) + "\n")
         self.frames += 1
 
     def describe(self) -> str:
