@@ -174,8 +174,7 @@ def test_deepstream_for_an_instance_bundle_says_why_not(instance_bundle, tmp_pat
     assert_one_line_error(code, err, "nvinfer needs a custom output parser for instance masks")
 
 
-@pytest.mark.parametrize("verb", [["calibrate", "--data", "synthetic://driving?frames=4"], ["bench"],
-                                  ["deploy", "--target", "triton", "-o", "OUT"]])  # fmt: skip
+@pytest.mark.parametrize("verb", [["bench"], ["deploy", "--target", "triton", "-o", "OUT"]])
 def test_an_instance_bundle_given_to_a_semantic_only_verb(instance_bundle, tmp_path, capsys, verb):
     argv = [a if a != "OUT" else str(tmp_path / "out") for a in verb]
     code, _, err = run_cli(capsys, argv[0], instance_bundle, *argv[1:])
@@ -282,3 +281,100 @@ def test_the_demo_finds_objects_in_held_out_frames(tmp_path, capsys):
 def test_instance_export_and_train_bad_input(argv, said, tmp_path, capsys):
     code, _, err = run_cli(capsys, *[str(tmp_path / "out") if a == "OUT" else a for a in argv])
     assert_one_line_error(code, err, said)
+
+
+# -- calibrate, and what the runtime writes -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def calibrated_demo(tmp_path_factory):
+    """The shipped demo, calibrated on a few frames (min-max ranges: the quickest; fidelity on 6 labelled frames)."""
+    from edgeseg.cli import main
+
+    bundle = tmp_path_factory.mktemp("calibrated") / "demo"
+    assert main(["export", "demo-driving-instances", "-o", str(bundle)]) == 0
+    data = "synthetic://driving?seed=3&frames=14&size=320x240&instances=1"
+    assert main(["calibrate", str(bundle), "--data", data, "--count", "8", "--eval-count", "6", "--method", "minmax",
+                 "--cpu-format", "qdq"]) == 0  # fmt: skip
+    return bundle
+
+
+def test_calibrate_measures_each_variant_in_coco_ap(calibrated_demo):
+    from edgeseg.bundle import Bundle
+
+    bundle = Bundle.load(calibrated_demo)
+    calibration = bundle.manifest["calibration"]
+    assert calibration["truth"] == "instance labels" and calibration["fp32_mask_ap"] > 0.2
+    variants = {(a.precision, a.target): a for a in bundle.artifacts if a.precision != "fp32"}
+    assert set(variants) == {("fp16", "any"), ("int8", "tensorrt"), ("int8", "cpu")}
+    for artifact in variants.values():
+        fidelity = artifact.extra["fidelity"]
+        assert fidelity["frames"] == 6 and 0 <= fidelity["agreement"] <= 1
+        assert fidelity["fp32_mask_ap"] == calibration["fp32_mask_ap"]
+        assert fidelity["mask_ap_change"] == pytest.approx(fidelity["mask_ap"] - fidelity["fp32_mask_ap"])
+        assert set(fidelity["mask_ap_per_class"]) == {"vehicle", "pedestrian", "traffic sign"}
+        assert all((calibrated_demo / path).is_file() for path in fidelity["worst_frames"])
+    # FP16 moves no detection that matters; INT8 stays within a few points even on min-max ranges of 8 frames.
+    assert abs(variants["fp16", "any"].extra["fidelity"]["mask_ap_change"]) < 0.005
+    assert abs(variants["int8", "tensorrt"].extra["fidelity"]["mask_ap_change"]) < 0.05
+
+
+def test_int8_and_fp16_keep_the_box_arithmetic_nms_and_roialign_in_float(calibrated_demo):
+    import onnx
+
+    from edgeseg.onnx_graph import producers
+
+    for name, float_type in (("model.int8-tensorrt.onnx", 1), ("model.fp16.onnx", 1)):
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(calibrated_demo / name)))
+        graph = model.graph
+        types = {v.name: v.type.tensor_type.elem_type for v in list(graph.value_info) + list(graph.output)}
+        writers = producers(graph)
+        detector = [n for n in graph.node if n.op_type in ("NonMaxSuppression", "RoiAlign")]
+        assert len(detector) == 8
+        for node in detector:
+            boxes = node.input[1]  # NMS: boxes; RoiAlign: rois
+            assert writers[boxes].op_type != "DequantizeLinear", (name, node.name)
+            assert types[boxes] == float_type, (name, node.name)
+        ops = {n.op_type for n in graph.node}
+        if "int8" in name:  # the box head's fully connected layers are quantized with the convolutions
+            quantized = {writers[n.input[0]].op_type for n in graph.node if n.op_type == "Gemm"}
+            assert quantized == {"DequantizeLinear"} and "QuantizeLinear" in ops
+        else:
+            assert "QuantizeLinear" not in ops
+            conv_weights = {t.name: t.data_type for t in graph.initializer}
+            assert {conv_weights[n.input[1]] for n in graph.node if n.op_type == "Conv"} == {10}  # float16
+
+
+def test_run_precision_int8_uses_the_cpu_form_and_save_mask_writes_detections(calibrated_demo, tmp_path, capsys):
+    import cv2
+
+    out = tmp_path / "frames"
+    source = "synthetic://driving?seed=2000&frames=3&size=320x240&instances=1"
+    code, stdout, err = run_cli(capsys, "run", calibrated_demo, "-i", source, "-o", out, "--precision", "int8",
+                                "--save-mask")  # fmt: skip
+    assert code == 0, err
+    assert "model.int8-cpu.onnx" in stdout
+    for index in range(3):
+        ids = cv2.imread(str(out / "masks" / f"{index:06d}.png"), cv2.IMREAD_UNCHANGED)
+        records = json.loads((out / "masks" / f"{index:06d}.json").read_text())["detections"]
+        assert records and [r["id"] for r in records] == list(range(1, len(records) + 1))
+        assert set(np.unique(ids)) - {0} <= {r["id"] for r in records}
+        for record in records:
+            x0, y0, x1, y1 = record["box"]
+            ys, xs = np.nonzero(ids == record["id"])
+            if len(xs):  # an instance's pixels lie inside its box
+                assert xs.min() >= int(x0) - 1 and xs.max() <= x1 + 1 and ys.min() >= int(y0) - 1 and ys.max() <= y1 + 1
+            assert record["class"] in ("vehicle", "pedestrian", "traffic sign") and 0.5 <= record["score"] <= 1
+
+
+def test_min_agreement_on_an_instance_bundle_points_to_max_ap_drop(instance_bundle, capsys):
+    code, _, err = run_cli(capsys, "calibrate", instance_bundle, "--data", "synthetic://driving?frames=4",
+                           "--min-agreement", "0.99")  # fmt: skip
+    assert_one_line_error(code, err, "its INT8 target is in mask AP", "use --max-ap-drop")
+
+
+def test_max_ap_drop_is_for_instance_bundles_and_in_points(tiny_bundle, instance_bundle, capsys):
+    code, _, err = run_cli(capsys, "calibrate", tiny_bundle, "--data", "synthetic://driving?frames=4", "--max-ap-drop",
+                           "1")  # fmt: skip
+    assert_one_line_error(code, err, "--max-ap-drop is for instance models", "--min-agreement")
+    code, _, err = run_cli(capsys, "calibrate", instance_bundle, "--data", "synthetic://driving?frames=4",
+                           "--max-ap-drop", "150")  # fmt: skip
+    assert code == 2 and "outside 0..100 AP points" in err and "Traceback" not in err

@@ -274,10 +274,12 @@ class Calibration:
         return ranked[:high], losses, reached
 
     def int8(self, progress: Progress) -> list[Artifact]:
-        from edgeseg.calibration.quantize import float_boundary_nodes
+        from edgeseg.calibration.quantize import float_boundary_nodes, input_head_nodes
 
         layers, measure, tensorrt = self.layers, self.fidelity, self.recipes["tensorrt"]
-        boundary = float_boundary_nodes(self.model)
+        # An instance graph has no logits tail: what it keeps float beyond its preprocessing is outside
+        # self.quantizable already.
+        boundary = input_head_nodes(self.model) if self.bundle.is_instances else float_boundary_nodes(self.model)
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
         self.quantize_to(trt_path, tensorrt, boundary)
         progress.advance("INT8 Q/DQ for TensorRT")

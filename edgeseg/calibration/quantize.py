@@ -110,16 +110,10 @@ def float_boundary_nodes(model: Any) -> list[str]:
     """Nodes that stay float: the fused preprocessing before the first Conv, and the logits-to-argmax tail."""
     graph = model.graph
     writers = producers(graph)
-    # Forward from the image input until a Conv: Cast, channel flip, normalisation.
-    head, _ = downstream(graph, [i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
     # The argmax and everything after it (the casts to uint8).
     argmaxes = [n for n in graph.node if n.op_type == "ArgMax"]
     tail, _ = downstream(graph, [o for n in argmaxes for o in n.output])
-    keep = (
-        [graph.node[index].name for index in head]
-        + [n.name for n in argmaxes]
-        + [graph.node[index].name for index in tail]
-    )
+    keep = input_head_nodes(model) + [n.name for n in argmaxes] + [graph.node[index].name for index in tail]
     # Backward from the logits to the last Conv (the final Resize, a score Add): logits stay float.
     frontier = deque([n.input[0] for n in argmaxes] or [o.name for o in graph.output])
     while frontier:
@@ -129,6 +123,13 @@ def float_boundary_nodes(model: Any) -> list[str]:
         keep.append(node.name)
         frontier.extend(node.input if node.op_type == "Add" else node.input[:1])
     return keep
+
+
+def input_head_nodes(model: Any) -> list[str]:
+    """Forward from the image input until a Conv: Cast, channel flip, normalisation (the fused preprocessing)."""
+    graph = model.graph
+    head, _ = downstream(graph, [i.name for i in graph.input], stop=WEIGHTED_OPS + SHAPE_OPS)
+    return [graph.node[index].name for index in head]
 
 
 def resolution_levels(model: Any, op_types: tuple[str, ...]) -> list[list[str]]:
