@@ -174,7 +174,7 @@ def test_deepstream_for_an_instance_bundle_says_why_not(instance_bundle, tmp_pat
     assert_one_line_error(code, err, "nvinfer needs a custom output parser for instance masks")
 
 
-@pytest.mark.parametrize("verb", [["bench"], ["deploy", "--target", "triton", "-o", "OUT"]])
+@pytest.mark.parametrize("verb", [["bench", "--streams", "2"], ["deploy", "--target", "triton", "-o", "OUT"]])
 def test_an_instance_bundle_given_to_a_semantic_only_verb(instance_bundle, tmp_path, capsys, verb):
     argv = [a if a != "OUT" else str(tmp_path / "out") for a in verb]
     code, _, err = run_cli(capsys, argv[0], instance_bundle, *argv[1:])
@@ -378,3 +378,30 @@ def test_max_ap_drop_is_for_instance_bundles_and_in_points(tiny_bundle, instance
     code, _, err = run_cli(capsys, "calibrate", instance_bundle, "--data", "synthetic://driving?frames=4",
                            "--max-ap-drop", "150")  # fmt: skip
     assert code == 2 and "outside 0..100 AP points" in err and "Traceback" not in err
+
+
+def test_bench_has_a_row_per_precision_with_mask_ap_and_the_1080p_overlay_ratio(calibrated_demo, tmp_path, capsys):
+    report_path = tmp_path / "bench.json"
+    source = "synthetic://driving?seed=2000&frames=8&size=320x240&instances=1"
+    short = ["--frames", "6", "--warmup", "2", "--accuracy-frames", "4"]
+    code, out, err = run_cli(capsys, "bench", calibrated_demo, "-i", source, *short, "--json", report_path, "--md",
+                             tmp_path / "bench.md")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["kind"] == "instances"
+    rows = {row["precision"]: row for row in report["rows"]}
+    assert list(rows) == ["fp32", "fp16", "int8"] and rows["int8"]["artifact"] == "model.int8-cpu.onnx"
+    for row in rows.values():
+        assert row["engine"]["p50_ms"] > 0 and row["end_to_end"]["frames"] == 6 and row["sequential_fps"] > 0
+        assert set(row["stages_alone_ms"]) == {"capture", "preprocess", "infer", "overlay"}
+        assert 0 < row["accuracy"]["mask_ap"] <= 1 and 0 < row["accuracy"]["agreement"] <= 1
+    assert rows["fp32"]["accuracy"]["agreement"] == 1.0  # the reference row agrees with itself
+    (at_1080p,) = [o for o in report["overlay"] if o["at"] == "1080p"]
+    assert at_1080p["resolution"] == "1920x1080" and at_1080p["filter"] == "30 instances"
+    assert report["ratios"]["overlay_1080p_vs_addweighted"] == at_1080p["ratio"]
+    assert "mask AP" in out and "detection agreement" in (tmp_path / "bench.md").read_text()
+
+
+def test_bench_of_an_instance_bundle_on_another_backend(calibrated_demo, capsys):
+    code, _, err = run_cli(capsys, "bench", calibrated_demo, "--backend", "tensorrt")
+    assert_one_line_error(code, err, "instance bundles run on ONNX Runtime so far")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from edgeseg.bench.baseline import baseline_row
-from edgeseg.bench.rows import BenchOptions, BenchReport, Row, with_fps
+from edgeseg.bench.rows import DEFAULT_SOURCE, BenchOptions, BenchReport, Row, with_fps
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import confusion_matrix, scores
@@ -75,19 +75,43 @@ def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]
     return plan
 
 
+def read_bench_frames(options: BenchOptions) -> list[Any]:
+    source = open_source(options.source)
+    try:
+        frames = [f for _, f in zip(range(max(options.frames, options.accuracy_frames)), source)]
+    finally:
+        source.close()
+    if not frames:
+        raise EdgesegError(f"'{options.source}' yielded no frames")
+    return frames
+
+
+def timing_source_for(uri: str, frames: list[np.ndarray]) -> tuple[str, Any]:
+    """What capture is timed on, and the scratch folder to keep while it is read (None for a real source). A
+    synthetic scene is rendered once into an MPEG-4 file, so capture costs what decoding a video costs, not what
+    drawing the scene costs."""
+    if not uri.startswith("synthetic://"):
+        return uri, None
+    import tempfile
+
+    scratch = tempfile.TemporaryDirectory(prefix="edgeseg-bench-")
+    path = Path(scratch.name) / "frames.mp4"
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path), scratch
+
+
 class Bench:
     def __init__(self, bundle: Bundle, options: BenchOptions):
         self.bundle, self.options = bundle, options
         self.overlay = Overlay(bundle.classes)
-        source = open_source(options.source)
-        try:
-            frames = [(f.image, f.label) for _, f in zip(range(max(options.frames, options.accuracy_frames)), source)]
-        finally:
-            source.close()
-        if not frames:
-            raise EdgesegError(f"'{options.source}' yielded no frames")
+        read = read_bench_frames(options)
+        frames = [(f.image, f.label) for f in read]
         self.frames = [f[0] for f in frames]
-        self.timing_source = self._timing_source(options.source)
+        self.timing_source, self._scratch = timing_source_for(options.source, self.frames)
         labelled = [(image, label) for image, label in frames[: options.accuracy_frames] if label is not None]
         self.labelled = (
             labelled
@@ -96,22 +120,6 @@ class Bench:
         )
         self.accuracy_images = [f[0] for f in frames[: options.accuracy_frames]]
         self.reference_maps: list[np.ndarray] | None = None
-
-    def _timing_source(self, uri: str) -> str:
-        """What capture is timed on. A synthetic scene is rendered once into an MPEG-4 file, so capture
-        costs what decoding a video costs, not what drawing the scene costs."""
-        if not uri.startswith("synthetic://"):
-            return uri
-        import tempfile
-
-        self._scratch = tempfile.TemporaryDirectory(prefix="edgeseg-bench-")
-        path = Path(self._scratch.name) / "frames.mp4"
-        height, width = self.frames[0].shape[:2]
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
-        for frame in self.frames:
-            writer.write(frame)
-        writer.release()
-        return str(path)
 
     def _labels_fit(self, labelled: list[tuple[np.ndarray, np.ndarray]]) -> bool:
         return bool(labelled) and max(int(label.max()) for _, label in labelled) < len(self.bundle.classes)
@@ -295,10 +303,11 @@ def ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
-    from edgeseg.bench.environment import TelemetrySampler, environment
+    from edgeseg.bench.environment import TelemetrySampler
 
     bundle = Bundle.load(bundle_dir)
-    bundle.require_semantic("bench")
+    if bundle.is_instances:
+        return run_instance_bench_report(bundle, options)
     plan = check_options(options, bundle)
     ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
     progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
@@ -319,21 +328,50 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
             )
         overlay = overlay_costs(bundle, bench.frames[0])
         progress.advance("overlay costs")
+    return report_of(bundle, options, telemetry.summary(), bench.frames[0], bench.timing_source, rows, baseline_note,
+                     overlay, ratios(rows, overlay))  # fmt: skip
+
+
+def run_instance_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport:
+    """An instance bundle's bench (edgeseg.bench.instances), as the same report."""
+    from edgeseg.bench.environment import TelemetrySampler
+    from edgeseg.bench.instances import instance_plan, instance_ratios, run_instance_bench
+
+    if options.source == DEFAULT_SOURCE:
+        options.source += "&instances=1"  # the default scene, with the instance labels AP needs
+    progress = Progress(len(instance_plan(options, bundle)) + 2, "bench", enabled=options.progress)
+    frames = read_bench_frames(options)
+    timing_source, _scratch = timing_source_for(options.source, [f.image for f in frames])
+    progress.advance(f"{len(frames)} frames of {options.source}")
+    with TelemetrySampler() as telemetry:
+        rows, overlay = run_instance_bench(bundle, options, frames, timing_source, progress)
+        progress.advance("overlay costs")
+    note = "instance bundles have no PyTorch-eager baseline row yet"
+    return report_of(bundle, options, telemetry.summary(), frames[0].image, timing_source, rows, note, overlay,
+                     instance_ratios(rows, overlay), kind="instances")  # fmt: skip
+
+
+def report_of(bundle: Bundle, options: BenchOptions, telemetry: dict[str, Any], frame: np.ndarray, timing_source: str,
+              rows: list[Row], baseline_note: str, overlay: list[dict[str, Any]], figures: dict[str, Any],
+              kind: str = "semantic") -> BenchReport:  # fmt: skip
+    from edgeseg.bench.environment import environment
+
     return BenchReport(
         environment=environment(),
-        telemetry=telemetry.summary(),
+        telemetry=telemetry,
         bundle=str(bundle.root),
         model=bundle.manifest["model"].get("name"),
         input_size=list(bundle.input.size),
         source=options.source,
-        source_size=list(bench.frames[0].shape[:2]),
+        source_size=list(frame.shape[:2]),
         capture_from="an MPEG-4 (mp4v) file of the rendered scene"
-        if bench.timing_source != options.source
+        if timing_source != options.source
         else options.source,
         frames=options.frames,
         warmup=options.warmup,
         rows=rows,
         baseline_note=baseline_note,
         overlay=overlay,
-        ratios=ratios(rows, overlay),
+        ratios=figures,
+        kind=kind,
     )

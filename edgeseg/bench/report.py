@@ -25,9 +25,16 @@ HEADERS = [
 ]
 
 
+def headers(report: dict[str, Any]) -> list[str]:
+    """An instance bundle's rows score detections: agreement with FP32's, and COCO mask AP."""
+    if report.get("kind") == "instances":
+        return HEADERS[:-2] + ["detection agreement", "mask AP"]
+    return HEADERS
+
+
 def row_cells(row: dict[str, Any]) -> list[str]:
     engine, accuracy = row["engine"], row["accuracy"]
-    miou = accuracy.get("miou")
+    miou = accuracy.get("mask_ap", accuracy.get("miou"))
     stage_limited = row.get("stage_limited_fps") or 0
     return [
         row["name"],
@@ -98,7 +105,7 @@ def print_terminal(report: dict[str, Any]) -> None:
     console = Console(width=None if sys.stdout.isatty() else 220)  # a log or pipe gets the whole table
     console.print(heading(report), highlight=False)
     table = Table(title=environment_line(report), title_justify="left")
-    for index, header in enumerate(HEADERS):
+    for index, header in enumerate(headers(report)):
         table.add_column(header, justify="left" if index < 2 else "right")
     for row in report["rows"]:
         table.add_row(*row_cells(row))
@@ -129,7 +136,7 @@ def terminal(report: dict[str, Any]) -> str:
         environment_line(report),
         *[f"WARNING: {w}" for w in report["environment"].get("warnings", [])],
         "",
-        format_table(HEADERS, [row_cells(r) for r in report["rows"]]),
+        format_table(headers(report), [row_cells(r) for r in report["rows"]]),
     ]
     if report.get("baseline_note"):
         lines.append(f"no baseline row: {report['baseline_note']}")
@@ -165,7 +172,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{environment_line(report)}; source {report['source']}, {report['frames']} frames.",
         "",
     ]
-    lines += table(HEADERS, [row_cells(r) for r in report["rows"]]) + [""]
+    lines += table(headers(report), [row_cells(r) for r in report["rows"]]) + [""]
     lines += table(
         ["overlay", "filter", "ms", "addWeighted ms", "ratio"],
         [
@@ -208,7 +215,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     left.set_xscale("log")  # a baseline several times slower stays readable beside the fast rows
     left.set_xlabel("engine-only latency per frame (ms, log scale)")
     left.set_title("latency distribution")
-    metric = "miou" if all("miou" in r["accuracy"] for r in rows) else "agreement"
+    metric = next((m for m in ("mask_ap", "miou") if all(m in r["accuracy"] for r in rows)), "agreement")
     for row in rows:
         accuracy = row["accuracy"][metric]
         right.scatter(row["engine"]["p50_ms"], accuracy, s=60)
@@ -216,7 +223,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
             row["name"], (row["engine"]["p50_ms"], accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8
         )
     right.set_xlabel("engine p50 latency (ms)")
-    right.set_ylabel("mIoU" if metric == "miou" else "agreement with FP32")
+    right.set_ylabel({"mask_ap": "COCO mask AP", "miou": "mIoU"}.get(metric, "agreement with FP32"))
     right.set_title("accuracy against latency")
     figure.suptitle(f"{report['model']} on {report['environment']['cpu']}")
     figure.tight_layout()

@@ -66,6 +66,7 @@ class BenchReport:
     baseline_note: str
     overlay: list[dict[str, Any]]
     ratios: dict[str, Any]
+    kind: str = "semantic"  # or "instances": accuracy is COCO AP, not mIoU
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)

@@ -24,6 +24,7 @@ from edgeseg.data.coco import (
     Detection,
     as_coco_detections,
     categories_of,
+    detection_agreement,
     detections_as_truth,
     evaluate_coco,
     instance_classes,
@@ -32,7 +33,7 @@ from edgeseg.fileio import write_image_atomic
 from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances
 from edgeseg.runtime.pipeline import StageTimes
 
-SHOWN_SCORE = 0.5  # the detections compared and drawn: those run's default --score-threshold shows
+SHOWN_SCORE = 0.5  # the detections drawn: those run's default --score-threshold shows
 
 
 class InstanceFidelity:
@@ -119,21 +120,3 @@ class InstanceFidelity:
             write_image_atomic(path, np.hstack(panels))
             written.append(str(path.relative_to(self.bundle.root)))
         return written
-
-
-def detection_agreement(reference: list[Detection], variant: list[Detection]) -> float:
-    """Mean best same-class mask IoU of each shown detection in one set with the other set's, both ways (1.0 when
-    neither shows anything)."""
-    shown = [[d for d in found if d[1] >= SHOWN_SCORE] for found in (reference, variant)]
-    if not shown[0] and not shown[1]:
-        return 1.0
-    matches = []
-    for mine, theirs in (shown, shown[::-1]):
-        for _, _, category, mask in mine:
-            matches.append(max((mask_iou(mask, other) for _, _, c, other in theirs if c == category), default=0.0))
-    return float(np.mean(matches))
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 0.0

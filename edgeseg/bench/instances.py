@@ -1,0 +1,203 @@
+"""`edgeseg bench` on an instance bundle: each ONNX precision variant, engine-only and end-to-end, with COCO AP.
+
+The rows have the semantic bench's shape (so the terminal, Markdown, JSON and plot reports render them):
+  engine-only   the detector graph alone on one preprocessed frame, the variants timed in interleaved rounds;
+  stages alone  capture, preprocess, infer and overlay (each instance's mask drawn into its box) on their own;
+  sequential    those stages one after another, as `edgeseg run` runs an instance bundle;
+  end-to-end    `edgeseg run`'s own instance loop with sink none;
+  accuracy      detection agreement with the FP32 row, and COCO box and mask AP when the frames have instance labels.
+Plus the overlay at the source resolution and at 1080p with 30 instances, against one cv2.addWeighted.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeseg.bench.rows import BenchOptions, Row, with_fps
+from edgeseg.bundle import Bundle
+from edgeseg.data.coco import (
+    as_coco_detections,
+    categories_of,
+    detection_agreement,
+    evaluate_coco,
+    instance_classes,
+)
+from edgeseg.errors import EdgesegError
+from edgeseg.progress import Progress
+from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, run_instances
+from edgeseg.runtime.pipeline import StageTimes
+from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.tensors import frames_to_input
+from edgeseg.timing import interleaved_samples, timed
+
+OVERLAY_INSTANCES = 30
+
+
+def instance_plan(options: BenchOptions, bundle: Bundle) -> list[str]:
+    """The precisions to bench: ONNX Runtime only, which is where instance bundles run so far."""
+    if options.backend not in ("auto", "onnxruntime"):
+        raise EdgesegError(
+            f"--backend {options.backend}: instance bundles run on ONNX Runtime so far; use --backend onnxruntime"
+        )
+    have = sorted({a.precision for a in bundle.artifacts if a.kind == "onnx"}, key=["fp32", "fp16", "int8"].index)
+    wanted = have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
+    for precision in wanted:
+        if precision not in have:
+            raise EdgesegError(
+                f"bundle {bundle.root} has no {precision} artifact (has: {', '.join(have)}); run: edgeseg calibrate "
+                f"{bundle.root} --data URI"
+            )
+    return sorted(wanted, key=lambda p: p != "fp32")  # FP32 first: the others are compared with it
+
+
+class InstanceBench:
+    def __init__(self, bundle: Bundle, options: BenchOptions, frames: list[Any], timing_source: str):
+        self.bundle, self.options, self.timing_source = bundle, options, timing_source
+        self.images = [f.image for f in frames]
+        self.names = [c.name for c in bundle.classes]
+        self.categories = categories_of(bundle)
+        labelled = frames[: options.accuracy_frames]
+        self.truths = None
+        if all(f.instances is not None and f.label is not None for f in labelled):
+            self.truths = [(f.instances, instance_classes(f.instances, f.label)) for f in labelled]
+        self.reference: list[list[Any]] | None = None
+
+    def measure(self, precisions: list[str], progress: Progress) -> list[Row]:
+        detectors = {p: InstanceDetector(self.bundle, p, self.options.threads) for p in precisions}
+        feed = {self.bundle.input.name: frames_to_input([self.fitted(self.images[0])], self.bundle.input)}
+        calls = {p: functools.partial(d.session.run, None, feed) for p, d in detectors.items()}
+        samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
+        rows = []
+        for precision, detector in detectors.items():
+            row = Row(f"onnxruntime {precision}", "onnxruntime", precision, detector.name)
+            row.engine, row.engine_samples_ms = with_fps(samples[precision]), [s * 1000 for s in samples[precision]]
+            row.stages_alone_ms = self.stages_alone(detector, row.engine["mean_ms"])
+            row.sequential_fps = self.sequential(detector)
+            row.end_to_end = self.end_to_end(precision)
+            row.accuracy = self.accuracy(detector)
+            progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
+            rows.append(row)
+        return rows
+
+    def fitted(self, image: np.ndarray) -> np.ndarray:
+        height, width = self.bundle.input.size
+        return image if image.shape[:2] == (height, width) else cv2.resize(image, (width, height))
+
+    def stages_alone(self, detector: InstanceDetector, infer_ms: float) -> dict[str, float]:
+        count = min(len(self.images), self.options.frames)
+        source = open_source(self.timing_source)
+        try:
+            capture = timed(source.read, count)
+        finally:
+            source.close()
+        image = self.images[0]
+        preprocess = timed(lambda: frames_to_input([self.fitted(image)], self.bundle.input), count)
+        found = detector.detect(image, StageTimes())
+        overlay = timed(lambda: draw_instances(image, found, self.names), count)
+        mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731 - a one-line helper used just below
+        return {"capture": mean(capture), "preprocess": mean(preprocess), "infer": infer_ms, "overlay": mean(overlay)}
+
+    def sequential(self, detector: InstanceDetector) -> float:
+        source = open_source(self.timing_source)
+        times, count = StageTimes(), 0
+        start = time.perf_counter()
+        try:
+            for frame in source:
+                draw_instances(frame.image, detector.detect(frame.image, times), self.names)
+                count += 1
+                if count >= self.options.frames:
+                    break
+        finally:
+            source.close()
+        return count / (time.perf_counter() - start)
+
+    def end_to_end(self, precision: str) -> dict[str, Any]:
+        """`edgeseg run`'s instance loop itself, to sink none."""
+        options = SimpleNamespace(inputs=[self.timing_source], outputs=["none"], precision=precision, stream=None,
+                                  threads=self.options.threads, frames=self.options.frames, score_threshold=None,
+                                  alpha=0.5, visualize="overlay", save_mask=False, view=None)  # fmt: skip
+        summary = run_instances(self.bundle, options)
+        return {"fps": summary.frames_written / summary.seconds, "frames": summary.frames_written,
+                "stages": summary.stages}  # fmt: skip
+
+    def accuracy(self, detector: InstanceDetector) -> dict[str, Any]:
+        """Detection agreement with the FP32 row; COCO box and mask AP when the frames carry instance labels."""
+        times, found = StageTimes(), []
+        for image in self.images[: self.options.accuracy_frames]:
+            answer = detector.detect(image, times)
+            found.append(as_coco_detections(answer.boxes, answer.scores, answer.classes, answer.masks,
+                                            self.categories, *image.shape[:2]))  # fmt: skip
+        if self.reference is None:
+            self.reference = found  # the first row measured is FP32
+        result: dict[str, Any] = {
+            "agreement": float(np.mean([detection_agreement(a, b) for a, b in zip(self.reference, found)]))
+        }
+        if self.truths is not None:
+            figures = evaluate_coco(self.truths, found, dict(self.categories))
+            result.update({key: figures[key] for key in ("box_ap", "box_ap50", "mask_ap", "mask_ap50")})
+        return result
+
+
+def instance_overlay_costs(bundle: Bundle, frame: np.ndarray, runs: int = 30) -> list[dict[str, Any]]:
+    """draw_instances with 30 instances at the source resolution and at 1080p, against one cv2.addWeighted."""
+    names = [c.name for c in bundle.classes]
+    rows = []
+    for label, (height, width) in (("source", frame.shape[:2]), ("1080p", (1080, 1920))):
+        image = cv2.resize(frame, (width, height))
+        found = scattered_instances(height, width, len(names))
+        blend = lambda image=image: cv2.addWeighted(image, 0.5, image, 0.5, 0.0)  # noqa: E731 - timed() calls it
+        reference = float(np.median(timed(blend, runs)) * 1000)
+        draw = lambda image=image, found=found: draw_instances(image, found, names)  # noqa: E731 - timed() calls it
+        cost = float(np.median(timed(draw, runs)) * 1000)
+        covered = float(sum((b[2] - b[0]) * (b[3] - b[1]) for b in found.boxes) / (height * width))
+        rows.append({"resolution": f"{width}x{height}", "at": label, "filter": f"{OVERLAY_INSTANCES} instances",
+                     "overlay_ms": cost, "addweighted_ms": reference, "ratio": cost / reference,
+                     "box_share": covered})  # fmt: skip
+    return rows
+
+
+def scattered_instances(height: int, width: int, classes: int) -> Detections:
+    """30 detections spread over the frame, sized as a busy driving scene's objects (1.5-8% of the frame's width,
+    half again as tall: about a fifth of the frame in boxes), each with an elliptical mask: the overlay's work,
+    without a model."""
+    rng = np.random.default_rng(0)
+    sizes = rng.uniform(0.015, 0.08, OVERLAY_INSTANCES) * width
+    x0 = rng.uniform(0, width - sizes)
+    y0 = rng.uniform(0, height - 1.5 * sizes)
+    boxes = np.stack([x0, y0, x0 + sizes, y0 + 1.5 * sizes], axis=1).astype(np.float32)
+    yy, xx = np.mgrid[0:28, 0:28]
+    ellipse = (((xx - 13.5) / 12) ** 2 + ((yy - 13.5) / 13) ** 2 <= 1).astype(np.float32)
+    masks = np.repeat(ellipse[None], OVERLAY_INSTANCES, axis=0)
+    scores = np.linspace(1.0, 0.6, OVERLAY_INSTANCES, dtype=np.float32)
+    return Detections(boxes, scores, np.arange(OVERLAY_INSTANCES) % classes, masks)
+
+
+def instance_ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ratios the report prints, from rows measured in this run."""
+    by_precision = {r.precision: r for r in rows}
+    result: dict[str, Any] = {}
+    fp32 = by_precision.get("fp32")
+    if fp32:
+        result["end_to_end_vs_engine_only"] = fp32.end_to_end["fps"] / fp32.engine["fps"]
+        result["pipeline_vs_stage_limited"] = fp32.end_to_end["fps"] / fp32.stage_limited_fps
+        for precision in ("int8", "fp16"):
+            if precision in by_precision:
+                ratio = by_precision[precision].engine["mean_ms"] / fp32.engine["mean_ms"]
+                result[f"{precision}_vs_fp32_engine_latency"] = ratio
+    result["overlay_1080p_vs_addweighted"] = next(o["ratio"] for o in overlay if o["at"] == "1080p")
+    return result
+
+
+def run_instance_bench(
+    bundle: Bundle, options: BenchOptions, frames: list[Any], timing_source: str, progress: Progress
+) -> tuple[list[Row], list[dict[str, Any]]]:
+    """The rows and the overlay costs of an instance bundle's bench."""
+    rows = InstanceBench(bundle, options, frames, timing_source).measure(instance_plan(options, bundle), progress)
+    overlay = instance_overlay_costs(bundle, frames[0].image)
+    return rows, overlay
