@@ -174,11 +174,37 @@ def test_deepstream_for_an_instance_bundle_says_why_not(instance_bundle, tmp_pat
     assert_one_line_error(code, err, "nvinfer needs a custom output parser for instance masks")
 
 
-@pytest.mark.parametrize("verb", [["bench", "--streams", "2"], ["deploy", "--target", "triton", "-o", "OUT"]])
-def test_an_instance_bundle_given_to_a_semantic_only_verb(instance_bundle, tmp_path, capsys, verb):
-    argv = [a if a != "OUT" else str(tmp_path / "out") for a in verb]
-    code, _, err = run_cli(capsys, argv[0], instance_bundle, *argv[1:])
-    assert_one_line_error(code, err, "is an instance segmentation model", f"edgeseg {argv[0]}")
+def test_an_instance_bundle_given_to_a_semantic_only_verb(instance_bundle, capsys):
+    code, _, err = run_cli(capsys, "bench", instance_bundle, "--streams", "2")
+    assert_one_line_error(code, err, "is an instance segmentation model", "edgeseg bench --streams")
+
+
+def test_triton_repository_declares_the_five_outputs_as_onnx_runtime_reports_them(calibrated_demo, tmp_path, capsys):
+    import onnxruntime as ort
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    out = tmp_path / "repo"
+    code, _, err = run_cli(capsys, "deploy", calibrated_demo, "--target", "triton", "-o", out, "--precision", "int8")
+    assert code == 0, err
+    folder = out / "demo_driving_instances"
+    config = text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.platform == "onnxruntime_onnx" and config.max_batch_size == 0
+    model = folder / "1" / "model.onnx"
+    assert model.read_bytes() == (calibrated_demo / "model.int8-tensorrt.onnx").read_bytes()
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (graph_in,) = config.input
+    assert graph_in.name == "frame" and list(graph_in.dims) == session.get_inputs()[0].shape == [1, 240, 320, 3]
+    triton_types = {"tensor(float)": 11, "tensor(int32)": 8}  # TYPE_FP32, TYPE_INT32
+    declared = {o.name: o for o in config.output}
+    assert list(declared) == ["boxes", "scores", "classes", "masks", "count"]
+    for output in session.get_outputs():  # what Triton's ONNX Runtime backend compares, dim by dim
+        spec = declared[output.name]
+        assert spec.data_type == triton_types[output.type]
+        model_shape = list(spec.reshape.shape) if spec.HasField("reshape") else list(spec.dims)
+        assert model_shape == output.shape, output.name
+    assert list(declared["count"].dims) == [1] and list(declared["masks"].dims) == [50, 28, 28]
+    assert (folder / "labels.txt").read_text().split("\n")[:3] == ["vehicle", "pedestrian", "traffic sign"]
 
 
 def test_max_detections_of_zero_is_refused(tmp_path, capsys):

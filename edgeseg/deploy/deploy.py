@@ -37,7 +37,6 @@ def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]
             "DeepStream's nvinfer needs a custom output parser for instance masks (a C++ NvDsInferParseCustom "
             "function), which edgeseg does not generate; a config without one cannot work: use edgeseg run"
         )
-    bundle.require_semantic("deploy")
     prepare_output(Path(output), options.force)
     if options.target == "deepstream":
         return write_deepstream(bundle, Path(output), options)

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from edgeseg.bundle import Bundle, InputContract, OutputContract
+from edgeseg.bundle import Bundle
 from edgeseg.deploy.options import DeployOptions, choose_artifact
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import write_text_atomic
 
-TRITON_TYPES = {"uint8": "TYPE_UINT8", "float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64"}
+TRITON_TYPES = {
+    "uint8": "TYPE_UINT8",
+    "float32": "TYPE_FP32",
+    "float16": "TYPE_FP16",
+    "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64",
+}
+ONNX_TYPES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 10: "float16"}  # onnx.TensorProto element types
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    dtype: str  # a TRITON_TYPES key
+    dims: list[int]
 
 
 def tensor_dims(bundle: Bundle, batched: bool) -> tuple[list[int], list[int]]:
@@ -25,39 +40,46 @@ def tensor_dims(bundle: Bundle, batched: bool) -> tuple[list[int], list[int]]:
     return input_dims, output_dims
 
 
+def instance_outputs(bundle: Bundle) -> list[TensorSpec]:
+    """An instance graph's five outputs exactly as the graph declares them (fixed sizes: boxes [N,4], scores [N],
+    classes [N], masks [N,28,28], count []). Triton's ONNX Runtime backend compares them with the model's own."""
+    onnx = require("onnx", "calibrate")
+    fp32 = bundle.select("onnx", "fp32", targets=("any",))
+    graph = onnx.load(str(bundle.artifact_path(fp32)), load_external_data=False).graph
+    specs = []
+    for output in graph.output:
+        tensor = output.type.tensor_type
+        specs.append(TensorSpec(output.name, ONNX_TYPES[tensor.elem_type], [d.dim_value for d in tensor.shape.dim]))
+    return specs
+
+
+def tensor_text(spec: TensorSpec) -> list[str]:
+    lines = ["  {", f'    name: "{spec.name}"', f"    data_type: {TRITON_TYPES[spec.dtype]}"]
+    if spec.dims:
+        lines.append(f"    dims: [ {', '.join(str(v) for v in spec.dims)} ]")
+    else:  # Triton wants non-empty dims: a scalar is served as [1], reshaped to the model's []
+        lines += ["    dims: [ 1 ]", "    reshape: { shape: [ ] }"]
+    return lines + ["  }"]
+
+
 def config_text(
     name: str,
     platform: str,
-    contract_in: InputContract,
-    contract_out: OutputContract,
-    input_dims: list[int],
-    output_dims: list[int],
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
     max_batch: int,
     options: DeployOptions,
     kind: str,
 ) -> str:
-    def dims(values: list[int]) -> str:
-        return ", ".join(str(v) for v in values)
+    def section(title: str, specs: list[TensorSpec]) -> list[str]:
+        body = [line for spec in specs for line in tensor_text(spec)]
+        for index in range(len(body) - 1):  # entries separated by commas: "}," between them
+            if body[index] == "  }" and body[index + 1] == "  {":
+                body[index] = "  },"
+        return [f"{title} [", *body, "]"]
 
-    lines = [
-        f'name: "{name}"',
-        f'platform: "{platform}"',
-        f"max_batch_size: {max_batch}",
-        "input [",
-        "  {",
-        f'    name: "{contract_in.name}"',
-        f"    data_type: {TRITON_TYPES[contract_in.dtype]}",
-        f"    dims: [ {dims(input_dims)} ]",
-        "  }",
-        "]",
-        "output [",
-        "  {",
-        f'    name: "{contract_out.name}"',
-        f"    data_type: {TRITON_TYPES[contract_out.dtype]}",
-        f"    dims: [ {dims(output_dims)} ]",
-        "  }",
-        "]",
-    ]
+    lines = [f'name: "{name}"', f'platform: "{platform}"', f"max_batch_size: {max_batch}"]
+    lines += section("input", inputs) + section("output", outputs)
     if max_batch > 0:
         lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {options.queue_delay_us}", "}"]
     lines += ["instance_group [", "  {", f"    count: {options.instances}", f"    kind: {kind}", "  }", "]"]
@@ -76,6 +98,11 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
         shutil.copyfile(bundle.inside(companion), version / Path(companion).name)
     batched = bundle.input.batch is None  # a dynamic batch dimension lets Triton batch requests
     input_dims, output_dims = tensor_dims(bundle, batched)
+    inputs = [TensorSpec(bundle.input.name, bundle.input.dtype, input_dims)]
+    if bundle.is_instances:
+        outputs = instance_outputs(bundle)
+    else:
+        outputs = [TensorSpec(bundle.output.name, bundle.output.dtype, output_dims)]
     if engine and options.instance_kind == "cpu":
         raise EdgesegError("a TensorRT plan runs on a GPU only; drop --instance-kind cpu or deploy an ONNX precision")
     kind = f"KIND_{options.instance_kind.upper()}"
@@ -85,10 +112,8 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
         config_text(
             name,
             "tensorrt_plan" if engine else "onnxruntime_onnx",
-            bundle.input,
-            bundle.output,
-            input_dims,
-            output_dims,
+            inputs,
+            outputs,
             options.max_batch if batched else 0,
             options,
             kind,
