@@ -219,7 +219,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from edgeseg.fileio import write_text_atomic
         from edgeseg.tools.evaluate_instances import evaluate_instances, instance_table
 
-        figures = evaluate_instances(Path(args.bundle), args.data, args.precision, args.frames)
+        figures = evaluate_instances(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
         print(instance_table(figures))
         if args.json:
             write_text_atomic(Path(args.json), json.dumps(figures, indent=2) + "\n")

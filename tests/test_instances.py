@@ -431,3 +431,43 @@ def test_bench_has_a_row_per_precision_with_mask_ap_and_the_1080p_overlay_ratio(
 def test_bench_of_an_instance_bundle_on_another_backend(calibrated_demo, capsys):
     code, _, err = run_cli(capsys, "bench", calibrated_demo, "--backend", "tensorrt")
     assert_one_line_error(code, err, "instance bundles run on ONNX Runtime so far")
+
+
+def test_the_detector_reads_all_five_outputs_by_name_from_a_tensorrt_engine(instance_bundle, tmp_path):
+    """TensorRT cannot run here: the engine is the test double's (its execution computes nothing), so the outputs
+    are written into its "device" buffers by hand. This checks edgeseg's side only: every output is copied back
+    and read by its name, and boxes are scaled to the frame; it makes no claim about what TensorRT computes."""
+    import shutil
+
+    from tensorrt_double import HostMemoryCuda, RecordingTensorRT
+
+    from edgeseg.bundle import Bundle
+    from edgeseg.engines import BuildOptions, GpuInfo, build
+    from edgeseg.runtime.backends.tensorrt import TensorRTBackend
+    from edgeseg.runtime.instances import InstanceDetector
+    from edgeseg.runtime.pipeline import StageTimes
+
+    bundle_dir = tmp_path / "b"
+    shutil.copytree(instance_bundle, bundle_dir)
+    trt = RecordingTensorRT("10.3.0")
+    bundle = build(bundle_dir, BuildOptions(progress=False, precisions=("fp32",)), trt=trt, gpu=GpuInfo("Orin", "8.7"))
+    engine = next(a for a in bundle.artifacts if a.kind == "engine")
+    backend = TensorRTBackend(Bundle.load(bundle_dir), engine, trt=trt, cuda=HostMemoryCuda())
+    detector = InstanceDetector(bundle, backend)
+    try:
+        backend._prepare(1)
+        answer = {
+            "boxes": np.zeros((20, 4), np.float32), "scores": np.zeros(20, np.float32),
+            "classes": np.zeros(20, np.int32), "masks": np.zeros((20, 28, 28), np.float32), "count": np.int32(2),
+        }  # fmt: skip
+        answer["boxes"][:2] = [[10, 20, 50, 60], [100, 40, 160, 120]]
+        answer["scores"][:2], answer["classes"][:2], answer["masks"][:2] = [0.9, 0.7], [2, 0], 1.0
+        for name, value in answer.items():
+            memory = backend.buffers[name][1].memory
+            memory[: value.nbytes] = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+        found = detector.detect(np.zeros((480, 640, 3), np.uint8), StageTimes())  # twice the model's 320x240
+    finally:
+        detector.close()
+    assert np.allclose(found.boxes, [[20, 40, 100, 120], [200, 80, 320, 240]])
+    assert list(found.scores) == pytest.approx([0.9, 0.7]) and list(found.classes) == [2, 0]
+    assert found.masks.shape == (2, 28, 28) and not backend.is_open

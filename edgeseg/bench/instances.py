@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -32,6 +31,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.progress import Progress
 from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, run_instances
 from edgeseg.runtime.pipeline import StageTimes
+from edgeseg.runtime.run import RunOptions
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
 from edgeseg.timing import interleaved_samples, timed
@@ -69,9 +69,19 @@ class InstanceBench:
         self.reference: list[list[Any]] | None = None
 
     def measure(self, precisions: list[str], progress: Progress) -> list[Row]:
-        detectors = {p: InstanceDetector(self.bundle, p, self.options.threads) for p in precisions}
-        feed = {self.bundle.input.name: frames_to_input([self.fitted(self.images[0])], self.bundle.input)}
-        calls = {p: functools.partial(d.session.run, None, feed) for p, d in detectors.items()}
+        detectors = {}
+        try:
+            for precision in precisions:
+                detectors[precision] = InstanceDetector.for_bundle(self.bundle, "onnxruntime", precision,
+                                                                   self.options.threads)  # fmt: skip
+            return self.measure_open(detectors, progress)
+        finally:
+            for detector in detectors.values():
+                detector.close()
+
+    def measure_open(self, detectors: dict[str, InstanceDetector], progress: Progress) -> list[Row]:
+        feed = frames_to_input([self.fitted(self.images[0])], self.bundle.input)
+        calls = {p: functools.partial(d.backend.infer_outputs, feed) for p, d in detectors.items()}
         samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
         rows = []
         for precision, detector in detectors.items():
@@ -119,9 +129,9 @@ class InstanceBench:
 
     def end_to_end(self, precision: str) -> dict[str, Any]:
         """`edgeseg run`'s instance loop itself, to sink none."""
-        options = SimpleNamespace(inputs=[self.timing_source], outputs=["none"], precision=precision, stream=None,
-                                  threads=self.options.threads, frames=self.options.frames, score_threshold=None,
-                                  alpha=0.5, visualize="overlay", save_mask=False, view=None)  # fmt: skip
+        options = RunOptions(bundle=self.bundle.root, inputs=[self.timing_source], outputs=["none"],
+                             backend="onnxruntime", precision=precision, threads=self.options.threads,
+                             frames=self.options.frames)  # fmt: skip
         summary = run_instances(self.bundle, options)
         return {"fps": summary.frames_written / summary.seconds, "frames": summary.frames_written,
                 "stages": summary.stages}  # fmt: skip

@@ -59,8 +59,11 @@ class InstanceFidelity:
         self.target = None if max_ap_drop is None else self.reference_ap["mask_ap"] - max_ap_drop / 100
 
     def detect(self, path: Path, frames: int | None = None) -> list[Detections]:
-        detector, times = InstanceDetector(self.bundle, threads=self.threads, path=path), StageTimes()
-        return [detector.detect(image, times) for image in self.frames[:frames]]
+        detector, times = InstanceDetector.for_file(self.bundle, path, self.threads), StageTimes()
+        try:
+            return [detector.detect(image, times) for image in self.frames[:frames]]
+        finally:
+            detector.close()
 
     def as_coco(self, answers: list[Detections]) -> list[list[Detection]]:
         return [

@@ -18,7 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeseg.bundle import Bundle
+from edgeseg.bundle import Artifact, Bundle
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.backends import Backend, ONNXRuntimeBackend, open_backend
 from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.pipeline import RunSummary, StageTimes, close_all, stop_on_signals
 from edgeseg.runtime.sinks import open_sinks
@@ -40,23 +42,34 @@ class Detections:
 
 
 class InstanceDetector:
-    """The bundle's ONNX graph in ONNX Runtime, all five outputs."""
+    """An instance graph on any backend that returns every output (ONNX Runtime, TensorRT): frames in, detections
+    at frame resolution out. It opens the backend it is given and closes it with `close()`."""
 
-    def __init__(self, bundle: Bundle, precision: str = "fp32", threads: int | None = None, path: Path | None = None):
-        """The bundle's artifact of that precision, or the ONNX file at `path` (a variant being calibrated)."""
-        import onnxruntime as ort
+    def __init__(self, bundle: Bundle, backend: Backend):
+        self.bundle, self.backend = bundle, backend.open()
+        self.output_names = bundle.manifest["instances"]["outputs"]  # boxes, scores, classes, masks, count
+        self.name = backend.artifact_name
 
-        self.bundle = bundle
-        if path is None:
-            # The TensorRT form's Q/DQ graph runs in ONNX Runtime too: used when there is no CPU form.
-            self.artifact = bundle.select("onnx", precision, targets=("cpu", "any", "tensorrt"))
-            path = bundle.artifact_path(self.artifact)
-        self.name = path.name
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # ONNX Runtime's shape-merge warnings on Q/DQ graphs are not the user's to fix
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    @classmethod
+    def for_bundle(cls, bundle: Bundle, backend: str = "auto", precision: str = "best", threads: int | None = None,
+                   dla_core: int | None = None) -> InstanceDetector:  # fmt: skip
+        """The artifact `edgeseg run` would pick for this backend and precision."""
+        if backend.startswith("triton://"):
+            raise EdgesegError("an instance bundle runs on onnxruntime or tensorrt so far, not through Triton")
+        return cls(bundle, open_backend(bundle, backend, precision, threads, dla_core=dla_core))
+
+    @classmethod
+    def for_file(cls, bundle: Bundle, path: Path, threads: int | None = None) -> InstanceDetector:
+        """An ONNX file of this bundle's graph on ONNX Runtime's CPU provider (a variant calibrate measures)."""
+        return cls(bundle, ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads))
+
+    @property
+    def artifact(self) -> Artifact:
+        """The bundle's artifact this detector runs."""
+        return next(a for a in self.bundle.artifacts if Path(a.path).name == self.name)
+
+    def close(self) -> None:
+        self.backend.close()
 
     def detect(self, image: np.ndarray, times: StageTimes) -> Detections:
         height, width = image.shape[:2]
@@ -65,9 +78,10 @@ class InstanceDetector:
             resized = image if image.shape[:2] == (model_height, model_width) else cv2.resize(
                 image, (model_width, model_height)
             )  # fmt: skip
-            feed = {self.bundle.input.name: frames_to_input([resized], self.bundle.input)}
+            feed = frames_to_input([resized], self.bundle.input)
         with times.stage("infer"):
-            boxes, scores, classes, masks, count = self.session.run(None, feed)
+            outputs = self.backend.infer_outputs(feed)
+        boxes, scores, classes, masks, count = (outputs[name] for name in self.output_names)
         count = int(count)
         scale = np.array([width / model_width, height / model_height] * 2, np.float32)
         return Detections(boxes[:count] * scale, scores[:count], classes[:count], masks[:count])
@@ -143,14 +157,20 @@ class InstanceRun:
 def run_instances(bundle: Bundle, options: Any) -> RunSummary:
     """`edgeseg run` for an instance bundle: every frame of a file, the newest of a live source."""
     threshold = 0.5 if options.score_threshold is None else options.score_threshold
-    detector = InstanceDetector(bundle, options.precision, options.threads)
+    detector = InstanceDetector.for_bundle(bundle, options.backend, options.precision, options.threads,
+                                           options.dla_core)  # fmt: skip
     names = [c.name for c in bundle.classes]
-    source = open_source(options.inputs[0], options.stream)
-    summary, times = RunSummary(backend=f"onnxruntime (CPUExecutionProvider) on {detector.name}"), StageTimes()
+    summary, times = RunSummary(backend=detector.backend.describe()), StageTimes()
+    try:
+        source = open_source(options.inputs[0], options.stream)
+    except BaseException:
+        detector.close()
+        raise
     try:
         sinks = open_sinks(options.outputs, source.fps or 30.0, options.save_mask, options.view)
     except BaseException:
         source.close()
+        detector.close()
         raise
     run, errors = InstanceRun(summary), []
     started = time.perf_counter()
@@ -179,6 +199,7 @@ def run_instances(bundle: Bundle, options: Any) -> RunSummary:
                 summary.last_written = time.perf_counter()
     finally:
         close_all(sinks, [source], errors)
+        detector.close()
     if errors:
         raise errors[0]
     summary.seconds = time.perf_counter() - started

@@ -19,37 +19,49 @@ from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.sources import open_source
 
 
-def evaluate_instances(bundle_dir: Path, data: str, precision: str = "fp32", frames: int | None = None,
-                       progress: bool = True) -> dict[str, Any]:  # fmt: skip
+def evaluate_instances(bundle_dir: Path, data: str, backend: str = "auto", precision: str = "best",
+                       frames: int | None = None, progress: bool = True) -> dict[str, Any]:  # fmt: skip
     bundle = Bundle.load(bundle_dir)
     require("onnxruntime", "calibrate")
-    detector = InstanceDetector(bundle, precision)
-    times = StageTimes()
-    categories = categories_of(bundle)
-    source = open_source(data)
-    truths, detections = [], []
-    bar = Progress(frames or source.length or 0, "eval", enabled=progress and bool(frames or source.length))
-    for frame in source:
-        if frames is not None and len(truths) >= frames:
-            break
-        if frame.instances is None or frame.label is None:
-            raise EdgesegError(
-                f"'{data}' has no instance labels: use synthetic://driving?...&instances=1 or a labelled folder with "
-                "instances.json (COCO)"
-            )
-        truths.append((frame.instances, instance_classes(frame.instances, frame.label)))
-        found = detector.detect(frame.image, times)
-        height, width = frame.image.shape[:2]
-        detections.append(
-            as_coco_detections(found.boxes, found.scores, found.classes, found.masks, categories, height, width)
-        )
-        bar.advance()
-    if not truths:
-        raise EdgesegError(f"'{data}' gave no frames to evaluate")
-    figures = evaluate_coco(truths, detections, dict(categories))
+    detector = InstanceDetector.for_bundle(bundle, backend, precision)
+    try:
+        truths, detections = detect_labelled(bundle, detector, data, frames, progress)
+    finally:
+        detector.close()
+    figures = evaluate_coco(truths, detections, dict(categories_of(bundle)))
     artifact = detector.artifact
     return {"frames": len(truths), "data": data, "precision": artifact.precision, "artifact": artifact.path,
             **figures}  # fmt: skip
+
+
+def detect_labelled(bundle: Bundle, detector: InstanceDetector, data: str, frames: int | None, progress: bool
+                    ) -> tuple[list[Any], list[Any]]:  # fmt: skip
+    """Each labelled frame's truth (instance plane, id -> category) and the detector's COCO-form detections."""
+    times, categories = StageTimes(), categories_of(bundle)
+    source = open_source(data)
+    truths, detections = [], []
+    bar = Progress(frames or source.length or 0, "eval", enabled=progress and bool(frames or source.length))
+    try:
+        for frame in source:
+            if frames is not None and len(truths) >= frames:
+                break
+            if frame.instances is None or frame.label is None:
+                raise EdgesegError(
+                    f"'{data}' has no instance labels: use synthetic://driving?...&instances=1 or a labelled folder "
+                    "with instances.json (COCO)"
+                )
+            truths.append((frame.instances, instance_classes(frame.instances, frame.label)))
+            found = detector.detect(frame.image, times)
+            height, width = frame.image.shape[:2]
+            detections.append(
+                as_coco_detections(found.boxes, found.scores, found.classes, found.masks, categories, height, width)
+            )
+            bar.advance()
+    finally:
+        source.close()
+    if not truths:
+        raise EdgesegError(f"'{data}' gave no frames to evaluate")
+    return truths, detections
 
 
 def instance_table(result: dict[str, Any]) -> str:

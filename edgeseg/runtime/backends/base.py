@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeseg.errors import EdgesegError
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -45,6 +47,12 @@ class Backend:
             raise RuntimeError(f"{self.name} backend used before open()")
         return self._infer(batch)
 
+    def infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch; return every output by name (a detector's boxes, scores, classes, masks and count)."""
+        if not self.is_open:
+            raise RuntimeError(f"{self.name} backend used before open()")
+        return self._infer_outputs(batch)
+
     @property
     def runs_on_cpu(self) -> bool:
         """True when inference shares the host's cores with capture and drawing."""
@@ -75,6 +83,10 @@ class Backend:
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        raise EdgesegError(f"the {self.name} backend returns a single output; run this bundle with onnxruntime or "
+                           "tensorrt")  # fmt: skip
 
     def _close(self) -> None:
         pass

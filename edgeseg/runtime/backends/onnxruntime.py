@@ -70,6 +70,10 @@ class ONNXRuntimeBackend(Backend):
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self.outputs[0].name], {self.inputs[0].name: batch})[0]
 
+    def _infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(None, {self.inputs[0].name: batch})
+        return {spec.name: value for spec, value in zip(self.outputs, values)}
+
     def _close(self) -> None:
         self.session = None
 

@@ -108,16 +108,24 @@ class TensorRTBackend(Backend):
         self.batch = batch
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
+        return self._execute(batch, self.output_names[:1])[self.output_names[0]]
+
+    def _infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self._execute(batch, self.output_names)
+
+    def _execute(self, batch: np.ndarray, wanted: list[str]) -> dict[str, np.ndarray]:
+        """Copy the batch in, run, copy the `wanted` outputs back (only those cross the bus)."""
         self._prepare(batch.shape[0])
         host_in, device_in = self.buffers[self.input_names[0]]
         np.copyto(host_in, batch, casting="no")
         self.cuda.to_device(device_in, host_in, self.stream)
         if not self.context.execute_async_v3(stream_handle=self.cuda.stream_handle(self.stream)):
             raise EdgesegError(f"TensorRT execution of {self.artifact.path} failed (see the TensorRT log above)")
-        host_out, device_out = self.buffers[self.output_names[0]]
-        self.cuda.to_host(host_out, device_out, self.stream)
+        for name in wanted:
+            host_out, device_out = self.buffers[name]
+            self.cuda.to_host(host_out, device_out, self.stream)
         self.cuda.synchronize(self.stream)
-        return host_out.copy()
+        return {name: self.buffers[name][0].copy() for name in wanted}
 
     def _free(self) -> None:
         for host, device in self.buffers.values():
