@@ -85,7 +85,9 @@ def test_report_rows_and_fields(report):
         "baseline_note",
         "overlay",
         "ratios",
+        "kind",
     ]
+    assert data["kind"] == "semantic"
     row_keys = [
         "name",
         "backend",

@@ -417,6 +417,7 @@ def test_bench_has_a_row_per_precision_with_mask_ap_and_the_1080p_overlay_ratio(
     assert report["kind"] == "instances"
     rows = {row["precision"]: row for row in report["rows"]}
     assert list(rows) == ["fp32", "fp16", "int8"] and rows["int8"]["artifact"] == "model.int8-cpu.onnx"
+    assert [row["name"] for row in report["rows"]] == ["onnxruntime fp32", "onnxruntime fp16", "onnxruntime int8"]
     for row in rows.values():
         assert row["engine"]["p50_ms"] > 0 and row["end_to_end"]["frames"] == 6 and row["sequential_fps"] > 0
         assert set(row["stages_alone_ms"]) == {"capture", "preprocess", "infer", "overlay"}
@@ -428,9 +429,10 @@ def test_bench_has_a_row_per_precision_with_mask_ap_and_the_1080p_overlay_ratio(
     assert "mask AP" in out and "detection agreement" in (tmp_path / "bench.md").read_text()
 
 
-def test_bench_of_an_instance_bundle_on_another_backend(calibrated_demo, capsys):
-    code, _, err = run_cli(capsys, "bench", calibrated_demo, "--backend", "tensorrt")
-    assert_one_line_error(code, err, "instance bundles run on ONNX Runtime so far")
+def test_bench_or_run_of_an_instance_bundle_through_triton(calibrated_demo, tmp_path, capsys):
+    for argv in (["bench", calibrated_demo], ["run", calibrated_demo, "-i", "synthetic://driving?frames=2"]):
+        code, _, err = run_cli(capsys, *argv, "--backend", "triton://localhost:1/m")
+        assert_one_line_error(code, err, "runs on onnxruntime or tensorrt so far, not through Triton")
 
 
 def test_the_detector_reads_all_five_outputs_by_name_from_a_tensorrt_engine(instance_bundle, tmp_path):

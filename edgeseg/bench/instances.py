@@ -1,4 +1,4 @@
-"""`edgeseg bench` on an instance bundle: each ONNX precision variant, engine-only and end-to-end, with COCO AP.
+"""`edgeseg bench` on an instance bundle: each backend x precision, engine-only and end-to-end, with COCO AP.
 
 The rows have the semantic bench's shape (so the terminal, Markdown, JSON and plot reports render them):
   engine-only   the detector graph alone on one preprocessed frame, the variants timed in interleaved rounds;
@@ -39,21 +39,14 @@ from edgeseg.timing import interleaved_samples, timed
 OVERLAY_INSTANCES = 30
 
 
-def instance_plan(options: BenchOptions, bundle: Bundle) -> list[str]:
-    """The precisions to bench: ONNX Runtime only, which is where instance bundles run so far."""
-    if options.backend not in ("auto", "onnxruntime"):
-        raise EdgesegError(
-            f"--backend {options.backend}: instance bundles run on ONNX Runtime so far; use --backend onnxruntime"
-        )
-    have = sorted({a.precision for a in bundle.artifacts if a.kind == "onnx"}, key=["fp32", "fp16", "int8"].index)
-    wanted = have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
-    for precision in wanted:
-        if precision not in have:
-            raise EdgesegError(
-                f"bundle {bundle.root} has no {precision} artifact (has: {', '.join(have)}); run: edgeseg calibrate "
-                f"{bundle.root} --data URI"
-            )
-    return sorted(wanted, key=lambda p: p != "fp32")  # FP32 first: the others are compared with it
+def instance_plan(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
+    """The (backend, precision) rows, as for a semantic bundle (ONNX Runtime first: its FP32 row is the reference),
+    without Triton: an instance bundle does not run through it yet."""
+    from edgeseg.bench.bench import check_options
+
+    if options.backend.startswith("triton://"):
+        raise EdgesegError("an instance bundle runs on onnxruntime or tensorrt so far, not through Triton")
+    return sorted(check_options(options, bundle), key=lambda row: row[1] != "fp32")
 
 
 class InstanceBench:
@@ -68,28 +61,29 @@ class InstanceBench:
             self.truths = [(f.instances, instance_classes(f.instances, f.label)) for f in labelled]
         self.reference: list[list[Any]] | None = None
 
-    def measure(self, precisions: list[str], progress: Progress) -> list[Row]:
+    def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
         detectors = {}
         try:
-            for precision in precisions:
-                detectors[precision] = InstanceDetector.for_bundle(self.bundle, "onnxruntime", precision,
-                                                                   self.options.threads)  # fmt: skip
+            for backend, precision in plan:
+                detectors[(backend, precision)] = InstanceDetector.for_bundle(self.bundle, backend, precision,
+                                                                              self.options.threads)  # fmt: skip
             return self.measure_open(detectors, progress)
         finally:
             for detector in detectors.values():
                 detector.close()
 
-    def measure_open(self, detectors: dict[str, InstanceDetector], progress: Progress) -> list[Row]:
+    def measure_open(self, detectors: dict[tuple[str, str], InstanceDetector], progress: Progress) -> list[Row]:
         feed = frames_to_input([self.fitted(self.images[0])], self.bundle.input)
-        calls = {p: functools.partial(d.backend.infer_outputs, feed) for p, d in detectors.items()}
+        calls = {key: functools.partial(d.backend.infer_outputs, feed) for key, d in detectors.items()}
         samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
         rows = []
-        for precision, detector in detectors.items():
-            row = Row(f"onnxruntime {precision}", "onnxruntime", precision, detector.name)
-            row.engine, row.engine_samples_ms = with_fps(samples[precision]), [s * 1000 for s in samples[precision]]
+        for (backend, precision), detector in detectors.items():
+            row = Row(f"{backend} {precision}", backend, precision, detector.name)
+            engine = samples[(backend, precision)]
+            row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
             row.stages_alone_ms = self.stages_alone(detector, row.engine["mean_ms"])
             row.sequential_fps = self.sequential(detector)
-            row.end_to_end = self.end_to_end(precision)
+            row.end_to_end = self.end_to_end(backend, precision)
             row.accuracy = self.accuracy(detector)
             progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
             rows.append(row)
@@ -127,10 +121,10 @@ class InstanceBench:
             source.close()
         return count / (time.perf_counter() - start)
 
-    def end_to_end(self, precision: str) -> dict[str, Any]:
+    def end_to_end(self, backend: str, precision: str) -> dict[str, Any]:
         """`edgeseg run`'s instance loop itself, to sink none."""
         options = RunOptions(bundle=self.bundle.root, inputs=[self.timing_source], outputs=["none"],
-                             backend="onnxruntime", precision=precision, threads=self.options.threads,
+                             backend=backend, precision=precision, threads=self.options.threads,
                              frames=self.options.frames)  # fmt: skip
         summary = run_instances(self.bundle, options)
         return {"fps": summary.frames_written / summary.seconds, "frames": summary.frames_written,
