@@ -14,7 +14,6 @@ overlay cost at the source resolution and at 1080p. The ratios between rows are 
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,86 +21,22 @@ import cv2
 import numpy as np
 
 from edgeseg.bench.baseline import baseline_row
-from edgeseg.bench.rows import DEFAULT_SOURCE, BenchOptions, BenchReport, Row, with_fps
+from edgeseg.bench.plan import check_options, loop_fps, read_bench_frames, timing_source_for
+from edgeseg.bench.rows import DEFAULT_SOURCE, BenchOptions, BenchReport, Row, measured_rows
 from edgeseg.bundle import Bundle
-from edgeseg.errors import EdgesegError
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
-from edgeseg.runtime.backends import Backend, open_backend, resolve_backend, usable_backends
+from edgeseg.runtime.backends import Backend, open_backend
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.pipeline import Pipeline, source_options
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import class_maps, frames_to_input, output_to_class_maps
-from edgeseg.timing import interleaved_samples, timed
+from edgeseg.timing import timed
 
 # The sequential loop and the pipeline alternate: a slow spell of a shared machine during one of
 # them would otherwise decide their ratio.
 LOOP_ROUNDS = 2
-
-
-def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
-    """The (backend, precision) rows to run; bad flags are one line each (their ranges are checked when parsed)."""
-    if options.frames < options.warmup:
-        raise EdgesegError(
-            f"--frames {options.frames} is fewer than --warmup {options.warmup}; measure more frames than you discard"
-        )
-    if options.backend.startswith("triton://"):
-        # The server runs whatever artifact it was given; the row is labelled with what it answers for.
-        return [(options.backend, "fp32")]
-    # auto: every backend usable here, ONNX Runtime first: its FP32 row is the reference for agreement.
-    backends = usable_backends(bundle) if options.backend == "auto" else [resolve_backend(options.backend, bundle)]
-    plan = []
-    for backend in backends:
-        kind = "engine" if backend == "tensorrt" else "onnx"
-        have = sorted({a.precision for a in bundle.artifacts if a.kind == kind}, key=["fp32", "fp16", "int8"].index)
-        wanted = (
-            have if options.precisions == "all" else [p.strip() for p in options.precisions.split(",") if p.strip()]
-        )
-        for precision in wanted:
-            if precision not in ("fp32", "fp16", "int8"):
-                raise EdgesegError(f"--precision {precision}: choose all or a list of fp32, fp16, int8")
-            if precision not in have:
-                hint = (
-                    f"edgeseg build {bundle.root}"
-                    if kind == "engine"
-                    else f"edgeseg calibrate {bundle.root} --data URI"
-                )
-                raise EdgesegError(
-                    f"bundle {bundle.root} has no {precision} {'engine' if kind == 'engine' else 'artifact'} (has: "
-                    f"{', '.join(have) or 'none'}); run: {hint}"
-                )
-        plan += [(backend, precision) for precision in wanted]
-    return plan
-
-
-def read_bench_frames(options: BenchOptions) -> list[Any]:
-    source = open_source(options.source)
-    try:
-        frames = [f for _, f in zip(range(max(options.frames, options.accuracy_frames)), source)]
-    finally:
-        source.close()
-    if not frames:
-        raise EdgesegError(f"'{options.source}' yielded no frames")
-    return frames
-
-
-def timing_source_for(uri: str, frames: list[np.ndarray]) -> tuple[str, Any]:
-    """What capture is timed on, and the scratch folder to keep while it is read (None for a real source). A
-    synthetic scene is rendered once into an MPEG-4 file, so capture costs what decoding a video costs, not what
-    drawing the scene costs."""
-    if not uri.startswith("synthetic://"):
-        return uri, None
-    import tempfile
-
-    scratch = tempfile.TemporaryDirectory(prefix="edgeseg-bench-")
-    path = Path(scratch.name) / "frames.mp4"
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return str(path), scratch
 
 
 class Bench:
@@ -125,8 +60,7 @@ class Bench:
         return bool(labelled) and max(int(label.max()) for _, label in labelled) < len(self.bundle.classes)
 
     def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
-        """Engine-only latency of every row in interleaved rounds (so a shared machine's slow spells
-        fall on all rows alike: the ratios between them are the result), then each row's loops."""
+        """Every row of the plan, its backends open together (measured_rows interleaves their engine timing)."""
         backends = {}
         try:
             for backend_name, precision in plan:
@@ -138,21 +72,18 @@ class Bench:
                 for key, backend in backends.items()
             }
             calls = {key: functools.partial(backend.infer, batches[key]) for key, backend in backends.items()}
-            samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
-            rows = []
-            for (backend_name, precision), backend in backends.items():
-                row = Row(f"{backend_name} {precision}", backend_name, precision, backend.artifact_name)
-                engine = samples[(backend_name, precision)]
-                row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
+
+            def fill(row: Row) -> None:
+                backend = backends[(row.backend, row.precision)]
                 row.stages_alone_ms = self._stages_alone(backend, row.engine["mean_ms"])
                 row.accuracy = self._accuracy(backend)
-                row.sequential_fps, row.end_to_end = self._loops(backend, backend_name, precision)
-                progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
-                rows.append(row)
+                row.sequential_fps, row.end_to_end = self._loops(backend, row.backend, row.precision)
+
+            names = {key: backend.artifact_name for key, backend in backends.items()}
+            return measured_rows(calls, names, self.options, progress, fill)
         finally:
             for backend in backends.values():
                 backend.close()
-        return rows
 
     def _loops(self, backend: Backend, backend_name: str, precision: str) -> tuple[float, dict[str, Any]]:
         """The one-thread loop and the pipeline, alternated LOOP_ROUNDS times; FPS is the mean over rounds."""
@@ -195,21 +126,14 @@ class Bench:
     def _sequential(self, backend: Backend) -> float:
         """The same stages, one after another on one thread: what a plain loop gets."""
         contract_in, contract_out = self.bundle.input, self.bundle.output
-        source = open_source(self.timing_source)
         batch = backend.batch_size
-        start = time.perf_counter()
-        count = 0
-        try:
-            for frame in source:
-                output = backend.infer(frames_to_input([frame.image] * batch, contract_in))
-                class_map = output_to_class_maps(output, contract_out)[0]
-                self.overlay.render(frame.image, class_map, output[0] if contract_out.kind == "logits" else None)
-                count += 1
-                if count >= self.options.frames:
-                    break
-        finally:
-            source.close()
-        return count / (time.perf_counter() - start)
+
+        def step(image: np.ndarray) -> None:
+            output = backend.infer(frames_to_input([image] * batch, contract_in))
+            class_map = output_to_class_maps(output, contract_out)[0]
+            self.overlay.render(image, class_map, output[0] if contract_out.kind == "logits" else None)
+
+        return loop_fps(self.timing_source, self.options.frames, step)
 
     def _end_to_end(self, backend_name: str, precision: str) -> dict[str, Any]:
         backend = open_backend(self.bundle, backend_name, precision, self.options.threads)

@@ -12,13 +12,13 @@ Plus the overlay at the source resolution and at 1080p with 30 instances, agains
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edgeseg.bench.rows import BenchOptions, Row, with_fps
+from edgeseg.bench.plan import check_options, loop_fps
+from edgeseg.bench.rows import BenchOptions, Row, measured_rows
 from edgeseg.bundle import Bundle
 from edgeseg.data.coco import (
     as_coco_detections,
@@ -34,7 +34,7 @@ from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.run import RunOptions
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
-from edgeseg.timing import interleaved_samples, timed
+from edgeseg.timing import timed
 
 OVERLAY_INSTANCES = 30
 
@@ -42,8 +42,6 @@ OVERLAY_INSTANCES = 30
 def instance_plan(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
     """The (backend, precision) rows, as for a semantic bundle (ONNX Runtime first: its FP32 row is the reference),
     without Triton: an instance bundle does not run through it yet."""
-    from edgeseg.bench.bench import check_options
-
     if options.backend.startswith("triton://"):
         raise EdgesegError("an instance bundle runs on onnxruntime or tensorrt so far, not through Triton")
     return sorted(check_options(options, bundle), key=lambda row: row[1] != "fp32")
@@ -75,19 +73,16 @@ class InstanceBench:
     def measure_open(self, detectors: dict[tuple[str, str], InstanceDetector], progress: Progress) -> list[Row]:
         feed = frames_to_input([self.fitted(self.images[0])], self.bundle.input)
         calls = {key: functools.partial(d.backend.infer_outputs, feed) for key, d in detectors.items()}
-        samples = interleaved_samples(calls, self.options.warmup, self.options.frames)
-        rows = []
-        for (backend, precision), detector in detectors.items():
-            row = Row(f"{backend} {precision}", backend, precision, detector.name)
-            engine = samples[(backend, precision)]
-            row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
+
+        def fill(row: Row) -> None:
+            detector = detectors[(row.backend, row.precision)]
             row.stages_alone_ms = self.stages_alone(detector, row.engine["mean_ms"])
             row.sequential_fps = self.sequential(detector)
-            row.end_to_end = self.end_to_end(backend, precision)
+            row.end_to_end = self.end_to_end(row.backend, row.precision)
             row.accuracy = self.accuracy(detector)
-            progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
-            rows.append(row)
-        return rows
+
+        names = {key: detector.name for key, detector in detectors.items()}
+        return measured_rows(calls, names, self.options, progress, fill)
 
     def fitted(self, image: np.ndarray) -> np.ndarray:
         height, width = self.bundle.input.size
@@ -108,18 +103,9 @@ class InstanceBench:
         return {"capture": mean(capture), "preprocess": mean(preprocess), "infer": infer_ms, "overlay": mean(overlay)}
 
     def sequential(self, detector: InstanceDetector) -> float:
-        source = open_source(self.timing_source)
-        times, count = StageTimes(), 0
-        start = time.perf_counter()
-        try:
-            for frame in source:
-                draw_instances(frame.image, detector.detect(frame.image, times), self.names)
-                count += 1
-                if count >= self.options.frames:
-                    break
-        finally:
-            source.close()
-        return count / (time.perf_counter() - start)
+        times = StageTimes()
+        step = lambda image: draw_instances(image, detector.detect(image, times), self.names)  # noqa: E731
+        return loop_fps(self.timing_source, self.options.frames, step)
 
     def end_to_end(self, backend: str, precision: str) -> dict[str, Any]:
         """`edgeseg run`'s instance loop itself, to sink none."""

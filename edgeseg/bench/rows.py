@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgeseg.progress import Progress
 from edgeseg.runtime.pipeline import percentiles_ms
 
 DEFAULT_SOURCE = "synthetic://driving?seed=5000&size=1280x720&frames=100000"
@@ -40,6 +42,29 @@ class Row:
     def stage_limited_fps(self) -> float:
         total = sum(self.stages_alone_ms.values())
         return 1000.0 / total if total else 0.0
+
+
+def measured_rows(
+    calls: dict[tuple[str, str], Callable[[], Any]],
+    artifacts: dict[tuple[str, str], str],
+    options: BenchOptions,
+    progress: Progress,
+    fill: Callable[[Row], None],
+) -> list[Row]:
+    """One Row per (backend, precision): engine-only latency of every row timed in interleaved rounds (so a shared
+    machine's slow spells fall on all rows alike: the ratios between them are the result), then `fill` measures
+    the rest of each row (stages, loops, accuracy)."""
+    from edgeseg.timing import interleaved_samples
+
+    samples = interleaved_samples(calls, options.warmup, options.frames)
+    rows = []
+    for (backend, precision), engine in samples.items():
+        row = Row(f"{backend} {precision}", backend, precision, artifacts[(backend, precision)])
+        row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
+        fill(row)
+        progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
+        rows.append(row)
+    return rows
 
 
 def with_fps(samples: list[float]) -> dict[str, float]:
