@@ -23,6 +23,10 @@ class Progress:
         if self.enabled and self._due(note):
             self._draw(note)
 
+    def extend(self, steps: int) -> None:
+        """More work found on the way (calibrate's per-layer search): the bar's total grows instead of overflowing."""
+        self.total += steps
+
     def _due(self, note: str) -> bool:
         """A terminal redraws at most 10 times a second; a log gets a line per noted step."""
         if self.done >= self.total:

@@ -473,3 +473,21 @@ def test_the_detector_reads_all_five_outputs_by_name_from_a_tensorrt_engine(inst
     assert np.allclose(found.boxes, [[20, 40, 100, 120], [200, 80, 320, 240]])
     assert list(found.scores) == pytest.approx([0.9, 0.7]) and list(found.classes) == [2, 0]
     assert found.masks.shape == (2, 28, 28) and not backend.is_open
+
+
+def test_fidelity_without_instance_labels_scores_against_fp32_detections(calibrated_demo):
+    from edgeseg.bundle import Bundle
+    from edgeseg.calibration.dataset import HeldOut
+    from edgeseg.calibration.instance_fidelity import InstanceFidelity
+
+    bundle = Bundle.load(calibrated_demo)
+    frames = [f.image for f in open_source("synthetic://driving?seed=2001&frames=3&size=320x240")]
+    measure = InstanceFidelity(bundle, calibrated_demo / "model.onnx", HeldOut(frames, None, None), 1, 1.0)
+    assert measure.truth.startswith("FP32 detections")
+    # FP32 against its own detections above 0.5: its masks are the truth's, so AP is near 1 (not exactly: a pixel two
+    # detections share belongs to the higher-scored one in the truth).
+    assert measure.reference_ap["mask_ap"] > 0.9 and measure.target == pytest.approx(
+        measure.reference_ap["mask_ap"] - 0.01
+    )
+    assert measure.value(calibrated_demo / "model.onnx") == pytest.approx(measure.reference_ap["mask_ap"])
+    assert measure.loss(calibrated_demo / "model.onnx") == 0.0

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from edgeseg.bundle import Artifact, Bundle, utc_now, writing
+from edgeseg.calibration.dataset import HeldOut
+from edgeseg.calibration.fidelity import FidelityMeasure
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path, sha256_file
 from edgeseg.progress import Progress
@@ -143,7 +145,7 @@ class Calibration:
         held_out = self.data.held_out
         if options.eval_data:
             _, held_out = read_frames(options.eval_data, 0, options.eval_count)
-        self.frames = held_out.frames
+        self.eval_frames = len(held_out.frames)
         if self.data.source_size != tuple(contract.size):
             h, w = self.data.source_size
             print(
@@ -154,7 +156,7 @@ class Calibration:
         self.fidelity = self._fidelity(held_out)
         self.reader = TensorReader(contract.name, self.data.tensors, contract.batch or 1)
 
-    def _fidelity(self, held_out: Any) -> Any:
+    def _fidelity(self, held_out: HeldOut) -> FidelityMeasure:
         options = self.options
         if self.bundle.is_instances:
             from edgeseg.calibration.instance_fidelity import InstanceFidelity
@@ -171,7 +173,7 @@ class Calibration:
             "method": self.options.method,
             "data_sha256": self.data.sha256,
             "eval_source": self.options.eval_data or f"{self.options.data} (frames not used for calibration)",
-            "eval_frames": len(self.frames),
+            "eval_frames": self.eval_frames,
             "source_size": list(self.data.source_size),
             "resized": self.data.source_size != tuple(self.bundle.input.size),
             "cached": self.data.cached,
@@ -247,6 +249,7 @@ class Calibration:
         layers = self.layers
         probe = self.cache / "sensitivity-probe.onnx"
         losses = {}
+        progress.extend(len(layers))
         for layer in layers:
             self.quantize_to(probe, recipe, boundary, only=[layer])
             losses[layer] = self.fidelity.loss(probe)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -33,6 +33,24 @@ class Predictions:
 
 
 SENSITIVITY_FRAMES = 16
+
+
+class FidelityMeasure(Protocol):
+    """What calibrate asks of a kind of bundle's fidelity (see the module's docstring)."""
+
+    metric: str  # the manifest's name for value(): agreement, mask_ap
+    option: str  # the flag that sets target
+    target: float | None  # value() must reach it; None: no search
+
+    def value(self, path: Path) -> float: ...
+
+    def loss(self, path: Path) -> float: ...
+
+    def describe(self, value: float) -> str: ...
+
+    def report(self, path: Path, stem: str, label: str) -> dict[str, Any]: ...
+
+    def provenance(self) -> dict[str, Any]: ...
 
 
 class ClassMapFidelity:

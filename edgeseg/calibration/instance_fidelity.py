@@ -79,8 +79,8 @@ class InstanceFidelity:
         return 1.0 - float(np.mean([detection_agreement(a, b) for a, b in zip(self.reference, variant)]))
 
     def describe(self, value: float) -> str:
-        drop = 100 * (self.reference_ap["mask_ap"] - value)
-        return f"mask AP {value:.4f} ({drop:+.2f} points below FP32's {self.reference_ap['mask_ap']:.4f})"
+        reference = self.reference_ap["mask_ap"]
+        return f"mask AP {value:.4f} ({100 * (value - reference):+.2f} points against FP32's {reference:.4f})"
 
     def report(self, path: Path, stem: str, label: str) -> dict[str, Any]:
         raw = self.detect(path)
