@@ -206,3 +206,21 @@ def test_engine_timings_interleave_the_rows():
     assert {key: len(values) for key, values in samples.items()} == {"a": 7, "b": 7}
     measured = order[4:]  # after two warm-up calls each
     assert measured == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] + ["b"]
+
+
+@pytest.mark.parametrize("function", ["tiny_net", "random_net"])
+def test_baseline_of_a_module_function_bundle(function, tmp_path, capsys):
+    """torchvision-style models answer {'out': logits}; a function that initialises randomly cannot be rebuilt."""
+    bundle = tmp_path / "b"
+    code, _, err = run_cli(capsys, "export", f"user_models:{function}", "-o", bundle, "--size", "32x48")
+    assert code == 0, err
+    source = "synthetic://driving?seed=1&frames=12&size=48x32"
+    code, _, err = run_cli(capsys, "bench", bundle, "-i", source, "--frames", "6", "--warmup", "1",
+                           "--accuracy-frames", "4", "--json", tmp_path / "r.json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    baseline = [row for row in report["rows"] if row["backend"] == "pytorch"]
+    if function == "tiny_net":  # the same weights (seeded): PyTorch agrees with the ONNX FP32 row
+        assert len(baseline) == 1 and baseline[0]["accuracy"]["agreement"] > 0.99
+    else:
+        assert baseline == [] and "builds different weights at each call" in report["baseline_note"]

@@ -20,6 +20,11 @@ def tiny_net(num_classes: int = 4) -> nn.Module:
     return TorchvisionStyle(num_classes)
 
 
+def random_net(num_classes: int = 4) -> nn.Module:
+    """Initialised randomly at every call, as a user's untrained architecture is."""
+    return TorchvisionStyle(num_classes)
+
+
 def not_a_model():
     return 42
 

@@ -38,6 +38,7 @@ def baseline_row(
 
     from edgeseg.export import ExportOptions
     from edgeseg.export.torch_export import build, with_defaults
+    from edgeseg.export.wrapper import select_logits
 
     export_options = ExportOptions(
         size=tuple(bundle.input.size),
@@ -47,6 +48,14 @@ def baseline_row(
         progress=False,
     )
     model, _, _ = build(model_info["name"], with_defaults(model_info["name"], export_options))
+    if model_info.get("source") == "module" and not weights:
+        # The function is all the bundle remembers: if it initialises randomly, a rebuild is another model.
+        again, _, _ = build(model_info["name"], with_defaults(model_info["name"], export_options))
+        if not same_parameters(model, again):
+            return None, (
+                f"{model_info['name']} builds different weights at each call (random initialisation): export with "
+                "--weights so the baseline runs the model the bundle holds"
+            )
     height, width = bundle.input.size
     mean, std = np.asarray(bundle.input.mean, np.float32), np.asarray(bundle.input.std, np.float32)
     palette = np.array([c.color[::-1] for c in bundle.classes], np.uint8)
@@ -57,7 +66,7 @@ def baseline_row(
 
     def segment(frame: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(to_tensor(frame)).argmax(1)[0].numpy().astype(np.uint8)
+            return select_logits(model(to_tensor(frame))).argmax(1)[0].numpy().astype(np.uint8)
 
     row = Row("pytorch eager fp32 (baseline)", "pytorch", "fp32", f"{model_info['name']} (torch {torch.__version__})")
     example = to_tensor(frames[0])
@@ -81,3 +90,11 @@ def baseline_row(
     row.end_to_end = {"fps": row.sequential_fps, "frames": count, "stages": {}}
     row.accuracy = accuracy_of([segment(image) for image in frames[: options.accuracy_frames]])
     return row, ""
+
+
+def same_parameters(first: Any, second: Any) -> bool:
+    """Whether two builds of a torch module hold the same weights and buffers."""
+    import torch
+
+    a, b = first.state_dict(), second.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
