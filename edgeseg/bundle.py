@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -382,6 +383,21 @@ class Bundle:
                     "list with a sha256; refusing to load it"
                 )
 
+    def _passed_over(self, artifact: Artifact) -> bool:
+        """A variant whose measured fidelity missed its bar (calibrate's `accepted`): 'best' never runs it, and says
+        so on stderr."""
+        if artifact.extra.get("accepted") is not False:
+            return False
+        fidelity = artifact.extra.get("fidelity") or {}
+        figure = (f"agreement {fidelity['agreement']:.2%}" if "mask_ap_change" not in fidelity
+                  else f"mask AP {100 * fidelity['mask_ap_change']:+.2f} points")  # fmt: skip
+        print(
+            f"edgeseg: note: --precision best passes over {artifact.path} ({figure}, below "
+            f"{artifact.extra.get('accuracy_bar', 'its accuracy bar')})",
+            file=sys.stderr,
+        )
+        return True
+
     def select(
         self,
         kind: str,
@@ -392,7 +408,8 @@ class Bundle:
     ) -> Artifact:
         """Pick the artifact for a runtime.
 
-        `precision` is fp32/fp16/int8 or 'best' (the lowest precision present); `targets` lists the
+        `precision` is fp32/fp16/int8 or 'best' (the lowest precision present whose measured fidelity met its bar:
+        see _passed_over); `targets` lists the
         artifact shapes this runtime can use, most preferred first. `prefer(artifact) -> bool` ranks
         matching artifacts first (an engine built for this GPU and TensorRT among several); `accept(artifact) ->
         bool` leaves out the rest (engines for another device).
@@ -407,6 +424,8 @@ class Bundle:
             matches = sorted(
                 (a for a in candidates if a.precision == name), key=lambda a: targets.index(a.target)
             )  # stable: keeps `prefer` order
+            if precision == "best":
+                matches = [a for a in matches if not self._passed_over(a)]
             if matches:
                 return matches[0]
         have = sorted({a.precision for a in candidates}) or ["none"]

@@ -315,6 +315,9 @@ def test_manifest_lists_every_variant_with_its_fidelity(calibrated):
     for name in ("model.fp16.onnx", "model.int8-tensorrt.onnx", "model.int8-cpu.onnx"):
         fidelity = by_path[name].extra["fidelity"]
         assert 0.9 <= fidelity["agreement"] <= 1.0 and fidelity["frames"] == 12
+        # `best` may run it exactly when it reaches the default bar (no --min-agreement was given)
+        assert by_path[name].extra["accepted"] == (fidelity["agreement"] >= 0.99)
+        assert "default bar of 99% agreement" in by_path[name].extra["accuracy_bar"]
         assert len(fidelity["per_class_iou_change"]) == 5 and abs(fidelity["miou_change"]) < 0.1
         for picture in fidelity["worst_frames"]:
             image = cv2.imread(str(calibrated / picture))
@@ -594,6 +597,27 @@ def test_best_precision_is_the_fastest_measured(calibrated, tmp_path, ratio, exp
     next(a for a in manifest["artifacts"] if a["path"] == "model.int8-cpu.onnx")["extra"]["cpu_latency_ratio"] = ratio
     (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
     assert open_backend(Bundle.load(bundle_dir), "onnxruntime", "best").model_path.name == expected
+
+
+def test_best_passes_over_a_variant_below_its_accuracy_bar_and_says_so(calibrated, tmp_path, capsys):
+    bundle_dir = tmp_path / "b"
+    shutil.copytree(calibrated, bundle_dir)
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    for artifact in manifest["artifacts"]:
+        if artifact["path"] in ("model.int8-cpu.onnx", "model.fp16.onnx"):
+            artifact["extra"].update(accepted=False, accuracy_bar="--min-agreement 99.99%")
+            artifact["extra"]["fidelity"]["agreement"] = 0.466
+    (bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert open_backend(Bundle.load(bundle_dir), "onnxruntime", "best").model_path.name == "model.onnx"
+    err = capsys.readouterr().err
+    assert "passes over model.int8-cpu.onnx (agreement 46.60%, below --min-agreement 99.99%)" in err
+    assert "passes over model.fp16.onnx" in err
+    # Named explicitly, the variant still runs: the choice is the user's.
+    assert open_backend(Bundle.load(bundle_dir), "onnxruntime", "int8").model_path.name == "model.int8-cpu.onnx"
+    code, stdout, _ = run_cli(capsys, "info", bundle_dir)
+    rows = {line.split()[0]: line.split()[-1] for line in stdout.splitlines() if line.startswith("model.")}
+    assert rows["model.int8-cpu.onnx"] == "no" and rows["model.int8-tensorrt.onnx"] == "yes"
 
 
 def test_run_and_info_with_int8(calibrated, tmp_path, capsys):

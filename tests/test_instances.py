@@ -338,6 +338,8 @@ def test_calibrate_measures_each_variant_in_coco_ap(calibrated_demo):
         assert fidelity["mask_ap_change"] == pytest.approx(fidelity["mask_ap"] - fidelity["fp32_mask_ap"])
         assert set(fidelity["mask_ap_per_class"]) == {"vehicle", "pedestrian", "traffic sign"}
         assert all((calibrated_demo / path).is_file() for path in fidelity["worst_frames"])
+        assert artifact.extra["accepted"] == (fidelity["mask_ap_change"] >= -0.01)  # the default bar: 1 point
+        assert "1.0 point of mask AP" in artifact.extra["accuracy_bar"]
     # FP16 moves no detection that matters; INT8 stays within a few points even on min-max ranges of 8 frames.
     assert abs(variants["fp16", "any"].extra["fidelity"]["mask_ap_change"]) < 0.005
     assert abs(variants["int8", "tensorrt"].extra["fidelity"]["mask_ap_change"]) < 0.05

@@ -184,6 +184,7 @@ class Calibration:
     def artifact(self, path: Path, precision: str, target: str, **extra: Any) -> Artifact:
         import onnxruntime
 
+        extra.update(self.judge(extra["fidelity"], path.name))
         return Artifact(
             path=path.name,
             kind="onnx",
@@ -195,6 +196,19 @@ class Calibration:
             created=utc_now(),
             extra=extra,
         )
+
+    def judge(self, fidelity: dict[str, Any], name: str) -> dict[str, Any]:
+        """Whether `--precision best` may run this variant: its fidelity against the bar (the user's target, else
+        the default one); a variant below it is kept, listed and said so, never picked silently."""
+        measure = self.fidelity
+        accepted = measure.accepts(fidelity)
+        if not accepted:
+            print(
+                f"edgeseg: warning: {name}: {measure.describe(fidelity[measure.metric])} misses {measure.bar()}; "
+                "`--precision best` passes over it (name its precision to run it anyway)",
+                file=sys.stderr,
+            )
+        return {"accepted": accepted, "accuracy_bar": measure.bar()}
 
     # -- FP16 ---------------------------------------------------------------------------------
     def fp16(self) -> Artifact:
@@ -396,23 +410,7 @@ class Calibration:
             "widened_to_16_filters": widened,
         }
         fidelity = self.fidelity.report(final, "int8-cpu", "INT8 CPU")
-        self.check_cpu_form(fidelity, extra)
         return self.artifact(final, "int8", "cpu", fidelity=fidelity, **extra)
-
-    def check_cpu_form(self, fidelity: dict[str, Any], extra: dict[str, Any]) -> None:
-        """The CPU form reuses the float layers the TensorRT form's search chose; its own encoding can still miss the
-        target: say so, and record it."""
-        measure = self.fidelity
-        if measure.target is None:
-            return
-        value = fidelity[measure.metric]
-        extra["target_met"] = value >= measure.target
-        if not extra["target_met"]:
-            print(
-                f"edgeseg: warning: the CPU INT8 form misses {measure.option} ({measure.describe(value)}); runs on a "
-                "CPU with --precision int8 use it: use --precision fp32 there",
-                file=sys.stderr,
-            )
 
     def latencies(self, paths: dict[str, Path]) -> dict[str, float]:
         return latencies_ms(paths, self.data.tensors[: self.reader.batch], self.options.threads)
@@ -466,7 +464,7 @@ def _calibrate_locked(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
 def _calibrate(bundle: Bundle, options: CalibrateOptions, progress: Progress) -> Bundle:
     run = Calibration(bundle, options)
     progress.advance(
-        f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {len(run.frames)} held "
+        f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {run.eval_frames} held "
         "out"
     )
     artifacts = []

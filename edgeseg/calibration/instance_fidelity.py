@@ -34,6 +34,7 @@ from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instanc
 from edgeseg.runtime.pipeline import StageTimes
 
 SHOWN_SCORE = 0.5  # the detections drawn: those run's default --score-threshold shows
+DEFAULT_MAX_AP_DROP = 1.0  # mask AP points `--precision best` accepts losing without a --max-ap-drop
 
 
 class InstanceFidelity:
@@ -56,6 +57,7 @@ class InstanceFidelity:
             pairs = zip(self.reference, self.frames)
             self.truths = [detections_as_truth(found, *frame.shape[:2]) for found, frame in pairs]
         self.reference_ap = evaluate_coco(self.truths, self.reference, dict(self.categories))
+        self.max_ap_drop = max_ap_drop
         self.target = None if max_ap_drop is None else self.reference_ap["mask_ap"] - max_ap_drop / 100
 
     def detect(self, path: Path, frames: int | None = None) -> list[Detections]:
@@ -99,6 +101,15 @@ class InstanceFidelity:
         result["mask_ap_per_class"] = mine["mask_ap_per_class"]
         result["worst_frames"] = self.save_worst_frames(stem, label, raw, per_frame)
         return result
+
+    def accepts(self, fidelity: dict[str, Any]) -> bool:
+        allowed = DEFAULT_MAX_AP_DROP if self.max_ap_drop is None else self.max_ap_drop
+        return fidelity["mask_ap_change"] >= -allowed / 100
+
+    def bar(self) -> str:
+        if self.max_ap_drop is not None:
+            return f"--max-ap-drop {self.max_ap_drop:.2f} points of mask AP"
+        return f"the default bar of {DEFAULT_MAX_AP_DROP:.1f} point of mask AP lost (set another with --max-ap-drop)"
 
     def provenance(self) -> dict[str, Any]:
         return {"truth": self.truth, "fp32_box_ap": self.reference_ap["box_ap"],

@@ -133,6 +133,7 @@ def fidelity_table(bundle: Bundle) -> str:
                 *accuracy,
                 float_layer_count(artifact.extra),
                 figure(ratio, ".2f") + ("x" if ratio is not None else ""),
+                "no" if artifact.extra.get("accepted") is False else "yes",
             ]
         )
     calibration = bundle.manifest.get("calibration", {})
@@ -151,6 +152,9 @@ def fidelity_table(bundle: Bundle) -> str:
     accuracy = ["box AP", "mask AP", "mask AP change"] if instances else ["mIoU", "mIoU change"]
     agreement = ["detection agreement", "worst frame"] if instances else ["agreement", "worst frame"]
     table = format_table(
-        ["artifact", "precision", "target", *agreement, *accuracy, "float layers", "CPU latency vs FP32"], rows
+        ["artifact", "precision", "target", *agreement, *accuracy, "float layers", "CPU latency vs FP32", "best"],
+        rows,
     )
-    return header + "\n" + table
+    bars = sorted({a.extra["accuracy_bar"] for a in bundle.artifacts if "accuracy_bar" in a.extra})
+    footer = f"best: whether `--precision best` may run it, by {'; '.join(bars)}" if bars else ""
+    return header + "\n" + table + ("\n" + footer if footer else "")
