@@ -683,6 +683,9 @@ def test_min_agreement_keeps_sensitive_layers_in_float_and_says_so(trained_bundl
     artifact = next(a for a in Bundle.load(bundle).artifacts if a.path == "model.int8-tensorrt.onnx")
     search = artifact.extra["min_agreement_search"]
     assert search["target"] == 0.9999 and len(search["sensitivity"]) == search["layers"]
+    # Every node the TensorRT recipe quantizes is a candidate, not only convolutions (this LR-ASPP: its Resizes).
+    candidates = {n.name: n.op_type for n in graph(bundle, "model.onnx").graph.node if n.name in search["sensitivity"]}
+    assert {"Conv", "Resize"} <= set(candidates.values()) and len(candidates) == search["layers"]
     assert artifact.extra["float_layers"]  # the most sensitive layers, listed
     assert search["met"] == (search["agreement_after"] >= 0.9999)
     assert artifact.extra["float_layer_share"] == len(artifact.extra["float_layers"]) / search["layers"]

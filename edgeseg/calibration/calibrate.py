@@ -257,10 +257,11 @@ class Calibration:
     def sensitivity(
         self, recipe: Any, boundary: list[str], progress: Progress
     ) -> tuple[list[str], dict[str, float], float]:
-        """Per-layer sensitivity (the fidelity lost with only that layer in int8), then the fewest
-        most-sensitive layers left in float that meet the target (--min-agreement, --max-ap-drop)."""
+        """Per-node sensitivity (the fidelity lost with only that node in int8), then the fewest most-sensitive
+        nodes left in float that meet the target (--min-agreement, --max-ap-drop). Every node the recipe quantizes
+        is a candidate, not only the convolutions: a loss can come from residual Adds, pooling or Resize."""
         target = self.fidelity.target
-        layers = self.layers
+        layers = self.candidates
         probe = self.cache / "sensitivity-probe.onnx"
         losses = {}
         progress.extend(len(layers))
@@ -293,10 +294,16 @@ class Calibration:
     def int8(self, progress: Progress) -> list[Artifact]:
         from edgeseg.calibration.quantize import float_boundary_nodes, input_head_nodes
 
-        layers, measure, tensorrt = self.layers, self.fidelity, self.recipes["tensorrt"]
+        measure, tensorrt = self.fidelity, self.recipes["tensorrt"]
         # An instance graph has no logits tail: what it keeps float beyond its preprocessing is outside
         # self.quantizable already.
         boundary = input_head_nodes(self.model) if self.bundle.is_instances else float_boundary_nodes(self.model)
+        quantized = set(self.quantizable) if self.quantizable is not None else None
+        self.candidates = [
+            n.name
+            for n in self.model.graph.node
+            if n.op_type in tensorrt.op_types and n.name not in boundary and (quantized is None or n.name in quantized)
+        ]
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
         self.quantize_to(trt_path, tensorrt, boundary)
         progress.advance("INT8 Q/DQ for TensorRT")
@@ -309,7 +316,7 @@ class Calibration:
                 file=sys.stderr,
             )
             float_layers, losses, reached = self.sensitivity(tensorrt, boundary, progress)
-            total = len(layers)
+            total = len(self.candidates)
             search = {
                 "option": measure.option,
                 "target": target,
@@ -321,13 +328,13 @@ class Calibration:
             }
             if reached < target:
                 print(
-                    f"edgeseg: warning: {measure.option} is not met even with every layer in float "
-                    f"({measure.describe(reached)}); the artifact is kept with all {total} layers float and says so",
+                    f"edgeseg: warning: {measure.option} is not met even with every quantized node in float "
+                    f"({measure.describe(reached)}); the artifact is kept with all {total} in float and says so",
                     file=sys.stderr,
                 )
             elif len(float_layers) > total / 2:
                 print(
-                    f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} layers left in "
+                    f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} nodes left in "
                     "floating point: this INT8 artifact is mostly float",
                     file=sys.stderr,
                 )
@@ -335,7 +342,7 @@ class Calibration:
         trt_extra = {
             "quantization": tensorrt.describe(),
             "float_layers": float_layers,
-            "float_layer_share": len(float_layers) / len(layers),
+            "float_layer_share": len(float_layers) / len(self.candidates),
             "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)",
             "opset": 17,
         }
@@ -406,7 +413,7 @@ class Calibration:
             "requires": "ONNX Runtime (CPU)",
             "float_layers": all_float,
             "float_for_speed": speed_layers,
-            "float_layer_share": len(all_float) / len(self.layers),
+            "float_layer_share": len(all_float) / len(self.candidates),
             "widened_to_16_filters": widened,
         }
         fidelity = self.fidelity.report(final, "int8-cpu", "INT8 CPU")
