@@ -359,9 +359,10 @@ def test_cpu_int8_folds_relu_into_the_convolutions(calibrated):
         if node.name in extra["float_for_speed"]:
             assert node.input[1] not in by_output  # left float for speed: the weight is a plain initializer
     assert set(extra["float_for_speed"]) <= float_layers
-    assert extra["float_layer_share"] == len(float_layers) / sum(
-        n.op_type in ("Conv", "ConvTranspose") for n in graph(calibrated, "model.onnx").graph.node
-    )
+    # The share is of the nodes the TensorRT recipe quantizes (convolutions, and this LR-ASPP's Resizes).
+    convolutions = sum(n.op_type in ("Conv", "ConvTranspose") for n in graph(calibrated, "model.onnx").graph.node)
+    assert extra["quantized_node_count"] > convolutions
+    assert extra["float_layer_share"] == len(float_layers) / extra["quantized_node_count"]
 
 
 def test_channels_last_tail_keeps_every_class_map(trained_bundle, calibrated, tmp_path):
@@ -689,6 +690,7 @@ def test_min_agreement_keeps_sensitive_layers_in_float_and_says_so(trained_bundl
     assert artifact.extra["float_layers"]  # the most sensitive layers, listed
     assert search["met"] == (search["agreement_after"] >= 0.9999)
     assert artifact.extra["float_layer_share"] == len(artifact.extra["float_layers"]) / search["layers"]
+    assert artifact.extra["quantized_node_count"] == search["layers"]
     model = graph(bundle, "model.int8-tensorrt.onnx")
     by_output = producers(model)
     for node in model.graph.node:

@@ -343,6 +343,7 @@ class Calibration:
             "quantization": tensorrt.describe(),
             "float_layers": float_layers,
             "float_layer_share": len(float_layers) / len(self.candidates),
+            "quantized_node_count": len(self.candidates),  # the share's denominator: nodes the recipe quantizes
             "requires": "TensorRT >= 8.5 (explicit Q/DQ, opset 17)",
             "opset": 17,
         }
@@ -414,6 +415,7 @@ class Calibration:
             "float_layers": all_float,
             "float_for_speed": speed_layers,
             "float_layer_share": len(all_float) / len(self.candidates),
+            "quantized_node_count": len(self.candidates),
             "widened_to_16_filters": widened,
         }
         fidelity = self.fidelity.report(final, "int8-cpu", "INT8 CPU")
