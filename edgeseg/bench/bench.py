@@ -13,6 +13,7 @@ overlay cost at the source resolution and at 1080p. The ratios between rows are 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -261,14 +262,16 @@ def run_instance_bench_report(bundle: Bundle, options: BenchOptions) -> BenchRep
     from edgeseg.bench.environment import TelemetrySampler
     from edgeseg.bench.instances import instance_plan, instance_ratios, run_instance_bench
 
-    if options.source == DEFAULT_SOURCE:
-        options.source += "&instances=1"  # the default scene, with the instance labels AP needs
-    progress = Progress(len(instance_plan(options, bundle)) + 2, "bench", enabled=options.progress)
+    if options.source == DEFAULT_SOURCE:  # the default scene, with the instance labels AP needs
+        options = dataclasses.replace(options, source=DEFAULT_SOURCE + "&instances=1")
+    plan = instance_plan(options, bundle)
+    progress = Progress(len(plan) + 2, "bench", enabled=options.progress)
     frames = read_bench_frames(options)
+    # The scratch folder holding a rendered scene's video lives until the report is made.
     timing_source, _scratch = timing_source_for(options.source, [f.image for f in frames])
     progress.advance(f"{len(frames)} frames of {options.source}")
     with TelemetrySampler() as telemetry:
-        rows, overlay = run_instance_bench(bundle, options, frames, timing_source, progress)
+        rows, overlay = run_instance_bench(bundle, options, plan, frames, timing_source, progress)
         progress.advance("overlay costs")
     note = "instance bundles have no PyTorch-eager baseline row yet"
     return report_of(bundle, options, telemetry.summary(), frames[0].image, timing_source, rows, note, overlay,

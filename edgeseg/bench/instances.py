@@ -27,13 +27,11 @@ from edgeseg.data.coco import (
     evaluate_coco,
     instance_classes,
 )
-from edgeseg.errors import EdgesegError
 from edgeseg.progress import Progress
-from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, run_instances
+from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, refuse_triton, run_instances
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.run import RunOptions
 from edgeseg.runtime.sources import open_source
-from edgeseg.runtime.tensors import frames_to_input
 from edgeseg.timing import timed
 
 OVERLAY_INSTANCES = 30
@@ -42,8 +40,7 @@ OVERLAY_INSTANCES = 30
 def instance_plan(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
     """The (backend, precision) rows, as for a semantic bundle (ONNX Runtime first: its FP32 row is the reference),
     without Triton: an instance bundle does not run through it yet."""
-    if options.backend.startswith("triton://"):
-        raise EdgesegError("an instance bundle runs on onnxruntime or tensorrt so far, not through Triton")
+    refuse_triton(options.backend)  # before the frames are read and rendered, not at the first row
     return sorted(check_options(options, bundle), key=lambda row: row[1] != "fp32")
 
 
@@ -71,7 +68,7 @@ class InstanceBench:
                 detector.close()
 
     def measure_open(self, detectors: dict[tuple[str, str], InstanceDetector], progress: Progress) -> list[Row]:
-        feed = frames_to_input([self.fitted(self.images[0])], self.bundle.input)
+        feed = next(iter(detectors.values())).model_input(self.images[0])  # one bundle: every row takes the same
         calls = {key: functools.partial(d.backend.infer_outputs, feed) for key, d in detectors.items()}
 
         def fill(row: Row) -> None:
@@ -84,10 +81,6 @@ class InstanceBench:
         names = {key: detector.name for key, detector in detectors.items()}
         return measured_rows(calls, names, self.options, progress, fill)
 
-    def fitted(self, image: np.ndarray) -> np.ndarray:
-        height, width = self.bundle.input.size
-        return image if image.shape[:2] == (height, width) else cv2.resize(image, (width, height))
-
     def stages_alone(self, detector: InstanceDetector, infer_ms: float) -> dict[str, float]:
         count = min(len(self.images), self.options.frames)
         source = open_source(self.timing_source)
@@ -96,7 +89,7 @@ class InstanceBench:
         finally:
             source.close()
         image = self.images[0]
-        preprocess = timed(lambda: frames_to_input([self.fitted(image)], self.bundle.input), count)
+        preprocess = timed(lambda: detector.model_input(image), count)
         found = detector.detect(image, StageTimes())
         overlay = timed(lambda: draw_instances(image, found, self.names), count)
         mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731 - a one-line helper used just below
@@ -113,8 +106,7 @@ class InstanceBench:
                              backend=backend, precision=precision, threads=self.options.threads,
                              frames=self.options.frames)  # fmt: skip
         summary = run_instances(self.bundle, options)
-        return {"fps": summary.frames_written / summary.seconds, "frames": summary.frames_written,
-                "stages": summary.stages}  # fmt: skip
+        return {"fps": summary.fps, "frames": summary.frames_written, "stages": summary.stages}
 
     def accuracy(self, detector: InstanceDetector) -> dict[str, Any]:
         """Detection agreement with the FP32 row; COCO box and mask AP when the frames carry instance labels."""
@@ -185,9 +177,14 @@ def instance_ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str,
 
 
 def run_instance_bench(
-    bundle: Bundle, options: BenchOptions, frames: list[Any], timing_source: str, progress: Progress
+    bundle: Bundle,
+    options: BenchOptions,
+    plan: list[tuple[str, str]],
+    frames: list[Any],
+    timing_source: str,
+    progress: Progress,
 ) -> tuple[list[Row], list[dict[str, Any]]]:
-    """The rows and the overlay costs of an instance bundle's bench."""
-    rows = InstanceBench(bundle, options, frames, timing_source).measure(instance_plan(options, bundle), progress)
+    """The rows (instance_plan's) and the overlay costs of an instance bundle's bench."""
+    rows = InstanceBench(bundle, options, frames, timing_source).measure(plan, progress)
     overlay = instance_overlay_costs(bundle, frames[0].image)
     return rows, overlay

@@ -62,8 +62,6 @@ def check_options(options: CalibrateOptions) -> None:
         raise EdgesegError(f"--precision {','.join(options.precisions)}: choose from {', '.join(PRECISIONS)}")
     if options.cpu_format not in CPU_FORMATS:
         raise EdgesegError(f"--cpu-format {options.cpu_format}: choose one of {', '.join(CPU_FORMATS)}")
-    if options.max_ap_drop is not None and not 0 <= options.max_ap_drop <= 100:
-        raise EdgesegError(f"--max-ap-drop {options.max_ap_drop}: give the mask AP points INT8 may lose, 0 to 100")
 
 
 def check_target(bundle: Bundle, options: CalibrateOptions) -> None:

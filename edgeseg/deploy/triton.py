@@ -22,7 +22,7 @@ ONNX_TYPES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 10: "float16"}  
 
 
 @dataclass
-class TensorSpec:
+class ConfigTensor:
     name: str
     dtype: str  # a TRITON_TYPES key
     dims: list[int]
@@ -40,7 +40,7 @@ def tensor_dims(bundle: Bundle, batched: bool) -> tuple[list[int], list[int]]:
     return input_dims, output_dims
 
 
-def instance_outputs(bundle: Bundle) -> list[TensorSpec]:
+def instance_outputs(bundle: Bundle) -> list[ConfigTensor]:
     """An instance graph's five outputs exactly as the graph declares them (fixed sizes: boxes [N,4], scores [N],
     classes [N], masks [N,28,28], count []). Triton's ONNX Runtime backend compares them with the model's own."""
     onnx = require("onnx", "calibrate")
@@ -49,11 +49,11 @@ def instance_outputs(bundle: Bundle) -> list[TensorSpec]:
     specs = []
     for output in graph.output:
         tensor = output.type.tensor_type
-        specs.append(TensorSpec(output.name, ONNX_TYPES[tensor.elem_type], [d.dim_value for d in tensor.shape.dim]))
+        specs.append(ConfigTensor(output.name, ONNX_TYPES[tensor.elem_type], [d.dim_value for d in tensor.shape.dim]))
     return specs
 
 
-def tensor_text(spec: TensorSpec) -> list[str]:
+def tensor_text(spec: ConfigTensor) -> list[str]:
     lines = ["  {", f'    name: "{spec.name}"', f"    data_type: {TRITON_TYPES[spec.dtype]}"]
     if spec.dims:
         lines.append(f"    dims: [ {', '.join(str(v) for v in spec.dims)} ]")
@@ -65,18 +65,17 @@ def tensor_text(spec: TensorSpec) -> list[str]:
 def config_text(
     name: str,
     platform: str,
-    inputs: list[TensorSpec],
-    outputs: list[TensorSpec],
+    inputs: list[ConfigTensor],
+    outputs: list[ConfigTensor],
     max_batch: int,
     options: DeployOptions,
     kind: str,
 ) -> str:
-    def section(title: str, specs: list[TensorSpec]) -> list[str]:
-        body = [line for spec in specs for line in tensor_text(spec)]
-        for index in range(len(body) - 1):  # entries separated by commas: "}," between them
-            if body[index] == "  }" and body[index + 1] == "  {":
-                body[index] = "  },"
-        return [f"{title} [", *body, "]"]
+    def section(title: str, specs: list[ConfigTensor]) -> list[str]:
+        blocks = [tensor_text(spec) for spec in specs]
+        for block in blocks[:-1]:  # entries are separated by commas: "}," closes all but the last
+            block[-1] = "  },"
+        return [f"{title} [", *(line for block in blocks for line in block), "]"]
 
     lines = [f'name: "{name}"', f'platform: "{platform}"', f"max_batch_size: {max_batch}"]
     lines += section("input", inputs) + section("output", outputs)
@@ -98,11 +97,11 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
         shutil.copyfile(bundle.inside(companion), version / Path(companion).name)
     batched = bundle.input.batch is None  # a dynamic batch dimension lets Triton batch requests
     input_dims, output_dims = tensor_dims(bundle, batched)
-    inputs = [TensorSpec(bundle.input.name, bundle.input.dtype, input_dims)]
+    inputs = [ConfigTensor(bundle.input.name, bundle.input.dtype, input_dims)]
     if bundle.is_instances:
         outputs = instance_outputs(bundle)
     else:
-        outputs = [TensorSpec(bundle.output.name, bundle.output.dtype, output_dims)]
+        outputs = [ConfigTensor(bundle.output.name, bundle.output.dtype, output_dims)]
     if engine and options.instance_kind == "cpu":
         raise EdgesegError("a TensorRT plan runs on a GPU only; drop --instance-kind cpu or deploy an ONNX precision")
     kind = f"KIND_{options.instance_kind.upper()}"

@@ -41,6 +41,12 @@ class Detections:
     masks: np.ndarray  # (n, 28, 28) probabilities inside each box
 
 
+def refuse_triton(backend: str) -> None:
+    """Instance bundles need every output of the graph; the Triton backend returns one."""
+    if backend.startswith("triton://"):
+        raise EdgesegError("an instance bundle runs on onnxruntime or tensorrt so far, not through Triton")
+
+
 class InstanceDetector:
     """An instance graph on any backend that returns every output (ONNX Runtime, TensorRT): frames in, detections
     at frame resolution out. It opens the backend it is given and closes it with `close()`."""
@@ -54,8 +60,7 @@ class InstanceDetector:
     def for_bundle(cls, bundle: Bundle, backend: str = "auto", precision: str = "best", threads: int | None = None,
                    dla_core: int | None = None) -> InstanceDetector:  # fmt: skip
         """The artifact `edgeseg run` would pick for this backend and precision."""
-        if backend.startswith("triton://"):
-            raise EdgesegError("an instance bundle runs on onnxruntime or tensorrt so far, not through Triton")
+        refuse_triton(backend)
         return cls(bundle, open_backend(bundle, backend, precision, threads, dla_core=dla_core))
 
     @classmethod
@@ -71,14 +76,19 @@ class InstanceDetector:
     def close(self) -> None:
         self.backend.close()
 
+    def model_input(self, image: np.ndarray) -> np.ndarray:
+        """The graph input for one frame of any size: resized to the model's, then as the contract says."""
+        model_height, model_width = self.bundle.input.size
+        resized = image if image.shape[:2] == (model_height, model_width) else cv2.resize(
+            image, (model_width, model_height)
+        )  # fmt: skip
+        return frames_to_input([resized], self.bundle.input)
+
     def detect(self, image: np.ndarray, times: StageTimes) -> Detections:
         height, width = image.shape[:2]
         model_height, model_width = self.bundle.input.size
         with times.stage("preprocess"):
-            resized = image if image.shape[:2] == (model_height, model_width) else cv2.resize(
-                image, (model_width, model_height)
-            )  # fmt: skip
-            feed = frames_to_input([resized], self.bundle.input)
+            feed = self.model_input(image)
         with times.stage("infer"):
             outputs = self.backend.infer_outputs(feed)
         boxes, scores, classes, masks, count = (outputs[name] for name in self.output_names)

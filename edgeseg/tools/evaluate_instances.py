@@ -12,7 +12,7 @@ from typing import Any
 
 from edgeseg.bundle import Bundle
 from edgeseg.data.coco import as_coco_detections, categories_of, evaluate_coco, instance_classes
-from edgeseg.errors import EdgesegError, require
+from edgeseg.errors import EdgesegError
 from edgeseg.progress import Progress
 from edgeseg.runtime.instances import InstanceDetector
 from edgeseg.runtime.pipeline import StageTimes
@@ -22,7 +22,6 @@ from edgeseg.runtime.sources import open_source
 def evaluate_instances(bundle_dir: Path, data: str, backend: str = "auto", precision: str = "best",
                        frames: int | None = None, progress: bool = True) -> dict[str, Any]:  # fmt: skip
     bundle = Bundle.load(bundle_dir)
-    require("onnxruntime", "calibrate")
     detector = InstanceDetector.for_bundle(bundle, backend, precision)
     try:
         truths, detections = detect_labelled(bundle, detector, data, frames, progress)
