@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from edgeseg.bench.baseline import baseline_row
-from edgeseg.bench.plan import check_options, loop_fps, read_bench_frames, timing_source_for
+from edgeseg.bench.plan import capture_samples, check_options, loop_fps, read_bench_frames, timing_source_for
 from edgeseg.bench.rows import DEFAULT_SOURCE, BenchOptions, BenchReport, Row, measured_rows
 from edgeseg.bundle import Bundle
 from edgeseg.metrics import confusion_matrix, scores
@@ -103,11 +103,7 @@ class Bench:
     def _stages_alone(self, backend: Backend, infer_ms: float) -> dict[str, float]:
         contract_in, contract_out = self.bundle.input, self.bundle.output
         count = min(len(self.frames), self.options.frames)
-        source = open_source(self.timing_source)
-        try:
-            capture = timed(source.read, count)
-        finally:
-            source.close()
+        capture = capture_samples(self.timing_source, count)
         batch = backend.batch_size
         preprocess = timed(lambda: frames_to_input([self.frames[0]] * batch, contract_in), count)
         output = backend.infer(frames_to_input([self.frames[0]] * batch, contract_in))

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeseg.bench.plan import check_options, loop_fps
+from edgeseg.bench.plan import capture_samples, check_options, loop_fps
 from edgeseg.bench.rows import BenchOptions, Row, measured_rows
 from edgeseg.bundle import Bundle
 from edgeseg.data.coco import (
@@ -31,7 +31,6 @@ from edgeseg.progress import Progress
 from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, refuse_triton, run_instances
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.run import RunOptions
-from edgeseg.runtime.sources import open_source
 from edgeseg.timing import timed
 
 OVERLAY_INSTANCES = 30
@@ -83,11 +82,7 @@ class InstanceBench:
 
     def stages_alone(self, detector: InstanceDetector, infer_ms: float) -> dict[str, float]:
         count = min(len(self.images), self.options.frames)
-        source = open_source(self.timing_source)
-        try:
-            capture = timed(source.read, count)
-        finally:
-            source.close()
+        capture = capture_samples(self.timing_source, count)
         image = self.images[0]
         preprocess = timed(lambda: detector.model_input(image), count)
         found = detector.detect(image, StageTimes())

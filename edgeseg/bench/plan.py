@@ -16,6 +16,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import resolve_backend, usable_backends
 from edgeseg.runtime.sources import open_source
+from edgeseg.timing import timed
 
 
 def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
@@ -80,6 +81,15 @@ def timing_source_for(uri: str, frames: list[np.ndarray]) -> tuple[str, Any]:
         writer.write(frame)
     writer.release()
     return str(path), scratch
+
+
+def capture_samples(uri: str, count: int) -> list[float]:
+    """Seconds per source.read() for `count` frames of `uri`: the capture stage on its own."""
+    source = open_source(uri)
+    try:
+        return timed(source.read, count)
+    finally:
+        source.close()
 
 
 def loop_fps(uri: str, limit: int, step: Callable[[np.ndarray], Any]) -> float:
