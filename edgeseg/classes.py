@@ -20,6 +20,10 @@ def default_color(index: int) -> tuple[int, int, int]:
     return (r, g, b)
 
 
+# The fused argmax hands the class map out as uint8 (what TensorRT, DeepStream and the overlay's lookup take).
+MAX_CLASSES = 256
+
+
 def numbered_classes(count: int) -> list[ClassInfo]:
     return [ClassInfo(f"class{i}", default_color(i)) for i in range(count)]
 
@@ -50,6 +54,10 @@ def read_names_file(path: Path) -> list[ClassInfo]:
         raise EdgesegError(
             f"class names file '{path}' lists {len(classes)} class(es); a segmentation model needs at least 2"
         )
+    if len(classes) > MAX_CLASSES:
+        raise EdgesegError(
+            f"class names file '{path}' lists {len(classes)} classes; the uint8 class map holds at most {MAX_CLASSES}"
+        )
     return classes
 
 
@@ -60,5 +68,7 @@ def classes_from_option(value: str | None) -> list[ClassInfo] | None:
     if value.isascii() and value.isdigit():  # str.isdigit() is also true of '²', which int() refuses
         if int(value) < 2:
             raise EdgesegError(f"--classes {value}: a segmentation model needs at least 2 classes")
+        if int(value) > MAX_CLASSES:  # a list of that many classes would be built first (and fill the memory)
+            raise EdgesegError(f"--classes {value}: the uint8 class map holds at most {MAX_CLASSES} classes")
         return numbered_classes(int(value))
     return read_names_file(Path(value))

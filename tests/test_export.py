@@ -249,6 +249,21 @@ def test_module_function_that_gives_no_model(spec, fragment, tmp_path, capsys):
     assert_one_line_error(code, err, fragment)
 
 
+@pytest.mark.parametrize("value", ["257", "100000000000"])
+def test_more_classes_than_a_uint8_class_map_holds(value, tmp_path, capsys):
+    """A count is refused before any per-class list is built: hypothesis found `--classes` with many digits filling
+    24 GB of memory."""
+    code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x", "--classes", value)
+    assert_one_line_error(code, err, f"--classes {value}", "at most 256 classes")
+
+
+def test_names_file_with_more_classes_than_a_uint8_class_map_holds(tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"c{i}\n" for i in range(257)))
+    code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x", "--classes", names)
+    assert_one_line_error(code, err, "lists 257 classes", "at most 256")
+
+
 def test_weights_with_wrong_shapes(tmp_path, capsys):
     weights = tmp_path / "w.pt"
     torch.save(build_model("unet", 5, width=4).state_dict(), weights)
