@@ -700,6 +700,64 @@ def test_min_agreement_keeps_sensitive_layers_in_float_and_says_so(trained_bundl
         assert "float" in err
 
 
+def test_min_agreement_reaches_its_target_when_the_loss_is_in_a_residual_add(tmp_path, capsys):
+    """Quantizing this net's Add costs a quarter of its pixels; its convolutions cost nothing. A search over
+    convolutions alone ends with every one in float and the target missed; over every quantized node, it finds the
+    Add."""
+    bundle = tmp_path / "bundle"
+    code, _, err = run_cli(capsys, "export", "user_models:residual_add_net", "-o", bundle, "--size", "64x64")
+    assert code == 0, err
+    data = "synthetic://medical?seed=4000&frames=24&size=64x64"
+    code, out, err = run_cli(
+        capsys,
+        "calibrate",
+        bundle,
+        "--data",
+        data,
+        "--count",
+        "16",
+        "--eval-count",
+        "8",
+        "--precision",
+        "int8",
+        "--min-agreement",
+        "0.99",
+    )
+    assert code == 0, err
+    artifact = next(a for a in Bundle.load(bundle).artifacts if a.path == "model.int8-tensorrt.onnx")
+    search = artifact.extra["min_agreement_search"]
+    assert search["agreement_before"] < 0.9 and search["met"] and search["agreement_after"] >= 0.99
+    assert artifact.extra["float_layers"] == ["/model/Add"]  # the one node that costs agreement, and no more
+    assert artifact.extra["accepted"] and artifact.extra["fidelity"]["agreement"] >= 0.99
+    assert max(search["sensitivity"], key=search["sensitivity"].get) == "/model/Add"
+    assert "not met" not in err
+
+
+def test_every_artifact_loads_in_onnx_runtime_without_a_warning(tmp_path, capfd):
+    """A head that upsamples by a constant factor records its NCHW shapes in the graph; the CPU form's channels-last
+    tail must not leave them stale (ONNX Runtime printed "Error merging shape info" for each, at every start)."""
+    import onnxruntime as ort
+
+    bundle = tmp_path / "bundle"
+    code, _, err = run_cli(capfd, "export", "user_models:constant_upsample_net", "-o", bundle, "--size", "64x64")
+    assert code == 0, err
+    code, _, err = run_cli(
+        capfd, "calibrate", bundle, "--data", DATA, "--count", "16", "--eval-count", "8", "--cpu-format", "qdq"
+    )
+    assert code == 0, err
+    capfd.readouterr()
+    options = ort.SessionOptions()
+    options.log_severity_level = 1  # info and above: a warning would be printed
+    paths = sorted(bundle.glob("model*.onnx"))
+    assert [p.name for p in paths] == ["model.fp16.onnx", "model.int8-cpu.onnx", "model.int8-tensorrt.onnx", "model.onnx"]
+    for path in paths:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        (classes,) = session.run(None, {"frame": np.zeros((1, 64, 64, 3), np.uint8)})
+        assert classes.shape == (1, 64, 64)
+    printed = capfd.readouterr()
+    assert "[W:onnxruntime" not in printed.err + printed.out and "MergeShapeInfo" not in printed.err
+
+
 # -- bad input ------------------------------------------------------------------------------------
 def test_empty_calibration_folder(trained_bundle, tmp_path, capsys):
     code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", tmp_path)

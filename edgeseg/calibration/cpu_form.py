@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeseg.onnx_graph import consumers, producers, static_shapes
+from edgeseg.onnx_graph import consumers, downstream, producers, static_shapes
 
 
 def upsample_as_depth_to_space(model: Any) -> list[str]:
@@ -474,4 +474,16 @@ def channels_last_tail(model: Any) -> bool:
     position = list(graph.node).index(resize)
     for offset, node in enumerate(added):
         graph.node.insert(position + offset, node)
+    forget_shapes_after(graph, resize.output[0])
     return True
+
+
+def forget_shapes_after(graph: Any, tensor: str) -> None:
+    """Drop the recorded shapes of `tensor` and of everything computed from it: they describe the NCHW graph, and
+    ONNX Runtime warns at every session start where a recorded shape disagrees with the one it infers. The graph's
+    outputs keep theirs (the argmax's class map is [N, H, W] either way)."""
+    reached, _ = downstream(graph, [tensor])
+    stale = {tensor} | {name for index in reached for name in graph.node[index].output}
+    kept = [info for info in graph.value_info if info.name not in stale]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
