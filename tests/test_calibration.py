@@ -749,7 +749,12 @@ def test_every_artifact_loads_in_onnx_runtime_without_a_warning(tmp_path, capfd)
     options = ort.SessionOptions()
     options.log_severity_level = 1  # info and above: a warning would be printed
     paths = sorted(bundle.glob("model*.onnx"))
-    assert [p.name for p in paths] == ["model.fp16.onnx", "model.int8-cpu.onnx", "model.int8-tensorrt.onnx", "model.onnx"]
+    assert [p.name for p in paths] == [
+        "model.fp16.onnx",
+        "model.int8-cpu.onnx",
+        "model.int8-tensorrt.onnx",
+        "model.onnx",
+    ]
     for path in paths:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         (classes,) = session.run(None, {"frame": np.zeros((1, 64, 64, 3), np.uint8)})
