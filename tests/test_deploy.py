@@ -190,6 +190,29 @@ def test_existing_non_empty_output_needs_force(calibrated, tmp_path, capsys):
     assert not (out / "keep.txt").exists()
 
 
+@pytest.mark.parametrize("target", ["triton", "deepstream"])
+def test_a_module_function_bundle_deploys_under_a_name_of_letters_digits_and_underscores(tmp_path, capsys, target):
+    bundle = tmp_path / "b"
+    assert run_cli(capsys, "export", "user_models:tiny_net", "-o", bundle, "--size", "32x48")[0] == 0
+    assert Bundle.load(bundle).manifest["model"]["name"] == "user_models:tiny_net"
+    code, out, err = run_cli(capsys, "deploy", bundle, "--target", target, "-o", tmp_path / "out")
+    assert code == 0, err
+    expected = "user_models_tiny_net" if target == "triton" else "edgeseg_user_models_tiny_net"
+    assert f"deployed as '{expected}'" in err
+    written = [Path(line.removeprefix("wrote ")) for line in out.splitlines() if line.startswith("wrote ")]
+    assert written and all(p.is_file() for p in written)
+    for path in written:
+        relative = path.relative_to(tmp_path / "out")
+        assert all(not set(part) - set("abcdefghijklmnopqrstuvwxyz0123456789_.") for part in relative.parts), path
+    if target == "triton":
+        assert parse_config(tmp_path / "out" / expected / "config.pbtxt").name == expected
+
+
+def test_deploy_name_that_triton_and_deepstream_cannot_use(calibrated, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "triton", "-o", tmp_path / "x", "--name", "a.b:c")
+    assert_one_line_error(code, err, "--name 'a.b:c'", "letters, digits and _", "use --name a_b_c")
+
+
 def test_unreachable_triton_server(calibrated, capsys):
     (port,) = free_ports(1)
     code, _, err = run_cli(

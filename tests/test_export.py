@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import TINY, assert_one_line_error, run_cli
+from user_models import resize_to_input_net
 
 from edgeseg.bundle import Bundle
 from edgeseg.classes import numbered_classes
@@ -115,6 +116,50 @@ def test_user_module_function_with_dict_output(tmp_path, capsys):
     bundle = Bundle.load(out)
     assert bundle.manifest["model"]["source"] == "module" and len(bundle.classes) == 5
     assert bundle.manifest["parity"]["class_map_agreement"] >= 0.999
+
+
+@pytest.mark.parametrize(
+    "flags,dims",
+    [
+        ((), ["batch", 48, 64]),
+        (("--no-fuse-argmax",), ["batch", 5, 48, 64]),
+        (("--dynamic-size",), ["batch", "height", "width"]),
+    ],
+)
+def test_dynamic_batch_outputs_declare_batch_then_the_class_map_dims(tmp_path, capfd, flags, dims):
+    """A resize to the input's size read at run time left the exporter's names: ['batch', 'Castclasses_dim_1',
+    'Castclasses_dim_2']. ONNX Runtime (and so Triton) reports what the graph declares."""
+    out = tmp_path / "b"
+    code, _, err = run_cli(
+        capfd, "export", "user_models:resize_to_input_net", "-o", out, "--size", "48x64", "--dynamic-batch", *flags
+    )
+    assert code == 0, err
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape == dims
+    frames = np.zeros((3, 48, 64, 3), np.uint8) if "--no-fuse-argmax" not in flags else None
+    if frames is not None:
+        assert session.run(None, {"frame": frames})[0].shape == (3, 48, 64)
+    assert "[W:onnxruntime" not in capfd.readouterr().err
+
+
+def test_import_of_logits_with_an_unfixed_class_dim_says_logits(tmp_path, capsys):
+    source = tmp_path / "dynamic.onnx"
+    torch.onnx.export(
+        resize_to_input_net(),
+        (torch.rand(1, 3, 48, 64),),
+        str(source),
+        opset_version=17,
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    assert onnx.load(str(source)).graph.output[0].type.tensor_type.shape.dim[1].dim_param  # the class dim is a name
+    code, _, err = run_cli(capsys, "export", source, "-o", tmp_path / "imported")
+    assert_one_line_error(code, err, "outputs logits whose class dimension is not fixed", "pass --classes N")
+    assert "class map" not in err
+    code, _, err = run_cli(capsys, "export", source, "-o", tmp_path / "imported", "--classes", "5")
+    assert code == 0, err
 
 
 def test_names_file_gives_names_and_colours(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Models a user might point `edgeseg export package.module:function` at."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -74,3 +75,20 @@ class ConstantUpsample(nn.Module):
 def constant_upsample_net(num_classes: int = 5) -> nn.Module:
     torch.manual_seed(0)
     return ConstantUpsample(num_classes)
+
+
+class ResizeToInput(nn.Module):
+    """Resizes its logits to the input's size read at run time (x.shape[-2:]), as torchvision's models do."""
+
+    def __init__(self, num_classes: int = 5):
+        super().__init__()
+        self.body = ConstantUpsample(num_classes)
+        self.body.up = nn.Identity()
+
+    def forward(self, x):
+        return {"out": F.interpolate(self.body(x), size=x.shape[-2:], mode="bilinear", align_corners=False)}
+
+
+def resize_to_input_net(num_classes: int = 5) -> nn.Module:
+    torch.manual_seed(0)
+    return ResizeToInput(num_classes)

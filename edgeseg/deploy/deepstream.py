@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from edgeseg.bundle import Bundle
-from edgeseg.deploy.options import DeployOptions, choose_artifact
+from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
 from edgeseg.deploy.plain_onnx import plain_io_model
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import write_text_atomic
@@ -28,7 +28,7 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
         raise EdgesegError("DeepStream's nvinfer needs fixed input dims; export the bundle without --dynamic-size")
     artifact = choose_artifact(bundle, options.precision, prefer_engine=False)
     model = plain_io_model(onnx.load(str(bundle.artifact_path(artifact))))
-    name = options.model_name or f"edgeseg_{bundle.manifest['model']['name']}".replace("-", "_")
+    name = deploy_name(bundle, options.model_name, prefix="edgeseg_")
     output.mkdir(parents=True, exist_ok=True)
     onnx_file = output / f"{name}_{artifact.precision}.onnx"
     onnx.save(model, str(onnx_file))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.bundle import Bundle
-from edgeseg.deploy.options import DeployOptions, choose_artifact
+from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import write_text_atomic
 
@@ -88,7 +88,7 @@ def config_text(
 def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[Path]:
     artifact = choose_artifact(bundle, options.precision, prefer_engine=True)
     engine = artifact.kind == "engine"
-    name = options.model_name or bundle.manifest["model"]["name"].replace("-", "_")
+    name = deploy_name(bundle, options.model_name)
     version = output / name / "1"
     version.mkdir(parents=True, exist_ok=True)
     target = version / ("model.plan" if engine else "model.onnx")

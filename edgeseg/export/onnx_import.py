@@ -86,9 +86,12 @@ def import_onnx(path: Path, output: Path, options: ExportOptions) -> Bundle:
     input_contract, output_contract, channels = infer_contracts(model, options)
     classes = options.classes or (numbered_classes(channels) if channels else None)
     if classes is None:
-        raise EdgesegError(
-            f"'{path}' outputs a class map, so its class count is unknown: pass --classes N or a names file"
+        what = (
+            "logits whose class dimension is not fixed in the graph"
+            if output_contract.kind == "logits"
+            else "a class map (one class id per pixel)"
         )
+        raise EdgesegError(f"'{path}' outputs {what}, so its class count is unknown: pass --classes N or a names file")
     if channels and len(classes) != channels:
         raise EdgesegError(
             f"'{path}' outputs {channels} classes but {len(classes)} class names were given; fix --classes"

@@ -207,6 +207,29 @@ def trace_to_onnx(
         raise EdgesegError(f"ONNX export failed at opset {opset}: {str(exc).splitlines()[0]}") from None
 
 
+def declare_output_dims(
+    path: Path, input_contract: InputContract, output_contract: OutputContract, classes: int
+) -> None:
+    """Write the output's dims as the contract has them: [batch, H, W] for a class map, [batch, C, H, W] for logits.
+    The exporter names a dim it cannot trace through a Resize to the input's size after the op that wrote it
+    ('Castclasses_dim_1'), and Triton's ONNX Runtime backend compares a model's dims with its config exactly."""
+    onnx = require("onnx", "export")
+    model = onnx.load(str(path), load_external_data=False)  # the weights stay where the exporter put them
+    batch: int | str = input_contract.batch or "batch"
+    height, width = ("height", "width") if input_contract.dynamic_size else input_contract.size
+    wanted = [batch, height, width] if output_contract.kind == "class_map" else [batch, classes, height, width]
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) != len(wanted):
+        return  # the checker and the parity run say what is wrong with this output
+    for dim, value in zip(dims, wanted):
+        dim.Clear()
+        if isinstance(value, str):
+            dim.dim_param = value
+        else:
+            dim.dim_value = value
+    onnx.save(model, str(path))
+
+
 def check_onnx(path: Path) -> Any:
     """onnx.checker and shape inference on the file (path-based, so external data works); return the model."""
     onnx = require("onnx", "export")
@@ -243,6 +266,7 @@ def export_torch(spec: str, output: Path, options: ExportOptions) -> Bundle:
             output_contract,
             options.opset,
         )
+        declare_output_dims(raw_dir / MODEL_FILE, input_contract, output_contract, len(classes))
         progress.advance(f"exported at opset {options.opset}")
         onnx_model = check_onnx(raw_dir / MODEL_FILE)
         files = save_onnx(onnx_model, scratch / MODEL_FILE)
