@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from edgeseg.bundle import ClassInfo
 from edgeseg.errors import EdgesegError
 
@@ -72,3 +74,31 @@ def classes_from_option(value: str | None) -> list[ClassInfo] | None:
             raise EdgesegError(f"--classes {value}: the uint8 class map holds at most {MAX_CLASSES} classes")
         return numbered_classes(int(value))
     return read_names_file(Path(value))
+
+
+NUMBERED = re.compile(r"class\d+")
+
+
+def label_lookup(label_names: list[str] | None, model_names: list[str]) -> np.ndarray:
+    """Label id -> the model's class id, so that labels are scored against the classes they mean: by id where the
+    source names no classes or the model's are only numbered (class0, class1...) and the counts agree; by name where
+    the source names them. Raises, saying why, where the two class sets cannot be compared."""
+    identity = np.arange(MAX_CLASSES, dtype=np.int64)
+    if label_names is None or label_names == model_names:
+        return identity
+    if all(NUMBERED.fullmatch(name) for name in model_names):
+        if len(label_names) == len(model_names):
+            return identity
+        raise EdgesegError(
+            f"the labels have {len(label_names)} classes and the model {len(model_names)} numbered ones; they are not "
+            "the same class set"
+        )
+    missing = [name for name in label_names if name not in model_names]
+    if missing:
+        raise EdgesegError(
+            f"the labels' classes ({', '.join(label_names)}) are not the model's ({', '.join(model_names)}): "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not among the model's"
+        )
+    lookup = identity.copy()
+    lookup[: len(label_names)] = [model_names.index(name) for name in label_names]
+    return lookup

@@ -763,6 +763,34 @@ def test_every_artifact_loads_in_onnx_runtime_without_a_warning(tmp_path, capfd)
     assert "[W:onnxruntime" not in printed.err + printed.out and "MergeShapeInfo" not in printed.err
 
 
+def test_fp32_that_predicts_one_class_everywhere_is_said_to_measure_little(tmp_path, capsys):
+    bundle = tmp_path / "bundle"
+    assert run_cli(capsys, "export", "user_models:one_class_net", "-o", bundle, "--size", "64x96")[0] == 0
+    code, _, err = run_cli(
+        capsys, "calibrate", bundle, "--data", DATA, "--count", "8", "--eval-count", "8", "--precision", "fp16"
+    )
+    assert code == 0, err
+    assert "FP32 predicts 'class0' on 100.00% of the held-out pixels" in err
+    assert Bundle.load(bundle).select("onnx", "fp16").extra["fidelity"]["agreement"] == 1.0  # the figure it warns of
+
+
+def test_labels_of_another_class_set_skip_miou_and_say_why(tmp_path, capsys):
+    """A 21-class model on the 9-class driving scene printed FP32 mIoU 0.0000."""
+    bundle = tmp_path / "bundle"
+    code, _, err = run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "21",
+                           "--arg", "width=4")  # fmt: skip
+    assert code == 0, err
+    driving = "synthetic://driving?frames=24&size=64x64"
+    code, out, err = run_cli(
+        capsys, "calibrate", bundle, "--data", driving, "--count", "8", "--eval-count", "8", "--precision", "fp16"
+    )
+    assert code == 0, err
+    assert "mIoU not measured: the labels have 9 classes and the model 21 numbered ones" in err
+    fidelity = Bundle.load(bundle).select("onnx", "fp16").extra["fidelity"]
+    assert "miou" not in fidelity and "agreement" in fidelity
+    assert "fp32_miou" not in Bundle.load(bundle).manifest["calibration"]
+
+
 # -- bad input ------------------------------------------------------------------------------------
 def test_empty_calibration_folder(trained_bundle, tmp_path, capsys):
     code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", tmp_path)

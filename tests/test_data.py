@@ -14,6 +14,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.data.synthetic import DRIVING_CLASSES, MEDICAL_CLASSES, make_scene
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.models import ZOO, shipped_weights
+from edgeseg.runtime.sources import open_source
 
 
 @pytest.mark.parametrize("name,classes", [("driving", DRIVING_CLASSES), ("medical", MEDICAL_CLASSES)])
@@ -165,6 +166,33 @@ def make_folder(root, pairs, label_size=None, label_value=1):
         cv2.imwrite(str(root / "images" / f"{stem}.png"), np.zeros((32, 48, 3), np.uint8))
         if has_label:
             cv2.imwrite(str(root / "labels" / f"{stem}.png"), np.full(label_size or (32, 48), label_value, np.uint8))
+
+
+def test_eval_maps_labels_to_the_model_by_class_name(tmp_path, capsys):
+    """A model whose classes are the driving scene's in another order is scored class for class: this one predicts
+    'road' (its class 7; the scene's 1) everywhere, so road's IoU is the share of road pixels in the labels."""
+    names = tmp_path / "names.txt"
+    reversed_names = [name for name, _ in DRIVING_CLASSES][::-1]
+    names.write_text("".join(f"{name}\n" for name in reversed_names))
+    bundle = tmp_path / "b"
+    code, _, err = run_cli(capsys, "export", "user_models:one_class_net", "-o", bundle, "--size", "48x64",
+                           "--classes", names, "--arg", "num_classes=9", "--arg", "winner=7")  # fmt: skip
+    assert code == 0, err
+    uri = "synthetic://driving?frames=3&size=64x48"
+    code, _, err = run_cli(capsys, "eval", bundle, "--data", uri, "--json", tmp_path / "e.json")
+    assert code == 0, err
+    result = json.loads((tmp_path / "e.json").read_text())
+    road = np.mean([(frame.label == 1).mean() for frame in open_source(uri)])
+    assert result["per_class_iou"][7] == pytest.approx(road, abs=1e-9)
+    assert result["classes"][7] == "road" and result["pixel_accuracy"] == pytest.approx(road, abs=1e-9)
+
+
+def test_eval_on_labels_of_another_class_set(tmp_path, capsys):
+    bundle = tmp_path / "b"
+    assert run_cli(capsys, "export", "lraspp", "-o", bundle, "--size", "64x64", "--classes", "21", "--arg",
+                   "width=4")[0] == 0  # fmt: skip
+    code, _, err = run_cli(capsys, "eval", bundle, "--data", "synthetic://driving?frames=2&size=64x64")
+    assert_one_line_error(code, err, "cannot score this bundle", "9 classes and the model 21")
 
 
 def test_unpaired_labelled_folder(demo_bundle, tmp_path, capsys):

@@ -32,6 +32,7 @@ class HeldOut:
     frames: list[np.ndarray]  # BGR
     labels: list[np.ndarray] | None  # class maps
     instances: list[np.ndarray] | None = None  # instance-id planes (0: no instance)
+    label_names: list[str] | None = None  # what each label id means, where the source says
 
 
 @dataclass
@@ -127,6 +128,7 @@ def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray]
         [frame.image for frame in held_out],
         labels if all(label is not None for label in labels) else None,
         instances if held_out and all(plane is not None for plane in instances) else None,
+        source.label_names,
     )
 
 
@@ -179,6 +181,8 @@ def save_cached(path: Path, data: CalibrationSet) -> None:
         arrays["eval_labels"] = np.stack(held_out.labels)
     if held_out.instances:
         arrays["eval_instances"] = np.stack(held_out.instances)
+    if held_out.label_names is not None:
+        arrays["label_names"] = np.array(held_out.label_names)
     with atomic_path(path) as temp:
         with open(temp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -193,12 +197,13 @@ def load_cached(path: Path) -> CalibrationSet | None:
             frames = list(archive["eval_frames"])
             labels = list(archive["eval_labels"]) if "eval_labels" in archive.files else None
             instances = list(archive["eval_instances"]) if "eval_instances" in archive.files else None
+            names = [str(n) for n in archive["label_names"]] if "label_names" in archive.files else None
             size = tuple(int(v) for v in archive["source_size"])
     except (OSError, ValueError, KeyError):
         return None
     if hashlib.sha256(tensors.tobytes()).hexdigest() != digest:
         return None
-    return CalibrationSet(tensors, HeldOut(frames, labels, instances), digest, size, cached=True)  # type: ignore[arg-type]
+    return CalibrationSet(tensors, HeldOut(frames, labels, instances, names), digest, size, cached=True)  # type: ignore[arg-type]
 
 
 def same_shape(arrays: list[np.ndarray]) -> bool:

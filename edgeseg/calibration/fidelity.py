@@ -8,6 +8,7 @@ loss that ranks layers by sensitivity (on a few frames: it is measured once per 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,8 @@ import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.calibration.dataset import HeldOut
+from edgeseg.classes import label_lookup
+from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_image_atomic
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.runtime.backends import ONNXRuntimeBackend
@@ -69,12 +72,12 @@ class ClassMapFidelity:
                  min_agreement: float | None):  # fmt: skip
         self.bundle, self.frames, self.threads = bundle, held_out.frames, threads
         self.num_classes = len(bundle.classes)
-        labels = held_out.labels
-        if labels is not None and max(int(label.max()) for label in labels) >= self.num_classes:
-            labels = None  # labelled for another class set: agreement only
-        self.labels = labels
+        self.labels = comparable_labels(held_out, [c.name for c in bundle.classes])
         self.reference = predict(fp32_path, bundle, self.frames, threads)
-        self.reference_accuracy = accuracy(self.reference, labels, self.num_classes) if labels is not None else None
+        warn_if_one_class(self.reference, bundle)
+        self.reference_accuracy = (
+            accuracy(self.reference, self.labels, self.num_classes) if self.labels is not None else None
+        )
         self.target = min_agreement
 
     def value(self, path: Path, frames: int | None = None) -> float:
@@ -104,6 +107,37 @@ class ClassMapFidelity:
 
     def provenance(self) -> dict[str, Any]:
         return {"fp32_miou": self.reference_accuracy["miou"]} if self.reference_accuracy is not None else {}
+
+
+def comparable_labels(held_out: HeldOut, model_names: list[str]) -> list[np.ndarray] | None:
+    """The held-out labels in the model's class ids, or None (agreement only) where they mean other classes."""
+    if held_out.labels is None:
+        return None
+    try:
+        lookup = label_lookup(held_out.label_names, model_names)
+        highest = max(int(label.max()) for label in held_out.labels)
+        if lookup[highest] >= len(model_names):
+            raise EdgesegError(f"the labels hold class {highest}, past the model's {len(model_names)} classes")
+    except EdgesegError as reason:
+        print(f"edgeseg: note: mIoU not measured: {reason}; fidelity is agreement with FP32 only", file=sys.stderr)
+        return None
+    return [lookup[label].astype(np.uint8) for label in held_out.labels]
+
+
+# Where FP32 gives one class to this share of the held-out pixels, agreement with it measures little.
+ONE_CLASS_SHARE = 0.99
+
+
+def warn_if_one_class(reference: Predictions, bundle: Bundle) -> None:
+    counts = np.bincount(np.concatenate([m.ravel() for m in reference.maps]), minlength=len(bundle.classes))
+    share = counts.max() / max(counts.sum(), 1)
+    if share >= ONE_CLASS_SHARE:
+        name = bundle.classes[int(counts.argmax())].name
+        print(
+            f"edgeseg: warning: FP32 predicts '{name}' on {share:.2%} of the held-out pixels: agreement with it says "
+            "little about INT8 or FP16; calibrate and measure on frames where the model sees several classes",
+            file=sys.stderr,
+        )
 
 
 def predict(model_path: Path, bundle: Bundle, frames: list[np.ndarray], threads: int | None = None) -> Predictions:

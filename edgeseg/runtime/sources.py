@@ -60,6 +60,7 @@ class Source:
     live = False
     fps: float | None = None
     length: int | None = None  # frames in a finite source when known up front
+    label_names: list[str] | None = None  # what each label id means, where the source says
 
     def __init__(self, uri: str):
         self.uri = uri
@@ -368,6 +369,7 @@ class SyntheticSource(Source):
         self.scene_args = (parts.netloc or parts.path.strip("/"), width, height)
         self.scene = make_scene(*self.scene_args, seed=self.seeds[0])  # an unknown name fails here, at open
         self.classes = self.scene.classes
+        self.label_names = [name for name, _ in self.classes]
         if self.instances and not self.scene.has_instances:
             raise EdgesegError(f"'{uri}': instances=1 needs a scene with countable objects (driving)")
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from edgeseg.bundle import Bundle
+from edgeseg.classes import label_lookup
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_text_atomic
 from edgeseg.metrics import confusion_matrix, scores
@@ -41,15 +42,22 @@ class EvalResult:
         return asdict(self)
 
 
-def labelled_batches(uri: str, batch: int, num_classes: int, limit: int | None) -> Iterator[list[Frame]]:
+def labelled_batches(uri: str, batch: int, model_names: list[str], limit: int | None) -> Iterator[list[Frame]]:
+    """The source's labelled frames in batches, each label in the model's class ids."""
+    num_classes = len(model_names)
     source = open_source(uri)
     pending: list[Frame] = []
     try:
+        try:
+            lookup = label_lookup(source.label_names, model_names)
+        except EdgesegError as reason:
+            raise EdgesegError(f"cannot score this bundle on '{uri}': {reason}") from None
         for frame in source:
             if frame.label is None:
                 raise EdgesegError(
                     f"'{uri}' has no labels; evaluate on synthetic://... or a folder with images/ and labels/"
                 )
+            frame.label = lookup[frame.label].astype(np.uint8)
             if int(frame.label.max()) >= num_classes:
                 raise EdgesegError(
                     f"'{uri}' frame {frame.index} has class {int(frame.label.max())} but the bundle has "
@@ -83,7 +91,7 @@ def evaluate(
     count = 0
     bar = Progress(frames or 0, "eval", enabled=progress and frames is not None)
     with net:
-        for batch in labelled_batches(data, net.batch_size, len(classes), frames):
+        for batch in labelled_batches(data, net.batch_size, [c.name for c in classes], frames):
             maps = class_maps(net, [f.image for f in batch], bundle.input, bundle.output)
             for frame, class_map in zip(batch, maps):
                 height, width = frame.label.shape
