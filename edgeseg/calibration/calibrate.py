@@ -264,6 +264,7 @@ class Calibration:
         losses = {}
         progress.extend(len(layers))
         for layer in layers:
+            progress.begin(f"sensitivity of {layer}")
             self.quantize_to(probe, recipe, boundary, only=[layer])
             losses[layer] = self.fidelity.loss(probe)
             progress.advance(f"sensitivity {len(losses)}/{len(layers)}")
@@ -303,6 +304,7 @@ class Calibration:
             if n.op_type in tensorrt.op_types and n.name not in boundary and (quantized is None or n.name in quantized)
         ]
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
+        progress.begin("INT8 Q/DQ for TensorRT: calibration ranges")
         self.quantize_to(trt_path, tensorrt, boundary)
         progress.advance("INT8 Q/DQ for TensorRT")
         float_layers: list[str] = []
@@ -347,6 +349,7 @@ class Calibration:
         }
         if search:
             trt_extra["min_agreement_search"] = search
+        progress.begin("fidelity of the TensorRT INT8 graph")
         fidelity = measure.report(trt_path, "int8-tensorrt", "INT8 Q/DQ")
         trt = self.artifact(trt_path, "int8", "tensorrt", fidelity=fidelity, **trt_extra)
         progress.advance("fidelity of the TensorRT INT8 graph")
@@ -363,6 +366,7 @@ class Calibration:
         if self.options.cpu_format != "auto":
             recipes = [self.recipes[f"cpu-{self.options.cpu_format}"]]
         exclude = boundary + float_layers
+        progress.begin("INT8 for the CPU: each encoding built and timed")
         candidates = {recipe.name: self.cache / f"candidate-{recipe.name}.onnx" for recipe in recipes}
         widened_in = {recipe.name: self.quantize_to(candidates[recipe.name], recipe, exclude) for recipe in recipes}
         timings = self.latencies({"fp32": self.fp32_path, **candidates})
@@ -389,6 +393,7 @@ class Calibration:
             for level in resolution_levels(self.model, recipe.op_types)
         ]
         for group in groups:
+            progress.begin(f"CPU INT8: timing {len(group)} nodes in float")
             if any(name in self.layers for name in group):
                 keep_if_faster(float_for_speed + group, widen)
             progress.advance(f"CPU INT8: {len(float_for_speed)} nodes left in float where float is faster", steps=0)
@@ -469,6 +474,7 @@ def _calibrate_locked(bundle_dir: Path, options: CalibrateOptions) -> Bundle:
 
 
 def _calibrate(bundle: Bundle, options: CalibrateOptions, progress: Progress) -> Bundle:
+    progress.begin("reading the calibration and held-out frames, FP32 on the held-out ones")
     run = Calibration(bundle, options)
     progress.advance(
         f"{len(run.data.tensors)} calibration frames{' (cached)' if run.data.cached else ''}, {run.eval_frames} held "
@@ -476,6 +482,7 @@ def _calibrate(bundle: Bundle, options: CalibrateOptions, progress: Progress) ->
     )
     artifacts = []
     if "fp16" in options.precisions:
+        progress.begin("FP16 graph and its fidelity")
         artifacts.append(run.fp16())
         progress.advance("FP16")
     if "int8" in options.precisions:
