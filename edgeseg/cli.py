@@ -163,6 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             view=ViewAccess(token=args.view_token, public=args.view_public),
             dla_core=args.dla,
             score_threshold=args.score_threshold,
+            infer_size=args.infer_size,
         )
     )
     print_summary(summary, args.output or ["none"])
@@ -443,6 +444,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="CORE",
         help="run the TensorRT engine built with build --dla CORE on that DLA core (default: the GPU engine)",
+    )
+    parser.add_argument(
+        "--infer-size",
+        type=parse_size,
+        default=None,
+        metavar="HxW",
+        help="run a bundle exported with --dynamic-size at this input size (default: the size it was exported at)",
     )
     parser.add_argument(
         "--score-threshold",

@@ -163,6 +163,53 @@ class FailingSink(Sink):
             raise OSError("disk full")
 
 
+@pytest.fixture(scope="module")
+def dynamic_bundle(tmp_path_factory) -> Path:
+    """The trained medical U-Net (exported at 240x320) with a graph that takes any size."""
+    out = tmp_path_factory.mktemp("dynamic") / "b"
+    from edgeseg.cli import main
+
+    assert main(["export", "demo-medical", "-o", str(out), "--dynamic-size"]) == 0
+    return out
+
+
+def test_a_dynamic_size_bundle_runs_at_the_size_asked_for(dynamic_bundle, tmp_path, capsys):
+    import dataclasses
+
+    import onnxruntime as ort
+
+    from edgeseg.bundle import Bundle
+    from edgeseg.runtime.sources import open_source
+    from edgeseg.runtime.tensors import frames_to_input
+
+    uri = "synthetic://medical?frames=1&size=320x240"
+    masks = {}
+    for size in ("96x128", None):
+        out = tmp_path / f"out-{size}"
+        code, _, err = run_cli(capsys, "run", dynamic_bundle, "-i", uri, "-o", out, "--save-mask",
+                               *(("--infer-size", size) if size else ()))  # fmt: skip
+        assert code == 0, err
+        masks[size] = cv2.imread(str(out / "masks" / "000000.png"), cv2.IMREAD_UNCHANGED)
+    frame = next(iter(open_source(uri))).image
+    contract = dataclasses.replace(Bundle.load(dynamic_bundle).input, size=(96, 128))
+    session = ort.InferenceSession(str(dynamic_bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    (classes,) = session.run(None, {"frame": frames_to_input([frame], contract)})
+    assert classes.shape == (1, 96, 128)
+    expected = cv2.resize(classes[0], (320, 240), interpolation=cv2.INTER_NEAREST)
+    assert (masks["96x128"] == expected).mean() == 1.0
+    assert (masks[None] != expected).mean() > 0.002  # at the export size (240x320) the maps differ
+
+
+@pytest.mark.parametrize(
+    "size,fragment",
+    [("100x128", "needs sides divisible by 16 (its stride); e.g. --infer-size 96x128"), ("96x128", None)],
+)
+def test_infer_size_that_the_bundle_cannot_take(tiny_bundle, dynamic_bundle, size, fragment, capsys):
+    bundle = dynamic_bundle if fragment else tiny_bundle
+    code, _, err = run_cli(capsys, "run", bundle, "-i", "synthetic://medical?frames=1&size=64x64", "--infer-size", size)
+    assert_one_line_error(code, err, *([fragment] if fragment else ["was exported for 64x64 only", "--dynamic-size"]))
+
+
 def test_a_failing_stage_stops_the_pipeline_and_reports(tiny_bundle):
     from edgeseg.bundle import Bundle
     from edgeseg.runtime import Overlay, open_backend, open_source

@@ -122,7 +122,7 @@ def build(spec: str, options: ExportOptions) -> tuple[Any, list[ClassInfo], dict
                 options.weights,
                 "check --classes and --arg width=... against how the weights were trained",
             )
-        info = {"name": spec, "source": "zoo", "family": entry.family}
+        info = {"name": spec, "source": "zoo", "family": entry.family, "size_multiple": multiple}
     info["parameters"] = int(sum(p.numel() for p in model.parameters()))
     info["options"] = options.model_options
     info["weights"] = (

@@ -40,10 +40,14 @@ class RunOptions:
     view: ViewAccess | None = None  # who may watch a live view bound beyond loopback
     dla_core: int | None = None  # run TensorRT's engine built for this DLA core (Jetson)
     score_threshold: float | None = None  # instance bundles: draw detections scoring at least this (default 0.5)
+    infer_size: tuple[int, int] | None = None  # (height, width) a dynamic-size bundle runs at (default: export size)
 
 
 def run(options: RunOptions) -> RunSummary:
     bundle = Bundle.load(options.bundle)
+    if options.infer_size is not None:
+        check_inference_size(bundle, options.infer_size)
+        bundle.manifest["input"]["size"] = list(options.infer_size)  # this run's copy only: run never saves it
     if bundle.is_instances:
         if len(options.inputs) > 1:
             raise EdgesegError("an instance bundle runs one input at a time so far; give one -i")
@@ -66,6 +70,24 @@ def run(options: RunOptions) -> RunSummary:
     overlay = Overlay(bundle.classes, options.alpha, options.filter_mode, options.visualize, options.legend)
     pipeline = Pipeline(source, net, bundle.input, bundle.output, overlay, sinks, max_frames=options.frames)
     return pipeline.run()
+
+
+def check_inference_size(bundle: Bundle, size: tuple[int, int]) -> None:
+    """Another input size is for a bundle exported with --dynamic-size (its graph takes any), in its stride."""
+    height, width = size
+    if not bundle.input.dynamic_size:
+        exported = "x".join(map(str, bundle.input.size))
+        raise EdgesegError(
+            f"--infer-size {height}x{width}: {bundle.root} was exported for {exported} only; re-export it with "
+            "--dynamic-size to choose the size at run time"
+        )
+    multiple = bundle.manifest["model"].get("size_multiple")
+    if multiple and (height % multiple or width % multiple):
+        nearest = [max(1, round(side / multiple)) * multiple for side in size]
+        raise EdgesegError(
+            f"--infer-size {height}x{width}: this model needs sides divisible by {multiple} (its stride); e.g. "
+            f"--infer-size {nearest[0]}x{nearest[1]}"
+        )
 
 
 def run_streams(bundle: Bundle, net: Backend, options: RunOptions) -> RunSummary:
