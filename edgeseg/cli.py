@@ -31,6 +31,7 @@ from edgeseg.arguments import (
     share,
 )
 from edgeseg.errors import EdgesegError, import_failure
+from edgeseg.native_output import show_native_output
 from edgeseg.tables import printable
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
@@ -763,6 +764,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
     for verb_parser in verbs.choices.values():  # so a check after parsing can answer as the verb would
         verb_parser.set_defaults(verb_parser=verb_parser)
+        verb_parser.add_argument(
+            "--verbose", action="store_true", help="also show what PyTorch's and ONNX Runtime's C++ code prints"
+        )
     return parser
 
 
@@ -793,6 +797,7 @@ CONTRADICTIONS = [
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_native_output(args.verbose)
     for verb, first, second, message in CONTRADICTIONS:
         if args.verb == verb and getattr(args, first) not in (None, False) and getattr(args, second) is not None:
             args.verb_parser.error(message)

@@ -162,6 +162,47 @@ def test_import_of_logits_with_an_unfixed_class_dim_says_logits(tmp_path, capsys
     assert code == 0, err
 
 
+def test_pooling_bins_that_do_not_divide_name_the_sizes_that_work_and_print_nothing_else(tmp_path, capfd):
+    code, out, err = run_cli(capfd, "export", "user_models:pyramid_net", "-o", tmp_path / "a", "--size", "64x64")
+    assert_one_line_error(code, err, "pool pools a 32x32 map into 6x6 bins", "--size 60x60 or --size 72x72")
+    assert out == "" and "Torch IR graph" not in err  # the exporter's C++ dump stayed out
+    code, out, err = run_cli(capfd, "export", "user_models:pyramid_net", "-o", tmp_path / "b", "--size", "72x72")
+    assert code == 0, err
+    code, out, err = run_cli(
+        capfd, "export", "user_models:pyramid_net", "-o", tmp_path / "c", "--size", "64x64", "--verbose"
+    )
+    assert code != 0 and "Torch IR graph at exception" in out + err  # --verbose lets it through
+
+
+def test_onnx_runtime_warnings_stay_out_of_edgeseg_output_unless_verbose(tmp_path, capfd):
+    """A graph whose recorded shape disagrees with ONNX Runtime's inference: its C++ logger warns at load."""
+    from onnx import TensorProto, helper
+
+    from edgeseg.native_output import show_native_output
+    from edgeseg.runtime.backends import ONNXRuntimeBackend
+
+    nodes = [helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Relu", ["t"], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "stale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        value_info=[helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 5])],
+    )
+    path = tmp_path / "stale.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    capfd.readouterr()
+    for verbose in (False, True):
+        show_native_output(verbose)
+        try:
+            with ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"]) as backend:
+                assert backend.infer(np.ones((1, 4), np.float32)).shape == (1, 4)
+        finally:
+            show_native_output(False)
+        printed = capfd.readouterr()
+        assert ("onnxruntime" in printed.err + printed.out) == verbose, printed
+
+
 def test_names_file_gives_names_and_colours(tmp_path, capsys):
     names = tmp_path / "names.txt"
     names.write_text("# driving\nroad 128 64 128\nsky,70,130,180\nperson\n")

@@ -111,3 +111,24 @@ class OneClass(nn.Module):
 
 def one_class_net(num_classes: int = 4, winner: int = 0) -> nn.Module:
     return OneClass(num_classes, winner)
+
+
+class Pyramid(nn.Module):
+    """PSPNet-style pooling into 6x6 bins after a stride-2 conv: ONNX exports it only at multiples of 12."""
+
+    def __init__(self, num_classes: int = 4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(6)
+        self.head = nn.Conv2d(16, num_classes, 1)
+
+    def forward(self, x):
+        features = self.conv(x)
+        pooled = F.interpolate(self.pool(features), size=features.shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.head(torch.cat([features, pooled], 1))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def pyramid_net(num_classes: int = 4) -> nn.Module:
+    torch.manual_seed(0)
+    return Pyramid(num_classes)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.errors import EdgesegError
+from edgeseg.native_output import quiet_native_output
 from edgeseg.onnx_graph import consumers, downstream, producers, static_shapes
 
 METHODS = ("entropy", "percentile", "minmax")
@@ -229,7 +230,8 @@ def quantize(
     while len(reader) % chunk:
         chunk -= 1
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # its calibrators print progress notes to stdout
+        # Its calibrators print progress notes on stdout, its sessions' C++ logger on stderr.
+        with contextlib.redirect_stdout(io.StringIO()), quiet_native_output():
             quantize_static(
                 str(fp32_path),
                 str(output),

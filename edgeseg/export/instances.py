@@ -19,6 +19,7 @@ from edgeseg.errors import EdgesegError, require
 from edgeseg.export.artifacts import onnx_artifact, save_onnx, tool_versions, write_bundle
 from edgeseg.export.options import MODEL_FILE, ExportOptions
 from edgeseg.export.torch_export import apply_weights, check_onnx, with_defaults
+from edgeseg.native_output import quiet_native_output
 from edgeseg.progress import Progress
 from edgeseg.runtime.tensors import frames_to_input
 
@@ -156,7 +157,8 @@ def run_both(graph: Any, path: Path, frame: np.ndarray, contract: InputContract)
     batch = frames_to_input([frame], contract)
     with torch.no_grad():
         mine = [t.numpy() for t in graph(torch.from_numpy(batch))]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with quiet_native_output():
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return mine, session.run(None, {"frame": batch})
 
 

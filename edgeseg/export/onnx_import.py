@@ -12,6 +12,7 @@ from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError, require
 from edgeseg.export.artifacts import onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
 from edgeseg.export.options import MODEL_FILE, ExportOptions
+from edgeseg.native_output import quiet_native_output
 from edgeseg.progress import Progress
 from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
 
@@ -103,7 +104,8 @@ def import_onnx(path: Path, output: Path, options: ExportOptions) -> Bundle:
 
         files = save_onnx(model, scratch / MODEL_FILE, external=external)
         # Smoke-run the copy: the contract read off the graph must hold for real frames.
-        session = onnxruntime.InferenceSession(str(scratch / MODEL_FILE), providers=["CPUExecutionProvider"])
+        with quiet_native_output():
+            session = onnxruntime.InferenceSession(str(scratch / MODEL_FILE), providers=["CPUExecutionProvider"])
         batch = input_contract.batch or 1
         inputs = frames_to_input(list(sample_frames(input_contract.size, batch)), input_contract)
         try:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeseg.native_output import quiet_native_output
+
 MIN_AGREEMENT = 0.999
 
 
@@ -32,7 +34,8 @@ def onnx_logits_and_maps(model_path: Path, inputs: np.ndarray, batch: int = 1) -
         probe = Path(scratch) / "probe.onnx"
         # External data keeps graphs over 2 GB loadable; small ones are written whole.
         onnx.save(model, str(probe), save_as_external_data=model.ByteSize() > 1_800_000_000)
-        session = ort.InferenceSession(str(probe), providers=["CPUExecutionProvider"])
+        with quiet_native_output():
+            session = ort.InferenceSession(str(probe), providers=["CPUExecutionProvider"])
         input_name = session.get_inputs()[0].name
         results = [session.run(None, {input_name: inputs[i : i + batch]}) for i in range(0, len(inputs), batch)]
     outputs = np.concatenate([r[0] for r in results])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import shutil
 import sys
 import warnings
@@ -24,6 +25,7 @@ from edgeseg.export.options import DEFAULT_SIZE, MODEL_FILE, ExportOptions
 from edgeseg.export.parity import measure_parity
 from edgeseg.export.wrapper import SegmentationGraph, select_logits
 from edgeseg.fileio import sha256_file
+from edgeseg.native_output import quiet_native_output
 from edgeseg.progress import Progress
 from edgeseg.runtime.tensors import frames_to_input
 
@@ -188,8 +190,10 @@ def trace_to_onnx(
     torch = require("torch", "export")
     require("onnx", "export")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected
+        # Tracer warnings about shape arithmetic are expected; on failure the exporter prints its whole graph from
+        # C++ (hundreds of lines) before raising.
+        with warnings.catch_warnings(), quiet_native_output():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 graph,
                 (example,),
@@ -204,7 +208,52 @@ def trace_to_onnx(
     except OSError:
         raise  # a full disk or an unwritable path is not the exporter's failure: the CLI names it
     except Exception as exc:
-        raise EdgesegError(f"ONNX export failed at opset {opset}: {str(exc).splitlines()[0]}") from None
+        reason = str(exc).splitlines()[0].split(" [Caused by ")[0]  # the rest is TorchScript IR
+        hint = adaptive_pooling_hint(graph, example, input_contract)
+        raise EdgesegError(
+            f"ONNX export failed at opset {opset}: {hint or reason} (--verbose shows the exporter's output)"
+        ) from None
+
+
+def adaptive_pooling_hint(graph: Any, example: Any, input_contract: InputContract) -> str | None:
+    """Which input sizes export, where an adaptive pooling's bins do not divide the map it pools: ONNX has no
+    adaptive pooling, so the exporter writes a fixed kernel and stride, which exists only when they divide."""
+    torch = require("torch", "export")
+    pools = (torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveMaxPool2d)
+    seen: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+    names = {module: name.removeprefix("model.") for name, module in graph.named_modules()}  # the user's names
+
+    def record(module: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        seen.append((names[module], tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:])))
+
+    hooks = [m.register_forward_hook(record) for m in graph.modules() if isinstance(m, pools)]
+    try:
+        with torch.no_grad():
+            graph(example)
+    except Exception:  # the model's own failure is what the exporter said
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    height, width = input_contract.size
+    multiples = [1, 1]
+    bad = None
+    for name, pooled, bins in seen:
+        for axis, (side, size, count) in enumerate(zip(pooled, (height, width), bins)):
+            stride = size // side if side and size % side == 0 else None
+            if stride is None:
+                return None  # a map that is not the input divided by a whole stride: no rule to give
+            multiples[axis] = math.lcm(multiples[axis], stride * count)
+            if side % count and bad is None:
+                bad = f"{name} pools a {pooled[0]}x{pooled[1]} map into {bins[0]}x{bins[1]} bins"
+    if bad is None:
+        return None
+    below = [max(m, (side // m) * m) for m, side in zip(multiples, (height, width))]
+    above = [-(-side // m) * m for m, side in zip(multiples, (height, width))]
+    return (
+        f"--size {height}x{width}: {bad}, which ONNX export needs to divide evenly; sizes that work are multiples of "
+        f"{multiples[0]}x{multiples[1]}, e.g. --size {below[0]}x{below[1]} or --size {above[0]}x{above[1]}"
+    )
 
 
 def declare_output_dims(

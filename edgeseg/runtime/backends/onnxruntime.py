@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.errors import EdgesegError, require
+from edgeseg.native_output import quiet_native_output
 from edgeseg.runtime.backends.base import Backend, TensorSpec
 
 _ORT_TYPES = {
@@ -42,7 +43,8 @@ class ONNXRuntimeBackend(Backend):
         # 2 cores, DeepLabV3+ and U-Net at 720p and 1080p), so the pool sleeps when idle.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.model_path), options, providers=self.planned_providers())
+            with quiet_native_output():  # its C++ logger's warnings (--verbose shows them)
+                self.session = ort.InferenceSession(str(self.model_path), options, providers=self.planned_providers())
         except Exception as exc:  # ORT raises its own exception types for bad graphs
             raise EdgesegError(f"ONNX Runtime cannot load {self.model_path}: {str(exc).splitlines()[0]}") from None
         self.providers = self.session.get_providers()

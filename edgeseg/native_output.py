@@ -1,0 +1,48 @@
+"""What native libraries print straight to file descriptors 1 and 2, out of edgeseg's own output.
+
+PyTorch's exporter prints its whole TorchScript graph from C++ on stdout when it fails (about 260 lines for
+a PSPNet, before edgeseg's one-line error), and ONNX Runtime's C++ logger warns on stderr while it builds a
+session. Python's redirect_stdout cannot catch either: they write to the descriptors. `--verbose` lets
+them through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+_shown = False
+
+
+def show_native_output(shown: bool) -> None:
+    """--verbose: let the native libraries' text through."""
+    global _shown
+    _shown = shown
+
+
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[None]:
+    """Send fds 1 and 2 to a scratch file for the block (both: the libraries pick either), then put them back."""
+    if _shown:
+        yield
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as scratch:
+            os.dup2(scratch.fileno(), 1)
+            os.dup2(scratch.fileno(), 2)
+            try:
+                yield
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for descriptor in saved:
+            os.close(descriptor)
