@@ -247,6 +247,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         min_agreement=args.min_agreement,
         max_ap_drop=args.max_ap_drop,
         cpu_format=args.cpu_format,
+        max_memory_mb=args.max_memory,
+        search_minutes=args.search_minutes,
         threads=args.threads,
     )
     bundle = calibrate(Path(args.bundle), options)
@@ -648,9 +650,22 @@ def build_parser() -> argparse.ArgumentParser:
         "points of mask AP (the AP form of --min-agreement)",
     )
     calibrate.add_argument(
+        "--search-minutes",
+        type=positive_number,
+        default=15.0,
+        help="time the per-node sensitivity measurement of --min-agreement/--max-ap-drop may take (default 15)",
+    )
+    calibrate.add_argument(
         "--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator"
     )
     calibrate.add_argument("--threads", type=count, default=None)
+    calibrate.add_argument(
+        "--max-memory",
+        type=count,
+        default=None,
+        metavar="MB",
+        help="activations held at once while collecting INT8 ranges, in MB (default 512); less memory, more passes",
+    )
     calibrate.set_defaults(handler=cmd_calibrate)
 
     from edgeseg.bench import DEFAULT_SOURCE

@@ -733,6 +733,40 @@ def test_min_agreement_reaches_its_target_when_the_loss_is_in_a_residual_add(tmp
     assert "not met" not in err
 
 
+def test_the_cpu_form_gets_its_own_search_where_only_it_loses(tmp_path, capsys):
+    """The CPU recipe quantizes Concat (one scale for all its inputs), TensorRT's does not: on this net only the CPU
+    form misses --min-agreement, and its search finds the Concat."""
+    bundle = tmp_path / "bundle"
+    assert run_cli(capsys, "export", "user_models:concat_of_scales_net", "-o", bundle, "--size", "64x64")[0] == 0
+    data = "synthetic://medical?seed=4000&frames=24&size=64x64"
+    code, out, err = run_cli(capsys, "calibrate", bundle, "--data", data, "--count", "16", "--eval-count", "8",
+                             "--precision", "int8", "--min-agreement", "0.99")  # fmt: skip
+    assert code == 0, err
+    assert "CPU INT8 agreement" in err and "TensorRT INT8 agreement" not in err
+    assert "Finding optimal threshold" not in out + err  # ONNX Runtime's own prints stay out
+    artifacts = {a.path: a for a in Bundle.load(bundle).artifacts}
+    tensorrt, cpu = artifacts["model.int8-tensorrt.onnx"], artifacts["model.int8-cpu.onnx"]
+    assert "min_agreement_search" not in tensorrt.extra and tensorrt.extra["fidelity"]["agreement"] >= 0.99
+    search = cpu.extra["min_agreement_search"]
+    assert search["agreement_before"] < 0.9 and search["met"] and cpu.extra["fidelity"]["agreement"] >= 0.99
+    assert max(search["sensitivity"], key=search["sensitivity"].get) == "/model/Concat"
+    assert "/model/Concat" in cpu.extra["float_layers"]
+    assert search["quantize_calls"] >= search["layers"] and search["seconds"] >= 0
+
+
+def test_the_search_stops_measuring_at_its_time_limit_and_says_so(tmp_path, capsys):
+    bundle = tmp_path / "bundle"
+    assert run_cli(capsys, "export", "user_models:residual_add_net", "-o", bundle, "--size", "64x64")[0] == 0
+    data = "synthetic://medical?seed=4000&frames=24&size=64x64"
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", data, "--count", "16", "--eval-count", "8",
+                           "--precision", "int8", "--min-agreement", "0.99", "--search-minutes", "1e-9")  # fmt: skip
+    assert code == 0, err
+    assert "sensitivity measured for 0 of 4 nodes" in err
+    search = Bundle.load(bundle).select("onnx", "int8", targets=("tensorrt",)).extra["min_agreement_search"]
+    assert search["measured"] == 0 and search["layers"] == 4 and search["sensitivity"] == {}
+    assert search["met"]  # in graph order, the nodes up to the Add in float
+
+
 def test_every_artifact_loads_in_onnx_runtime_without_a_warning(tmp_path, capfd):
     """A head that upsamples by a constant factor records its NCHW shapes in the graph; the CPU form's channels-last
     tail must not leave them stale (ONNX Runtime printed "Error merging shape info" for each, at every start)."""
@@ -789,6 +823,38 @@ def test_labels_of_another_class_set_skip_miou_and_say_why(tmp_path, capsys):
     fidelity = Bundle.load(bundle).select("onnx", "fp16").extra["fidelity"]
     assert "miou" not in fidelity and "agreement" in fidelity
     assert "fp32_miou" not in Bundle.load(bundle).manifest["calibration"]
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_streamed_ranges_are_the_ranges_onnx_runtime_computes(trained_bundle, tmp_path, method):
+    """Ranges from one frame's activations at a time (budget of 64 KB a fetch: many groups) equal ONNX Runtime's own
+    calibrator on the same chunks, which holds every activation of a chunk at once."""
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    from edgeseg.calibration.quantize import TENSORRT, TensorReader
+    from edgeseg.calibration.ranges import collect_ranges
+
+    contract = Bundle.load(trained_bundle).input
+    frames = [f.image for f in open_source("synthetic://medical?seed=4200&frames=24&size=96x64")]
+    reader = TensorReader(contract.name, frames_to_input(frames, contract), 1)
+    chosen = CalibrationMethod.Entropy if method == "entropy" else CalibrationMethod.Percentile
+    calibrator = create_calibrator(
+        trained_bundle / "model.onnx", list(TENSORRT.op_types), str(tmp_path / "augmented.onnx"), chosen
+    )
+    for start in range(0, len(reader), 8):  # what quantize_static does with CalibStridedMinMax=8
+        reader.set_range(start, start + 8)
+        calibrator.collect_data(reader)
+    expected = calibrator.compute_data()
+    feeds = [{contract.name: batch} for batch in reader.batches]
+    streamed = collect_ranges(trained_bundle / "model.onnx", list(TENSORRT.op_types), feeds, chosen, {}, 8, 64 * 1024)
+    assert sorted(streamed.data) == sorted(expected.data) and len(expected.data) > 20
+    for name, value in expected.data.items():
+        assert np.array_equal(streamed.data[name].range_value, value.range_value), name
+    assert all(getattr(v, "hist", None) is not None for v in expected.data.values())  # histograms are compared too
+    for name, value in expected.data.items():
+        for key in ("hist", "hist_edges", "bins"):  # the histogram itself, where the method keeps it
+            assert np.array_equal(getattr(streamed.data[name], key, None), getattr(value, key, None)), (name, key)
 
 
 # -- bad input ------------------------------------------------------------------------------------

@@ -132,3 +132,83 @@ class Pyramid(nn.Module):
 def pyramid_net(num_classes: int = 4) -> nn.Module:
     torch.manual_seed(0)
     return Pyramid(num_classes)
+
+
+class Bottleneck(nn.Module):
+    """ResNet's bottleneck block (1x1, 3x3, 1x1, residual), BatchNorm folded away at export."""
+
+    def __init__(self, cin: int, mid: int, stride: int = 1, dilation: int = 1):
+        super().__init__()
+        cout = mid * 4
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
+            nn.Conv2d(mid, mid, 3, stride, padding=dilation, dilation=dilation, bias=False), nn.BatchNorm2d(mid),
+            nn.ReLU(), nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )  # fmt: skip
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class FCNResNet50(nn.Module):
+    """torchvision's FCN-ResNet50 in shape: ResNet-50 (3, 4, 6, 3 bottlenecks) with its last two stages dilated to
+    output stride 8, and FCN's 3x3 head; 32.9 M parameters. Written here, without torchvision."""
+
+    def __init__(self, num_classes: int = 21):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        ]  # fmt: skip
+        cin = 64
+        for mid, blocks, stride, dilation in ((64, 3, 1, 1), (128, 4, 2, 1), (256, 6, 1, 2), (512, 3, 1, 4)):
+            for index in range(blocks):
+                layers.append(Bottleneck(cin, mid, stride if index == 0 else 1, dilation))
+                cin = mid * 4
+        self.backbone = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Conv2d(2048, 512, 3, padding=1, bias=False),
+            nn.BatchNorm2d(512),
+            nn.ReLU(),
+            nn.Conv2d(512, num_classes, 1),
+        )
+
+    def forward(self, x):
+        logits = self.head(self.backbone(x))
+        return {"out": F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)}
+
+
+def fcn_resnet50(num_classes: int = 21) -> nn.Module:
+    torch.manual_seed(0)
+    model = FCNResNet50(num_classes)
+    for module in model.modules():  # trained-looking BatchNorm statistics, so activations keep a scale
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_var.fill_(4.0)
+    return model
+
+
+class ConcatOfScales(nn.Module):
+    """A fine feature h concatenated with a branch hundreds of times larger, then sliced back out: one scale for the
+    whole Concat (as the CPU form quantizes it) erases h; TensorRT's form leaves Concat and Slice alone."""
+
+    def __init__(self, num_classes: int = 4):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch = nn.Conv2d(8, 8, 1)
+        self.head = nn.Conv2d(8, num_classes, 1)
+        with torch.no_grad():
+            self.branch.weight.mul_(300.0)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        joined = torch.cat([h, self.branch(h)], 1)
+        return self.head(joined[:, :8])
+
+
+def concat_of_scales_net(num_classes: int = 4) -> nn.Module:
+    torch.manual_seed(0)
+    return ConcatOfScales(num_classes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class CalibrateOptions:
     cpu_format: str = "auto"
     threads: int | None = None
     progress: bool = True
+    search_minutes: float = 15.0  # the per-node sensitivity measurement stops after this long
+    max_memory_mb: int | None = None  # activations held at once while collecting histogram ranges (see ranges.py)
 
 
 def check_options(options: CalibrateOptions) -> None:
@@ -119,6 +122,7 @@ class Calibration:
         upsample_as_depth_to_space(cpu_model)
         self.cpu_source = self.cache / CPU_SOURCE
         save_onnx(cpu_model, self.cpu_source, external=bool(self.fp32.files))
+        self.cpu_nodes = [(node.name, node.op_type) for node in cpu_model.graph.node]  # the CPU form's search
         # Calibration ranges are cached per graph: hashed once here, not at every quantize call.
         self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
         instances = self.bundle.is_instances
@@ -239,6 +243,7 @@ class Calibration:
         self, final: Path, recipe: Any, exclude: list[str], only: list[str] | None = None, widen: bool = True
     ) -> list[str]:
         from edgeseg.calibration.quantize import quantize
+        from edgeseg.calibration.ranges import DEFAULT_BUDGET_BYTES
 
         # Ranges depend on the data, the method, the weights, the graph (as rewritten for the CPU) and
         # which tensors the recipe quantizes.
@@ -249,46 +254,109 @@ class Calibration:
         ).hexdigest()[:8]
         ranges = self.cache / f"ranges-{self.data.sha256[:16]}-{self.options.method}-{recipe.target}-{recipe_key}.json"
         only = only or self.quantizable
+        budget = self.options.max_memory_mb * 2**20 if self.options.max_memory_mb else DEFAULT_BUDGET_BYTES
         with atomic_path(final) as temp:
-            return quantize(source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen)
+            return quantize(
+                source, temp, recipe, self.reader, self.options.method, ranges, exclude, only, widen, budget
+            )
+
+    def candidates_for(self, recipe: Any, boundary: list[str]) -> list[str]:
+        """The nodes `recipe` quantizes in its source graph: the sensitivity search's candidates."""
+        nodes = self.cpu_nodes if recipe.target == "cpu" else [(n.name, n.op_type) for n in self.model.graph.node]
+        quantized = set(self.quantizable) if self.quantizable is not None else None
+        return [
+            name
+            for name, op in nodes
+            if op in recipe.op_types and name not in boundary and (quantized is None or name in quantized)
+        ]
+
+    def search(self, recipe: Any, boundary: list[str], first: float, progress: Progress) -> dict[str, Any]:
+        """The fewest most-sensitive nodes of `recipe` left in float that meet the target; what it found and cost."""
+        measure = self.fidelity
+        label = "TensorRT" if recipe.target == "tensorrt" else "CPU"
+        print(
+            f"edgeseg: {label} INT8 {measure.describe(first)} misses {measure.option}: measuring per-node sensitivity",
+            file=sys.stderr,
+        )
+        started = time.perf_counter()
+        candidates = self.candidates_for(recipe, boundary)
+        float_layers, losses, reached, calls = self.sensitivity(recipe, boundary, candidates, progress)
+        total = len(candidates)
+        if reached < measure.target:
+            print(
+                f"edgeseg: warning: {measure.option} is not met even with every quantized node in float "
+                f"({measure.describe(reached)}); the {label} artifact is kept with all {total} in float and says so",
+                file=sys.stderr,
+            )
+        elif len(float_layers) > total / 2:
+            print(
+                f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} nodes left in floating "
+                f"point: this {label} INT8 artifact is mostly float",
+                file=sys.stderr,
+            )
+        return {
+            "option": measure.option,
+            "target": measure.target,
+            f"{measure.metric}_before": first,
+            f"{measure.metric}_after": reached,
+            "met": reached >= measure.target,
+            "layers": total,
+            "measured": len(losses),
+            "float_layers": float_layers,
+            "sensitivity": losses,
+            "quantize_calls": calls,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
 
     def sensitivity(
-        self, recipe: Any, boundary: list[str], progress: Progress
-    ) -> tuple[list[str], dict[str, float], float]:
+        self, recipe: Any, boundary: list[str], layers: list[str], progress: Progress
+    ) -> tuple[list[str], dict[str, float], float, int]:
         """Per-node sensitivity (the fidelity lost with only that node in int8), then the fewest most-sensitive
         nodes left in float that meet the target (--min-agreement, --max-ap-drop). Every node the recipe quantizes
-        is a candidate, not only the convolutions: a loss can come from residual Adds, pooling or Resize."""
+        is a candidate, not only the convolutions: a loss can come from residual Adds, pooling or Resize. Nodes
+        not measured within --search-minutes rank after the measured ones, in graph order."""
         target = self.fidelity.target
-        layers = self.candidates
         probe = self.cache / "sensitivity-probe.onnx"
-        losses = {}
+        losses: dict[str, float] = {}
+        deadline = time.perf_counter() + 60 * self.options.search_minutes
         progress.extend(len(layers))
         for layer in layers:
+            if time.perf_counter() > deadline:
+                print(
+                    f"edgeseg: note: sensitivity measured for {len(losses)} of {len(layers)} nodes in the "
+                    f"{self.options.search_minutes:g} minutes --search-minutes allows; the rest rank after them",
+                    file=sys.stderr,
+                )
+                progress.advance(steps=len(layers) - len(losses))
+                break
             progress.begin(f"sensitivity of {layer}")
             self.quantize_to(probe, recipe, boundary, only=[layer])
             losses[layer] = self.fidelity.loss(probe)
             progress.advance(f"sensitivity {len(losses)}/{len(layers)}")
-        ranked = sorted(layers, key=lambda name: losses[name], reverse=True)
+        ranked = sorted(layers, key=lambda name: losses.get(name, -1.0), reverse=True)  # stable: graph order for ties
+        calls = len(losses)
 
-        def agreement_with_float(count: int) -> float:
+        def value_with_float(count: int) -> float:
+            nonlocal calls
+            calls += 1
             self.quantize_to(probe, recipe, boundary + ranked[:count])
             return self.fidelity.value(probe)
 
         # Doubling, then bisection: the fewest float layers that meet the target.
         low, high, reached = 0, 1, 0.0
-        while high < len(ranked) and (reached := agreement_with_float(high)) < target:
+        while high < len(ranked) and (reached := value_with_float(high)) < target:
             low, high = high, min(2 * high, len(ranked))
         if high >= len(ranked):
-            reached = agreement_with_float(len(ranked))
+            reached = value_with_float(len(ranked))
             high = len(ranked)
         while high - low > 1:
             middle = (low + high) // 2
-            if (value := agreement_with_float(middle)) >= target:
+            if (value := value_with_float(middle)) >= target:
                 high, reached = middle, value
             else:
                 low = middle
         probe.unlink(missing_ok=True)
-        return ranked[:high], losses, reached
+        return ranked[:high], losses, reached, calls
 
     def int8(self, progress: Progress) -> list[Artifact]:
         from edgeseg.calibration.quantize import float_boundary_nodes, input_head_nodes
@@ -297,47 +365,16 @@ class Calibration:
         # An instance graph has no logits tail: what it keeps float beyond its preprocessing is outside
         # self.quantizable already.
         boundary = input_head_nodes(self.model) if self.bundle.is_instances else float_boundary_nodes(self.model)
-        quantized = set(self.quantizable) if self.quantizable is not None else None
-        self.candidates = [
-            n.name
-            for n in self.model.graph.node
-            if n.op_type in tensorrt.op_types and n.name not in boundary and (quantized is None or n.name in quantized)
-        ]
+        self.candidates = self.candidates_for(tensorrt, boundary)
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
         progress.begin("INT8 Q/DQ for TensorRT: calibration ranges")
         self.quantize_to(trt_path, tensorrt, boundary)
         progress.advance("INT8 Q/DQ for TensorRT")
         float_layers: list[str] = []
         search: dict[str, Any] = {}
-        target = measure.target
-        if target is not None and (first := measure.value(trt_path)) < target:
-            print(
-                f"edgeseg: INT8 {measure.describe(first)} misses {measure.option}: measuring per-layer sensitivity",
-                file=sys.stderr,
-            )
-            float_layers, losses, reached = self.sensitivity(tensorrt, boundary, progress)
-            total = len(self.candidates)
-            search = {
-                "option": measure.option,
-                "target": target,
-                f"{measure.metric}_before": first,
-                f"{measure.metric}_after": reached,
-                "met": reached >= target,
-                "layers": total,
-                "sensitivity": losses,
-            }
-            if reached < target:
-                print(
-                    f"edgeseg: warning: {measure.option} is not met even with every quantized node in float "
-                    f"({measure.describe(reached)}); the artifact is kept with all {total} in float and says so",
-                    file=sys.stderr,
-                )
-            elif len(float_layers) > total / 2:
-                print(
-                    f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} nodes left in "
-                    "floating point: this INT8 artifact is mostly float",
-                    file=sys.stderr,
-                )
+        if measure.target is not None and (first := measure.value(trt_path)) < measure.target:
+            search = self.search(tensorrt, boundary, first, progress)
+            float_layers = search.pop("float_layers")
             self.quantize_to(trt_path, tensorrt, boundary + float_layers)
         trt_extra = {
             "quantization": tensorrt.describe(),
@@ -373,6 +410,14 @@ class Calibration:
         fastest = min(candidates, key=lambda name: timings[name])
         recipe, best, widened = next(r for r in recipes if r.name == fastest), candidates[fastest], widened_in[fastest]
         progress.advance(f"INT8 for the CPU: {fastest} ({timings[fastest] / timings['fp32']:.2f}x FP32 latency)")
+        search: dict[str, Any] = {}
+        target = self.fidelity.target
+        if target is not None and (first := self.fidelity.value(best)) < target:
+            # The CPU form quantizes other ops, asymmetrically: it gets its own search.
+            search = self.search(recipe, boundary, first, progress)
+            float_layers = search.pop("float_layers")
+            exclude = boundary + float_layers
+            widened = self.quantize_to(best, recipe, exclude)
         probe = self.cache / "candidate-probe.onnx"
         float_for_speed: list[str] = []
 
@@ -417,10 +462,12 @@ class Calibration:
             "requires": "ONNX Runtime (CPU)",
             "float_layers": all_float,
             "float_for_speed": speed_layers,
-            "float_layer_share": len(all_float) / len(self.candidates),
-            "quantized_node_count": len(self.candidates),
+            "float_layer_share": len(all_float) / len(self.candidates_for(recipe, boundary)),
+            "quantized_node_count": len(self.candidates_for(recipe, boundary)),
             "widened_to_16_filters": widened,
         }
+        if search:
+            extra["min_agreement_search"] = search
         fidelity = self.fidelity.report(final, "int8-cpu", "INT8 CPU")
         return self.artifact(final, "int8", "cpu", fidelity=fidelity, **extra)
 

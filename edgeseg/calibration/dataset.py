@@ -161,7 +161,9 @@ def build_calibration_set(
             return loaded
     calibration, held_out = read_frames(uri, count, eval_count)
     tensors = np.concatenate([frames_to_input([frame], contract) for frame in calibration])
-    result = CalibrationSet(tensors, held_out, hashlib.sha256(tensors.tobytes()).hexdigest(), calibration[0].shape[:2])
+    result = CalibrationSet(
+        tensors, held_out, hashlib.sha256(np.ascontiguousarray(tensors).data).hexdigest(), calibration[0].shape[:2]
+    )
     if cache is not None:
         save_cached(cache, result)
     return result
@@ -201,7 +203,7 @@ def load_cached(path: Path) -> CalibrationSet | None:
             size = tuple(int(v) for v in archive["source_size"])
     except (OSError, ValueError, KeyError):
         return None
-    if hashlib.sha256(tensors.tobytes()).hexdigest() != digest:
+    if hashlib.sha256(np.ascontiguousarray(tensors).data).hexdigest() != digest:
         return None
     return CalibrationSet(tensors, HeldOut(frames, labels, instances, names), digest, size, cached=True)  # type: ignore[arg-type]
 

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeseg.calibration.ranges import DEFAULT_BUDGET_BYTES, collect_ranges
 from edgeseg.errors import EdgesegError
+from edgeseg.fileio import atomic_path
 from edgeseg.native_output import quiet_native_output
 from edgeseg.onnx_graph import consumers, downstream, producers, static_shapes
 
@@ -38,6 +40,14 @@ INSTANCE_WEIGHTED_OPS = WEIGHTED_OPS + ("Gemm",)
 # What an instance graph computes in float16 (its FP16 form) and quantizes (the INT8 forms), on feature maps only.
 FEATURE_MAP_OPS = INSTANCE_WEIGHTED_OPS + ("Relu", "Add", "MaxPool", "AveragePool", "Resize", "Concat")
 SHAPE_OPS = ("Shape", "Size")
+# quantize_static's extra options that it hands its calibrator, under the calibrator's names.
+CALIBRATOR_OPTIONS = (
+    ("CalibTensorRangeSymmetric", "symmetric"),
+    ("CalibMovingAverage", "moving_average"),
+    ("CalibMovingAverageConstant", "averaging_constant"),
+    ("CalibMaxIntermediateOutputs", "max_intermediate_outputs"),
+    ("CalibPercentile", "percentile"),
+)
 
 
 @dataclass(frozen=True)
@@ -211,10 +221,12 @@ def quantize(
     exclude: list[str],
     only: list[str] | None = None,
     widen: bool = True,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
 ) -> list[str]:
     """Write the quantized model to `output`. Calibration ranges are computed once per (data, method,
     recipe family) and cached. Returns the Convs the CPU form widened (see cpu_form.widen_narrow_convs)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import save_tensors_data
 
     methods = {
         "entropy": CalibrationMethod.Entropy,
@@ -230,6 +242,15 @@ def quantize(
     while len(reader) % chunk:
         chunk -= 1
     try:
+        if method != "minmax" and not ranges_cache.is_file():
+            # The histogram methods' ranges, streamed (see ranges.py); quantize_static then reads them from the cache.
+            feeds = [{reader.input_name: batch} for batch in reader.batches]
+            calibrator_options = {key: recipe.extra[name] for name, key in CALIBRATOR_OPTIONS if name in recipe.extra}
+            with contextlib.redirect_stdout(io.StringIO()), quiet_native_output():  # as below
+                ranges = collect_ranges(fp32_path, list(recipe.op_types), feeds, methods[method], calibrator_options,
+                                        chunk, budget_bytes)  # fmt: skip
+            with atomic_path(ranges_cache) as temp:
+                save_tensors_data(ranges, temp)
         # Its calibrators print progress notes on stdout, its sessions' C++ logger on stderr.
         with contextlib.redirect_stdout(io.StringIO()), quiet_native_output():
             quantize_static(
