@@ -224,3 +224,32 @@ def test_baseline_of_a_module_function_bundle(function, tmp_path, capsys):
         assert len(baseline) == 1 and baseline[0]["accuracy"]["agreement"] > 0.99
     else:
         assert baseline == [] and "builds different weights at each call" in report["baseline_note"]
+
+
+def test_a_row_that_fails_is_reported_in_its_row_and_the_report_is_still_written(tmp_path, capsys, monkeypatch):
+    """The PyTorch baseline of a torchvision bundle raised AttributeError ('OrderedDict' has no 'argmax') and the
+    whole report was lost. Here the baseline's model call fails the same way (a fault put in by the test)."""
+    import edgeseg.export.wrapper as wrapper
+
+    bundle = tmp_path / "b"
+    code, _, err = run_cli(capsys, "export", "user_models:tiny_net", "-o", bundle, "--size", "32x48")
+    assert code == 0, err
+
+    def broken_selector(output):
+        raise AttributeError("'collections.OrderedDict' object has no attribute 'argmax'")
+
+    monkeypatch.setattr(wrapper, "select_logits", broken_selector)
+    source = "synthetic://driving?seed=1&frames=12&size=48x32"
+    out = tmp_path / "report"
+    code, stdout, err = run_cli(capsys, "bench", bundle, "-i", source, "--frames", "6", "--warmup", "1",
+                                "--accuracy-frames", "4", "--json", out.with_suffix(".json"), "--md",
+                                out.with_suffix(".md"), "--plot", out.with_suffix(".png"))  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out.with_suffix(".json").read_text())
+    failed = [row for row in report["rows"] if row["error"]]
+    assert [row["backend"] for row in failed] == ["pytorch"]
+    assert failed[0]["error"] == "AttributeError: 'collections.OrderedDict' object has no attribute 'argmax'"
+    assert all(row["engine"]["fps"] > 0 for row in report["rows"] if not row["error"])
+    assert "edgeseg_vs_baseline_fps" not in report["ratios"]
+    assert "failed: AttributeError" in out.with_suffix(".md").read_text()
+    assert cv2.imread(str(out.with_suffix(".png"))) is not None

@@ -23,8 +23,9 @@ import numpy as np
 
 from edgeseg.bench.baseline import baseline_row
 from edgeseg.bench.plan import capture_samples, check_options, loop_fps, read_bench_frames, timing_source_for
-from edgeseg.bench.rows import DEFAULT_SOURCE, BenchOptions, BenchReport, Row, measured_rows
+from edgeseg.bench.rows import DEFAULT_SOURCE, BenchOptions, BenchReport, Row, failure_of, measured_rows
 from edgeseg.bundle import Bundle
+from edgeseg.errors import EdgesegError
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
 from edgeseg.runtime.backends import Backend, open_backend
@@ -63,11 +64,17 @@ class Bench:
     def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
         """Every row of the plan, its backends open together (measured_rows interleaves their engine timing)."""
         backends = {}
+        failed = []
         try:
             for backend_name, precision in plan:
-                backends[(backend_name, precision)] = open_backend(
-                    self.bundle, backend_name, precision, self.options.threads
-                ).open()
+                try:
+                    backends[(backend_name, precision)] = open_backend(
+                        self.bundle, backend_name, precision, self.options.threads
+                    ).open()
+                except EdgesegError as exc:  # this row cannot run here: the report says so in its row
+                    failed.append(Row(f"{backend_name} {precision}", backend_name, precision, "-", error=str(exc)))
+            if not backends:
+                raise EdgesegError(failed[0].error)
             batches = {
                 key: frames_to_input([self.frames[0]] * backend.batch_size, self.bundle.input)
                 for key, backend in backends.items()
@@ -81,7 +88,8 @@ class Bench:
                 row.sequential_fps, row.end_to_end = self._loops(backend, row.backend, row.precision)
 
             names = {key: backend.artifact_name for key, backend in backends.items()}
-            return measured_rows(calls, names, self.options, progress, fill)
+            progress.advance(steps=len(failed))
+            return measured_rows(calls, names, self.options, progress, fill) + failed
         finally:
             for backend in backends.values():
                 backend.close()
@@ -201,6 +209,7 @@ def overlay_costs(bundle: Bundle, frame: np.ndarray, runs: int = 50) -> list[dic
 
 def ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures the benchmark exists for, each a ratio of two rows measured in this run."""
+    rows = [r for r in rows if not r.error]
     by_precision = {r.precision: r for r in rows if r.backend != "pytorch"}
     result: dict[str, Any] = {}
     fp32 = by_precision.get("fp32")
@@ -239,18 +248,25 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
         rows += bench.measure(ordered, progress)
         baseline_note = ""
         if options.baseline:
-            baseline, baseline_note = baseline_row(
-                bundle, options, bench.frames, bench.timing_source, bench.accuracy_of
-            )
+            baseline, baseline_note = baseline_or_failure(bundle, options, bench)
             if baseline:
                 rows.append(baseline)
-            progress.advance(
-                f"baseline: {baseline.end_to_end['fps']:.1f} FPS" if baseline else f"no baseline: {baseline_note}"
-            )
+            progress.advance(f"baseline: {baseline_note or format(baseline.end_to_end['fps'], '.1f') + ' FPS'}")
         overlay = overlay_costs(bundle, bench.frames[0])
         progress.advance("overlay costs")
     return report_of(bundle, options, telemetry.summary(), bench.frames[0], bench.timing_source, rows, baseline_note,
                      overlay, ratios(rows, overlay))  # fmt: skip
+
+
+def baseline_or_failure(bundle: Bundle, options: BenchOptions, bench: Bench) -> tuple[Row | None, str]:
+    """The PyTorch baseline row, or why there is none; a baseline that fails is a row that says how."""
+    found: list[tuple[Row | None, str]] = []
+    error = failure_of(lambda: found.append(baseline_row(bundle, options, bench.frames, bench.timing_source,
+                                                         bench.accuracy_of)))  # fmt: skip
+    if error:
+        name = bundle.manifest["model"].get("name", "")
+        return Row("pytorch eager fp32 (baseline)", "pytorch", "fp32", name, error=error), error
+    return found[0]
 
 
 def run_instance_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport:

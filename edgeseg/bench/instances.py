@@ -157,7 +157,7 @@ def scattered_instances(height: int, width: int, classes: int) -> Detections:
 
 def instance_ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str, Any]:
     """The ratios the report prints, from rows measured in this run."""
-    by_precision = {r.precision: r for r in rows}
+    by_precision = {r.precision: r for r in rows if not r.error}
     result: dict[str, Any] = {}
     fp32 = by_precision.get("fp32")
     if fp32:

@@ -33,6 +33,8 @@ def headers(report: dict[str, Any]) -> list[str]:
 
 
 def row_cells(row: dict[str, Any]) -> list[str]:
+    if row.get("error"):
+        return [row["name"], row["artifact"], f"failed: {row['error']}"] + ["-"] * (len(HEADERS) - 3)
     engine, accuracy = row["engine"], row["accuracy"]
     miou = accuracy.get("mask_ap", accuracy.get("miou"))
     stage_limited = row.get("stage_limited_fps") or 0
@@ -208,7 +210,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["rows"]
+    rows = [row for row in report["rows"] if not row.get("error")]  # a failed row has no figures to draw
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     left.boxplot([r["engine_samples_ms"] for r in rows], orientation="horizontal", showfliers=True)
     left.set_yticks(range(1, len(rows) + 1), [r["name"] for r in rows])

@@ -37,6 +37,7 @@ class Row:
     end_to_end: dict[str, Any] = field(default_factory=dict)
     accuracy: dict[str, Any] = field(default_factory=dict)
     engine_samples_ms: list[float] = field(default_factory=list)
+    error: str = ""  # why this row has no figures: one row failing leaves the rest of the report
 
     @property
     def stage_limited_fps(self) -> float:
@@ -61,10 +62,19 @@ def measured_rows(
     for (backend, precision), engine in samples.items():
         row = Row(f"{backend} {precision}", backend, precision, artifacts[(backend, precision)])
         row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
-        fill(row)
-        progress.advance(f"{row.name}: {row.end_to_end['fps']:.1f} FPS end to end")
+        row.error = failure_of(fill, row)
+        progress.advance(f"{row.name}: {row.error or format(row.end_to_end['fps'], '.1f') + ' FPS end to end'}")
         rows.append(row)
     return rows
+
+
+def failure_of(step: Callable[..., Any], *args: Any) -> str:
+    """Run one row's measurement; what went wrong, in one line, or "" (a row's failure is reported in the row)."""
+    try:
+        step(*args)
+    except Exception as exc:  # any failure of one backend or model: the others' figures still stand
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    return ""
 
 
 def with_fps(samples: list[float]) -> dict[str, float]:
