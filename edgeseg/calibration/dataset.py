@@ -160,7 +160,10 @@ def build_calibration_set(
         if loaded is not None:
             return loaded
     calibration, held_out = read_frames(uri, count, eval_count)
-    tensors = np.concatenate([frames_to_input([frame], contract) for frame in calibration])
+    first = frames_to_input(calibration[:1], contract)
+    tensors = np.empty((len(calibration), *first.shape[1:]), first.dtype)  # filled in place: no list of copies
+    for index, frame in enumerate(calibration):
+        tensors[index] = frames_to_input([frame], contract)[0]
     result = CalibrationSet(
         tensors, held_out, hashlib.sha256(np.ascontiguousarray(tensors).data).hexdigest(), calibration[0].shape[:2]
     )
