@@ -99,9 +99,11 @@ def test_report_rows_and_fields(report):
         "end_to_end",
         "accuracy",
         "engine_samples_ms",
+        "error",
         "stage_limited_fps",
     ]
     assert all(list(row) == row_keys for row in data["rows"])
+    assert all(row["error"] == "" for row in data["rows"])
     names = [row["name"] for row in data["rows"]]
     assert names == ["onnxruntime fp32", "pytorch eager fp32 (baseline)"]
     fp32 = data["rows"][0]
