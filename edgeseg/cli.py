@@ -371,16 +371,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from edgeseg.deploy import DeployOptions, deploy
 
+    if args.input and args.streams not in (None, len(args.input)):
+        raise EdgesegError(f"--streams {args.streams} with {len(args.input)} -i sources: give one -i per stream")
     options = DeployOptions(
         target=args.target,
         precision=args.precision,
-        streams=args.streams,
+        streams=args.streams or len(args.input or []) or 1,
         model_name=args.name,
         max_batch=args.max_batch,
         queue_delay_us=args.queue_delay_us,
         instances=args.instances,
         instance_kind=args.instance_kind,
         force=args.force,
+        inputs=args.input or [],
+        jetpack=args.jetpack,
+        encoder=args.encoder,
+        ort_tensorrt=args.ort_tensorrt,
     )
     for path in deploy(Path(args.bundle), Path(args.output), options):
         print(f"wrote {path}")
@@ -747,6 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=cmd_doctor)
 
     deploy = verbs.add_parser("deploy", help="emit a DeepStream or Triton deployment from a bundle")
+    from edgeseg.deploy.calibration_cache import TENSORRT_OF_JETPACK
+
     deploy.add_argument("bundle")
     deploy.add_argument("--target", required=True, help="deepstream or triton")
     deploy.add_argument(
@@ -756,7 +764,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory to write (refused when it exists and is not empty, unless --force)",
     )
     add_precision_option(deploy, "best")
-    deploy.add_argument("--streams", type=count, default=1, help="DeepStream: number of sources batched by nvstreammux")
+    deploy.add_argument(
+        "--streams",
+        type=count,
+        default=None,
+        help="DeepStream: sources batched by nvstreammux (default: the -i count, or 1)",
+    )
+    deploy.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        help="DeepStream: a source URI (repeat per camera; default: NVIDIA's sample video)",
+    )
+    deploy.add_argument(
+        "--jetpack", choices=sorted(TENSORRT_OF_JETPACK), default="6",
+        help="DeepStream INT8: the JetPack whose TensorRT reads the calibration cache (default 6)",
+    )  # fmt: skip
+    deploy.add_argument(
+        "--encoder", choices=["software", "hardware"], default="software",
+        help="DeepStream file sink: software x264 (works without NVENC, e.g. Orin Nano) or the hardware encoder",
+    )  # fmt: skip
+    deploy.add_argument(
+        "--ort-tensorrt", action="store_true", help="Triton: run an ONNX model through ONNX Runtime's TensorRT provider"
+    )
     deploy.add_argument("--name", default=None, help="model name (default: from the bundle)")
     deploy.add_argument("--max-batch", type=count, default=8, help="Triton: max_batch_size for a dynamic-batch graph")
     deploy.add_argument("--queue-delay-us", type=non_negative, default=100, help="Triton: dynamic batching queue delay")

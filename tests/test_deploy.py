@@ -173,6 +173,147 @@ def test_deepstream_configs_and_plain_io_graph(calibrated, tmp_path, capsys):
     assert logits.shape == (1, 5, 240, 320) and (logits.argmax(1) == expected).mean() >= 0.999
 
 
+def deepstream_keys() -> dict:
+    import json
+
+    return json.loads((REPO / "edgeseg" / "deploy" / "deepstream_keys.json").read_text())
+
+
+def assert_known_keys(path: Path, groups: dict) -> None:
+    parsed = configparser.ConfigParser(interpolation=None)
+    parsed.read(path)
+    for section in parsed.sections():
+        group = section.rstrip("0123456789")
+        assert group in groups, (path.name, section)
+        assert set(parsed[section]) <= set(groups[group]), (
+            path.name,
+            section,
+            set(parsed[section]) - set(groups[group]),
+        )
+
+
+@pytest.mark.parametrize("streams", [1, 4])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_deepstream_outputs_load_as_generated(calibrated, tmp_path, capsys, precision, streams):
+    """Every graph passes onnx.checker's full check and runs at the stream batch; nvinfer gets the FP32 graph with a
+    Softmax at every precision; INT8 comes with TensorRT calibration caches holding the Q/DQ graph's scales; every
+    config key is one DeepStream parses."""
+    import onnx
+
+    from edgeseg.deploy.calibration_cache import activation_scales, parse_cache
+
+    out = tmp_path / "ds"
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", out, "--streams",
+                           str(streams), "--precision", precision)  # fmt: skip
+    assert code == 0, err
+    graphs = sorted(out.glob("*.onnx"))
+    assert [g.name for g in graphs] == ["edgeseg_demo_medical.onnx"]
+    onnx.checker.check_model(str(graphs[0]), full_check=True)
+    model = onnx.load(str(graphs[0]))
+    assert {t.data_type for t in model.graph.initializer} <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
+    assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "ArgMax") for n in model.graph.node)
+    session = ort.InferenceSession(str(graphs[0]), providers=["CPUExecutionProvider"])
+    batch = np.random.default_rng(0).normal(0, 1, (streams, 3, 240, 320)).astype(np.float32)
+    (probabilities,) = session.run(None, {session.get_inputs()[0].name: batch})
+    assert probabilities.shape == (streams, 5, 240, 320)
+    assert np.allclose(probabilities.sum(1), 1.0, atol=1e-4)  # a Softmax: segmentation-threshold is a probability
+    infer = configparser.ConfigParser(interpolation=None)
+    infer.read(out / "config_infer_primary_edgeseg.txt")
+    props = infer["property"]
+    assert props["network-mode"] == {"fp32": "0", "int8": "1", "fp16": "2"}[precision]
+    assert props["batch-size"] == str(streams) and props["output-blob-names"] == "probabilities"
+    assert_known_keys(out / "config_infer_primary_edgeseg.txt", deepstream_keys()["nvinfer"])
+    known = deepstream_keys()
+    assert_known_keys(out / "deepstream_app_config.txt", known["deepstream_app"] | known["deepstream_app_from_6_3"])
+    app = configparser.ConfigParser(interpolation=None)
+    app.read(out / "deepstream_app_config.txt")
+    assert app["streammux"]["batch-size"] == str(streams) and "original-background" not in app["segvisual"]
+    if precision != "int8":
+        assert "int8-calib-file" not in props and not list(out.glob("*.cache"))
+        return
+    assert props["int8-calib-file"] == "calibration_jp6.cache"
+    expected = activation_scales(onnx.load(str(calibrated / "model.int8-tensorrt.onnx")))
+    graph_tensors = {name for node in model.graph.node for name in node.output} | {model.graph.input[0].name}
+    assert len(expected) > 20 and set(expected) <= graph_tensors  # the scales name tensors of nvinfer's graph
+    for jetpack, version in (("5", "8502"), ("6", "10300"), ("7", "11303")):
+        header, scales = parse_cache((out / f"calibration_jp{jetpack}.cache").read_text())
+        assert header == f"TRT-{version}-EntropyCalibration2"
+        assert scales == expected  # float32 bits written and read back exactly
+
+
+def test_deepstream_sources_live_and_encoder(calibrated, tmp_path, capsys):
+    out = tmp_path / "ds"
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", out, "-i",
+                           "rtsp://cam-1/stream", "-i", "rtsp://cam-2/stream", "--precision", "fp32")  # fmt: skip
+    assert code == 0, err
+    app = configparser.ConfigParser(interpolation=None)
+    app.read(out / "deepstream_app_config.txt")
+    assert [app[f"source{i}"]["uri"] for i in range(2)] == ["rtsp://cam-1/stream", "rtsp://cam-2/stream"]
+    assert app["streammux"]["live-source"] == "1" and app["streammux"]["batch-size"] == "2"
+    assert app["sink1"]["enc-type"] == "1"  # software x264: works where the GPU has no NVENC
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", tmp_path / "x", "-i",
+                           "rtsp://cam-1/stream", "--streams", "3")  # fmt: skip
+    assert_one_line_error(code, err, "--streams 3 with 1 -i sources")
+
+
+def test_several_streams_need_a_model_that_can_be_exported_again(tmp_path, capsys):
+    """An imported ONNX with a fixed batch cannot be given a dynamic batch by editing it: one line."""
+    import onnx
+    import torch
+
+    from edgeseg.models import build_model
+
+    source = tmp_path / "fixed.onnx"
+    torch.onnx.export(build_model("lraspp", 3, width=4), (torch.rand(1, 3, 64, 64),), str(source), opset_version=17,
+                      dynamo=False, input_names=["input"], output_names=["logits"])  # fmt: skip
+    assert onnx.load(str(source)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    bundle = tmp_path / "imported"
+    assert run_cli(capsys, "export", source, "-o", bundle)[0] == 0
+    code, _, err = run_cli(capsys, "deploy", bundle, "--target", "deepstream", "-o", tmp_path / "ds", "--streams", "4")
+    assert_one_line_error(code, err, "--streams 4 needs a graph with a dynamic batch", "imported from ONNX")
+
+
+def ort_dims(path: Path) -> tuple[list, list]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def dims(values):
+        return [[d if isinstance(d, int) else -1 for d in v.shape] for v in values]
+
+    return dims(session.get_inputs()), dims(session.get_outputs())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_triton_dims_are_exactly_what_onnx_runtime_reports(calibrated, tmp_path, capsys, precision):
+    """Triton's ONNX Runtime backend compares a config's dims with the model's, dim for dim (a -1 matches only -1)."""
+    out = tmp_path / "repo"
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "triton", "-o", out, "--precision", precision,
+                           "--ort-tensorrt")  # fmt: skip
+    assert code == 0, err
+    config = parse_config(out / "demo_medical" / "config.pbtxt")
+    inputs, outputs = ort_dims(out / "demo_medical" / "1" / "model.onnx")
+    assert [list(t.dims) for t in config.input] == inputs and [list(t.dims) for t in config.output] == outputs
+    assert outputs == [[1, 240, 320]]
+    accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert [a.name for a in accelerator] == ["tensorrt"]
+    (warmup,) = config.model_warmup
+    assert warmup.batch_size == 1 and list(warmup.inputs["frame"].dims) == [1, 240, 320, 3]
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-fuse-argmax",)])
+def test_triton_dims_for_a_dynamic_batch_graph(tmp_path, capsys, flags):
+    bundle = tmp_path / "dyn"
+    code, _, err = run_cli(capsys, "export", "user_models:resize_to_input_net", "-o", bundle, "--size", "48x64",
+                           "--dynamic-batch", *flags)  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "repo"
+    assert run_cli(capsys, "deploy", bundle, "--target", "triton", "-o", out)[0] == 0
+    config = parse_config(out / "user_models_resize_to_input_net" / "config.pbtxt")
+    inputs, outputs = ort_dims(out / "user_models_resize_to_input_net" / "1" / "model.onnx")
+    assert config.max_batch_size > 0
+    assert [[-1, *t.dims] for t in config.input] == inputs and [[-1, *t.dims] for t in config.output] == outputs
+    assert outputs == ([[-1, 48, 64]] if not flags else [[-1, 5, 48, 64]])
+
+
 # -- bad input -------------------------------------------------------------------------------------
 def test_unknown_target(calibrated, tmp_path, capsys):
     code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "kubernetes", "-o", tmp_path / "x")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgeseg.bundle import Artifact, Bundle
 from edgeseg.errors import EdgesegError
@@ -21,6 +21,10 @@ class DeployOptions:
     instances: int = 1
     instance_kind: str = "gpu"  # gpu | cpu (a CPU-only Triton serving the ONNX)
     force: bool = False
+    inputs: list[str] = field(default_factory=list)  # DeepStream sources (default: NVIDIA's sample video per stream)
+    jetpack: str = "6"  # DeepStream INT8: whose TensorRT's calibration cache nvinfer reads
+    encoder: str = "software"  # DeepStream file sink: software (x264, works without NVENC) or hardware
+    ort_tensorrt: bool = False  # Triton: ONNX Runtime's TensorRT execution accelerator for an ONNX model
 
 
 def choose_artifact(bundle: Bundle, precision: str, prefer_engine: bool) -> Artifact:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgeseg.bundle import Bundle
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
-from edgeseg.errors import EdgesegError, require
+from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_text_atomic
 
 TRITON_TYPES = {
@@ -18,7 +19,7 @@ TRITON_TYPES = {
     "int32": "TYPE_INT32",
     "int64": "TYPE_INT64",
 }
-ONNX_TYPES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 10: "float16"}  # onnx.TensorProto element types
+ORT_TYPES = {f"tensor({name})": name for name in ("uint8", "int32", "int64", "float16")} | {"tensor(float)": "float32"}
 
 
 @dataclass
@@ -40,17 +41,24 @@ def tensor_dims(bundle: Bundle, batched: bool) -> tuple[list[int], list[int]]:
     return input_dims, output_dims
 
 
-def instance_outputs(bundle: Bundle) -> list[ConfigTensor]:
-    """An instance graph's five outputs exactly as the graph declares them (fixed sizes: boxes [N,4], scores [N],
-    classes [N], masks [N,28,28], count []). Triton's ONNX Runtime backend compares them with the model's own."""
-    onnx = require("onnx", "calibrate")
-    fp32 = bundle.select("onnx", "fp32", targets=("any",))
-    graph = onnx.load(str(bundle.artifact_path(fp32)), load_external_data=False).graph
-    specs = []
-    for output in graph.output:
-        tensor = output.type.tensor_type
-        specs.append(ConfigTensor(output.name, ONNX_TYPES[tensor.elem_type], [d.dim_value for d in tensor.shape.dim]))
-    return specs
+def onnx_tensors(path: Path, batched: bool) -> tuple[list[ConfigTensor], list[ConfigTensor]]:
+    """Inputs and outputs exactly as ONNX Runtime reports them (a named dim is -1), which is what Triton's ONNX
+    Runtime backend compares a config with, dim for dim; without the batch dim when Triton batches."""
+    import onnxruntime as ort
+
+    from edgeseg.native_output import quiet_native_output
+
+    with quiet_native_output():
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def specs(values: list[Any]) -> list[ConfigTensor]:
+        result = []
+        for value in values:
+            dims = [d if isinstance(d, int) else -1 for d in value.shape]
+            result.append(ConfigTensor(value.name, ORT_TYPES[value.type], dims[1:] if batched else dims))
+        return result
+
+    return specs(session.get_inputs()), specs(session.get_outputs())
 
 
 def tensor_text(spec: ConfigTensor) -> list[str]:
@@ -82,7 +90,33 @@ def config_text(
     if max_batch > 0:
         lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {options.queue_delay_us}", "}"]
     lines += ["instance_group [", "  {", f"    count: {options.instances}", f"    kind: {kind}", "  }", "]"]
+    lines += warmup_text(inputs)
+    if options.ort_tensorrt and platform == "onnxruntime_onnx":
+        # ONNX Runtime's TensorRT execution provider inside Triton's ONNX Runtime backend (model_configuration.md,
+        # "ONNX Runtime with TensorRT optimization"); the graph's own precision stands, Q/DQ included.
+        lines += [
+            "optimization {",
+            "  execution_accelerators {",
+            '    gpu_execution_accelerator: [ { name: "tensorrt" } ]',
+            "  }",
+            "}",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def warmup_text(inputs: list[ConfigTensor]) -> list[str]:
+    """One request of zeros before the model is marked ready, so the first real frame does not pay for the
+    backend's lazy initialisation (for TensorRT plans and ORT's TensorRT provider, engine building)."""
+    lines = ["model_warmup [", "  {", '    name: "zeros"', "    batch_size: 1"]  # 1 for a model without batching too
+    for spec in inputs:
+        dims = ", ".join(str(max(d, 1)) for d in spec.dims) or "1"
+        lines += [
+            "    inputs {",
+            f'      key: "{spec.name}"',
+            f"      value: {{ data_type: {TRITON_TYPES[spec.dtype]} dims: [ {dims} ] zero_data: true }}",
+            "    }",
+        ]
+    return lines + ["  }", "]"]
 
 
 def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[Path]:
@@ -96,12 +130,12 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
     for companion in artifact.files:  # external weights sit beside the graph
         shutil.copyfile(bundle.inside(companion), version / Path(companion).name)
     batched = bundle.input.batch is None  # a dynamic batch dimension lets Triton batch requests
-    input_dims, output_dims = tensor_dims(bundle, batched)
-    inputs = [ConfigTensor(bundle.input.name, bundle.input.dtype, input_dims)]
-    if bundle.is_instances:
-        outputs = instance_outputs(bundle)
-    else:
+    if engine:
+        input_dims, output_dims = tensor_dims(bundle, batched)
+        inputs = [ConfigTensor(bundle.input.name, bundle.input.dtype, input_dims)]
         outputs = [ConfigTensor(bundle.output.name, bundle.output.dtype, output_dims)]
+    else:
+        inputs, outputs = onnx_tensors(target, batched)
     if engine and options.instance_kind == "cpu":
         raise EdgesegError("a TensorRT plan runs on a GPU only; drop --instance-kind cpu or deploy an ONNX precision")
     kind = f"KIND_{options.instance_kind.upper()}"
