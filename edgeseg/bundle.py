@@ -388,14 +388,7 @@ class Bundle:
         so on stderr."""
         if artifact.extra.get("accepted") is not False:
             return False
-        fidelity = artifact.extra.get("fidelity") or {}
-        figure = (f"agreement {fidelity['agreement']:.2%}" if "mask_ap_change" not in fidelity
-                  else f"mask AP {100 * fidelity['mask_ap_change']:+.2f} points")  # fmt: skip
-        print(
-            f"edgeseg: note: --precision best passes over {artifact.path} ({figure}, below "
-            f"{artifact.extra.get('accuracy_bar', 'its accuracy bar')})",
-            file=sys.stderr,
-        )
+        print(f"edgeseg: note: --precision best passes over {artifact.path} ({_missed_bar(artifact)})", file=sys.stderr)
         return True
 
     def select(
@@ -427,6 +420,9 @@ class Bundle:
             if precision == "best":
                 matches = [a for a in matches if not self._passed_over(a)]
             if matches:
+                if matches[0].extra.get("accepted") is False:  # asked for by name: run it, and say what it costs
+                    print(f"edgeseg: warning: running {matches[0].path} as asked: {_missed_bar(matches[0])}",
+                          file=sys.stderr)  # fmt: skip
                 return matches[0]
         have = sorted({a.precision for a in candidates}) or ["none"]
         hint = "run: edgeseg calibrate" if kind == "onnx" else "run: edgeseg build"
@@ -434,3 +430,11 @@ class Bundle:
             f"bundle {self.root} has no {precision} {kind} artifact for this backend (has: {', '.join(have)}); "
             f"{hint} {self.root}"
         )
+
+
+def _missed_bar(artifact: Artifact) -> str:
+    """What a variant below its accuracy bar measured, and the bar."""
+    fidelity = artifact.extra.get("fidelity") or {}
+    figure = (f"agreement {fidelity['agreement']:.2%}" if "mask_ap_change" not in fidelity
+              else f"mask AP {100 * fidelity['mask_ap_change']:+.2f} points")  # fmt: skip
+    return f"{figure}, below {artifact.extra.get('accuracy_bar', 'its accuracy bar')}"

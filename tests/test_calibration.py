@@ -614,8 +614,12 @@ def test_best_passes_over_a_variant_below_its_accuracy_bar_and_says_so(calibrate
     err = capsys.readouterr().err
     assert "passes over model.int8-cpu.onnx (agreement 46.60%, below --min-agreement 99.99%)" in err
     assert "passes over model.fp16.onnx" in err
-    # Named explicitly, the variant still runs: the choice is the user's.
+    # Named explicitly, the variant still runs: the choice is the user's, with a warning naming what it measured.
     assert open_backend(Bundle.load(bundle_dir), "onnxruntime", "int8").model_path.name == "model.int8-cpu.onnx"
+    warning = [line for line in capsys.readouterr().err.splitlines() if "as asked" in line]
+    assert warning == [
+        "edgeseg: warning: running model.int8-cpu.onnx as asked: agreement 46.60%, below --min-agreement 99.99%"
+    ]
     code, stdout, _ = run_cli(capsys, "info", bundle_dir)
     rows = {line.split()[0]: line.split()[-1] for line in stdout.splitlines() if line.startswith("model.")}
     assert rows["model.int8-cpu.onnx"] == "no" and rows["model.int8-tensorrt.onnx"] == "yes"
