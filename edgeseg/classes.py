@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +27,18 @@ def default_color(index: int) -> tuple[int, int, int]:
 
 # The fused argmax hands the class map out as uint8 (what TensorRT, DeepStream and the overlay's lookup take).
 MAX_CLASSES = 256
+
+
+@cache
+def presets_data() -> dict[str, Any]:
+    """Standard class sets (cityscapes, camvid, voc, ade20k, kvasir): class_presets.json says where each is from."""
+    return json.loads(Path(__file__).with_name("class_presets.json").read_text())
+
+
+def preset(name: str) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """A standard class set's names and RGB colours."""
+    entry = presets_data()["presets"][name]
+    return list(entry["names"]), [tuple(c) for c in entry["palette"]]
 
 
 def numbered_classes(count: int) -> list[ClassInfo]:
@@ -64,9 +79,12 @@ def read_names_file(path: Path) -> list[ClassInfo]:
 
 
 def classes_from_option(value: str | None) -> list[ClassInfo] | None:
-    """--classes takes a count or a names file."""
+    """--classes takes a count, a standard class set (cityscapes, camvid, voc, ade20k, kvasir) or a names file."""
     if value is None:
         return None
+    if value in presets_data()["presets"]:
+        names, palette = preset(value)
+        return [ClassInfo(name, colour) for name, colour in zip(names, palette)]
     if value.isascii() and value.isdigit():  # str.isdigit() is also true of '²', which int() refuses
         if int(value) < 2:
             raise EdgesegError(f"--classes {value}: a segmentation model needs at least 2 classes")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+IGNORE = 255  # the label of a pixel a dataset leaves unscored (edgeseg.data.layouts uses it too)
+
 
 def confusion_matrix(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> np.ndarray:
-    """counts[t, p]: pixels of true class t predicted as p (one bincount, no Python loop)."""
-    index = truth.astype(np.int64).ravel() * num_classes + predicted.astype(np.int64).ravel()
+    """counts[t, p]: pixels of true class t predicted as p (one bincount, no Python loop); pixels labelled IGNORE
+    (255: a dataset's void, border or unlabelled) count nowhere."""
+    scored = truth.ravel() != IGNORE
+    index = truth.ravel()[scored].astype(np.int64) * num_classes + predicted.ravel()[scored].astype(np.int64)
     return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 

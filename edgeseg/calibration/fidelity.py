@@ -21,7 +21,7 @@ from edgeseg.calibration.dataset import HeldOut
 from edgeseg.classes import label_lookup
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_image_atomic
-from edgeseg.metrics import confusion_matrix, scores
+from edgeseg.metrics import IGNORE, confusion_matrix, scores
 from edgeseg.runtime.backends import ONNXRuntimeBackend
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.tensors import class_maps
@@ -115,7 +115,7 @@ def comparable_labels(held_out: HeldOut, model_names: list[str]) -> list[np.ndar
         return None
     try:
         lookup = label_lookup(held_out.label_names, model_names)
-        highest = max(int(label.max()) for label in held_out.labels)
+        highest = max(int(label[label != IGNORE].max(initial=0)) for label in held_out.labels)
         if lookup[highest] >= len(model_names):
             raise EdgesegError(f"the labels hold class {highest}, past the model's {len(model_names)} classes")
     except EdgesegError as reason:

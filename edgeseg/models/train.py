@@ -8,6 +8,7 @@ folder) and picks the best epoch; report final accuracy with `edgeseg eval` on o
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from edgeseg.bundle import IMAGENET_STD as std
 from edgeseg.bundle import ClassInfo
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path
-from edgeseg.metrics import confusion_matrix, scores
+from edgeseg.metrics import IGNORE, confusion_matrix, scores
 from edgeseg.progress import Progress
 
 
@@ -63,24 +64,21 @@ class SceneSampler:
 
 
 class FolderSampler:
-    """Random frames from a labelled folder, loaded once and resized to the training size."""
+    """Random frames from labelled files (a labelled folder, a dataset in its layout), loaded once and resized to the
+    training size (labels nearest: never a class between two)."""
 
     def __init__(
         self,
-        root: Path,
+        pairs: list[tuple[Path, Path]],
+        read: Callable[[Path, Path], tuple[np.ndarray, np.ndarray]],
         size: tuple[int, int],
         rng: np.random.Generator,
-        indices: list[int],
-        num_classes: int | None = None,
     ):
         import cv2
 
-        from edgeseg.data.folder import labelled_pairs, read_pair
-
-        pairs = [labelled_pairs(root)[i] for i in indices]
         self.items = []
         for image_path, label_path in pairs:
-            image, label = read_pair(image_path, label_path, num_classes)
+            image, label = read(image_path, label_path)
             self.items.append(
                 (
                     cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR),
@@ -115,8 +113,9 @@ def dice_loss(logits: Any, labels: Any, num_classes: int) -> Any:
     """Soft Dice over classes: keeps small classes (signs, lane marks, highlights) from being ignored."""
     import torch.nn.functional as F
 
-    probabilities = logits.softmax(1)
-    one_hot = F.one_hot(labels, num_classes).permute(0, 3, 1, 2).float()
+    scored = (labels != IGNORE).unsqueeze(1).float()  # an unscored pixel adds to neither side
+    probabilities = logits.softmax(1) * scored
+    one_hot = F.one_hot(labels.clamp(max=num_classes - 1), num_classes).permute(0, 3, 1, 2).float() * scored
     intersection = (probabilities * one_hot).sum((0, 2, 3))
     total = probabilities.sum((0, 2, 3)) + one_hot.sum((0, 2, 3))
     present = one_hot.sum((0, 2, 3)) > 0
@@ -172,17 +171,43 @@ def parse_data(
             scene = make_scene(name, width, height, seed)
             val += [(f.image, f.label) for f in (scene.render(i * 97) for i in range(options.val_frames))]
         return sampler, val, [ClassInfo(n, c) for n, c in sampler.classes]
-    root = Path(uri)
-    from edgeseg.data.folder import is_labelled_folder, labelled_pairs
-
-    if not is_labelled_folder(root):
-        raise EdgesegError(f"--data '{uri}' is neither synthetic://SCENE nor a folder with images/ and labels/")
-    count = len(labelled_pairs(root))
+    pairs, read, classes = labelled_files(uri)
+    count = len(pairs)
     if count < 2:
-        raise EdgesegError(f"labelled folder '{root}' has {count} pair(s); training needs at least 2 (one held out)")
+        raise EdgesegError(f"'{uri}' has {count} labelled pair(s); training needs at least 2 (one held out)")
     split = max(1, count // 10)
-    val_sampler = FolderSampler(root, options.size, rng, list(range(count - split, count)))
-    return FolderSampler(root, options.size, rng, list(range(count - split))), val_sampler.items, None
+    val_sampler = FolderSampler(pairs[count - split :], read, options.size, rng)
+    return FolderSampler(pairs[: count - split], read, options.size, rng), val_sampler.items, classes
+
+
+def labelled_files(
+    uri: str,
+) -> tuple[list[tuple[Path, Path]], Callable[[Path, Path], tuple[np.ndarray, np.ndarray]], list[ClassInfo] | None]:
+    """(image, label) paths, how to read a pair, and the class set where the layout has a standard one."""
+    import cv2
+
+    from edgeseg.data.folder import is_labelled_folder, labelled_pairs, read_pair
+    from edgeseg.data.layouts import dataset_location, is_dataset_uri, recognise
+
+    if is_dataset_uri(uri):
+        layout, root, split = dataset_location(uri)
+    elif Path(uri).is_dir() and is_labelled_folder(Path(uri)):
+        return labelled_pairs(Path(uri)), read_pair, None
+    elif Path(uri).is_dir() and (layout := recognise(Path(uri))) is not None:
+        root, split = Path(uri), layout.default_split
+    else:
+        raise EdgesegError(
+            f"--data '{uri}' is neither synthetic://SCENE, a folder with images/ and labels/, nor a dataset "
+            "(cityscapes, camvid, voc, ade20k, kvasir)"
+        )
+
+    def read(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray]:
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise EdgesegError(f"cannot decode the image '{image_path}'")
+        return image, layout.decode(root, label_path)
+
+    return layout.find(root, split), read, [ClassInfo(name, colour) for name, colour in layout.classes(root)]
 
 
 @dataclass
@@ -250,7 +275,9 @@ def train(
             inputs = to_tensor([s[0] for s in samples], mean, std)
             labels = torch.from_numpy(np.stack([s[1] for s in samples]).astype(np.int64))
             logits = model(inputs)
-            loss = torch.nn.functional.cross_entropy(logits, labels) + dice_loss(logits, labels, len(classes))
+            loss = torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE) + dice_loss(
+                logits, labels, len(classes)
+            )
             losses.append(optimizer_step(loss, optimizer, schedule))
             bar.advance(f"loss {np.mean(losses[-20:]):.3f}" if len(losses) % 10 == 0 else "")
         result = validate(model, val_frames, len(classes), mean, std)

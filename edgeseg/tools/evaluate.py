@@ -15,7 +15,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.classes import label_lookup
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_text_atomic
-from edgeseg.metrics import confusion_matrix, scores
+from edgeseg.metrics import IGNORE, confusion_matrix, scores
 from edgeseg.progress import Progress
 from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.frames import Frame
@@ -58,9 +58,10 @@ def labelled_batches(uri: str, batch: int, model_names: list[str], limit: int | 
                     f"'{uri}' has no labels; evaluate on synthetic://... or a folder with images/ and labels/"
                 )
             frame.label = lookup[frame.label].astype(np.uint8)
-            if int(frame.label.max()) >= num_classes:
+            scored = frame.label[frame.label != IGNORE]
+            if scored.size and int(scored.max()) >= num_classes:
                 raise EdgesegError(
-                    f"'{uri}' frame {frame.index} has class {int(frame.label.max())} but the bundle has "
+                    f"'{uri}' frame {frame.index} has class {int(scored.max())} but the bundle has "
                     f"{num_classes} classes; evaluate on data labelled for this model"
                 )
             pending.append(frame)
