@@ -174,7 +174,7 @@ def parse_data(
     pairs, read, classes = labelled_files(uri)
     count = len(pairs)
     if count < 2:
-        raise EdgesegError(f"'{uri}' has {count} labelled pair(s); training needs at least 2 (one held out)")
+        raise EdgesegError(f"'{uri}' has {count} pair(s) of image and label; training needs at least 2 (one held out)")
     split = max(1, count // 10)
     val_sampler = FolderSampler(pairs[count - split :], read, options.size, rng)
     return FolderSampler(pairs[: count - split], read, options.size, rng), val_sampler.items, classes
