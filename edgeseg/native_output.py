@@ -31,7 +31,11 @@ def quiet_native_output() -> Iterator[None]:
         return
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    saved = os.dup(1), os.dup(2)
+    try:
+        saved = os.dup(1), os.dup(2)
+    except OSError:  # a descriptor is closed (a daemon's stdout): nothing to keep clean
+        yield
+        return
     try:
         with tempfile.TemporaryFile() as scratch:
             os.dup2(scratch.fileno(), 1)
