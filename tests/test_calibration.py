@@ -861,6 +861,18 @@ def test_streamed_ranges_are_the_ranges_onnx_runtime_computes(trained_bundle, tm
             assert np.array_equal(getattr(streamed.data[name], key, None), getattr(value, key, None)), (name, key)
 
 
+def test_activations_are_fetched_in_groups_that_fit_the_budget():
+    """The streamed collector never asks ONNX Runtime for more than --max-memory of one frame's activations at once
+    (a tensor larger than the budget alone), in graph order, every tensor once."""
+    from edgeseg.calibration.ranges import fetch_groups
+
+    sizes = {"a": 100, "b": 200, "c": 50, "d": 1000, "e": 10, "f": 10}  # elements (float32: 4 bytes each)
+    groups = fetch_groups(list(sizes), sizes, budget_bytes=1200)
+    assert groups == [["a", "b"], ["c"], ["d"], ["e", "f"]]
+    assert all(sum(4 * sizes[n] for n in g) <= 1200 or len(g) == 1 for g in groups)
+    assert fetch_groups(list(sizes), sizes, budget_bytes=10**9) == [list(sizes)]
+
+
 # -- bad input ------------------------------------------------------------------------------------
 def test_empty_calibration_folder(trained_bundle, tmp_path, capsys):
     code, _, err = run_cli(capsys, "calibrate", trained_bundle, "--data", tmp_path)
