@@ -46,6 +46,11 @@ class ChunkStats:
         self.high = high if self.high is None else max(self.high, high)
         self.abs_low = abs_low if self.abs_low is None else min(self.abs_low, abs_low)
 
+    def bounds(self) -> tuple[Any, Any, Any]:
+        """(min, max, min of |x|); 0 for a tensor empty on every frame of the chunk, as ONNX Runtime takes it."""
+        zero = np.array(0, np.float32)[()]
+        return tuple(zero if value is None else value for value in (self.low, self.high, self.abs_low))
+
 
 def collect_ranges(
     model_path: Path,
@@ -214,15 +219,20 @@ def chunk_statistics(
 
 
 def bin_plan(old: tuple | None, stats: ChunkStats, collector: Any, absolute: bool) -> dict[str, Any]:
-    """The bins ONNX Runtime's collector would histogram this chunk into, chosen from the chunk's range and the
-    histogram so far (collect_value: symmetric bins around 0 that grow by whole old bins; collect_absolute_value:
-    bins over |x| that grow by appending bins of the old width)."""
-    low = stats.low if stats.low is not None else np.array(0, np.float32)[()]
-    high = stats.high if stats.high is not None else np.array(0, np.float32)[()]
+    """The bins ONNX Runtime's collector would histogram this chunk into (and their edges), chosen from the
+    chunk's range and the histogram so far."""
+    plan = bins_for(old, stats, collector, absolute)
+    plan["edges"] = np.histogram(np.zeros(0, np.float32), plan["bins"], range=plan["range"])[1]
+    return plan
+
+
+def bins_for(old: tuple | None, stats: ChunkStats, collector: Any, absolute: bool) -> dict[str, Any]:
+    """collect_value: symmetric bins around 0 that grow by whole old bins; collect_absolute_value: bins over |x|
+    that grow by appending bins of the old width."""
+    low, high, abs_low = stats.bounds()
     if absolute:
         abs_high = max(abs(low), abs(high))
         if old is None:
-            abs_low = stats.abs_low if stats.abs_low is not None else np.array(0, np.float32)[()]
             return {"bins": collector.num_bins, "range": (abs_low, abs_high)}
         edges = old[1]
         if abs_high > edges[-1]:
@@ -255,17 +265,13 @@ def chunk_histograms(
     plans: dict[str, dict[str, Any]],
     absolute: bool,
 ) -> dict[str, np.ndarray]:
-    """Each of the group's tensors' histogram over the chunk, summed frame by frame."""
-    counts = {name: np.zeros(0, np.int64) for name in group}
+    """Each of the group's tensors' histogram over the chunk, summed frame by frame (zeros where it is empty)."""
+    counts = {name: np.zeros(len(plans[name]["edges"]) - 1, np.int64) for name in group}
     for feed in frames:
         for name, values in zip(group, session.run(group, feed)):
             data = np.abs(values.ravel()) if absolute else values.ravel()
-            hist, _ = np.histogram(data, plans[name]["bins"], range=plans[name]["range"])
-            counts[name] = hist if not counts[name].size else counts[name] + hist
+            counts[name] += np.histogram(data, plans[name]["bins"], range=plans[name]["range"])[0]
             del data, values
-    for name in group:  # a tensor empty on every frame of the chunk: zero counts over its bins
-        if not counts[name].size:
-            counts[name] = np.histogram(np.zeros(0, np.float32), plans[name]["bins"], range=plans[name]["range"])[0]
     return counts
 
 
@@ -285,10 +291,8 @@ def fetch_groups(tensors: list[str], sizes: dict[str, int], budget_bytes: int) -
 
 def merge(collector: Any, name: str, stats: ChunkStats, plan: dict[str, Any], hist: np.ndarray, absolute: bool) -> None:
     """Add the chunk's histogram to the collector's, as its collect_value / collect_absolute_value would have."""
-    zero = np.array(0, np.float32)[()]
-    low = stats.low if stats.low is not None else zero
-    high = stats.high if stats.high is not None else zero
-    edges = np.histogram(np.zeros(0, np.float32), plan["bins"], range=plan["range"])[1]
+    low, high, _ = stats.bounds()
+    edges = plan["edges"]
     old = collector.histogram_dict.get(name)
     if absolute:
         edges = edges.astype(np.float32)
