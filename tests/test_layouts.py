@@ -154,3 +154,23 @@ def test_a_split_that_does_not_exist_and_an_unknown_option(tmp_path, capsys):
     assert_one_line_error(code, err, "leftImg8bit/test/CITY/")
     code, _, err = run_cli(capsys, "dataset", f"cityscapes://{tmp_path / 'cs'}?spilt=val", "-o", tmp_path / "o")
     assert_one_line_error(code, err, "unknown option spilt", "split=NAME")
+
+
+def test_missing_parts_of_a_layout(tmp_path, capsys):
+    """A dataset folder that is not there, a VOC copy without its split list, a Kvasir image without its mask, a
+    Cityscapes label id its table lacks: one line each."""
+    code, _, err = run_cli(capsys, "dataset", f"ade20k://{tmp_path / 'nowhere'}", "-o", tmp_path / "o1")
+    assert_one_line_error(code, err, "does not exist")
+    datasets.voc(tmp_path / "voc")
+    (tmp_path / "voc" / "ImageSets" / "Segmentation" / "val.txt").unlink()
+    code, _, err = run_cli(capsys, "dataset", f"voc://{tmp_path / 'voc'}", "-o", tmp_path / "o2")
+    assert_one_line_error(code, err, "val.txt' does not exist", "ImageSets/Segmentation/SPLIT.txt")
+    datasets.kvasir(tmp_path / "kv")
+    next((tmp_path / "kv" / "masks").glob("*.jpg")).unlink()
+    code, _, err = run_cli(capsys, "dataset", f"kvasir://{tmp_path / 'kv'}", "-o", tmp_path / "o3")
+    assert_one_line_error(code, err, "has no mask in")
+    datasets.cityscapes(tmp_path / "cs")
+    label = next((tmp_path / "cs" / "gtFine").rglob("*_labelIds.png"))
+    cv2.imwrite(str(label), datasets.blocks([7, 40]))
+    code, _, err = run_cli(capsys, "dataset", f"cityscapes://{tmp_path / 'cs'}", "-o", tmp_path / "o4")
+    assert_one_line_error(code, err, "holds id 40", "Cityscapes' label table lacks")
