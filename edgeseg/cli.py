@@ -333,6 +333,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from edgeseg.bundle import Bundle
     from edgeseg.engines import BuildOptions, build
 
+    if Path(args.bundle).suffix == ".onnx":
+        return build_file(args)
     if args.precision == "all":
         precisions = tuple(sorted({a.precision for a in Bundle.load(args.bundle).artifacts if a.kind == "onnx"}))
         if args.dla is not None:  # the DLA runs FP16 and INT8 only
@@ -354,6 +356,26 @@ def cmd_build(args: argparse.Namespace) -> int:
                 f"{artifact.precision}: {artifact.path} (TensorRT {artifact.tools.get('tensorrt')}, "
                 f"{artifact.extra.get('gpu')})"
             )
+    return 0
+
+
+def build_file(args: argparse.Namespace) -> int:
+    """`edgeseg build FILE.onnx`: an engine for one ONNX file, such as deploy's DeepStream graph."""
+    from edgeseg.engines import BuildOptions, build_onnx_file
+
+    path = Path(args.bundle)
+    if not path.is_file():
+        raise EdgesegError(f"{path}: no such ONNX file; pass a bundle directory or an .onnx file")
+    precisions = () if args.precision == "all" else tuple(p.strip() for p in args.precision.split(",") if p.strip())
+    options = BuildOptions(
+        precisions=precisions,
+        workspace_mib=args.workspace,
+        optimization_level=args.optimization_level,
+        batch=args.batch,
+        dla_core=args.dla,
+        timing_cache=args.timing_cache,
+    )
+    print(build_onnx_file(path, options))
     return 0
 
 
@@ -705,7 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
     build = verbs.add_parser(
         "build", help="build TensorRT engines from the bundle's ONNX artifacts (needs TensorRT and a GPU)"
     )
-    build.add_argument("bundle")
+    build.add_argument(
+        "bundle", help="bundle directory, or one .onnx file (its engine goes beside it, named as nvinfer names engines)"
+    )
     build.add_argument(
         "--precision",
         default="all",

@@ -208,7 +208,43 @@ def test_batch_outside_the_profile_is_refused(calibrated_copy):
         backend._prepare(8)
 
 
+def test_an_onnx_file_builds_where_deepstreams_nvinfer_looks_for_its_engine(calibrated_copy, tmp_path):
+    """`edgeseg build FILE.onnx` (deploy's DeepStream graphs): the precision is the graph's own, the engine goes
+    beside the file as FILE_b{batch}_gpu0_{precision}.engine, the name nvinfer's model-engine-file gives it."""
+    from edgeseg.engines import build_onnx_file
+
+    for source, precision in (("model.int8-tensorrt.onnx", "int8"), ("model.onnx", "fp32")):
+        onnx_file = tmp_path / source
+        shutil.copy(calibrated_copy / source, onnx_file)
+        trt = RecordingTensorRT("8.5.2.2")
+        engine = build_onnx_file(onnx_file, BuildOptions(precisions=(), progress=False), trt=trt)
+        assert engine == tmp_path / f"{source}_b1_gpu0_{precision}.engine"
+        assert engine.read_bytes().startswith(PLAN_MARKER)
+        assert calls(trt, "parse_from_file") == [("parse_from_file", str(onnx_file))]
+        assert [c[1] for c in calls(trt, "set_flag")] == (["INT8", "FP16"] if precision == "int8" else [])
+    with pytest.raises(EdgesegError, match="holds int8 layers; an ONNX file builds at its own precision"):
+        build_onnx_file(tmp_path / "model.int8-tensorrt.onnx", BuildOptions(precisions=("fp16",), progress=False),
+                        trt=RecordingTensorRT("8.5.2.2"))  # fmt: skip
+
+
+def test_an_onnx_file_with_a_dynamic_batch_gets_its_profile_and_the_batch_in_its_name(tmp_path, capsys):
+    from edgeseg.engines import build_onnx_file
+
+    bundle = tmp_path / "dyn"
+    assert run_cli(capsys, "export", "lraspp", "-o", bundle, *TINY, "--dynamic-batch")[0] == 0
+    trt = RecordingTensorRT("10.3.0")
+    engine = build_onnx_file(bundle / "model.onnx", BuildOptions(precisions=(), batch=(1, 4, 4), progress=False),
+                             trt=trt)  # fmt: skip
+    assert engine.name == "model.onnx_b4_gpu0_fp32.engine"
+    assert calls(trt, "set_shape") == [("set_shape", "frame", (1, 64, 64, 3), (4, 64, 64, 3), (4, 64, 64, 3))]
+
+
 # -- missing pieces and bad input through the CLI ---------------------------------------------------
+def test_build_of_an_onnx_file_that_is_not_there(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "build", tmp_path / "nowhere.onnx")
+    assert_one_line_error(code, err, "nowhere.onnx: no such ONNX file", "bundle directory or an .onnx file")
+
+
 def test_build_without_tensorrt_says_how_to_get_it(tiny_bundle, capsys):
     if importlib.util.find_spec("tensorrt"):
         pytest.skip("TensorRT is installed here")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgeseg.data.endoscopy import Instrument, barrel_maps, draw_instrument, light_falloff, motion_blur, smoke
 from edgeseg.errors import EdgesegError
 
 DRIVING_CLASSES = [
@@ -254,64 +255,192 @@ class DrivingScene(Scene):
 
 
 class MedicalScene(Scene):
-    """Endoscopy-like: textured tissue in a circular field, a polyp, a moving instrument, highlights."""
+    """Laparoscopy-like: tissue that breathes and deforms, lesions, blood, moving specular highlights,
+    graspers that occlude and leave the field, surgical smoke, motion blur, barrel distortion and a
+    light source that moves, in a circular field.
+
+    The tissue lives on a "world" twice the frame's size that the camera pans over; everything the
+    camera does to the picture (distortion) is done to the label too, nearest-neighbour, and
+    everything that only veils the picture (smoke, blur, glare halos, light) leaves the label alone.
+    Blood over a lesion hides it: those pixels are tissue.
+    """
 
     classes = MEDICAL_CLASSES
 
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0):
         super().__init__(width, height, seed)
         rng = self.rng
-        self.texture = smooth_noise(rng, height * 2, width * 2, octaves=5)
-        self.lesions = [
-            (rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.06, 0.14), rng.uniform(0, 6.28))
+        self.world, self.world_label = self._world(rng, width, height)
+        # Smooth fields (smoke, light, warp) are computed on a grid an eighth of the frame's size and upsampled.
+        self.coarse = (width // 8 + 2, height // 8 + 2)
+        self.smoke_texture = smooth_noise(rng, self.coarse[1] * 2, self.coarse[0] * 2, octaves=3)
+        self.smoke_colour = np.full((height, width, 3), (205, 205, 212), np.float32)
+        self.highlights = [(rng.uniform(0.35, 1.65) * width, rng.uniform(0.35, 1.65) * height, rng.uniform(0, 6.3))
+                           for _ in range(int(rng.integers(5, 10)))]  # fmt: skip
+        self.instruments = [
+            Instrument(
+                angle=float(rng.uniform(0, 2 * math.pi)),
+                sweep=float(rng.uniform(0.2, 0.6)),
+                speed=float(rng.uniform(0.5, 1.6)),
+                phase=float(rng.uniform(0, 2 * math.pi)),
+                jaw_speed=float(rng.uniform(1.0, 4.0)),
+                aim=(float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3))),
+            )
             for _ in range(int(rng.integers(1, 3)))
         ]
-        self.instrument_side = float(rng.choice([-1.0, 1.0]))
+        self.smoke_phase = float(rng.uniform(0, 2 * math.pi))
+        self.lens = barrel_maps(width, height, float(rng.uniform(0.15, 0.35)))
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        self.grid = xx - width / 2, yy - height / 2
         radius = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2))
         self.field = radius < 0.98
-        self.vignette = np.clip(1.15 - 0.7 * radius**2, 0.2, 1.0)[..., None]
+
+    @staticmethod
+    def _world(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tissue with vessels, lesions and pools of blood, twice the frame's size, and its label."""
+        world_w, world_h = 2 * width, 2 * height
+        tex = smooth_noise(rng, world_h, world_w, octaves=5)
+        world = np.stack([90 + 60 * tex, 100 + 70 * tex, 200 + 45 * tex], axis=-1)
+        label = np.ones((world_h, world_w), np.uint8)
+        for _ in range(int(rng.integers(6, 12))):  # vessels: dark red curves, still tissue
+            points = np.cumsum(rng.normal(0, 0.06 * width, (8, 2)), axis=0) + rng.uniform(0, 1, 2) * (world_w, world_h)
+            thickness = max(1, int(rng.uniform(0.004, 0.012) * width))
+            cv2.polylines(world, [points.astype(np.int32)], False, (60, 55, 150), thickness, cv2.LINE_AA)
+        for _ in range(int(rng.integers(2, 5))):  # lesions: irregular, darker, textured
+            outline = blob(rng, rng.uniform(0.5, 1.5) * width, rng.uniform(0.5, 1.5) * height,
+                           rng.uniform(0.05, 0.13) * width)  # fmt: skip
+            mask = np.zeros_like(label)
+            cv2.fillPoly(mask, [outline], 1)
+            shade = (0.75 + 0.5 * tex[mask > 0])[:, None]
+            world[mask > 0] = np.array([60, 75, 160], np.float32) * shade
+            label[mask > 0] = 2
+        for _ in range(int(rng.integers(1, 4))):  # blood: dark, glossy, hides what is under it
+            outline = blob(rng, rng.uniform(0.4, 1.6) * width, rng.uniform(0.4, 1.6) * height,
+                           rng.uniform(0.03, 0.09) * width)  # fmt: skip
+            mask = np.zeros_like(label)
+            cv2.fillPoly(mask, [outline], 1)
+            world[mask > 0] = np.array([35, 30, 120], np.float32) * (0.7 + 0.6 * tex[mask > 0])[:, None]
+            label[mask > 0] = 1
+        return world.astype(np.float32), label
 
     def render(self, index: int) -> SceneFrame:
-        w, h, t = self.width, self.height, index / 30.0
-        ox = int((0.5 + 0.4 * math.sin(t * 0.3 + self.seed)) * w)
-        oy = int((0.5 + 0.4 * math.cos(t * 0.23)) * h)
-        tex = self.texture[oy : oy + h, ox : ox + w]
-        image = np.stack([90 + 60 * tex, 100 + 70 * tex, 200 + 45 * tex], axis=-1)
-        label = np.ones((h, w), np.uint8)
-        shift = (math.sin(t * 0.3) * 0.08 * w, math.cos(t * 0.23) * 0.08 * h)
-        for cx, cy, size, phase in self.lesions:
-            center = (int(cx * w - shift[0]), int(cy * h - shift[1]))
-            axes = (int(size * w * (1 + 0.1 * math.sin(t + phase))), int(size * w * 0.75))
-            cv2.ellipse(image, center, axes, math.degrees(phase), 0, 360, (60, 70, 150), -1)
-            cv2.ellipse(label, center, axes, math.degrees(phase), 0, 360, 2, -1)
-        # Instrument: a shaft entering from one side, moving in and out.
-        reach = 0.35 + 0.2 * math.sin(t * 0.8 + self.seed)
-        side = self.instrument_side
-        base_x = w if side > 0 else 0
-        tip = (base_x - side * reach * w, h * (0.6 + 0.1 * math.sin(t * 0.5)))
-        shaft = np.array(
-            [[base_x, h * 0.95], [base_x, h * 1.1], [tip[0], tip[1] + 0.04 * h], [tip[0], tip[1] - 0.04 * h]], np.int32
-        )
-        cv2.fillPoly(image, [shaft], (170, 170, 175))
-        cv2.fillPoly(label, [shaft], 3)
-        # Specular highlights: small saturated blobs on tissue and lesions.
-        highlight_rng = np.random.default_rng((self.seed, index // 15))
-        for _ in range(4):
-            center = (int(highlight_rng.uniform(0.2, 0.8) * w), int(highlight_rng.uniform(0.2, 0.8) * h))
-            axes = (max(2, int(0.03 * w)), max(1, int(0.018 * w)))
-            if label[center[1], center[0]] in (1, 2):
-                cv2.ellipse(image, center, axes, 20, 0, 360, (250, 250, 250), -1)
-                cv2.ellipse(label, center, axes, 20, 0, 360, 4, -1)
-        image = image * self.vignette
-        image[~self.field] = 0
+        t = index / 30.0
+        pan = self._camera(t)
+        image, label = self._tissue(t, pan)
+        self._specular(image, label, t, pan)
+        image = self._instruments(image, label, t)
+        image = self._smoke(image, t, pan)
+        previous = self._camera(t - 1 / 30)
+        image = motion_blur(image, 1.5 * (pan[0] - previous[0]), 1.5 * (pan[1] - previous[1]))
+        image = cv2.remap(image, *self.lens, cv2.INTER_LINEAR)
+        label = cv2.remap(label, *self.lens, cv2.INTER_NEAREST)
+        image *= self._light(t)
         label[~self.field] = 0
         return SceneFrame(self.finish(image, index), label)
+
+    def _light(self, t: float) -> np.ndarray:
+        """Per-pixel BGR gain: the light source's falloff from where it points, its brightness (a slow drift
+        and a flicker) and its colour temperature."""
+        aim = (0.25 * math.sin(0.4 * t + self.seed), 0.25 * math.cos(0.31 * t))
+        warmth = 0.08 * math.sin(0.2 * t + self.seed)
+        brightness = 0.8 + 0.25 * math.sin(0.5 * t + 2 * self.seed) + 0.04 * math.sin(7 * t)
+        gain = light_falloff(*self.coarse, aim, 1.4) * (brightness * np.array([1 - warmth, 1, 1 + warmth], np.float32))
+        return cv2.resize(gain, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+
+    def _camera(self, t: float) -> tuple[float, float]:
+        """Where the camera looks on the world (its top-left corner), with bursts of shaking."""
+        shake = max(0.0, math.sin(0.45 * t + self.seed)) ** 4
+        x = (0.5 + 0.4 * math.sin(t * 0.3 + self.seed) + 0.06 * shake * math.sin(9 * t)) * self.width
+        y = (0.5 + 0.4 * math.cos(t * 0.23) + 0.06 * shake * math.cos(8 * t)) * self.height
+        return x, y
+
+    def _tissue(self, t: float, pan: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The world seen from `pan`, breathing (a slow scale) and deforming (a smooth travelling warp)."""
+        w, h = self.width, self.height
+        u = np.linspace(0, 6.3, self.coarse[0], dtype=np.float32)[None, :]
+        v = np.linspace(0, 6.3, self.coarse[1], dtype=np.float32)[:, None]
+        warp_x = 0.025 * w * np.sin(v / 0.8 + 1.3 * t) * np.cos(u + 0.7 * t)
+        warp_y = 0.025 * h * np.cos(u / 0.9 + 1.1 * t + 1.0) * np.sin(v + 0.5 * t)
+        warp = cv2.resize(np.dstack([warp_x, warp_y]), (w, h), interpolation=cv2.INTER_LINEAR)
+        breath = 1 + 0.04 * math.sin(1.4 * t)
+        map_x = self.grid[0] * breath + warp[..., 0] + (pan[0] + w / 2)
+        map_y = self.grid[1] * breath + warp[..., 1] + (pan[1] + h / 2)
+        image = cv2.remap(self.world, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        label = cv2.remap(self.world_label, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+        return image, label
+
+    def _specular(self, image: np.ndarray, label: np.ndarray, t: float, pan: tuple[float, float]) -> None:
+        """Glare: saturated cores (class specular) on wet tissue, lesions and blood, with a soft halo that is
+        not labelled. They ride on the tissue and slide as the light moves."""
+        w, h = self.width, self.height
+        for x, y, phase in self.highlights:
+            centre = (int(x - pan[0] + 0.06 * w * math.sin(0.9 * t + phase)),
+                      int(y - pan[1] + 0.05 * h * math.cos(0.7 * t + phase)))  # fmt: skip
+            if not (0 <= centre[0] < w and 0 <= centre[1] < h) or label[centre[1], centre[0]] not in (1, 2):
+                continue
+            axes = (max(2, int(w * (0.03 + 0.02 * math.sin(2 * t + phase)))), max(1, int(w * 0.014)))
+            angle = math.degrees(phase + 0.3 * math.sin(t))
+            # Each highlight in its own window, so the halo's blur costs the window, not the frame.
+            margin = 3 * axes[0]
+            x0, y0 = max(0, centre[0] - margin), max(0, centre[1] - margin)
+            x1, y1 = min(w, centre[0] + margin + 1), min(h, centre[1] + margin + 1)
+            local = (centre[0] - x0, centre[1] - y0)
+            glow = np.zeros((y1 - y0, x1 - x0), np.float32)
+            cv2.ellipse(glow, local, (axes[0] * 2, axes[1] * 3), angle, 0, 360, 0.5, -1)
+            halo = np.minimum(cv2.GaussianBlur(glow, (0, 0), 0.3 * axes[0]), 0.9)[..., None]
+            window = image[y0:y1, x0:x1]
+            window += (255 - window) * halo
+            cv2.ellipse(window, local, axes, angle, 0, 360, (252, 252, 252), -1)
+            cv2.ellipse(label[y0:y1, x0:x1], local, axes, angle, 0, 360, 4, -1)
+
+    def _instruments(self, image: np.ndarray, label: np.ndarray, t: float) -> np.ndarray:
+        """The graspers, smeared over the exposure (the mean of three instants), labelled mid-exposure.
+
+        Only the window around the instruments is composited: they cover a small part of the frame.
+        """
+        w, h = self.width, self.height
+        instants = [[i.pose(instant, w, h) for i in self.instruments] for instant in (t - 1 / 60, t, t + 1 / 60)]
+        points = np.array([p for poses in instants for pose in poses for p in pose.values()])
+        pad = 0.06 * w
+        x0, y0 = (max(0, int(v)) for v in points.min(0) - pad)
+        x1, y1 = min(w, int(points[:, 0].max() + pad) + 1), min(h, int(points[:, 1].max() + pad) + 1)
+        if x1 <= x0 or y1 <= y0:
+            return image  # every instrument is out of the field
+        size = (y1 - y0, x1 - x0)
+        paint, coverage = np.zeros((*size, 3), np.float32), np.zeros(size, np.float32)
+        for instant, poses in enumerate(instants):
+            layer, mask = np.zeros_like(paint), np.zeros_like(coverage)
+            planes = ((mask, 1.0), (label[y0:y1, x0:x1], 3)) if instant == 1 else ((mask, 1.0),)
+            for pose in poses:
+                draw_instrument(layer, planes, {k: (x - x0, y - y0) for k, (x, y) in pose.items()}, w)
+            paint += layer
+            coverage += mask
+        window = image[y0:y1, x0:x1]
+        window[:] = window * (1 - coverage[..., None] / 3) + paint / 3
+        return image
+
+    def _smoke(self, image: np.ndarray, t: float, pan: tuple[float, float]) -> np.ndarray:
+        """Bursts of cautery smoke that drift upwards and thin out."""
+        burst = max(0.0, math.sin(0.35 * t + self.smoke_phase)) ** 2
+        density = 0.03 + 0.65 * burst
+        cols, rows = self.coarse
+        x = int((pan[0] * 0.5 + 7 * t) / 8) % cols
+        y = int((pan[1] * 0.5 - 11 * t) / 8) % rows
+        veil = np.clip(density * (0.3 + self.smoke_texture[y : y + rows, x : x + cols]) ** 1.5, 0, 0.8)
+        return smoke(image, cv2.resize(veil, (self.width, self.height), interpolation=cv2.INTER_LINEAR),
+                     self.smoke_colour)  # fmt: skip
 
     def finish(self, image: np.ndarray, index: int) -> np.ndarray:
         out = super().finish(image, index)
         out[~self.field] = 0  # outside the scope's field of view stays black
         return out
+
+
+def blob(rng: np.random.Generator, x: float, y: float, radius: float) -> np.ndarray:
+    """An irregular closed outline around (x, y): a circle whose radius wobbles with angle."""
+    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    wobble = 1 + 0.25 * np.sin(3 * angles + rng.uniform(0, 6.3)) + 0.12 * np.sin(5 * angles + rng.uniform(0, 6.3))
+    return np.stack([x + radius * wobble * np.cos(angles), y + radius * wobble * np.sin(angles)], 1).astype(np.int32)
 
 
 SCENES: dict[str, type[Scene]] = {"driving": DrivingScene, "medical": MedicalScene}

@@ -30,7 +30,8 @@ import numpy as np
 from edgeseg.bundle import Bundle
 from edgeseg.deploy.calibration_cache import TENSORRT_OF_JETPACK, activation_scales, cache_text
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
-from edgeseg.deploy.plain_onnx import plain_io_model
+from edgeseg.deploy.plain_onnx import cpu_session, plain_io_model
+from edgeseg.engines.build import nvinfer_engine_path
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path, write_text_atomic
 
@@ -60,6 +61,7 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     check_graph(onnx_file, bundle, options.streams)
     written = [onnx_file]
     calibration = None
+    engine = nvinfer_engine_path(onnx_file, options.streams, precision)
     if precision == "int8":
         scales = activation_scales(onnx.load(str(bundle.artifact_path(artifact))))
         for jetpack, version in TENSORRT_OF_JETPACK.items():
@@ -67,17 +69,33 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
             write_text_atomic(path, cache_text(scales, version))
             written.append(path)
         calibration = f"calibration_jp{options.jetpack}.cache"
+        explicit = explicit_int8_graph(bundle, bundle.artifact_path(artifact), options.streams)
+        if explicit is not None:
+            explicit_file = output / f"{name}_int8_qdq.onnx"
+            with atomic_path(explicit_file) as temp:
+                onnx.save(explicit, str(temp))
+            check_graph(explicit_file, bundle, options.streams)
+            written.append(explicit_file)
+            engine = nvinfer_engine_path(explicit_file, options.streams, "int8")
     labels = output / "labels.txt"
     write_text_atomic(labels, "".join(f"{c.name}\n" for c in bundle.classes))
     infer_config = output / "config_infer_primary_edgeseg.txt"
-    text = nvinfer_config(bundle, onnx_file.name, labels.name, precision, options, calibration)
+    text = nvinfer_config(bundle, onnx_file.name, labels.name, precision, options, calibration, engine.name)
     check_keys(text, infer=True)
     write_text_atomic(infer_config, text)
     app_config = output / "deepstream_app_config.txt"
     text = app_config_text(bundle, infer_config.name, options)
     check_keys(text, infer=False)
     write_text_atomic(app_config, text)
-    return [*written, labels, infer_config, app_config]
+    overlay = output / "deepstream_overlay.sh"
+    write_text_atomic(overlay, overlay_script(bundle, infer_config.name, options))
+    overlay.chmod(0o755)
+    return [*written, labels, infer_config, app_config, overlay]
+
+
+def dynamic_batch(bundle: Bundle, streams: int) -> bool:
+    """Whether the graphs deploy writes have a dynamic batch: several streams need one (graph_for_streams)."""
+    return streams > 1 or bundle.input.batch is None
 
 
 def graph_for_streams(bundle: Bundle, streams: int) -> Any:
@@ -102,7 +120,6 @@ def dynamic_batch_export(bundle: Bundle, fp32: Any) -> Any:
     """The bundle's model exported from PyTorch with a dynamic batch (its shape computations traced, not folded at
     batch 1), checked to compute what the bundle's graph computes."""
     import onnx
-    import onnxruntime as ort
 
     from edgeseg.export import export
     from edgeseg.export.rebuild import export_options_of
@@ -116,7 +133,7 @@ def dynamic_batch_export(bundle: Bundle, fp32: Any) -> Any:
         frame = frame.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     answers = []
     for model in (fp32, dynamic):
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = cpu_session(model.SerializeToString())
         answers.append(session.run(None, {bundle.input.name: frame})[0])
     if answers[0].shape != answers[1].shape or not np.allclose(answers[0], answers[1], atol=1e-4):
         raise EdgesegError(
@@ -124,6 +141,24 @@ def dynamic_batch_export(bundle: Bundle, fp32: Any) -> Any:
             "the bundle with --dynamic-batch"
         )
     return dynamic
+
+
+def explicit_int8_graph(bundle: Bundle, qdq_path: Path, streams: int) -> Any | None:
+    """The bundle's Q/DQ graph with nvinfer's ends (float input, Softmax output), for an engine built on the device
+    by `edgeseg build`: explicit quantization, edgeseg's own scales, on any TensorRT from 8.5 to 11. None where
+    the streams need a batch the bundle's graph does not have: a fixed-batch Q/DQ graph cannot be given a
+    dynamic batch without calibrating a dynamic-batch export."""
+    import onnx
+
+    if streams > 1 and bundle.input.batch is not None:
+        print(
+            f"edgeseg: note: no INT8 engine graph for --streams {streams}: the bundle's batch is fixed at "
+            f"{bundle.input.batch}; export with --dynamic-batch and calibrate for one (the calibration caches serve "
+            "TensorRT 8.5-10.x meanwhile)",
+            file=sys.stderr,
+        )
+        return None
+    return with_softmax(plain_io_model(onnx.load(str(qdq_path))))
 
 
 def with_softmax(model: Any) -> Any:
@@ -144,10 +179,9 @@ def check_graph(path: Path, bundle: Bundle, streams: int) -> None:
     """What nvinfer will parse: onnx.checker's full check, and ONNX Runtime at batch 1 and at the stream count,
     the batch answering frame for frame what batch 1 does."""
     import onnx
-    import onnxruntime as ort
 
     onnx.checker.check_model(str(path), full_check=True)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = cpu_session(str(path))
     graph_input = session.get_inputs()[0]
     height, width = bundle.input.size
     frames = np.random.default_rng(1).normal(0, 1, (max(streams, 1), 3, height, width)).astype(np.float32)
@@ -173,7 +207,13 @@ def check_keys(text: str, infer: bool) -> None:
 
 
 def nvinfer_config(
-    bundle: Bundle, onnx_name: str, labels_name: str, precision: str, options: DeployOptions, calibration: str | None
+    bundle: Bundle,
+    onnx_name: str,
+    labels_name: str,
+    precision: str,
+    options: DeployOptions,
+    calibration: str | None,
+    engine_name: str,
 ) -> str:
     height, width = bundle.input.size
     mean, std = bundle.input.mean, bundle.input.std
@@ -186,7 +226,6 @@ def nvinfer_config(
             f"{100 * worst:.1f}%",
             file=sys.stderr,
         )
-    mode_name = {0: "fp32", 1: "int8", 2: "fp16"}[NETWORK_MODE[precision]]
     lines = [
         "# nvinfer config for semantic segmentation, generated by edgeseg deploy",
         "[property]",
@@ -198,9 +237,19 @@ def nvinfer_config(
         "model-color-format=0",
         "# the FP32 graph whatever the precision: network-mode sets it (0=FP32 1=INT8 2=FP16)",
         f"onnx-file={onnx_name}",
-        "# nvinfer builds the engine on its first start and keeps it here; an engine built beforehand on this",
-        "# device from the same ONNX (trtexec --onnx=... --saveEngine=...) is used as it is",
-        f"model-engine-file={onnx_name}_b{options.streams}_gpu0_{mode_name}.engine",
+    ]
+    if engine_name.startswith(onnx_name):
+        lines.append("# nvinfer builds the engine from onnx-file on its first start and reuses it from here")
+    else:
+        explicit = engine_name.split(".onnx")[0] + ".onnx"
+        batch = f" --batch 1,{options.streams},{options.streams}" if dynamic_batch(bundle, options.streams) else ""
+        lines += [
+            "# INT8 with edgeseg's own scales (explicit Q/DQ, any TensorRT 8.5-11): on the device, run",
+            f"#   edgeseg build {explicit}{batch}",
+            "# which writes this engine; where it is absent, nvinfer builds from onnx-file with int8-calib-file",
+        ]
+    lines += [
+        f"model-engine-file={engine_name}",
         f"labelfile-path={labels_name}",
         f"infer-dims=3;{height};{width}",
         f"batch-size={options.streams}",
@@ -208,11 +257,10 @@ def nvinfer_config(
     ]
     if calibration:
         lines += [
-            "# INT8: TensorRT's calibration cache with the bundle's INT8 scales; its header names the TensorRT",
-            "# version, which must be the device's: calibration_jp5.cache (JetPack 5.1, TensorRT 8.5.2),",
+            "# INT8 from onnx-file: TensorRT's calibration cache with the bundle's INT8 scales; its header names the",
+            "# TensorRT version, which must be the device's: calibration_jp5.cache (JetPack 5.1, TensorRT 8.5.2),",
             "# calibration_jp6.cache (JetPack 6.1/6.2, TensorRT 10.3), calibration_jp7.cache (JetPack 7.0,",
-            "# TensorRT 10.13). TensorRT 11 has no calibrator: there, build the engine from the bundle's",
-            "# model.int8-tensorrt.onnx (edgeseg build) and set model-engine-file to it",
+            "# TensorRT 10.13). TensorRT 11 has no calibrator: there, only the engine above gives INT8",
             f"int8-calib-file={calibration}",
         ]
     lines += [
@@ -229,17 +277,79 @@ def nvinfer_config(
     return "\n".join(lines)
 
 
+def stream_sources(options: DeployOptions) -> tuple[list[str], bool]:
+    """The URI of each stream (NVIDIA's sample video where none was given), and whether any is live."""
+    uris = options.inputs or [SAMPLE_STREAM] * options.streams
+    return uris, any(uri.startswith(LIVE_SCHEMES) for uri in uris)
+
+
+def tile_grid(streams: int) -> tuple[int, int]:
+    """Rows and columns of the tiled display: the squarest grid that holds every stream."""
+    columns = math.ceil(math.sqrt(streams))
+    return math.ceil(streams / columns), columns
+
+
+def overlay_script(bundle: Bundle, infer_config: str, options: DeployOptions) -> str:
+    """A gst-launch-1.0 pipeline that blends the mask over the video, which deepstream-app cannot: its
+    [segvisual] group has no key for nvsegvisual's original-background property, which this sets."""
+    height, width = bundle.input.size
+    streams = options.streams
+    uris, live = stream_sources(options)
+    rows, columns = tile_grid(streams)
+    software = options.encoder == "software"
+    encoder = "x264enc bitrate=4000 speed-preset=superfast" if software else "nvv4l2h264enc bitrate=4000000"
+    elements = [
+        f"nvstreammux name=mux batch-size={streams} width=1280 height=720 live-source={int(live)} "
+        "batched-push-timeout=40000",
+        f"nvinfer config-file-path={infer_config} batch-size={streams}",
+        f"nvsegvisual batch-size={streams} width={width} height={height} original-background=true alpha=0.5",
+        f"nvmultistreamtiler rows={rows} columns={columns} width=1280 height=720",
+    ]
+    display_sink = "nvvideoconvert ! nveglglessink sync=false"
+    file_sink = (f"nvvideoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse ! qtmux ! "
+                 "filesink location=edgeseg_overlay.mp4")  # fmt: skip
+    check_elements([*elements, *display_sink.split(" ! "), *file_sink.split(" ! ")])
+    sources = [f"uridecodebin uri={uri} ! mux.sink_{index}" for index, uri in enumerate(uris)]
+    pipeline = " ! \\\n  ".join(elements) + " ! \\\n  $SINK \\\n  " + " \\\n  ".join(sources)
+    return (
+        "#!/bin/sh\n"
+        "# The segmentation mask blended over the video, generated by edgeseg deploy. deepstream-app cannot draw\n"
+        "# this: its [segvisual] group has no key for nvsegvisual's original-background property, set here.\n"
+        "#   ./deepstream_overlay.sh            encodes to edgeseg_overlay.mp4 (Ctrl-C ends it cleanly)\n"
+        "#   ./deepstream_overlay.sh display    shows it on screen\n"
+        "set -e\n"
+        'cd "$(dirname "$0")"\n'
+        'if [ "${1:-}" = display ]; then\n'
+        f'  SINK="{display_sink}"\n'
+        "else\n"
+        f'  SINK="{file_sink}"\n'
+        "fi\n"
+        "# $SINK is left unquoted: gst-launch-1.0 takes the pipeline as words\n"
+        f"exec gst-launch-1.0 -e \\\n  {pipeline}\n"
+    )
+
+
+def check_elements(elements: list[str]) -> None:
+    """Every property set on one of NVIDIA's elements is one that element has (deepstream_keys.json): gst-launch-1.0
+    stops at an unknown one."""
+    known = known_keys()["gst_elements"]
+    for element in elements:
+        name, *settings = element.split()
+        # name is GstObject's, so every element has it
+        unknown = {setting.split("=")[0] for setting in settings} - {"name", *known.get(name, ())}
+        if name in known and unknown:
+            raise EdgesegError(f"internal: deploy set {sorted(unknown)} on {name}, which has no such property")
+
+
 def app_config_text(bundle: Bundle, infer_config: str, options: DeployOptions) -> str:
     height, width = bundle.input.size
     streams = options.streams
-    uris = options.inputs or [SAMPLE_STREAM] * streams
-    live = any(uri.startswith(LIVE_SCHEMES) for uri in uris)
-    columns = math.ceil(math.sqrt(streams))
-    rows = math.ceil(streams / columns)
+    uris, live = stream_sources(options)
+    rows, columns = tile_grid(streams)
     sections = [
         "# deepstream-app config generated by edgeseg deploy: N sources -> nvstreammux -> nvinfer -> nvsegvisual -> "
         "tiler -> sink.\n# deepstream-app shows nvsegvisual's class-colour mask on its own, not blended over the "
-        "video ([segvisual]\n# is parsed from DeepStream 6.3 on): see edgeseg's README for the overlay.",
+        "video ([segvisual]\n# is parsed from DeepStream 6.3 on): deepstream_overlay.sh runs the pipeline that blends.",
         "[application]\nenable-perf-measurement=1\nperf-measurement-interval-sec=5",
         f"[tiled-display]\nenable=1\nrows={rows}\ncolumns={columns}\nwidth=1280\nheight=720\ngpu-id=0",
     ]

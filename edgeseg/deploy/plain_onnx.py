@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from edgeseg.errors import EdgesegError
+from edgeseg.native_output import quiet_native_output
 from edgeseg.onnx_graph import downstream
+
+
+def cpu_session(model: str | bytes) -> Any:
+    """An ONNX Runtime CPU session for a graph deploy writes or checks (a path or serialized bytes), its C++
+    logger's warnings kept off the terminal (--verbose shows them)."""
+    import onnxruntime as ort
+
+    with quiet_native_output():
+        return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
 
 
 def plain_io_model(model: Any) -> Any:
@@ -47,6 +57,11 @@ def plain_io_model(model: Any) -> Any:
         result.graph.output.append(helper.make_empty_tensor_value_info(logits))
     del result.graph.node[:]
     result.graph.node.extend(kept)
+    # The head's constants go with it: ONNX Runtime warns of each initializer no node reads.
+    used = {name for node in kept for name in node.input}
+    unused = [tensor for tensor in result.graph.initializer if tensor.name not in used]
+    for tensor in unused:
+        result.graph.initializer.remove(tensor)
     del result.graph.value_info[:]
     result = onnx.shape_inference.infer_shapes(result)
     onnx.checker.check_model(result)

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgeseg.bundle import Bundle
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
+from edgeseg.deploy.plain_onnx import cpu_session
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_text_atomic
 
@@ -44,12 +45,7 @@ def tensor_dims(bundle: Bundle, batched: bool) -> tuple[list[int], list[int]]:
 def onnx_tensors(path: Path, batched: bool) -> tuple[list[ConfigTensor], list[ConfigTensor]]:
     """Inputs and outputs exactly as ONNX Runtime reports them (a named dim is -1), which is what Triton's ONNX
     Runtime backend compares a config with, dim for dim; without the batch dim when Triton batches."""
-    import onnxruntime as ort
-
-    from edgeseg.native_output import quiet_native_output
-
-    with quiet_native_output():
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = cpu_session(str(path))
 
     def specs(values: list[Any]) -> list[ConfigTensor]:
         result = []

@@ -1,6 +1,6 @@
 """TensorRT engines from a bundle's ONNX artifacts, for TensorRT 8.5 (JetPack 5) to 11.x."""
 
-from edgeseg.engines.build import BuildOptions, build, build_engine
+from edgeseg.engines.build import BuildOptions, build, build_engine, build_onnx_file, nvinfer_engine_path
 from edgeseg.engines.compat import (
     check_engine,
     current_gpu,
@@ -16,10 +16,12 @@ __all__ = [
     "GpuInfo",
     "build",
     "build_engine",
+    "build_onnx_file",
     "check_engine",
     "current_gpu",
     "import_tensorrt",
     "network_flags",
+    "nvinfer_engine_path",
     "open_cuda",
     "precision_flags",
     "trt_version",

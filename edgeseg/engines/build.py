@@ -47,10 +47,8 @@ def engine_name(artifact: Artifact, trt: Any, gpu: GpuInfo, dla_core: int | None
     return f"engines/{Path(artifact.path).stem}.trt{trt.__version__}.sm{sm}.{slug}{device}.engine"
 
 
-def build_engine(
-    bundle: Bundle, source: Artifact, options: BuildOptions, trt: Any, gpu: GpuInfo, bar: Progress
-) -> Artifact:
-    onnx_path = bundle.artifact_path(source)
+def build_plan(onnx_path: Path, precision: str, options: BuildOptions, trt: Any, bar: Progress) -> bytes:
+    """A serialized engine for the ONNX file at onnx_path, whose layers are at `precision`."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = create_builder(trt, logger)
     network = builder.create_network(network_flags(trt))
@@ -58,7 +56,7 @@ def build_engine(
     if not parser.parse_from_file(str(onnx_path)):  # from the file, so external weights resolve
         errors = parser_error_lines(parser, onnx_path)
         raise EdgesegError(
-            f"TensorRT {trt.__version__} cannot parse {source.path}: {errors[0] if errors else 'unknown error'}"
+            f"TensorRT {trt.__version__} cannot parse {onnx_path.name}: {errors[0] if errors else 'unknown error'}"
         )
     config = builder.create_builder_config()
     if options.workspace_mib:
@@ -67,7 +65,7 @@ def build_engine(
         if not hasattr(config, "builder_optimization_level"):
             raise EdgesegError(f"--optimization-level needs TensorRT 8.6 or newer; this is {trt.__version__}")
         config.builder_optimization_level = options.optimization_level
-    for flag in precision_flags(trt, source.precision):
+    for flag in precision_flags(trt, precision):
         config.set_flag(flag)
     add_profile(builder, network, config, options)
     if options.dla_core is not None:
@@ -78,15 +76,22 @@ def build_engine(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise EdgesegError(
-            f"TensorRT {trt.__version__} failed to build {source.path} (its log above says why); try --workspace "
+            f"TensorRT {trt.__version__} failed to build {onnx_path.name} (its log above says why); try --workspace "
             "with more MiB"
         )
     if cache is not None:
         save_timing_cache(config, options.timing_cache)
+    return bytes(plan)
+
+
+def build_engine(
+    bundle: Bundle, source: Artifact, options: BuildOptions, trt: Any, gpu: GpuInfo, bar: Progress
+) -> Artifact:
+    plan = build_plan(bundle.artifact_path(source), source.precision, options, trt, bar)
     relative = engine_name(source, trt, gpu, options.dla_core)
     target = bundle.root / relative
     with atomic_path(target) as temp:
-        temp.write_bytes(bytes(plan))
+        temp.write_bytes(plan)
     build_options = {k: v for k, v in asdict(options).items() if k not in ("precisions", "progress")}
     return Artifact(
         path=relative,
@@ -107,6 +112,53 @@ def build_engine(
             "strongly_typed": trt_version(trt)[0] >= 10,
         },
     )
+
+
+def graph_precision(onnx_path: Path) -> str:
+    """int8 for a graph with QuantizeLinear nodes, fp16 for one with float16 weights, else fp32."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    if any(node.op_type == "QuantizeLinear" for node in model.graph.node):
+        return "int8"
+    if any(tensor.data_type == onnx.TensorProto.FLOAT16 for tensor in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def nvinfer_engine_path(onnx_path: Path, batch: int, precision: str, dla_core: int | None = None) -> Path:
+    """Where DeepStream's nvinfer looks for the engine of onnx-file: FILE_b{batch}_{gpu0|dla0}_{precision}.engine
+    beside it (the name nvinfer gives the engines it builds)."""
+    device = "gpu0" if dla_core is None else f"dla{dla_core}"
+    return onnx_path.with_name(f"{onnx_path.name}_b{batch}_{device}_{precision}.engine")
+
+
+def build_onnx_file(onnx_path: Path, options: BuildOptions, trt: Any = None) -> Path:
+    """An engine for one ONNX file outside a bundle (deploy's DeepStream graphs), at the precision its layers
+    hold, written where nvinfer looks for it (nvinfer_engine_path)."""
+    precision = graph_precision(onnx_path)
+    asked = set(options.precisions)
+    if asked and asked != {precision}:
+        raise EdgesegError(
+            f"{onnx_path.name} holds {precision} layers; an ONNX file builds at its own precision (leave out "
+            "--precision, or build the bundle for another)"
+        )
+    trt = trt or import_tensorrt()
+    bar = Progress(1, "build", enabled=options.progress)
+    plan = build_plan(onnx_path, precision, options, trt, bar)
+    batch = options.batch[2] if options.batch else fixed_batch(onnx_path)
+    target = nvinfer_engine_path(onnx_path, batch, precision, options.dla_core)
+    with atomic_path(target) as temp:
+        temp.write_bytes(plan)
+    bar.advance(target.name)
+    return target
+
+
+def fixed_batch(onnx_path: Path) -> int:
+    import onnx
+
+    dim = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value or 1
 
 
 def add_profile(builder: Any, network: Any, config: Any, options: BuildOptions) -> None:
