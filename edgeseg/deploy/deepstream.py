@@ -61,22 +61,11 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     check_graph(onnx_file, bundle, options.streams)
     written = [onnx_file]
     calibration = None
-    engine = nvinfer_engine_path(onnx_file, options.streams, precision)
+    engine = nvinfer_engine_path(onnx_file, options.streams, precision)  # nvinfer builds it from onnx_file
     if precision == "int8":
-        scales = activation_scales(onnx.load(str(bundle.artifact_path(artifact))))
-        for jetpack, version in TENSORRT_OF_JETPACK.items():
-            path = output / f"calibration_jp{jetpack}.cache"
-            write_text_atomic(path, cache_text(scales, version))
-            written.append(path)
+        int8_files, engine = write_int8(bundle, bundle.artifact_path(artifact), output, name, options)
+        written += int8_files
         calibration = f"calibration_jp{options.jetpack}.cache"
-        explicit = explicit_int8_graph(bundle, bundle.artifact_path(artifact), options.streams)
-        if explicit is not None:
-            explicit_file = output / f"{name}_int8_qdq.onnx"
-            with atomic_path(explicit_file) as temp:
-                onnx.save(explicit, str(temp))
-            check_graph(explicit_file, bundle, options.streams)
-            written.append(explicit_file)
-            engine = nvinfer_engine_path(explicit_file, options.streams, "int8")
     labels = output / "labels.txt"
     write_text_atomic(labels, "".join(f"{c.name}\n" for c in bundle.classes))
     infer_config = output / "config_infer_primary_edgeseg.txt"
@@ -91,6 +80,32 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     write_text_atomic(overlay, overlay_script(bundle, infer_config.name, options))
     overlay.chmod(0o755)
     return [*written, labels, infer_config, app_config, overlay]
+
+
+def write_int8(
+    bundle: Bundle, qdq_path: Path, output: Path, name: str, options: DeployOptions
+) -> tuple[list[Path], Path]:
+    """INT8 both ways: a TensorRT calibration cache per JetPack for nvinfer's own build from the FP32 graph, and
+    where the streams allow it the Q/DQ graph for an engine built by `edgeseg build`. Returns the files written
+    and the engine model-engine-file names."""
+    import onnx
+
+    written = []
+    scales = activation_scales(onnx.load(str(qdq_path)))
+    for jetpack, version in TENSORRT_OF_JETPACK.items():
+        path = output / f"calibration_jp{jetpack}.cache"
+        write_text_atomic(path, cache_text(scales, version))
+        written.append(path)
+    engine = nvinfer_engine_path(output / f"{name}.onnx", options.streams, "int8")
+    explicit = explicit_int8_graph(bundle, qdq_path, options.streams)
+    if explicit is not None:
+        explicit_file = output / f"{name}_int8_qdq.onnx"
+        with atomic_path(explicit_file) as temp:
+            onnx.save(explicit, str(temp))
+        check_graph(explicit_file, bundle, options.streams)
+        written.append(explicit_file)
+        engine = nvinfer_engine_path(explicit_file, options.streams, "int8")
+    return written, engine
 
 
 def dynamic_batch(bundle: Bundle, streams: int) -> bool:
