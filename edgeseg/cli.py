@@ -331,25 +331,20 @@ def parse_batch_range(text: str) -> tuple[int, int, int]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from edgeseg.bundle import Bundle
-    from edgeseg.engines import BuildOptions, build
+    from edgeseg.engines import build, build_onnx_file
 
-    if Path(args.bundle).suffix == ".onnx":
-        return build_file(args)
+    listed = tuple(p.strip() for p in args.precision.split(",") if p.strip()) if args.precision != "all" else ()
+    if Path(args.bundle).suffix == ".onnx":  # one file, such as deploy's DeepStream graph: its own precision
+        if not Path(args.bundle).is_file():
+            raise EdgesegError(f"{args.bundle}: no such ONNX file; pass a bundle directory or an .onnx file")
+        print(build_onnx_file(Path(args.bundle), build_options(args, listed)))
+        return 0
+    precisions = listed
     if args.precision == "all":
         precisions = tuple(sorted({a.precision for a in Bundle.load(args.bundle).artifacts if a.kind == "onnx"}))
         if args.dla is not None:  # the DLA runs FP16 and INT8 only
             precisions = tuple(p for p in precisions if p != "fp32")
-    else:
-        precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
-    options = BuildOptions(
-        precisions=precisions,
-        workspace_mib=args.workspace,
-        optimization_level=args.optimization_level,
-        batch=args.batch,
-        dla_core=args.dla,
-        timing_cache=args.timing_cache,
-    )
-    bundle = build(Path(args.bundle), options)
+    bundle = build(Path(args.bundle), build_options(args, precisions))
     for artifact in bundle.artifacts:
         if artifact.kind == "engine":
             print(
@@ -359,15 +354,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_file(args: argparse.Namespace) -> int:
-    """`edgeseg build FILE.onnx`: an engine for one ONNX file, such as deploy's DeepStream graph."""
-    from edgeseg.engines import BuildOptions, build_onnx_file
+def build_options(args: argparse.Namespace, precisions: tuple[str, ...]) -> Any:
+    from edgeseg.engines import BuildOptions
 
-    path = Path(args.bundle)
-    if not path.is_file():
-        raise EdgesegError(f"{path}: no such ONNX file; pass a bundle directory or an .onnx file")
-    precisions = () if args.precision == "all" else tuple(p.strip() for p in args.precision.split(",") if p.strip())
-    options = BuildOptions(
+    return BuildOptions(
         precisions=precisions,
         workspace_mib=args.workspace,
         optimization_level=args.optimization_level,
@@ -375,8 +365,6 @@ def build_file(args: argparse.Namespace) -> int:
         dla_core=args.dla,
         timing_cache=args.timing_cache,
     )
-    print(build_onnx_file(path, options))
-    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

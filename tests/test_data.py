@@ -11,7 +11,7 @@ import torch
 from conftest import assert_one_line_error, run_cli
 
 from edgeseg.bundle import Bundle
-from edgeseg.data.synthetic import DRIVING_CLASSES, MEDICAL_CLASSES, make_scene
+from edgeseg.data.synthetic import DRIVING_CLASSES, KEYPOINTS, MEDICAL_CLASSES, SKELETON, make_scene
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.models import ZOO, shipped_weights
 from edgeseg.runtime.sources import open_source
@@ -36,6 +36,25 @@ def test_scene_labels_line_up_with_the_image():
     assert means[0].max() < 10  # outside the scope is black
     assert np.abs(means[1] - means[2]).max() > 20  # lesion darker than tissue
     assert abs(means[3][0] - means[3][2]) < 30  # instrument is grey
+
+
+def test_medical_keypoints_sit_on_the_instruments_and_say_when_they_are_unseen():
+    """Each grasper's points come through the same lens as the picture: a joint said to be seen is on instrument
+    pixels of the label; a point outside the field has visibility 0; graspers leave the field at times."""
+    scene = make_scene("medical", 320, 240, seed=11)
+    seen_joints, gone = 0, 0
+    for index in range(0, 600, 7):
+        frame = scene.render(index)
+        assert frame.keypoints.shape == (len(scene.instruments), len(KEYPOINTS), 3)
+        for x, y, visibility in frame.keypoints[:, KEYPOINTS.index("joint")]:
+            if visibility == 2:
+                seen_joints += 1
+                assert frame.label[int(round(y)), int(round(x))] == 3, (index, x, y)
+        gone += int((frame.keypoints[..., 2] == 0).all(axis=1).sum())
+        inside = frame.keypoints[frame.keypoints[..., 2] > 0]
+        assert (np.hypot((inside[:, 0] - 159.5) / 160, (inside[:, 1] - 119.5) / 120) < 0.99).all()
+    assert seen_joints > 20 and gone > 0
+    assert {name for bone in SKELETON for name in bone} == set(KEYPOINTS)
 
 
 def test_metrics_from_confusion():

@@ -29,6 +29,23 @@ def barrel_maps(width: int, height: int, strength: float) -> tuple[np.ndarray, n
     return cx + x * scale * (width / 2), cy + y * scale * (height / 2)
 
 
+def barrel_point(x: float, y: float, width: int, height: int, strength: float) -> tuple[float, float]:
+    """Where barrel_maps puts the scene point (x, y): the picture radius r with r(1 + k r^2) / (1 + k) equal
+    to the point's radius, found by Newton's method (a few steps: the map is smooth and monotonic)."""
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    nx, ny = (x - cx) / (width / 2), (y - cy) / (height / 2)
+    source = math.hypot(nx, ny)
+    if source == 0:
+        return x, y
+    radius = source
+    for _ in range(8):
+        radius -= (radius * (1 + strength * radius * radius) - source * (1 + strength)) / (
+            1 + 3 * strength * radius * radius
+        )
+    scale = radius / source
+    return cx + nx * scale * (width / 2), cy + ny * scale * (height / 2)
+
+
 def motion_blur(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """The image smeared along (dx, dy) pixels, the camera's motion during one exposure."""
     length = math.hypot(dx, dy)

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgeseg.data.endoscopy import Instrument, barrel_maps, draw_instrument, light_falloff, motion_blur, smoke
+from edgeseg.data.endoscopy import (
+    Instrument,
+    barrel_maps,
+    barrel_point,
+    draw_instrument,
+    light_falloff,
+    motion_blur,
+    smoke,
+)
 from edgeseg.errors import EdgesegError
 
 DRIVING_CLASSES = [
@@ -26,6 +34,10 @@ DRIVING_CLASSES = [
     ("pedestrian", (220, 20, 60)),
     ("traffic sign", (220, 220, 0)),
 ]
+# The points of each grasper in the medical scene (the pose names of endoscopy.Instrument), and the bones between
+# them: where the shaft enters the field, the joint, the end of each jaw, and the tip between the jaws.
+KEYPOINTS = ("tip", "jaw_a", "jaw_b", "joint", "entry")
+SKELETON = (("entry", "joint"), ("joint", "jaw_a"), ("joint", "jaw_b"), ("joint", "tip"))
 MEDICAL_CLASSES = [
     ("background", (0, 0, 0)),
     ("tissue", (255, 160, 122)),
@@ -51,6 +63,7 @@ class SceneFrame:
     image: np.ndarray  # uint8 HxWx3 BGR
     label: np.ndarray  # uint8 HxW class indices
     instances: np.ndarray | None = None  # uint16 HxW: each object's own id (0: none), where it is seen
+    keypoints: np.ndarray | None = None  # float32 (objects, KEYPOINTS, 3): x, y in pixels and COCO's visibility
 
 
 # The driving classes that are countable things: each object of these gets an instance id.
@@ -289,7 +302,8 @@ class MedicalScene(Scene):
             for _ in range(int(rng.integers(1, 3)))
         ]
         self.smoke_phase = float(rng.uniform(0, 2 * math.pi))
-        self.lens = barrel_maps(width, height, float(rng.uniform(0.15, 0.35)))
+        self.lens_strength = float(rng.uniform(0.15, 0.35))
+        self.lens = barrel_maps(width, height, self.lens_strength)
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
         self.grid = xx - width / 2, yy - height / 2
         radius = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2))
@@ -328,7 +342,8 @@ class MedicalScene(Scene):
         pan = self._camera(t)
         image, label = self._tissue(t, pan)
         self._specular(image, label, t, pan)
-        image = self._instruments(image, label, t)
+        owner = np.zeros((self.height, self.width), np.uint8)
+        image = self._instruments(image, label, owner, t)
         image = self._smoke(image, t, pan)
         previous = self._camera(t - 1 / 30)
         image = motion_blur(image, 1.5 * (pan[0] - previous[0]), 1.5 * (pan[1] - previous[1]))
@@ -336,7 +351,25 @@ class MedicalScene(Scene):
         label = cv2.remap(label, *self.lens, cv2.INTER_NEAREST)
         image *= self._light(t)
         label[~self.field] = 0
-        return SceneFrame(self.finish(image, index), label)
+        return SceneFrame(self.finish(image, index), label, keypoints=self._keypoints(t, owner))
+
+    def _keypoints(self, t: float, owner: np.ndarray) -> np.ndarray:
+        """Each instrument's KEYPOINTS as (x, y, visibility) in the picture's pixels (after the lens), COCO's
+        visibility: 0 outside the field, 1 hidden behind the other instrument, 2 seen (smoke does not hide)."""
+        w, h = self.width, self.height
+        points = np.zeros((len(self.instruments), len(KEYPOINTS), 3), np.float32)
+        for number, instrument in enumerate(self.instruments, start=1):
+            pose = instrument.pose(t, w, h)
+            for k, name in enumerate(KEYPOINTS):
+                x, y = pose[name]
+                u, v = barrel_point(x, y, w, h, self.lens_strength)
+                column, row = int(round(u)), int(round(v))
+                if not (0 <= column < w and 0 <= row < h) or not self.field[row, column]:
+                    points[number - 1, k] = (u, v, 0)
+                    continue
+                behind = owner[min(h - 1, max(0, int(round(y)))), min(w - 1, max(0, int(round(x))))] > number
+                points[number - 1, k] = (u, v, 1 if behind else 2)
+        return points
 
     def _light(self, t: float) -> np.ndarray:
         """Per-pixel BGR gain: the light source's falloff from where it points, its brightness (a slow drift
@@ -393,8 +426,9 @@ class MedicalScene(Scene):
             cv2.ellipse(window, local, axes, angle, 0, 360, (252, 252, 252), -1)
             cv2.ellipse(label[y0:y1, x0:x1], local, axes, angle, 0, 360, 4, -1)
 
-    def _instruments(self, image: np.ndarray, label: np.ndarray, t: float) -> np.ndarray:
-        """The graspers, smeared over the exposure (the mean of three instants), labelled mid-exposure.
+    def _instruments(self, image: np.ndarray, label: np.ndarray, owner: np.ndarray, t: float) -> np.ndarray:
+        """The graspers, smeared over the exposure (the mean of three instants), labelled mid-exposure, and each
+        one's number (1, 2) in `owner` where it is seen, the later drawn in front.
 
         Only the window around the instruments is composited: they cover a small part of the frame.
         """
@@ -410,9 +444,10 @@ class MedicalScene(Scene):
         paint, coverage = np.zeros((*size, 3), np.float32), np.zeros(size, np.float32)
         for instant, poses in enumerate(instants):
             layer, mask = np.zeros_like(paint), np.zeros_like(coverage)
-            planes = ((mask, 1.0), (label[y0:y1, x0:x1], 3)) if instant == 1 else ((mask, 1.0),)
-            for pose in poses:
-                draw_instrument(layer, planes, {k: (x - x0, y - y0) for k, (x, y) in pose.items()}, w)
+            for number, pose in enumerate(poses, start=1):
+                planes = ((mask, 1.0), (label[y0:y1, x0:x1], 3), (owner[y0:y1, x0:x1], number))
+                draw_instrument(layer, planes if instant == 1 else planes[:1],
+                                {k: (x - x0, y - y0) for k, (x, y) in pose.items()}, w)  # fmt: skip
             paint += layer
             coverage += mask
         window = image[y0:y1, x0:x1]
