@@ -57,6 +57,58 @@ def test_medical_keypoints_sit_on_the_instruments_and_say_when_they_are_unseen()
     assert {name for bone in SKELETON for name in bone} == set(KEYPOINTS)
 
 
+def test_keypoints_written_by_dataset_read_back_from_the_folder(tmp_path, capsys):
+    """`edgeseg dataset ...&keypoints=1` writes COCO keypoints JSON; the labelled folder gives each frame the same
+    keypoints the scene rendered (to the JSON's 0.01 px), with the names and skeleton of the scene."""
+    out = tmp_path / "set"
+    uri = "synthetic://medical?seed=11&frames=40&size=160x120&keypoints=1"
+    code, _, err = run_cli(capsys, "dataset", uri, "-o", out)
+    assert code == 0, err
+    document = json.loads((out / "keypoints.json").read_text())
+    (category,) = document["categories"]
+    assert category["name"] == "instrument" and category["keypoints"] == list(KEYPOINTS)
+    assert [[category["keypoints"][a - 1], category["keypoints"][b - 1]] for a, b in category["skeleton"]] == [
+        list(bone) for bone in SKELETON
+    ]
+    scene = make_scene("medical", 160, 120, seed=11)
+    frames = list(open_source(str(out)))
+    assert len(frames) == 40
+    for frame in frames:
+        expected = scene.render(frame.index).keypoints
+        assert frame.keypoints.shape == expected.shape
+        assert np.allclose(frame.keypoints, expected, atol=0.006)
+    visibilities = np.concatenate([f.keypoints[..., 2].ravel() for f in frames])
+    assert set(np.unique(visibilities)) >= {0.0, 2.0}
+    # A folder written again from the folder keeps its keypoints, names and skeleton.
+    assert run_cli(capsys, "dataset", out, "-o", tmp_path / "again")[0] == 0
+    again = json.loads((tmp_path / "again" / "keypoints.json").read_text())
+    assert again["categories"] == document["categories"] and again["images"] == document["images"]
+    assert [a["keypoints"] for a in again["annotations"]] == [a["keypoints"] for a in document["annotations"]]
+
+
+@pytest.mark.parametrize(
+    "document,said",
+    [
+        ("not json", "is not COCO keypoints JSON"),
+        ('{"images": [{"id": 1, "file_name": "000000.png"}], "categories": [{"id": 3, "name": "instrument", '
+         '"keypoints": ["tip"]}], "annotations": [{"id": 7, "image_id": 1, "keypoints": [1, 2]}]}', "annotation 7"),
+        ('{"images": [{"id": 1, "file_name": "gone.png"}], "categories": [{"id": 3, "name": "instrument", '
+         '"keypoints": ["tip"]}], "annotations": []}', "lists gone.png"),
+    ],
+)
+def test_broken_keypoints_json_is_one_line(tmp_path, capsys, document, said):
+    out = tmp_path / "set"
+    assert run_cli(capsys, "dataset", "synthetic://medical?seed=1&frames=1&size=64x64&keypoints=1", "-o", out)[0] == 0
+    (out / "keypoints.json").write_text(document)
+    code, _, err = run_cli(capsys, "dataset", str(out), "-o", tmp_path / "again")
+    assert_one_line_error(code, err, said)
+
+
+def test_keypoints_on_a_scene_without_them_is_one_line(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "dataset", "synthetic://driving?frames=1&keypoints=1", "-o", tmp_path / "d")
+    assert_one_line_error(code, err, "keypoints=1 needs a scene with keypoint labels (medical)")
+
+
 def test_metrics_from_confusion():
     truth = np.array([[0, 0, 1, 1]])
     predicted = np.array([[0, 1, 1, 1]])

@@ -21,6 +21,7 @@ from edgeseg.data.endoscopy import (
     motion_blur,
     smoke,
 )
+from edgeseg.data.keypoints import KeypointSchema
 from edgeseg.errors import EdgesegError
 
 DRIVING_CLASSES = [
@@ -85,6 +86,7 @@ class Scene:
 
     classes: list[tuple[str, tuple[int, int, int]]] = []
     has_instances = False  # whether render() gives each object its own id
+    keypoint_schema: KeypointSchema | None = None  # what render()'s keypoints are, where it gives any
 
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0):
         self.width, self.height, self.seed = width, height, seed
@@ -279,6 +281,7 @@ class MedicalScene(Scene):
     """
 
     classes = MEDICAL_CLASSES
+    keypoint_schema = KeypointSchema(KEYPOINTS, SKELETON, (3, "instrument"))
 
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0):
         super().__init__(width, height, seed)

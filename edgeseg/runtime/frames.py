@@ -17,6 +17,7 @@ class Frame:
     stream: int = 0  # which input it came from, in a run with several
     name: str | None = None  # the file it was read from, for sources of single images (a folder)
     instances: np.ndarray | None = None  # uint16 instance ids (0: none), when the source knows them
+    keypoints: np.ndarray | None = None  # float32 (objects, K, 3): x, y, COCO visibility, when the source knows them
 
 
 @dataclass

@@ -10,6 +10,7 @@ synthetic://driving?seed=0&size=320x240&frames=300&fps=30
                                    a procedural labelled scene (edgeseg.data.synthetic);
                                    seed=A-B renders `frames` frames from each seed in turn;
                                    instances=1 adds each object's own id (driving)
+                                   keypoints=1 adds each grasper's keypoints (medical)
                                    realtime=1 paces frames at fps, like a camera
 dataset/ with images/ + labels/    a labelled folder (frames with ground truth)
 """
@@ -35,6 +36,7 @@ import numpy as np
 
 from edgeseg.data.coco import INSTANCES_FILE
 from edgeseg.data.folder import IMAGE_SUFFIXES, is_labelled_folder, labelled_pairs, read_pair
+from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointSchema
 from edgeseg.data.layouts import LAYOUTS, Layout, dataset_location, recognise
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.frames import Frame
@@ -64,6 +66,7 @@ class Source:
     fps: float | None = None
     length: int | None = None  # frames in a finite source when known up front
     label_names: list[str] | None = None  # what each label id means, where the source says
+    keypoint_schema: KeypointSchema | None = None  # what its keypoints are, where the source has them
 
     def __init__(self, uri: str):
         self.uri = uri
@@ -72,6 +75,7 @@ class Source:
         self.gaps: list[float] = []  # seconds a live stream was away, per loss
         self.current_name: str | None = None  # the file the last frame came from, where a frame is a file
         self.current_instances: np.ndarray | None = None  # the last frame's instance ids, where the source has them
+        self.current_keypoints: np.ndarray | None = None  # the last frame's keypoints, where the source has them
         # Set to stop: a pipeline stops capture through it, and a reconnecting stream's waits end at once.
         self.stop_event = threading.Event()
 
@@ -85,9 +89,8 @@ class Source:
         image, label = self._read()
         if image is None:
             return None
-        frame = Frame(
-            self.count, image, time.perf_counter(), label, name=self.current_name, instances=self.current_instances
-        )
+        frame = Frame(self.count, image, time.perf_counter(), label, name=self.current_name,
+                      instances=self.current_instances, keypoints=self.current_keypoints)  # fmt: skip
         self.count += 1
         return frame
 
@@ -337,7 +340,7 @@ class SyntheticSource(Source):
     `seed` is one seed or a range `A-B`: `frames` frames are rendered from each seed in turn.
     """
 
-    OPTIONS = {"seed", "size", "frames", "fps", "realtime", "instances"}
+    OPTIONS = {"seed", "size", "frames", "fps", "realtime", "instances", "keypoints"}
 
     def __init__(self, uri: str):
         super().__init__(uri)
@@ -359,6 +362,7 @@ class SyntheticSource(Source):
             self.seeds = list(range(int(first), int(last or first) + 1))
             self.realtime = options.get("realtime", "0") in ("1", "true", "yes")  # pace frames at fps, like a camera
             self.instances = options.get("instances", "0") in ("1", "true", "yes")  # each object's id as well
+            self.keypoints = options.get("keypoints", "0") in ("1", "true", "yes")  # each grasper's points as well
         except ValueError:
             raise EdgesegError(
                 f"bad option value in '{uri}': size is WxH, frames an integer, seed an integer or A-B, fps a number"
@@ -375,6 +379,9 @@ class SyntheticSource(Source):
         self.label_names = [name for name, _ in self.classes]
         if self.instances and not self.scene.has_instances:
             raise EdgesegError(f"'{uri}': instances=1 needs a scene with countable objects (driving)")
+        if self.keypoints and self.scene.keypoint_schema is None:
+            raise EdgesegError(f"'{uri}': keypoints=1 needs a scene with keypoint labels (medical)")
+        self.keypoint_schema = self.scene.keypoint_schema if self.keypoints else None
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         seed_index, frame_index = divmod(self.count, self.per_seed)
@@ -389,6 +396,7 @@ class SyntheticSource(Source):
             self.stop_event.wait(max(0.0, due - time.perf_counter()))
         rendered = self.scene.render(frame_index)
         self.current_instances = rendered.instances if self.instances else None
+        self.current_keypoints = rendered.keypoints if self.keypoints else None
         return rendered.image, rendered.label
 
 
@@ -404,6 +412,11 @@ class LabelledFolderSource(Source):
             from edgeseg.data.coco import read_instances
 
             self.instances = read_instances(root / INSTANCES_FILE, root / "images")
+        self.keypoints = None
+        if (root / KEYPOINTS_FILE).is_file():
+            from edgeseg.data.keypoints import read_keypoints
+
+            self.keypoint_schema, self.keypoints = read_keypoints(root / KEYPOINTS_FILE, root / "images")
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self.count >= len(self.pairs):
@@ -418,6 +431,8 @@ class LabelledFolderSource(Source):
                     f"{label.shape[1]}x{label.shape[0]}"
                 )
             self.current_instances = plane
+        if self.keypoints is not None:
+            self.current_keypoints = self.keypoints.get(image_path.name)
         return image, label
 
 
