@@ -1,0 +1,87 @@
+"""The stacked hourglass and its peak decoder: shapes, intermediate supervision, the decoder's sub-pixel answer,
+and an ONNX export that ONNX Runtime runs as PyTorch does and that the TensorRT rules take on every JetPack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgeseg.engines.check import check_file, resolve_targets
+from edgeseg.models.hourglass import StackedHourglass, decode_peaks
+
+
+@pytest.mark.parametrize("size", [(64, 64), (120, 160)])
+def test_every_stack_gives_heatmaps_at_a_quarter_of_the_input(size):
+    model = StackedHourglass(5, stacks=3, width=8)
+    frames = torch.rand(2, 3, *size)
+    heatmaps = model.train()(frames)
+    assert [tuple(h.shape) for h in heatmaps] == [(2, 5, size[0] // 4, size[1] // 4)] * 3
+    with torch.no_grad():
+        last = model.eval()(frames)
+    assert last.shape == (2, 5, size[0] // 4, size[1] // 4) and torch.isfinite(last).all()
+
+
+def test_intermediate_supervision_reaches_the_trunk_but_not_later_heads():
+    """A loss on the first stack's heatmaps trains the stem and the first head, and nothing after the merge."""
+    model = StackedHourglass(3, stacks=2, width=8).train()
+    first, _ = model(torch.rand(2, 3, 64, 64))
+    first.square().mean().backward()
+    assert model.stem[0][0].weight.grad.abs().sum() > 0 and model.heads[0].weight.grad.abs().sum() > 0
+    assert model.heads[1].weight.grad is None
+
+
+def gaussian(height: int, width: int, x: float, y: float, sigma: float = 1.5, peak: float = 4.0) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")  # fmt: skip
+    return peak * torch.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+
+
+def test_decoder_refines_the_peak_a_quarter_cell_towards_the_higher_neighbour():
+    stride = 4
+    truth = [(10.3, 5.8), (3.0, 12.0), (19.7, 0.2)]  # heatmap cells
+    heatmaps = torch.stack([gaussian(16, 24, x, y) for x, y in truth])[None]
+    decoded = decode_peaks(heatmaps, stride)[0]
+    for (x, y), (px, py, confidence) in zip(truth, decoded.tolist()):
+        expected = ((x + 0.5) * stride - 0.5, (y + 0.5) * stride - 0.5)
+        # the argmax alone is off by up to half a cell (2 px); the quarter step brings it within a quarter cell
+        assert abs(px - expected[0]) <= 0.25 * stride + 1e-4 and abs(py - expected[1]) <= 0.25 * stride + 1e-4
+        assert confidence == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item(), abs=0.05)
+    refined = decoded[0, :2]
+    unrefined = torch.tensor([(10 + 0.5) * stride - 0.5, (6 + 0.5) * stride - 0.5])
+    target = torch.tensor([(10.3 + 0.5) * stride - 0.5, (5.8 + 0.5) * stride - 0.5])
+    assert (refined - target).abs().sum() < (unrefined - target).abs().sum()
+
+
+def test_decoder_takes_the_higher_of_two_tips_instead_of_a_point_between_them():
+    heatmaps = (gaussian(16, 24, 4, 4, peak=3.0) + gaussian(16, 24, 20, 12, peak=5.0))[None, None]
+    px, py, _ = decode_peaks(heatmaps, 4)[0, 0].tolist()
+    assert abs(px - (20.5 * 4 - 0.5)) <= 1.0 and abs(py - (12.5 * 4 - 0.5)) <= 1.0
+
+
+class WithPeaks(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return decode_peaks(self.model(x))
+
+
+def test_exported_hourglass_with_fused_peaks_runs_in_onnx_runtime_and_passes_the_tensorrt_rules(tmp_path):
+    import onnxruntime as ort
+
+    model = WithPeaks(StackedHourglass(4, stacks=2, width=8)).eval()
+    frames = torch.rand(1, 3, 96, 128)
+    path = tmp_path / "hourglass.onnx"
+    torch.onnx.export(model, (frames,), str(path), opset_version=17, dynamo=False, input_names=["frame"],
+                      output_names=["keypoints"])  # fmt: skip
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (answer,) = session.run(None, {"frame": frames.numpy()})
+    with torch.no_grad():
+        expected = model(frames).numpy()
+    assert answer.shape == (1, 4, 3)
+    assert np.allclose(answer, expected, atol=1e-4)
+    verdicts = check_file(path, resolve_targets(None, None))
+    assert len(verdicts) == 3 and all(v.builds for v in verdicts), [v.problems for v in verdicts if not v.builds]
