@@ -716,3 +716,60 @@ def test_plain_io_graph_from_a_graph_with_unnamed_nodes(calibrated):
     assert next(n.op_type for n in result.graph.node if n.op_type != "Constant") == "Conv"  # the uint8 head is gone
     assert all(n.op_type != "ArgMax" for n in result.graph.node)
     assert result.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_deeplab_at_several_streams_keeps_the_shape_computations_that_read_its_input(tmp_path, capsys):
+    """DeepLabV3+ exported again with a dynamic batch computes its last Resize's sizes from the normalised input's
+    shape: those nodes stay in nvinfer's graph, which answers a batch (they once went with the uint8 head and
+    deploy stopped with a traceback)."""
+    bundle = tmp_path / "driving"
+    assert run_cli(capsys, "export", "demo-driving", "-o", bundle)[0] == 0
+    out = tmp_path / "ds"
+    code, _, err = run_cli(capsys, "deploy", bundle, "--target", "deepstream", "-o", out, "--streams", "2",
+                           "--precision", "fp32")  # fmt: skip
+    assert code == 0, err
+    session = ort.InferenceSession(str(out / "edgeseg_demo_driving.onnx"), providers=["CPUExecutionProvider"])
+    assert [d if isinstance(d, int) else "dynamic" for d in session.get_outputs()[0].shape] == ["dynamic", 9, 240, 320]
+    frames = [f.image for f in open_source("synthetic://driving?seed=9&frames=2&size=320x240")]
+    meta = Bundle.load(bundle).input
+    plain = dataclasses.replace(meta, fused_preprocess=False, layout="NCHW", color_order="RGB")
+    (probabilities,) = session.run(None, {session.get_inputs()[0].name: frames_to_input(frames, plain)})
+    reference = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = np.concatenate([reference.run(None, {"frame": frames_to_input([f], meta)})[0] for f in frames])
+    assert probabilities.shape == (2, 9, 240, 320) and (probabilities.argmax(1) == expected).mean() >= 0.9999
+
+
+def test_a_graph_that_reads_the_uint8_frame_past_its_head_is_one_line():
+    """A node beyond the head that reads the raw frame (here its Shape) would lose its input with the head."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgeseg.deploy import plain_io_model
+    from edgeseg.errors import EdgesegError
+
+    nodes = [
+        helper.make_node("Cast", ["frame"], ["c"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["c"], ["t"], perm=[0, 3, 1, 2]),
+        helper.make_node("Mul", ["t", "scale"], ["n"]),
+        helper.make_node("Conv", ["n", "w"], ["y"], kernel_shape=[1, 1]),
+        helper.make_node("Shape", ["frame"], ["shape"], name="frame_shape"),
+        helper.make_node("Slice", ["shape", "one", "three"], ["hw"]),
+        helper.make_node("Concat", ["nc", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["y", "", "", "sizes"], ["r"], mode="linear"),
+        helper.make_node("ArgMax", ["r"], ["classes"], axis=1, keepdims=0),
+    ]
+    initializers = [
+        helper.make_tensor("scale", TensorProto.FLOAT, [], [1 / 255]),
+        helper.make_tensor("w", TensorProto.FLOAT, [2, 3, 1, 1], [0.1] * 6),
+        helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("three", TensorProto.INT64, [1], [3]),
+        helper.make_tensor("nc", TensorProto.INT64, [2], [1, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("frame", TensorProto.UINT8, [1, 8, 8, 3])],
+        [helper.make_tensor_value_info("classes", TensorProto.INT64, [1, 8, 8])], initializers,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    with pytest.raises(EdgesegError, match="frame_shape read the uint8 frame before it is normalised"):
+        plain_io_model(model)

@@ -38,11 +38,21 @@ def plain_io_model(model: Any) -> Any:
     # The first layer's input coming from the head (or the graph input) is the normalised tensor.
     head_outputs = {o for index in head for o in graph.node[index].output} | set(inputs)
     normalised = next(name for name in graph.node[first_layers[0]].input if name in head_outputs)
+    # The head is what computes the normalised tensor; shape computations that read the input (a dynamic
+    # batch's Resize sizes) are reached from it too, but belong to the network.
+    head = ancestors(graph, normalised, set(head))
     argmax = [index for index, node in enumerate(graph.node) if node.op_type == "ArgMax"]
     tail, _ = downstream(graph, [o for index in argmax for o in graph.node[index].output])
     drop = set(head) | set(argmax) | set(tail)
     result = onnx.ModelProto.FromString(model.SerializeToString())
     kept = [node for index, node in enumerate(result.graph.node) if index not in drop]
+    dropped = ({o for index in head for o in graph.node[index].output} | set(inputs)) - {normalised}
+    readers = sorted({node.name or node.op_type for node in kept if dropped & set(node.input)})
+    if readers:
+        raise EdgesegError(
+            f"{', '.join(readers)} read the uint8 frame before it is normalised, so the fused head cannot come off; "
+            "export with --no-fuse-preprocess for DeepStream"
+        )
     height_width = [d for d in graph.input[0].type.tensor_type.shape.dim]
     fused_input = graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     if fused_input:
@@ -54,7 +64,7 @@ def plain_io_model(model: Any) -> Any:
     if argmax:
         logits = graph.node[argmax[0]].input[0]
         del result.graph.output[:]
-        result.graph.output.append(helper.make_empty_tensor_value_info(logits))
+        result.graph.output.append(logits_output(model, logits))
     del result.graph.node[:]
     result.graph.node.extend(kept)
     # The head's constants go with it: ONNX Runtime warns of each initializer no node reads.
@@ -66,3 +76,35 @@ def plain_io_model(model: Any) -> Any:
     result = onnx.shape_inference.infer_shapes(result)
     onnx.checker.check_model(result)
     return result
+
+
+def ancestors(graph: Any, tensor: str, among: set[int]) -> list[int]:
+    """Indices of the nodes in `among` that `tensor` is computed from."""
+    producer = {output: index for index in among for output in graph.node[index].output}
+    found: set[int] = set()
+    frontier = [tensor]
+    while frontier:
+        index = producer.get(frontier.pop())
+        if index is not None and index not in found:
+            found.add(index)
+            frontier.extend(graph.node[index].input)
+    return sorted(found)
+
+
+def logits_output(model: Any, logits: str) -> Any:
+    """The logits as a declared float output [batch, classes, H, W]: batch, H and W as the class map output declares
+    them, the class count as shape inference finds it. An output left without a type fails onnx.checker, and
+    shape inference cannot always type it: a Resize whose sizes are computed from a dynamic batch is one."""
+    import onnx
+    from onnx import helper
+
+    def dim(value: Any, default: str) -> int | str:
+        return value.dim_value or value.dim_param or default
+
+    batch, height, width = (dim(d, n) for d, n in zip(model.graph.output[0].type.tensor_type.shape.dim,
+                                                      ("batch", "height", "width")))  # fmt: skip
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    known = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    dims = known[logits].type.tensor_type.shape.dim if logits in known else []
+    classes = dim(dims[1], "classes") if len(dims) == 4 else "classes"
+    return helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, [batch, classes, height, width])
