@@ -158,7 +158,7 @@ def test_demo_model_segments_held_out_frames(demo_bundle, tmp_path, capsys):
         "eval",
         demo_bundle,
         "--data",
-        "synthetic://medical?seed=3000-3001&frames=4&size=320x240",
+        "synthetic://medical?seed=2000-2009&frames=20&size=320x240",
         "--json",
         report,
     )
@@ -176,8 +176,9 @@ def test_demo_model_segments_held_out_frames(demo_bundle, tmp_path, capsys):
         "precision",
         "confusion_matrix",
     ]
-    assert result["frames"] == 8 and len(result["per_class_iou"]) == 5
-    assert result["miou"] > 0.8  # the full target (0.85) is measured on 200 frames in the closing note
+    assert result["frames"] == 200 and len(result["per_class_iou"]) == 5
+    # The medical scene is meant to be hard enough that precision changes show: FP32 between 0.80 and 0.92.
+    assert 0.80 <= result["miou"] <= 0.92
     assert "confusion matrix" in stdout and "lesion" in stdout
 
 
