@@ -42,7 +42,7 @@ def test_decoder_refines_the_peak_a_quarter_cell_towards_the_higher_neighbour():
     stride = 4
     truth = [(10.3, 5.8), (3.0, 12.0), (19.7, 0.2)]  # heatmap cells
     heatmaps = torch.stack([gaussian(16, 24, x, y) for x, y in truth])[None]
-    decoded = decode_peaks(heatmaps, stride)[0]
+    decoded = decode_peaks(heatmaps, stride)[0, :, 0]
     for (x, y), (px, py, confidence) in zip(truth, decoded.tolist()):
         expected = ((x + 0.5) * stride - 0.5, (y + 0.5) * stride - 0.5)
         # the argmax alone is off by up to half a cell (2 px); the quarter step brings it within a quarter cell
@@ -54,10 +54,16 @@ def test_decoder_refines_the_peak_a_quarter_cell_towards_the_higher_neighbour():
     assert (refined - target).abs().sum() < (unrefined - target).abs().sum()
 
 
-def test_decoder_takes_the_higher_of_two_tips_instead_of_a_point_between_them():
+def test_decoder_finds_two_tips_in_one_heatmap_instead_of_a_point_between_them():
+    """Two graspers: the two highest local maxima, highest first; a tip's shoulder is not a second peak."""
     heatmaps = (gaussian(16, 24, 4, 4, peak=3.0) + gaussian(16, 24, 20, 12, peak=5.0))[None, None]
-    px, py, _ = decode_peaks(heatmaps, 4)[0, 0].tolist()
-    assert abs(px - (20.5 * 4 - 0.5)) <= 1.0 and abs(py - (12.5 * 4 - 0.5)) <= 1.0
+    (first, second), *_ = decode_peaks(heatmaps, 4, peaks=2)[0, 0:1].tolist()
+    assert abs(first[0] - (20.5 * 4 - 0.5)) <= 1.0 and abs(first[1] - (12.5 * 4 - 0.5)) <= 1.0
+    assert abs(second[0] - (4.5 * 4 - 0.5)) <= 1.0 and abs(second[1] - (4.5 * 4 - 0.5)) <= 1.0
+    assert first[2] > second[2]
+    lone = gaussian(16, 24, 10, 8, peak=5.0)[None, None]
+    (_, shoulder), *_ = decode_peaks(lone, 4, peaks=2)[0, 0:1].tolist()
+    assert shoulder[2] < 0.01  # no second local maximum: what comes second is a low, flat cell
 
 
 class WithPeaks(nn.Module):
@@ -66,7 +72,7 @@ class WithPeaks(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return decode_peaks(self.model(x))
+        return decode_peaks(self.model(x), peaks=2)
 
 
 def test_exported_hourglass_with_fused_peaks_runs_in_onnx_runtime_and_passes_the_tensorrt_rules(tmp_path):
@@ -81,7 +87,7 @@ def test_exported_hourglass_with_fused_peaks_runs_in_onnx_runtime_and_passes_the
     (answer,) = session.run(None, {"frame": frames.numpy()})
     with torch.no_grad():
         expected = model(frames).numpy()
-    assert answer.shape == (1, 4, 3)
+    assert answer.shape == (1, 4, 2, 3)
     assert np.allclose(answer, expected, atol=1e-4)
     verdicts = check_file(path, resolve_targets(None, None))
     assert len(verdicts) == 3 and all(v.builds for v in verdicts), [v.problems for v in verdicts if not v.builds]

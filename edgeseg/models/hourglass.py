@@ -6,10 +6,10 @@ residual skip at every resolution; stacks are chained, each with its own heatmap
 supervision while training) whose heatmaps and features are merged back into the trunk for the next
 stack. Heatmaps come out at 1/4 of the input size, one per keypoint.
 
-The decoder takes each heatmap's maximum and moves it a quarter pixel towards the higher of its two
-neighbours along each axis (Newell et al.'s refinement), rather than a soft-argmax: the medical scene can
-show two graspers, whose tips are two peaks in one heatmap, and a soft-argmax would average them into a
-point between the two, where neither tip is.
+The decoder takes each heatmap's highest local maxima (one per object it may show) and moves each a
+quarter cell towards the higher of its two neighbours along each axis (Newell et al.'s refinement),
+rather than a soft-argmax: the medical scene can show two graspers, whose tips are two peaks in one
+heatmap, and a soft-argmax would average them into a point between the two, where neither tip is.
 """
 
 from __future__ import annotations
@@ -90,19 +90,25 @@ class StackedHourglass(nn.Module):
         return heatmaps if self.training else heatmaps[-1]
 
 
-def decode_peaks(heatmaps: torch.Tensor, stride: int = 4) -> torch.Tensor:
-    """Each heatmap's peak as (x, y, confidence) in input pixels: (N, K, H, W) -> (N, K, 3).
+def decode_peaks(heatmaps: torch.Tensor, stride: int = 4, peaks: int = 1) -> torch.Tensor:
+    """The `peaks` highest local maxima of each heatmap as (x, y, confidence) in input pixels:
+    (N, K, H, W) -> (N, K, peaks, 3), highest first.
 
-    The maximum, moved a quarter cell towards the higher neighbour along x and along y, then mapped from
-    heatmap cells to input pixels (a cell's centre is at (i + 0.5) * stride - 0.5). Confidence is the
-    peak's sigmoid. The neighbours are read from the heatmap padded with a low value, so a peak on the
-    border moves inwards and the indices need no clamping (TensorRT's Clip takes no integers). ArgMax,
-    Pad, Gather and arithmetic only: what TensorRT parses on every JetPack.
+    A local maximum is a cell no lower than its 3x3 neighbourhood (a max-pool compares them), so two
+    graspers' tips are two peaks and a tip's shoulder is none. Each is moved a quarter cell towards the higher
+    neighbour along x and along y, then mapped from heatmap cells to input pixels (a cell's centre is at
+    (i + 0.5) * stride - 0.5). Confidence is the peak's sigmoid (0 where fewer peaks exist). The
+    neighbours are read from the heatmap padded with a low value, so a peak on the border moves inwards and
+    the indices need no clamping
+    (TensorRT's Clip takes no integers). MaxPool, TopK, Pad, Gather and arithmetic only: what TensorRT parses
+    on every JetPack.
     """
     batch, keypoints, height, width = heatmaps.shape
     flat = heatmaps.reshape(batch, keypoints, height * width)
-    peak = flat.argmax(dim=2, keepdim=True)
-    value = flat.gather(2, peak)
+    neighbourhood = F.max_pool2d(heatmaps, 3, stride=1, padding=1)
+    not_peak = (heatmaps < neighbourhood).to(heatmaps.dtype).reshape(batch, keypoints, height * width)
+    # A cell that is not a local maximum scores 1e4 lower, so it comes after every peak with confidence ~0.
+    value, peak = (flat - 1e4 * not_peak).topk(peaks, dim=2)
     y, x = peak // width, peak % width
     padded = F.pad(heatmaps, (1, 1, 1, 1), value=-1e4).reshape(batch, keypoints, (height + 2) * (width + 2))
     centre = (y + 1) * (width + 2) + (x + 1)
@@ -114,4 +120,4 @@ def decode_peaks(heatmaps: torch.Tensor, stride: int = 4) -> torch.Tensor:
     shift_y = 0.25 * torch.sign(neighbour(width + 2) - neighbour(-(width + 2)))
     px = (x.to(heatmaps.dtype) + shift_x + 0.5) * stride - 0.5
     py = (y.to(heatmaps.dtype) + shift_y + 0.5) * stride - 0.5
-    return torch.cat([px, py, torch.sigmoid(value)], dim=2)
+    return torch.stack([px, py, torch.sigmoid(value)], dim=3)
