@@ -1,4 +1,5 @@
-"""Segmentation accuracy from a confusion matrix: mIoU, per-class IoU, pixel accuracy."""
+"""Accuracy: segmentation's from a confusion matrix (mIoU, per-class IoU, pixel accuracy), and keypoints'
+(distance to the truth, PCK)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,27 @@ def scores(confusion: np.ndarray) -> dict[str, object]:
         "pixel_accuracy": float(true_positive.sum() / total) if total else 0.0,
         "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],
     }
+
+
+def keypoint_distances(predicted: np.ndarray, truth: np.ndarray, min_confidence: float = 0.5) -> np.ndarray:
+    """Per seen truth point (COCO visibility 2), the distance in pixels to the nearest predicted peak of the same
+    keypoint with at least `min_confidence` (inf where there is none): (points, 2) rows of (keypoint, distance).
+
+    predicted is (K, peaks, 3) of x, y, confidence; truth is (objects, K, 3) of x, y, visibility. Each object's
+    point is matched to its nearest peak, so two graspers' tips are scored against the two peaks.
+    """
+    rows = []
+    for points in truth:
+        for k, (x, y, visibility) in enumerate(points):
+            if visibility != 2:
+                continue
+            peaks = predicted[k][predicted[k][:, 2] >= min_confidence]
+            distance = np.hypot(peaks[:, 0] - x, peaks[:, 1] - y).min() if len(peaks) else np.inf
+            rows.append((k, distance))
+    return np.array(rows, np.float64).reshape(-1, 2)
+
+
+def pck(distances: np.ndarray, threshold_px: float) -> float:
+    """The share of seen truth points found within threshold_px (PCK; the threshold is a fraction of the frame's
+    diagonal in edgeseg's reports)."""
+    return float(np.mean(distances[:, 1] <= threshold_px)) if len(distances) else 0.0

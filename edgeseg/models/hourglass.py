@@ -97,7 +97,7 @@ def decode_peaks(heatmaps: torch.Tensor, stride: int = 4, peaks: int = 1) -> tor
     A local maximum is a cell no lower than its 3x3 neighbourhood (a max-pool compares them), so two
     graspers' tips are two peaks and a tip's shoulder is none. Each is moved a quarter cell towards the higher
     neighbour along x and along y, then mapped from heatmap cells to input pixels (a cell's centre is at
-    (i + 0.5) * stride - 0.5). Confidence is the peak's sigmoid (0 where fewer peaks exist). The
+    (i + 0.5) * stride - 0.5). Confidence is the peak's height, clamped to 0..1 (0 where fewer peaks exist). The
     neighbours are read from the heatmap padded with a low value, so a peak on the border moves inwards and
     the indices need no clamping
     (TensorRT's Clip takes no integers). MaxPool, TopK, Pad, Gather and arithmetic only: what TensorRT parses
@@ -120,4 +120,5 @@ def decode_peaks(heatmaps: torch.Tensor, stride: int = 4, peaks: int = 1) -> tor
     shift_y = 0.25 * torch.sign(neighbour(width + 2) - neighbour(-(width + 2)))
     px = (x.to(heatmaps.dtype) + shift_x + 0.5) * stride - 0.5
     py = (y.to(heatmaps.dtype) + shift_y + 0.5) * stride - 0.5
-    return torch.stack([px, py, torch.sigmoid(value)], dim=3)
+    # Heatmaps are trained towards Gaussians of height 1 (keypoint_train): the peak's height is its confidence.
+    return torch.stack([px, py, value.clamp(0, 1)], dim=3)
