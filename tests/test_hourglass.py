@@ -116,6 +116,8 @@ def test_targets_decode_back_to_the_labelled_points():
 def test_loss_supervises_every_stack():
     targets = torch.rand(2, 3, 8, 8)
     first, second = torch.zeros_like(targets), targets + 0.5
-    assert heatmap_loss([first, second], targets).item() == pytest.approx(
+    assert heatmap_loss([first, second], targets, foreground_weight=0).item() == pytest.approx(
         (targets**2).mean().item() + 0.25, rel=1e-5
     )
+    weighted = heatmap_loss([first], targets, foreground_weight=20).item()
+    assert weighted == pytest.approx(((1 + 20 * targets) * targets**2).mean().item(), rel=1e-5)
