@@ -114,16 +114,19 @@ def build_engine(
     )
 
 
-def graph_precision(onnx_path: Path) -> str:
-    """int8 for a graph with QuantizeLinear nodes, fp16 for one with float16 weights, else fp32."""
+def graph_precision_and_batch(onnx_path: Path) -> tuple[str, int]:
+    """What the graph holds: int8 with QuantizeLinear nodes, fp16 with float16 weights, else fp32; and its input's
+    batch (1 where the batch is dynamic: the profile's default)."""
     import onnx
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     if any(node.op_type == "QuantizeLinear" for node in model.graph.node):
-        return "int8"
-    if any(tensor.data_type == onnx.TensorProto.FLOAT16 for tensor in model.graph.initializer):
-        return "fp16"
-    return "fp32"
+        precision = "int8"
+    elif any(tensor.data_type == onnx.TensorProto.FLOAT16 for tensor in model.graph.initializer):
+        precision = "fp16"
+    else:
+        precision = "fp32"
+    return precision, model.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 1
 
 
 def nvinfer_engine_path(onnx_path: Path, batch: int, precision: str, dla_core: int | None = None) -> Path:
@@ -136,7 +139,7 @@ def nvinfer_engine_path(onnx_path: Path, batch: int, precision: str, dla_core: i
 def build_onnx_file(onnx_path: Path, options: BuildOptions, trt: Any = None) -> Path:
     """An engine for one ONNX file outside a bundle (deploy's DeepStream graphs), at the precision its layers
     hold, written where nvinfer looks for it (nvinfer_engine_path)."""
-    precision = graph_precision(onnx_path)
+    precision, fixed_batch = graph_precision_and_batch(onnx_path)
     asked = set(options.precisions)
     if asked and asked != {precision}:
         raise EdgesegError(
@@ -146,19 +149,12 @@ def build_onnx_file(onnx_path: Path, options: BuildOptions, trt: Any = None) -> 
     trt = trt or import_tensorrt()
     bar = Progress(1, "build", enabled=options.progress)
     plan = build_plan(onnx_path, precision, options, trt, bar)
-    batch = options.batch[2] if options.batch else fixed_batch(onnx_path)
+    batch = options.batch[2] if options.batch else fixed_batch
     target = nvinfer_engine_path(onnx_path, batch, precision, options.dla_core)
     with atomic_path(target) as temp:
         temp.write_bytes(plan)
     bar.advance(target.name)
     return target
-
-
-def fixed_batch(onnx_path: Path) -> int:
-    import onnx
-
-    dim = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[0]
-    return dim.dim_value or 1
 
 
 def add_profile(builder: Any, network: Any, config: Any, options: BuildOptions) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from edgeseg.data.coco import INSTANCES_FILE
 from edgeseg.data.folder import IMAGE_SUFFIXES, is_labelled_folder, labelled_pairs, read_pair
-from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointSchema
+from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointSchema, read_keypoints
 from edgeseg.data.layouts import LAYOUTS, Layout, dataset_location, recognise
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.frames import Frame
@@ -414,8 +414,6 @@ class LabelledFolderSource(Source):
             self.instances = read_instances(root / INSTANCES_FILE, root / "images")
         self.keypoints = None
         if (root / KEYPOINTS_FILE).is_file():
-            from edgeseg.data.keypoints import read_keypoints
-
             self.keypoint_schema, self.keypoints = read_keypoints(root / KEYPOINTS_FILE, root / "images")
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
