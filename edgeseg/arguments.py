@@ -78,10 +78,10 @@ def share(text: str) -> float:
 
 
 def ap_points(text: str) -> float:
-    """AP points from 0 to 100: an accuracy drop to allow."""
+    """Points (hundredths) of a 0-1 score such as mask AP or PCK, from 0 to 100: an accuracy drop to allow."""
     value = _number(text, float)
     if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..100 AP points; e.g. 1.0 for one point of mask AP")
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..100 points; e.g. 1.0 for one point of mask AP or PCK")
     return value
 
 

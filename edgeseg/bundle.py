@@ -6,8 +6,9 @@ manifest.json (schema 1):
   classes:  [{name, color: [r, g, b]}]
   input:    name, size [h, w], batch (int, or null when dynamic), layout, dtype, color_order,
             mean, std, fused_preprocess, dynamic_size
-  output:   name, kind (class_map | logits | instances), dtype, fused_argmax
+  output:   name, kind (class_map | logits | instances | keypoints), dtype, fused_argmax (keypoints: decoder fused)
   instances (instance bundles): the outputs' names, max_detections, mask_size
+  keypoints (keypoint bundles): names, skeleton [[name, name]], peaks, stride, min_confidence, decoder
   artifacts: [{path, kind (onnx | engine), precision, target, sha256, files {extra path: sha256},
                tools {name: version}, created, ...stage-specific fields}]
   parity, calibration, fidelity: figures written by the stage that measured them
@@ -107,6 +108,7 @@ def _is_string(value: Any) -> bool:
     return isinstance(value, str)
 
 
+OUTPUT_KINDS = ("class_map", "logits", "instances", "keypoints")
 INPUT_RULES = [
     ("name", _is_string, "a string"),
     ("size", lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x, 1, 16384) for x in v), "[height, width]"),
@@ -121,7 +123,7 @@ INPUT_RULES = [
 ]
 OUTPUT_RULES = [
     ("name", _is_string, "a string"),
-    ("kind", lambda v: v in ("class_map", "logits", "instances"), "class_map, logits or instances"),
+    ("kind", lambda v: v in OUTPUT_KINDS, ", ".join(OUTPUT_KINDS)),
     ("dtype", _is_string, "a string"),
     ("fused_argmax", lambda v: isinstance(v, bool), "true or false"),
 ]
@@ -166,11 +168,36 @@ def _section_problem(section: Any, rules: list[tuple[str, Any, str]], where: str
     return None
 
 
+KEYPOINT_RULES = [
+    ("names", lambda v: isinstance(v, list) and 1 <= len(v) <= 256 and all(_is_string(n) for n in v)
+     and len(set(v)) == len(v), "a list of 1 to 256 distinct names"),  # fmt: skip
+    ("skeleton", lambda v: isinstance(v, list) and all(isinstance(b, list) and len(b) == 2 and all(_is_string(n)
+     for n in b) for b in v), "a list of [name, name] pairs"),  # fmt: skip
+    ("peaks", lambda v: _is_int(v, 1, 64), "a count of peaks per keypoint"),
+    ("stride", lambda v: _is_int(v, 1, 64), "the heatmaps' stride"),
+    ("min_confidence", lambda v: _is_number(v) and 0 <= v <= 1, "a number in 0-1"),
+    ("decoder?", _is_string, "a string"),
+]
+
+
+def keypoints_problem(section: Any) -> str | None:
+    """What is wrong with a keypoint bundle's `keypoints` section: its shape, or a bone naming no keypoint."""
+    if section is None:
+        return "a keypoints bundle needs a 'keypoints' section (names, skeleton, peaks, stride, min_confidence)"
+    problem = _section_problem(section, KEYPOINT_RULES, "keypoints")
+    if problem:
+        return problem
+    unknown = [name for bone in section["skeleton"] for name in bone if name not in section["names"]]
+    if unknown:
+        return f"'keypoints.skeleton' names '{printable(unknown[0])}', which is not one of keypoints.names"
+    return None
+
+
 def manifest_problem(manifest: dict[str, Any]) -> str | None:
     """The first thing wrong with a manifest's shape, or None."""
     if not isinstance(manifest["model"], dict):
         return "'model' must be an object"
-    for key in ("parity", "calibration", "fidelity", "instances"):
+    for key in ("parity", "calibration", "fidelity", "instances", "keypoints"):
         if key in manifest and not isinstance(manifest[key], dict):
             return f"'{key}' must be an object"
     classes, artifacts = manifest["classes"], manifest["artifacts"]
@@ -181,7 +208,10 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
     sections = [(manifest["input"], INPUT_RULES, "input"), (manifest["output"], OUTPUT_RULES, "output")]
     sections += [(c, CLASS_RULES, f"classes[{i}]") for i, c in enumerate(classes)]
     sections += [(a, ARTIFACT_RULES, f"artifacts[{i}]") for i, a in enumerate(artifacts)]
-    return next((p for section, rules, where in sections if (p := _section_problem(section, rules, where))), None)
+    problem = next((p for section, rules, where in sections if (p := _section_problem(section, rules, where))), None)
+    if problem is None and manifest["output"]["kind"] == "keypoints":
+        problem = keypoints_problem(manifest.get("keypoints"))
+    return problem
 
 
 @contextlib.contextmanager
@@ -291,12 +321,22 @@ class Bundle:
         """An instance segmentation bundle (boxes, classes and masks per object), not a class map per pixel."""
         return self.manifest["output"]["kind"] == "instances"
 
+    @property
+    def is_keypoints(self) -> bool:
+        """A keypoint bundle (peaks or heatmaps per keypoint), not a class map per pixel."""
+        return self.manifest["output"]["kind"] == "keypoints"
+
+    @property
+    def is_semantic(self) -> bool:
+        return not (self.is_instances or self.is_keypoints)
+
     def require_semantic(self, verb: str) -> None:
-        """One line for a verb that only knows semantic bundles, given an instance bundle."""
-        if self.is_instances:
+        """One line for a verb that only knows semantic bundles, given an instance or keypoint bundle."""
+        if not self.is_semantic:
+            what = "an instance segmentation" if self.is_instances else "a keypoint"
             raise EdgesegError(
-                f"bundle {self.root} is an instance segmentation model ({self.manifest['model'].get('family')}); "
-                f"`edgeseg {verb}` runs semantic segmentation bundles only so far: use edgeseg eval, check or info"
+                f"bundle {self.root} is {what} model ({self.manifest['model'].get('family')}), not semantic "
+                f"segmentation; `edgeseg {verb}` takes a bundle with a class map per pixel"
             )
 
     @property
@@ -435,6 +475,10 @@ class Bundle:
 def _missed_bar(artifact: Artifact) -> str:
     """What a variant below its accuracy bar measured, and the bar."""
     fidelity = artifact.extra.get("fidelity") or {}
-    figure = (f"agreement {fidelity['agreement']:.2%}" if "mask_ap_change" not in fidelity
-              else f"mask AP {100 * fidelity['mask_ap_change']:+.2f} points")  # fmt: skip
+    if "mask_ap_change" in fidelity:
+        figure = f"mask AP {100 * fidelity['mask_ap_change']:+.2f} points"
+    elif "pck05_change" in fidelity:
+        figure = f"PCK@0.05 {100 * fidelity['pck05_change']:+.2f} points"
+    else:
+        figure = f"agreement {fidelity['agreement']:.2%}"
     return f"{figure}, below {artifact.extra.get('accuracy_bar', 'its accuracy bar')}"

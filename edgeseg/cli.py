@@ -109,6 +109,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if "mean_mask_iou" in parity:
         print(f"exported {args.model} -> {bundle.root}  (parity: {parity['detections']} detections, mask IoU "
               f"{parity['mean_mask_iou']:.4f}, boxes within {parity['max_box_diff_px']:.2g} px)")  # fmt: skip
+    elif "peaks" in parity:
+        print(f"exported {args.model} -> {bundle.root}  (parity: {parity['peaks']} confident peaks, max |diff| "
+              f"{parity['max_abs_diff']:.2e})")  # fmt: skip
     elif "class_map_agreement" in parity:
         print(
             f"exported {args.model} -> {bundle.root}  (parity: {parity['class_map_agreement']:.4%} agreement, max "
@@ -165,6 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             dla_core=args.dla,
             score_threshold=args.score_threshold,
             infer_size=args.infer_size,
+            also=Path(args.also) if args.also else None,
         )
     )
     print_summary(summary, args.output or ["none"])
@@ -198,6 +202,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     command = "edgeseg " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     from edgeseg.models.zoo import zoo_entry
 
+    if zoo_entry(args.model).kind == "keypoints":
+        from edgeseg.models.keypoint_train import train_keypoints
+
+        best = train_keypoints(args.model, args.data, Path(args.output), options, command)
+        print(f"saved {args.output}: best validation PCK@0.05 {best['pck05']:.4f}, PCK@0.1 {best['pck10']:.4f} "
+              f"(epoch {best['epoch']})")  # fmt: skip
+        return 0
     if zoo_entry(args.model).kind == "instances":
         from edgeseg.models.maskrcnn_train import train_instances
 
@@ -217,7 +228,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgeseg.bundle import Bundle
     from edgeseg.tools.evaluate import evaluate, format_report, write_json
 
-    if Bundle.load(args.bundle).is_instances:
+    bundle = Bundle.load(args.bundle)
+    if bundle.is_keypoints:
+        from edgeseg.fileio import write_text_atomic
+        from edgeseg.tools.evaluate_keypoints import evaluate_keypoints, keypoint_table
+
+        figures = evaluate_keypoints(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
+        print(keypoint_table(figures))
+        if args.json:
+            write_text_atomic(Path(args.json), json.dumps(figures, indent=2) + "\n")
+        return 0
+    if bundle.is_instances:
         from edgeseg.fileio import write_text_atomic
         from edgeseg.tools.evaluate_instances import evaluate_instances, instance_table
 
@@ -246,6 +267,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         precisions=tuple(p for p in args.precision.split(",") if p),
         min_agreement=args.min_agreement,
         max_ap_drop=args.max_ap_drop,
+        max_pck_drop=args.max_pck_drop,
         cpu_format=args.cpu_format,
         max_memory_mb=args.max_memory,
         search_minutes=args.search_minutes,
@@ -477,6 +499,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="instance bundles: draw detections scoring at least this, 0..1 (default 0.5)",
     )
+    parser.add_argument(
+        "--also",
+        metavar="BUNDLE",
+        default=None,
+        help="keypoint bundles: also run this semantic bundle on the same frame and draw its overlay under the points",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -666,10 +694,18 @@ def build_parser() -> argparse.ArgumentParser:
         "points of mask AP (the AP form of --min-agreement)",
     )
     calibrate.add_argument(
+        "--max-pck-drop",
+        type=ap_points,
+        default=None,
+        help="keypoint models, e.g. 1.0: keep the most sensitive layers in float until INT8 loses at most this many "
+        "points of PCK@0.05",
+    )
+    calibrate.add_argument(
         "--search-minutes",
         type=positive_number,
         default=15.0,
-        help="time the per-node sensitivity measurement of --min-agreement/--max-ap-drop may take (default 15)",
+        help="minutes the per-node sensitivity search of --min-agreement/--max-ap-drop/--max-pck-drop may take "
+        "(default 15)",
     )
     calibrate.add_argument(
         "--cpu-format", default="auto", help="CPU INT8 encoding: auto (time both, keep the faster), qdq or qoperator"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 IGNORE = 255  # the label of a pixel a dataset leaves unscored (edgeseg.data.layouts uses it too)
@@ -53,3 +55,18 @@ def pck(distances: np.ndarray, threshold_px: float) -> float:
     """The share of seen truth points found within threshold_px (PCK; the threshold is a fraction of the frame's
     diagonal in edgeseg's reports)."""
     return float(np.mean(distances[:, 1] <= threshold_px)) if len(distances) else 0.0
+
+
+def keypoint_scores(distances: np.ndarray, names: tuple[str, ...] | list[str], diagonal: float) -> dict[str, Any]:
+    """PCK at 5% and 10% of the frame's diagonal and the mean error of the points found (a confident peak of the same
+    keypoint exists), over all keypoints and per keypoint, from keypoint_distances' rows."""
+
+    def figures(rows: np.ndarray) -> dict[str, Any]:
+        found = rows[np.isfinite(rows[:, 1]), 1]
+        if not len(rows):  # a keypoint never seen in these frames: no figure rather than a zero
+            return {"points": 0, "pck05": None, "pck10": None, "mean_error_px": None}
+        return {"points": int(len(rows)), "pck05": pck(rows, 0.05 * diagonal), "pck10": pck(rows, 0.1 * diagonal),
+                "mean_error_px": float(found.mean()) if len(found) else None}  # fmt: skip
+
+    per_keypoint = {name: figures(distances[distances[:, 0] == k]) for k, name in enumerate(names)}
+    return {**figures(distances), "diagonal_px": diagonal, "per_keypoint": per_keypoint}

@@ -28,7 +28,8 @@ from edgeseg.data.coco import (
     instance_classes,
 )
 from edgeseg.progress import Progress
-from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, refuse_triton, run_instances
+from edgeseg.runtime.detector import refuse_triton
+from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, run_instances
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.run import RunOptions
 from edgeseg.timing import timed
@@ -39,7 +40,8 @@ OVERLAY_INSTANCES = 30
 def instance_plan(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
     """The (backend, precision) rows, as for a semantic bundle (ONNX Runtime first: its FP32 row is the reference),
     without Triton: an instance bundle does not run through it yet."""
-    refuse_triton(options.backend)  # before the frames are read and rendered, not at the first row
+    # Before the frames are read and rendered, not at the first row.
+    refuse_triton(options.backend, InstanceDetector.what)
     return sorted(check_options(options, bundle), key=lambda row: row[1] != "fp32")
 
 

@@ -48,6 +48,7 @@ class CalibrateOptions:
     precisions: tuple[str, ...] = PRECISIONS
     min_agreement: float | None = None
     max_ap_drop: float | None = None  # instance bundles: mask AP points INT8 may lose
+    max_pck_drop: float | None = None  # keypoint bundles: PCK@0.05 points INT8 may lose
     cpu_format: str = "auto"
     threads: int | None = None
     progress: bool = True
@@ -67,17 +68,26 @@ def check_options(options: CalibrateOptions) -> None:
         raise EdgesegError(f"--cpu-format {options.cpu_format}: choose one of {', '.join(CPU_FORMATS)}")
 
 
+# Each kind of bundle has its own accuracy target and the option that sets it.
+TARGET_OPTIONS = {"semantic": ("min_agreement", "--min-agreement", "pixel agreement"),
+                  "instances": ("max_ap_drop", "--max-ap-drop", "mask AP points"),
+                  "keypoints": ("max_pck_drop", "--max-pck-drop", "PCK@0.05 points")}  # fmt: skip
+
+
+def bundle_kind(bundle: Bundle) -> str:
+    return "instances" if bundle.is_instances else "keypoints" if bundle.is_keypoints else "semantic"
+
+
 def check_target(bundle: Bundle, options: CalibrateOptions) -> None:
-    """Each kind of bundle has its own accuracy target: pixel agreement, or mask AP."""
-    if bundle.is_instances and options.min_agreement is not None:
-        raise EdgesegError(
-            f"bundle {bundle.root} is an instance model: its INT8 target is in mask AP, not pixel agreement; use "
-            "--max-ap-drop POINTS (e.g. 1.0) instead of --min-agreement"
-        )
-    if not bundle.is_instances and options.max_ap_drop is not None:
-        raise EdgesegError(
-            f"bundle {bundle.root} is a semantic model: --max-ap-drop is for instance models; use --min-agreement"
-        )
+    """A target option for another kind of bundle is one line naming the option this one takes."""
+    kind = bundle_kind(bundle)
+    field_name, flag, measure = TARGET_OPTIONS[kind]
+    for other, (other_field, other_flag, _) in TARGET_OPTIONS.items():
+        if other != kind and getattr(options, other_field) is not None:
+            raise EdgesegError(
+                f"bundle {bundle.root} is a {kind if kind != 'semantic' else 'semantic segmentation'} model: its INT8 "
+                f"target is in {measure}; use {flag} instead of {other_flag}"
+            )
 
 
 class Calibration:
@@ -100,6 +110,7 @@ class Calibration:
         from edgeseg.calibration.quantize import (
             FEATURE_MAP_OPS,
             INSTANCE_WEIGHTED_OPS,
+            decoder_tail_nodes,
             feature_map_nodes,
             weighted_nodes,
         )
@@ -127,6 +138,8 @@ class Calibration:
         self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
         instances = self.bundle.is_instances
         self.layers = weighted_nodes(self.model, INSTANCE_WEIGHTED_OPS) if instances else weighted_nodes(self.model)
+        # A keypoint graph's decoder after its last layer stays float, as a semantic graph's logits tail does.
+        self.tail = decoder_tail_nodes(self.model) if self.bundle.is_keypoints else []
         # An instance graph is quantized on its feature maps only; a semantic graph wherever the recipe applies.
         self.quantizable = feature_map_nodes(self.model, FEATURE_MAP_OPS) if instances else None
         if "int8" in self.options.precisions and not self.layers:
@@ -160,6 +173,10 @@ class Calibration:
 
     def _fidelity(self, held_out: HeldOut) -> FidelityMeasure:
         options = self.options
+        if self.bundle.is_keypoints:
+            from edgeseg.calibration.keypoint_fidelity import KeypointFidelity
+
+            return KeypointFidelity(self.bundle, self.fp32_path, held_out, options.threads, options.max_pck_drop)
         if self.bundle.is_instances:
             from edgeseg.calibration.instance_fidelity import InstanceFidelity
 
@@ -218,7 +235,7 @@ class Calibration:
         from edgeseg.calibration.quantize import outside_feature_maps
 
         # An instance graph's box decoding, NMS and RoIAlign stay float32.
-        keep_float = outside_feature_maps(self.model) if self.bundle.is_instances else frozenset()
+        keep_float = outside_feature_maps(self.model) if self.bundle.is_instances else frozenset(self.tail)
         model = convert_to_fp16(self.model, keep_float)
         leaks = float16_leaks(model)
         if leaks:
@@ -363,8 +380,11 @@ class Calibration:
 
         measure, tensorrt = self.fidelity, self.recipes["tensorrt"]
         # An instance graph has no logits tail: what it keeps float beyond its preprocessing is outside
-        # self.quantizable already.
-        boundary = input_head_nodes(self.model) if self.bundle.is_instances else float_boundary_nodes(self.model)
+        # self.quantizable already. A keypoint graph keeps its decoder float.
+        if self.bundle.is_semantic:
+            boundary = float_boundary_nodes(self.model)
+        else:
+            boundary = input_head_nodes(self.model) + self.tail
         self.candidates = self.candidates_for(tensorrt, boundary)
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
         progress.begin("INT8 Q/DQ for TensorRT: calibration ranges")

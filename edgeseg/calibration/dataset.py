@@ -33,6 +33,7 @@ class HeldOut:
     labels: list[np.ndarray] | None  # class maps
     instances: list[np.ndarray] | None = None  # instance-id planes (0: no instance)
     label_names: list[str] | None = None  # what each label id means, where the source says
+    keypoints: list[np.ndarray] | None = None  # (objects, K, 3) keypoint labels, where the source has them
 
 
 @dataclass
@@ -137,6 +138,7 @@ def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray]
         labels if all(label is not None for label in labels) else None,
         instances if held_out and all(plane is not None for plane in instances) else None,
         source.label_names,
+        [frame.keypoints for frame in held_out] if source.keypoint_schema is not None else None,
     )
 
 
@@ -196,6 +198,9 @@ def save_cached(path: Path, data: CalibrationSet) -> None:
         arrays["eval_instances"] = np.stack(held_out.instances)
     if held_out.label_names is not None:
         arrays["label_names"] = np.array(held_out.label_names)
+    if held_out.keypoints:  # a frame's objects vary in number: one array, and each frame's count
+        arrays["eval_keypoints"] = np.concatenate(held_out.keypoints)
+        arrays["eval_keypoint_counts"] = np.array([len(points) for points in held_out.keypoints])
     with atomic_path(path) as temp:
         with open(temp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -212,11 +217,15 @@ def load_cached(path: Path) -> CalibrationSet | None:
             instances = list(archive["eval_instances"]) if "eval_instances" in archive.files else None
             names = [str(n) for n in archive["label_names"]] if "label_names" in archive.files else None
             size = tuple(int(v) for v in archive["source_size"])
+            keypoints = None
+            if "eval_keypoints" in archive.files:
+                ends = np.cumsum(archive["eval_keypoint_counts"])
+                keypoints = np.split(archive["eval_keypoints"], ends[:-1]) if len(ends) else []
     except (OSError, ValueError, KeyError):
         return None
     if hashlib.sha256(np.ascontiguousarray(tensors).data).hexdigest() != digest:
         return None
-    return CalibrationSet(tensors, HeldOut(frames, labels, instances, names), digest, size, cached=True)  # type: ignore[arg-type]
+    return CalibrationSet(tensors, HeldOut(frames, labels, instances, names, keypoints), digest, size, cached=True)  # type: ignore[arg-type]
 
 
 def same_shape(arrays: list[np.ndarray]) -> bool:

@@ -143,6 +143,17 @@ def input_head_nodes(model: Any) -> list[str]:
     return [graph.node[index].name for index in head]
 
 
+def decoder_tail_nodes(model: Any) -> list[str]:
+    """The nodes after the graph's last weighted layers (those whose output reaches no other weighted layer): a
+    keypoint graph's peak decoder (MaxPool, TopK, Gather and coordinate arithmetic), which stays float: an 8-bit
+    step there is pixels wide."""
+    graph = model.graph
+    last = [output for node in graph.node if node.op_type in WEIGHTED_OPS
+            and not downstream(graph, list(node.output), stop=WEIGHTED_OPS)[1] for output in node.output]  # fmt: skip
+    tail, _ = downstream(graph, last)
+    return [graph.node[index].name for index in tail]
+
+
 def resolution_levels(model: Any, op_types: tuple[str, ...]) -> list[list[str]]:
     """Nodes of `op_types` grouped by the spatial size of their output, largest first.
 

@@ -37,6 +37,11 @@ def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]
             "DeepStream's nvinfer needs a custom output parser for instance masks (a C++ NvDsInferParseCustom "
             "function), which edgeseg does not generate; a config without one cannot work: use edgeseg run"
         )
+    if bundle.is_keypoints:
+        raise EdgesegError(
+            f"bundle {bundle.root} is a keypoint model: edgeseg deploy writes DeepStream and Triton configs for "
+            "segmentation bundles so far (nvinfer has no keypoint output parser); run it with edgeseg run"
+        )
     prepare_output(Path(output), options.force)
     if options.target == "deepstream":
         return write_deepstream(bundle, Path(output), options)

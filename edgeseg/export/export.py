@@ -30,6 +30,10 @@ def export(model_spec: str, output: Path, options: ExportOptions) -> Bundle:
             from edgeseg.export.instances import export_instances
 
             return export_instances(model_spec, output, options)
+        if zoo_entry(model_spec).kind == "keypoints":
+            from edgeseg.export.keypoints import export_keypoints
+
+            return export_keypoints(model_spec, output, options)
     from edgeseg.export.torch_export import export_torch
 
     return export_torch(model_spec, output, options)

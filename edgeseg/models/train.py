@@ -95,9 +95,13 @@ def augment(image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> t
     """Mirror and photometric jitter: the scenes are left-right symmetric, cameras vary in gain."""
     if rng.random() < 0.5:
         image, label = image[:, ::-1], label[:, ::-1]
+    return jitter(image, rng), np.ascontiguousarray(label)
+
+
+def jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random gain and offset of the whole picture: cameras vary in exposure."""
     gain, bias = rng.uniform(0.75, 1.25), rng.uniform(-20, 20)
-    image = np.clip(image.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
-    return image, np.ascontiguousarray(label)
+    return np.clip(image.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
 
 
 def to_tensor(images: list[np.ndarray], mean: tuple[float, ...], std: tuple[float, ...]) -> Any:

@@ -19,7 +19,7 @@ class ZooEntry:
     defaults: dict[str, Any]
     weights: str | None = None  # a checkpoint shipped in edgeseg/weights (the trained demo models)
     default_size: tuple[int, int] | None = None  # the size the shipped weights were trained at
-    kind: str = "semantic"  # "instances": Mask R-CNN's boxes, classes and masks per object
+    kind: str = "semantic"  # "instances": boxes, classes and masks per object; "keypoints": heatmaps per keypoint
 
 
 def _fcn(variant: int) -> Callable[..., Any]:
@@ -55,6 +55,12 @@ ZOO: dict[str, ZooEntry] = {
     "maskrcnn": ZooEntry(
         "Mask R-CNN", _lazy("maskrcnn", "MaskRCNN"), 16, False, {"width": 16}, default_size=(240, 320), kind="instances"
     ),
+    # Heatmaps at 1/4 of the input; the hourglass pools to 1/64 and upsamples to each skip's size, so any multiple
+    # of 16 lines up. The build's first argument is the number of keypoints.
+    "hourglass": ZooEntry(
+        "Stacked Hourglass", _lazy("hourglass", "StackedHourglass"), 16, False, {"width": 16, "stacks": 2},
+        default_size=(240, 320), kind="keypoints"
+    ),
     "demo-driving": ZooEntry(
         "DeepLabV3+ (demo, synthetic driving)",
         _lazy("deeplab", "DeepLabV3Plus"),
@@ -82,6 +88,16 @@ ZOO: dict[str, ZooEntry] = {
         {"width": 8},
         "demo-medical.pt",
         (240, 320),
+    ),
+    "demo-medical-tips": ZooEntry(
+        "Stacked Hourglass (demo, synthetic endoscopy instrument keypoints)",
+        _lazy("hourglass", "StackedHourglass"),
+        16,
+        False,
+        {"width": 16, "stacks": 2},
+        "demo-medical-tips.pt",
+        (240, 320),
+        kind="keypoints",
     ),
 }
 

@@ -23,8 +23,8 @@ class Frame:
 @dataclass
 class Prediction:
     frame: Frame
-    class_map: np.ndarray  # uint8 at model resolution
+    class_map: np.ndarray | None  # uint8 at model resolution; None where the model gives none (keypoints alone)
     logits: np.ndarray | None  # kept only when the overlay upsamples logits
-    # Instance bundles: class_map holds instance ids at frame resolution, and this one record per id
-    # (id, class, score, box) for --save-mask's JSON.
-    detections: list[dict] | None = None
+    # Instance bundles: class_map holds instance ids at frame resolution, and this is {"detections": one record per
+    # id (id, class, score, box)}; keypoint bundles: {"keypoints": one record per peak drawn}. --save-mask's JSON.
+    records: dict | None = None

@@ -4,28 +4,22 @@ Each detection above the score threshold gets its 28x28 mask resized into its bo
 blended in a colour of its own, its box, and its class and score. The per-instance work is on box-sized
 crops only; the whole frame is touched once, by one blend through the union of the masks.
 
-The loop is sequential (capture, infer, draw, write per frame): a file is read to its last frame, and a live
-source hands over its newest frame each time.
+The loop is detector.run_sequential's.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edgeseg.bundle import Artifact, Bundle
-from edgeseg.errors import EdgesegError
-from edgeseg.runtime.backends import Backend, ONNXRuntimeBackend, open_backend
+from edgeseg.bundle import Bundle
+from edgeseg.runtime.backends import Backend
+from edgeseg.runtime.detector import BundleModel, run_sequential
 from edgeseg.runtime.frames import Frame, Prediction
-from edgeseg.runtime.pipeline import RunSummary, StageTimes, close_all, stop_on_signals
-from edgeseg.runtime.sinks import open_sinks
-from edgeseg.runtime.sources import open_source
-from edgeseg.runtime.tensors import frames_to_input
+from edgeseg.runtime.pipeline import RunSummary, StageTimes
 
 # Distinct colours for neighbouring instance ids (BGR): a golden-ratio walk round the hue circle.
 PALETTE = cv2.cvtColor(
@@ -41,48 +35,14 @@ class Detections:
     masks: np.ndarray  # (n, 28, 28) probabilities inside each box
 
 
-def refuse_triton(backend: str) -> None:
-    """Instance bundles need every output of the graph; the Triton backend returns one."""
-    if backend.startswith("triton://"):
-        raise EdgesegError("an instance bundle runs on onnxruntime or tensorrt so far, not through Triton")
+class InstanceDetector(BundleModel):
+    """An instance graph: frames in, detections at frame resolution out."""
 
-
-class InstanceDetector:
-    """An instance graph on any backend that returns every output (ONNX Runtime, TensorRT): frames in, detections
-    at frame resolution out. It opens the backend it is given and closes it with `close()`."""
+    what = "an instance bundle"
 
     def __init__(self, bundle: Bundle, backend: Backend):
-        self.bundle, self.backend = bundle, backend.open()
+        super().__init__(bundle, backend)
         self.output_names = bundle.manifest["instances"]["outputs"]  # boxes, scores, classes, masks, count
-        self.name = backend.artifact_name
-
-    @classmethod
-    def for_bundle(cls, bundle: Bundle, backend: str = "auto", precision: str = "best", threads: int | None = None,
-                   dla_core: int | None = None) -> InstanceDetector:  # fmt: skip
-        """The artifact `edgeseg run` would pick for this backend and precision."""
-        refuse_triton(backend)
-        return cls(bundle, open_backend(bundle, backend, precision, threads, dla_core=dla_core))
-
-    @classmethod
-    def for_file(cls, bundle: Bundle, path: Path, threads: int | None = None) -> InstanceDetector:
-        """An ONNX file of this bundle's graph on ONNX Runtime's CPU provider (a variant calibrate measures)."""
-        return cls(bundle, ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads))
-
-    @property
-    def artifact(self) -> Artifact:
-        """The bundle's artifact this detector runs."""
-        return next(a for a in self.bundle.artifacts if Path(a.path).name == self.name)
-
-    def close(self) -> None:
-        self.backend.close()
-
-    def model_input(self, image: np.ndarray) -> np.ndarray:
-        """The graph input for one frame of any size: resized to the model's, then as the contract says."""
-        model_height, model_width = self.bundle.input.size
-        resized = image if image.shape[:2] == (model_height, model_width) else cv2.resize(
-            image, (model_width, model_height)
-        )  # fmt: skip
-        return frames_to_input([resized], self.bundle.input)
 
     def detect(self, image: np.ndarray, times: StageTimes) -> Detections:
         height, width = image.shape[:2]
@@ -154,65 +114,18 @@ def draw_instances(
     return drawn, ids
 
 
-class InstanceRun:
-    """What the pipeline's signal handling needs of a run: its summary, and a way to ask it to stop."""
-
-    def __init__(self, summary: RunSummary):
-        self.summary, self.stopped = summary, False
-
-    def request_stop(self) -> None:
-        self.stopped = True
-
-
 def run_instances(bundle: Bundle, options: Any) -> RunSummary:
     """`edgeseg run` for an instance bundle: every frame of a file, the newest of a live source."""
     threshold = 0.5 if options.score_threshold is None else options.score_threshold
     detector = InstanceDetector.for_bundle(bundle, options.backend, options.precision, options.threads,
                                            options.dla_core)  # fmt: skip
     names = [c.name for c in bundle.classes]
-    summary, times = RunSummary(backend=detector.backend.describe()), StageTimes()
-    try:
-        source = open_source(options.inputs[0], options.stream)
-    except BaseException:
-        detector.close()
-        raise
-    try:
-        sinks = open_sinks(options.outputs, source.fps or 30.0, options.save_mask, options.view)
-    except BaseException:
-        source.close()
-        detector.close()
-        raise
-    run, errors = InstanceRun(summary), []
-    started = time.perf_counter()
-    try:
-        with stop_on_signals(run):
-            while not run.stopped and (options.frames is None or summary.frames_written < options.frames):
-                with times.stage("capture"):
-                    frame = source.read()
-                if frame is None:
-                    break
-                summary.frames_read += 1
-                found = detector.detect(frame.image, times)
-                summary.frames_processed += 1
-                with times.stage("overlay"):
-                    drawn, ids = draw_instances(frame.image, found, names, options.alpha, threshold, options.visualize)
-                with times.stage("sink"):
-                    records = detection_records(found, names, threshold) if options.save_mask else None
-                    prediction = Prediction(
-                        Frame(frame.index, frame.image, frame.timestamp, name=frame.name), ids, None, records
-                    )
-                    for sink in sinks:
-                        sink.write(drawn, prediction)
-                summary.frames_written += 1
-                times.add("latency", time.perf_counter() - frame.timestamp)
-                summary.first_written = summary.first_written or time.perf_counter()
-                summary.last_written = time.perf_counter()
-    finally:
-        close_all(sinks, [source], errors)
-        detector.close()
-    if errors:
-        raise errors[0]
-    summary.seconds = time.perf_counter() - started
-    summary.bad_frames, summary.gaps = source.bad_frames, list(source.gaps)
-    summary.stages = times.summary()
-    return summary
+
+    def analyse(frame: Frame, times: StageTimes) -> tuple[np.ndarray, Prediction]:
+        found = detector.detect(frame.image, times)
+        with times.stage("overlay"):
+            drawn, ids = draw_instances(frame.image, found, names, options.alpha, threshold, options.visualize)
+        records = {"detections": detection_records(found, names, threshold)} if options.save_mask else None
+        return drawn, Prediction(Frame(frame.index, frame.image, frame.timestamp, name=frame.name), ids, None, records)
+
+    return run_sequential(options, detector.backend.describe(), analyse, [detector])

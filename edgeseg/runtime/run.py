@@ -41,6 +41,7 @@ class RunOptions:
     dla_core: int | None = None  # run TensorRT's engine built for this DLA core (Jetson)
     score_threshold: float | None = None  # instance bundles: draw detections scoring at least this (default 0.5)
     infer_size: tuple[int, int] | None = None  # (height, width) a dynamic-size bundle runs at (default: export size)
+    also: Path | None = None  # keypoint bundles: a semantic bundle whose overlay is drawn under the points
 
 
 def run(options: RunOptions) -> RunSummary:
@@ -54,6 +55,15 @@ def run(options: RunOptions) -> RunSummary:
         from edgeseg.runtime.instances import run_instances
 
         return run_instances(bundle, options)
+    if bundle.is_keypoints:
+        if len(options.inputs) > 1:
+            raise EdgesegError("a keypoint bundle runs one input at a time so far; give one -i")
+        from edgeseg.runtime.keypoints import run_keypoints
+
+        return run_keypoints(bundle, options)
+    if options.also is not None:
+        raise EdgesegError(f"--also draws a segmentation under a keypoint bundle's points; {bundle.root} is not a "
+                           "keypoint bundle: run the keypoint bundle with --also this one")  # fmt: skip
     if options.score_threshold is not None:
         raise EdgesegError(
             f"--score-threshold is for instance bundles (Mask R-CNN); {bundle.root} is a semantic segmentation model"

@@ -55,6 +55,13 @@ def describe_bundle(bundle: Bundle) -> str:
             f"{figure(parity.get('detections'), 'd')} detections, boxes within "
             f"{figure(parity.get('max_box_diff_px'), '.2g')} px, mask IoU {figure(parity['mean_mask_iou'], '.4f')}",
         ]
+    elif parity and "peaks" in parity:
+        lines += [
+            "",
+            f"parity   PyTorch vs ONNX Runtime on {figure(parity.get('frames'), 'd')} frames: "
+            f"{figure(parity.get('peaks'), 'd')} confident peaks, {figure(parity.get('unmatched_peaks'), 'd')} "
+            f"without a twin within 2 px, max |diff| {figure(parity.get('max_abs_diff'), '.2e')}",
+        ]
     elif parity:
         lines += ["", f"parity   {parity.get('reference')}"]
     return "\n".join(lines)
@@ -70,6 +77,11 @@ def output_line(bundle: Bundle) -> str:
             f"{figure(details.get('max_detections'), 'd')} detections, "
             f"{figure(details.get('mask_size'), 'd')}x{figure(details.get('mask_size'), 'd')} masks"
         )
+    if bundle.is_keypoints:
+        details = bundle.manifest["keypoints"]
+        shape = (f"(x, y, confidence) of the {details['peaks']} highest peaks per keypoint, decoded in the graph"
+                 if contract.fused_argmax else f"heatmaps at 1/{details['stride']}, decoded by the runtime")
+        return f"output   {contract.name}: {', '.join(printable(n) for n in details['names'])}; {shape}"
     return (
         f"output   {contract.name}: {contract.kind} ({contract.dtype}), argmax "
         f"{'fused into the graph' if contract.fused_argmax else 'done by the runtime'}"
@@ -110,8 +122,8 @@ def points(change: float | None) -> str:
 
 def fidelity_table(bundle: Bundle) -> str:
     """What each precision variant costs against FP32 on held-out frames: pixel agreement and mIoU for a semantic
-    bundle, detection agreement and COCO AP for an instance bundle."""
-    instances = bundle.is_instances
+    bundle, detection agreement and COCO AP for an instance bundle, peak agreement and PCK for a keypoint bundle."""
+    instances, keypoints = bundle.is_instances, bundle.is_keypoints
     rows = []
     for artifact in bundle.artifacts:
         fidelity = artifact.extra.get("fidelity")
@@ -121,6 +133,10 @@ def fidelity_table(bundle: Bundle) -> str:
         if instances:
             accuracy = [figure(fidelity.get("box_ap"), ".4f"), figure(fidelity.get("mask_ap"), ".4f"),
                         points(fidelity.get("mask_ap_change"))]  # fmt: skip
+        elif keypoints:
+            accuracy = [figure(fidelity.get("pck05"), ".4f"), points(fidelity.get("pck05_change")),
+                        figure(fidelity.get("mean_error_px"), ".2f"),
+                        figure(fidelity.get("mean_error_change_px"), "+.2f")]  # fmt: skip
         else:
             accuracy = [figure(fidelity.get("miou"), ".4f"), points(fidelity.get("miou_change"))]
         rows.append(
@@ -149,8 +165,18 @@ def fidelity_table(bundle: Bundle) -> str:
             f"; FP32 box AP {figure(calibration.get('fp32_box_ap'), '.4f')}, mask AP "
             f"{figure(calibration['fp32_mask_ap'], '.4f')} against {calibration.get('truth', '?')}"
         )
-    accuracy = ["box AP", "mask AP", "mask AP change"] if instances else ["mIoU", "mIoU change"]
-    agreement = ["detection agreement", "worst frame"] if instances else ["agreement", "worst frame"]
+    if "fp32_pck05" in calibration:
+        header += (
+            f"; FP32 PCK@0.05 {figure(calibration['fp32_pck05'], '.4f')}, mean error "
+            f"{figure(calibration.get('fp32_mean_error_px'), '.2f')} px against {calibration.get('truth', '?')}"
+        )
+    if instances:
+        accuracy, agreement = ["box AP", "mask AP", "mask AP change"], ["detection agreement", "worst frame"]
+    elif keypoints:
+        accuracy = ["PCK@0.05", "PCK change", "mean error px", "error change px"]
+        agreement = ["peak agreement", "worst frame"]
+    else:
+        accuracy, agreement = ["mIoU", "mIoU change"], ["agreement", "worst frame"]
     table = format_table(
         ["artifact", "precision", "target", *agreement, *accuracy, "float layers", "CPU latency vs FP32", "best"],
         rows,

@@ -1,7 +1,8 @@
 """Outputs that are files: a video (written under a temporary name, renamed when closed, so a recording
 that exists is complete and playable) and an image folder (overlays as JPEG; with --save-mask also the raw
 class maps as PNG in masks/, what a medical recording keeps; for an instance bundle the instance ids, with a
-JSON of the detections beside each).
+JSON of the detections beside each; for a keypoint bundle a JSON of the points found, and the class map of the
+segmentation drawn under them, if any).
 """
 
 from __future__ import annotations
@@ -91,11 +92,12 @@ class ImageFolderSink(Sink):
             # Class ids (instance ids for an instance bundle) at the frame's own resolution, so each mask lines up
             # with its frame.
             height, width = prediction.frame.image.shape[:2]
-            mask = cv2.resize(prediction.class_map, (width, height), interpolation=cv2.INTER_NEAREST)
             stem = self.folder / "masks" / Path(name).stem
-            write_image_atomic(stem.with_suffix(".png"), mask)
-            if prediction.detections is not None:
-                write_text_atomic(stem.with_suffix(".json"), json.dumps({"detections": prediction.detections}) + "\n")
+            if prediction.class_map is not None:
+                mask = cv2.resize(prediction.class_map, (width, height), interpolation=cv2.INTER_NEAREST)
+                write_image_atomic(stem.with_suffix(".png"), mask)
+            if prediction.records is not None:
+                write_text_atomic(stem.with_suffix(".json"), json.dumps(prediction.records) + "\n")
         self.frames += 1
 
     def describe(self) -> str:

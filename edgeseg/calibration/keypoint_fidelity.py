@@ -1,0 +1,136 @@
+"""What a precision variant of a keypoint bundle costs: the change in PCK and in mean pixel error on held-out frames.
+
+PCK@0.05 and @0.1 of the frame's diagonal and the mean error of the points found are measured against the frames'
+keypoint labels (edgeseg.metrics, as `edgeseg eval` does). A source without them is scored against the FP32 graph's
+own confident peaks as truth, and the manifest says so.
+
+Peak agreement is the share of FP32's confident peaks that the variant puts within half a heatmap cell of where
+FP32 put them (same keypoint); --max-pck-drop's search ranks layers by the mean displacement of those peaks, which
+moves with every layer, where PCK on a few frames moves in coarse steps and most layers tie.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgeseg.bundle import Bundle
+from edgeseg.calibration.dataset import HeldOut
+from edgeseg.calibration.fidelity import SENSITIVITY_FRAMES
+from edgeseg.fileio import write_image_atomic
+from edgeseg.metrics import keypoint_distances, keypoint_scores
+from edgeseg.runtime.keypoints import KeypointDetector, KeypointSpec, draw_keypoints
+from edgeseg.runtime.pipeline import StageTimes
+
+DEFAULT_MAX_PCK_DROP = 1.0  # PCK@0.05 points `--precision best` accepts losing without a --max-pck-drop
+MAX_ERROR_GROWTH_PX = 0.5  # and the mean error of the points found may grow this much
+
+
+class KeypointFidelity:
+    """Keypoint bundles: PCK and mean error of each variant against FP32's, on held-out frames."""
+
+    metric, option = "pck05", "--max-pck-drop"
+
+    def __init__(self, bundle: Bundle, fp32_path: Path, held_out: HeldOut, threads: int | None,
+                 max_pck_drop: float | None):  # fmt: skip
+        self.bundle, self.frames, self.threads = bundle, held_out.frames, threads
+        self.spec = KeypointSpec.of(bundle)
+        self.reference = self.detect(fp32_path)
+        if held_out.keypoints is not None:
+            self.truth, self.truths = "keypoint labels", held_out.keypoints
+        else:
+            self.truth = "FP32 peaks (the frames have no keypoint labels)"
+            self.truths = [self.as_truth(peaks) for peaks in self.reference]
+        self.reference_scores = self.scores(self.reference)
+        self.max_pck_drop = max_pck_drop
+        self.target = None if max_pck_drop is None else self.reference_scores["pck05"] - max_pck_drop / 100
+        self.tolerance = self.spec.stride * self.frames[0].shape[0] / bundle.input.size[0] / 2  # half a cell
+
+    def detect(self, path: Path, frames: int | None = None) -> list[np.ndarray]:
+        detector, times = KeypointDetector.for_file(self.bundle, path, self.threads), StageTimes()
+        try:
+            return [detector.detect(image, times) for image in self.frames[:frames]]
+        finally:
+            detector.close()
+
+    def as_truth(self, peaks: np.ndarray) -> np.ndarray:
+        """FP32's confident peaks as seen points: one object per peak rank, visibility 2 where confident."""
+        truth = peaks.transpose(1, 0, 2).copy()  # (peaks, K, 3)
+        truth[..., 2] = np.where(truth[..., 2] >= self.spec.min_confidence, 2, 0)
+        return truth
+
+    def scores(self, answers: list[np.ndarray]) -> dict[str, Any]:
+        rows = [keypoint_distances(peaks, truth, self.spec.min_confidence) for peaks, truth in zip(answers,
+                                                                                                  self.truths)]
+        height, width = self.frames[0].shape[:2]
+        return keypoint_scores(np.concatenate(rows), self.spec.names, float(np.hypot(height, width)))
+
+    def displacements(self, variant: list[np.ndarray]) -> list[np.ndarray]:
+        """Per frame, how far each FP32 confident peak moved in the variant (inf where it has no confident peak)."""
+        return [keypoint_distances(mine, self.as_truth(fp32), self.spec.min_confidence)[:, 1]
+                for fp32, mine in zip(self.reference, variant)]  # fmt: skip
+
+    def value(self, path: Path) -> float:
+        return float(self.scores(self.detect(path))["pck05"])
+
+    def loss(self, path: Path) -> float:
+        moved = np.concatenate(self.displacements(self.detect(path, SENSITIVITY_FRAMES)))
+        return float(np.minimum(moved, 4 * self.tolerance).mean()) if len(moved) else 0.0
+
+    def describe(self, value: float) -> str:
+        reference = self.reference_scores["pck05"]
+        return f"PCK@0.05 {value:.4f} ({100 * (value - reference):+.2f} points against FP32's {reference:.4f})"
+
+    def report(self, path: Path, stem: str, label: str) -> dict[str, Any]:
+        variant = self.detect(path)
+        mine, fp32 = self.scores(variant), self.reference_scores
+        per_frame = np.array([np.mean(moved <= self.tolerance) if len(moved) else 1.0
+                              for moved in self.displacements(variant)])  # fmt: skip
+        result: dict[str, Any] = {"frames": len(self.frames), "truth": self.truth, "agreement": float(per_frame.mean()),
+                                  "worst_frame_agreement": float(per_frame.min()),
+                                  "agreement_tolerance_px": self.tolerance}  # fmt: skip
+        for key in ("pck05", "pck10", "mean_error_px"):
+            result[key], result[f"fp32_{key}"] = mine[key], fp32[key]
+        result["pck05_change"], result["pck10_change"] = mine["pck05"] - fp32["pck05"], mine["pck10"] - fp32["pck10"]
+        result["mean_error_change_px"] = (None if mine["mean_error_px"] is None or fp32["mean_error_px"] is None
+                                          else mine["mean_error_px"] - fp32["mean_error_px"])  # fmt: skip
+        result["per_keypoint"] = mine["per_keypoint"]
+        result["worst_frames"] = self.save_worst_frames(stem, label, variant, per_frame)
+        return result
+
+    def accepts(self, fidelity: dict[str, Any]) -> bool:
+        allowed = DEFAULT_MAX_PCK_DROP if self.max_pck_drop is None else self.max_pck_drop
+        growth = fidelity.get("mean_error_change_px") or 0.0
+        return fidelity["pck05_change"] >= -allowed / 100 and growth <= MAX_ERROR_GROWTH_PX
+
+    def bar(self) -> str:
+        error = f"{MAX_ERROR_GROWTH_PX} px of mean error"
+        if self.max_pck_drop is not None:
+            return f"--max-pck-drop {self.max_pck_drop:.2f} points of PCK@0.05 and {error}"
+        return f"the default bar of {DEFAULT_MAX_PCK_DROP:.1f} point of PCK@0.05 and {error} (--max-pck-drop: PCK's)"
+
+    def provenance(self) -> dict[str, Any]:
+        return {"truth": self.truth, "fp32_pck05": self.reference_scores["pck05"],
+                "fp32_pck10": self.reference_scores["pck10"],
+                "fp32_mean_error_px": self.reference_scores["mean_error_px"]}  # fmt: skip
+
+    def save_worst_frames(self, stem: str, label: str, variant: list[np.ndarray], per_frame: np.ndarray,
+                          count: int = 2) -> list[str]:  # fmt: skip
+        """Side by side, where the variant's peaks agree least with FP32's: FP32's points | the variant's."""
+        folder = self.bundle.root / "fidelity"
+        folder.mkdir(exist_ok=True)
+        written = []
+        for rank, index in enumerate(np.argsort(per_frame, kind="stable")[:count]):
+            panels = []
+            for peaks, caption in ((self.reference[index], "FP32"), (variant[index], label)):
+                drawn = draw_keypoints(self.frames[index].copy(), peaks, self.spec)
+                cv2.putText(drawn, caption, (6, drawn.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                            cv2.LINE_AA)  # fmt: skip
+                panels.append(drawn)
+            path = folder / f"{stem}-worst{rank + 1}.png"
+            write_image_atomic(path, np.hstack(panels))
+            written.append(str(path.relative_to(self.bundle.root)))
+        return written
