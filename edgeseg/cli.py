@@ -316,6 +316,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         accuracy_frames=args.accuracy_frames,
         baseline=not args.no_baseline,
         threads=args.threads,
+        also=Path(args.also) if args.also else None,
     )
     report = run_bench(Path(args.bundle), options).to_dict()
     print_terminal(report)
@@ -503,7 +504,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--also",
         metavar="BUNDLE",
         default=None,
-        help="keypoint bundles: also run this semantic bundle on the same frame and draw its overlay under the points",
+        help="keypoint bundles: also run this semantic bundle (its best precision) on the same frame and draw its "
+        "overlay under the points",
     )
 
 
@@ -735,6 +737,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precision", default="all", help="all, or a comma list of fp32, fp16, int8 (default: all)")
     bench.add_argument("--accuracy-frames", type=count, default=32, help="frames for agreement and mIoU (default 32)")
     bench.add_argument("--no-baseline", action="store_true", help="skip the PyTorch-eager baseline row")
+    bench.add_argument(
+        "--also",
+        metavar="BUNDLE",
+        default=None,
+        help="keypoint bundles: time this semantic bundle on the same frame too, as run --also does",
+    )
     bench.add_argument(
         "--streams",
         type=at_least(2),

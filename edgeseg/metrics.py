@@ -70,3 +70,17 @@ def keypoint_scores(distances: np.ndarray, names: tuple[str, ...] | list[str], d
 
     per_keypoint = {name: figures(distances[distances[:, 0] == k]) for k, name in enumerate(names)}
     return {**figures(distances), "diagonal_px": diagonal, "per_keypoint": per_keypoint}
+
+
+def peak_shifts(reference: np.ndarray, variant: np.ndarray, min_confidence: float) -> np.ndarray:
+    """How far each confident peak of `reference` (K, peaks, 3) lies from the variant's nearest confident peak of the
+    same keypoint, in pixels (inf where the variant has none): what a precision change did to a model's answer."""
+    return keypoint_distances(variant, peaks_as_truth(reference, min_confidence), min_confidence)[:, 1]
+
+
+def peaks_as_truth(peaks: np.ndarray, min_confidence: float) -> np.ndarray:
+    """A model's peaks (K, peaks, 3) as keypoint labels (peaks, K, 3): each peak rank an object, seen (COCO
+    visibility 2) where confident, absent (0) elsewhere."""
+    truth = peaks.transpose(1, 0, 2).copy()
+    truth[..., 2] = np.where(truth[..., 2] >= min_confidence, 2, 0)
+    return truth

@@ -246,3 +246,20 @@ def test_keypoint_data_and_targets_for_another_kind_are_one_line(keypoint_bundle
     code, _, err = run_cli(capsys, "export", "hourglass", "-o", tmp_path / "b", "--weights",
                            Path(__file__).parent.parent / "edgeseg" / "weights" / "demo-medical.pt")  # fmt: skip
     assert_one_line_error(code, err, "not a keypoint model's")
+
+
+def test_bench_rows_time_both_models_and_score_pck(keypoint_bundle, medical_bundle, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code, stdout, err = run_cli(capsys, "bench", keypoint_bundle, "--also", medical_bundle, "--input",
+                                "synthetic://medical?seed=5000&size=256x192&frames=100000&keypoints=1", "--frames",
+                                "6", "--warmup", "2", "--accuracy-frames", "4", "--precision", "fp32", "--json",
+                                out)  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    assert report["kind"] == "keypoints" and not row["error"]
+    assert {"capture", "preprocess", "infer", "infer also", "overlay"} <= set(row["stages_alone_ms"])
+    assert "infer also" in row["end_to_end"]["stages"] and row["end_to_end"]["frames"] == 6
+    assert row["accuracy"]["agreement"] == 1.0  # the FP32 row is its own reference
+    assert {"pck05", "pck10", "mean_error_px"} <= set(row["accuracy"])  # scored against the scene's keypoints
+    assert "PCK@0.05" in stdout and "peak agreement" in stdout

@@ -23,7 +23,15 @@ import numpy as np
 
 from edgeseg.bench.baseline import baseline_row
 from edgeseg.bench.plan import capture_samples, check_options, loop_fps, read_bench_frames, timing_source_for
-from edgeseg.bench.rows import DEFAULT_SOURCE, BenchOptions, BenchReport, Row, failure_of, measured_rows
+from edgeseg.bench.rows import (
+    DEFAULT_SOURCE,
+    KEYPOINT_SOURCE,
+    BenchOptions,
+    BenchReport,
+    Row,
+    failure_of,
+    measured_rows,
+)
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import confusion_matrix, scores
@@ -236,8 +244,11 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
     from edgeseg.bench.environment import TelemetrySampler
 
     bundle = Bundle.load(bundle_dir)
-    if bundle.is_instances:
-        return run_instance_bench_report(bundle, options)
+    if not bundle.is_semantic:
+        return run_model_bench_report(bundle, options)
+    if options.also is not None:
+        raise EdgesegError(f"--also runs a segmentation beside a keypoint bundle; {bundle.root} is not one: bench the "
+                           "keypoint bundle with --also this one")  # fmt: skip
     plan = check_options(options, bundle)
     ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
     progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
@@ -269,25 +280,37 @@ def baseline_or_failure(bundle: Bundle, options: BenchOptions, bench: Bench) -> 
     return found[0]
 
 
-def run_instance_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport:
-    """An instance bundle's bench (edgeseg.bench.instances), as the same report."""
+def run_model_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport:
+    """An instance or keypoint bundle's bench (edgeseg.bench.instances, edgeseg.bench.keypoints), as the same report."""
     from edgeseg.bench.environment import TelemetrySampler
-    from edgeseg.bench.instances import instance_plan, instance_ratios, run_instance_bench
+    from edgeseg.bench.models import model_plan, model_ratios
 
-    if options.source == DEFAULT_SOURCE:  # the default scene, with the instance labels AP needs
-        options = dataclasses.replace(options, source=DEFAULT_SOURCE + "&instances=1")
-    plan = instance_plan(options, bundle)
+    if bundle.is_instances:
+        from edgeseg.bench.instances import run_instance_bench as run_rows
+        from edgeseg.runtime.instances import InstanceDetector
+
+        kind, what, labels = "instances", InstanceDetector.what, "&instances=1"
+        default = DEFAULT_SOURCE
+    else:
+        from edgeseg.bench.keypoints import run_keypoint_bench as run_rows
+        from edgeseg.runtime.keypoints import KeypointDetector
+
+        kind, what, labels = "keypoints", KeypointDetector.what, "&keypoints=1"
+        default = KEYPOINT_SOURCE
+    if options.source == DEFAULT_SOURCE:  # the default scene, with the labels the kind's accuracy needs
+        options = dataclasses.replace(options, source=default + labels)
+    plan = model_plan(options, bundle, what)  # before the frames are read and rendered
     progress = Progress(len(plan) + 2, "bench", enabled=options.progress)
     frames = read_bench_frames(options)
     # The scratch folder holding a rendered scene's video lives until the report is made.
     timing_source, _scratch = timing_source_for(options.source, [f.image for f in frames])
     progress.advance(f"{len(frames)} frames of {options.source}")
     with TelemetrySampler() as telemetry:
-        rows, overlay = run_instance_bench(bundle, options, plan, frames, timing_source, progress)
+        rows, overlay = run_rows(bundle, options, plan, frames, timing_source, progress)
         progress.advance("overlay costs")
-    note = "instance bundles have no PyTorch-eager baseline row yet"
+    note = f"{kind} bundles have no PyTorch-eager baseline row yet"
     return report_of(bundle, options, telemetry.summary(), frames[0].image, timing_source, rows, note, overlay,
-                     instance_ratios(rows, overlay), kind="instances")  # fmt: skip
+                     model_ratios(rows, overlay), kind=kind)  # fmt: skip
 
 
 def report_of(bundle: Bundle, options: BenchOptions, telemetry: dict[str, Any], frame: np.ndarray, timing_source: str,

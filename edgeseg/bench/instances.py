@@ -11,14 +11,13 @@ Plus the overlay at the source resolution and at 1080p with 30 instances, agains
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edgeseg.bench.plan import capture_samples, check_options, loop_fps
-from edgeseg.bench.rows import BenchOptions, Row, measured_rows
+from edgeseg.bench.models import ModelBench
+from edgeseg.bench.rows import BenchOptions, Row
 from edgeseg.bundle import Bundle
 from edgeseg.data.coco import (
     as_coco_detections,
@@ -28,7 +27,6 @@ from edgeseg.data.coco import (
     instance_classes,
 )
 from edgeseg.progress import Progress
-from edgeseg.runtime.detector import refuse_triton
 from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, run_instances
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.run import RunOptions
@@ -37,18 +35,11 @@ from edgeseg.timing import timed
 OVERLAY_INSTANCES = 30
 
 
-def instance_plan(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]]:
-    """The (backend, precision) rows, as for a semantic bundle (ONNX Runtime first: its FP32 row is the reference),
-    without Triton: an instance bundle does not run through it yet."""
-    # Before the frames are read and rendered, not at the first row.
-    refuse_triton(options.backend, InstanceDetector.what)
-    return sorted(check_options(options, bundle), key=lambda row: row[1] != "fp32")
+class InstanceBench(ModelBench):
+    detector_class = InstanceDetector
 
-
-class InstanceBench:
     def __init__(self, bundle: Bundle, options: BenchOptions, frames: list[Any], timing_source: str):
-        self.bundle, self.options, self.timing_source = bundle, options, timing_source
-        self.images = [f.image for f in frames]
+        super().__init__(bundle, options, frames, timing_source)
         self.names = [c.name for c in bundle.classes]
         self.categories = categories_of(bundle)
         labelled = frames[: options.accuracy_frames]
@@ -57,53 +48,11 @@ class InstanceBench:
             self.truths = [(f.instances, instance_classes(f.instances, f.label)) for f in labelled]
         self.reference: list[list[Any]] | None = None
 
-    def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
-        detectors = {}
-        try:
-            for backend, precision in plan:
-                detectors[(backend, precision)] = InstanceDetector.for_bundle(self.bundle, backend, precision,
-                                                                              self.options.threads)  # fmt: skip
-            return self.measure_open(detectors, progress)
-        finally:
-            for detector in detectors.values():
-                detector.close()
+    def draw(self, image: np.ndarray, found: Detections) -> Any:
+        return draw_instances(image, found, self.names)
 
-    def measure_open(self, detectors: dict[tuple[str, str], InstanceDetector], progress: Progress) -> list[Row]:
-        feed = next(iter(detectors.values())).model_input(self.images[0])  # one bundle: every row takes the same
-        calls = {key: functools.partial(d.backend.infer_outputs, feed) for key, d in detectors.items()}
-
-        def fill(row: Row) -> None:
-            detector = detectors[(row.backend, row.precision)]
-            row.stages_alone_ms = self.stages_alone(detector, row.engine["mean_ms"])
-            row.sequential_fps = self.sequential(detector)
-            row.end_to_end = self.end_to_end(row.backend, row.precision)
-            row.accuracy = self.accuracy(detector)
-
-        names = {key: detector.name for key, detector in detectors.items()}
-        return measured_rows(calls, names, self.options, progress, fill)
-
-    def stages_alone(self, detector: InstanceDetector, infer_ms: float) -> dict[str, float]:
-        count = min(len(self.images), self.options.frames)
-        capture = capture_samples(self.timing_source, count)
-        image = self.images[0]
-        preprocess = timed(lambda: detector.model_input(image), count)
-        found = detector.detect(image, StageTimes())
-        overlay = timed(lambda: draw_instances(image, found, self.names), count)
-        mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731 - a one-line helper used just below
-        return {"capture": mean(capture), "preprocess": mean(preprocess), "infer": infer_ms, "overlay": mean(overlay)}
-
-    def sequential(self, detector: InstanceDetector) -> float:
-        times = StageTimes()
-        step = lambda image: draw_instances(image, detector.detect(image, times), self.names)  # noqa: E731
-        return loop_fps(self.timing_source, self.options.frames, step)
-
-    def end_to_end(self, backend: str, precision: str) -> dict[str, Any]:
-        """`edgeseg run`'s instance loop itself, to sink none."""
-        options = RunOptions(bundle=self.bundle.root, inputs=[self.timing_source], outputs=["none"],
-                             backend=backend, precision=precision, threads=self.options.threads,
-                             frames=self.options.frames)  # fmt: skip
-        summary = run_instances(self.bundle, options)
-        return {"fps": summary.fps, "frames": summary.frames_written, "stages": summary.stages}
+    def run_loop(self, options: RunOptions) -> Any:
+        return run_instances(self.bundle, options)
 
     def accuracy(self, detector: InstanceDetector) -> dict[str, Any]:
         """Detection agreement with the FP32 row; COCO box and mask AP when the frames carry instance labels."""
@@ -157,22 +106,6 @@ def scattered_instances(height: int, width: int, classes: int) -> Detections:
     return Detections(boxes, scores, np.arange(OVERLAY_INSTANCES) % classes, masks)
 
 
-def instance_ratios(rows: list[Row], overlay: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ratios the report prints, from rows measured in this run."""
-    by_precision = {r.precision: r for r in rows if not r.error}
-    result: dict[str, Any] = {}
-    fp32 = by_precision.get("fp32")
-    if fp32:
-        result["end_to_end_vs_engine_only"] = fp32.end_to_end["fps"] / fp32.engine["fps"]
-        result["pipeline_vs_stage_limited"] = fp32.end_to_end["fps"] / fp32.stage_limited_fps
-        for precision in ("int8", "fp16"):
-            if precision in by_precision:
-                ratio = by_precision[precision].engine["mean_ms"] / fp32.engine["mean_ms"]
-                result[f"{precision}_vs_fp32_engine_latency"] = ratio
-    result["overlay_1080p_vs_addweighted"] = next(o["ratio"] for o in overlay if o["at"] == "1080p")
-    return result
-
-
 def run_instance_bench(
     bundle: Bundle,
     options: BenchOptions,
@@ -181,7 +114,7 @@ def run_instance_bench(
     timing_source: str,
     progress: Progress,
 ) -> tuple[list[Row], list[dict[str, Any]]]:
-    """The rows (instance_plan's) and the overlay costs of an instance bundle's bench."""
+    """The rows (model_plan's) and the overlay costs of an instance bundle's bench."""
     rows = InstanceBench(bundle, options, frames, timing_source).measure(plan, progress)
     overlay = instance_overlay_costs(bundle, frames[0].image)
     return rows, overlay

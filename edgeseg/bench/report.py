@@ -26,9 +26,12 @@ HEADERS = [
 
 
 def headers(report: dict[str, Any]) -> list[str]:
-    """An instance bundle's rows score detections: agreement with FP32's, and COCO mask AP."""
+    """An instance bundle's rows score detections: agreement with FP32's, and COCO mask AP; a keypoint bundle's score
+    peaks: agreement with FP32's, and PCK@0.05."""
     if report.get("kind") == "instances":
         return HEADERS[:-2] + ["detection agreement", "mask AP"]
+    if report.get("kind") == "keypoints":
+        return HEADERS[:-2] + ["peak agreement", "PCK@0.05"]
     return HEADERS
 
 
@@ -36,7 +39,7 @@ def row_cells(row: dict[str, Any]) -> list[str]:
     if row.get("error"):
         return [row["name"], row["artifact"], f"failed: {row['error']}"] + ["-"] * (len(HEADERS) - 3)
     engine, accuracy = row["engine"], row["accuracy"]
-    miou = accuracy.get("mask_ap", accuracy.get("miou"))
+    miou = next((accuracy[key] for key in ("mask_ap", "pck05", "miou") if key in accuracy), None)
     stage_limited = row.get("stage_limited_fps") or 0
     return [
         row["name"],
@@ -217,7 +220,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     left.set_xscale("log")  # a baseline several times slower stays readable beside the fast rows
     left.set_xlabel("engine-only latency per frame (ms, log scale)")
     left.set_title("latency distribution")
-    metric = next((m for m in ("mask_ap", "miou") if all(m in r["accuracy"] for r in rows)), "agreement")
+    metric = next((m for m in ("mask_ap", "pck05", "miou") if all(m in r["accuracy"] for r in rows)), "agreement")
     for row in rows:
         accuracy = row["accuracy"][metric]
         right.scatter(row["engine"]["p50_ms"], accuracy, s=60)
@@ -225,7 +228,8 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
             row["name"], (row["engine"]["p50_ms"], accuracy), textcoords="offset points", xytext=(5, 5), fontsize=8
         )
     right.set_xlabel("engine p50 latency (ms)")
-    right.set_ylabel({"mask_ap": "COCO mask AP", "miou": "mIoU"}.get(metric, "agreement with FP32"))
+    names = {"mask_ap": "COCO mask AP", "pck05": "PCK@0.05", "miou": "mIoU"}
+    right.set_ylabel(names.get(metric, "agreement with FP32"))
     right.set_title("accuracy against latency")
     figure.suptitle(f"{report['model']} on {report['environment']['cpu']}")
     figure.tight_layout()

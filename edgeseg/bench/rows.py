@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgeseg.progress import Progress
 from edgeseg.runtime.pipeline import percentiles_ms
 
 DEFAULT_SOURCE = "synthetic://driving?seed=5000&size=1280x720&frames=100000"
+KEYPOINT_SOURCE = "synthetic://medical?seed=5000&size=640x480&frames=100000"  # the default for keypoint bundles
 
 
 @dataclass
@@ -23,6 +25,7 @@ class BenchOptions:
     baseline: bool = True
     threads: int | None = None
     progress: bool = True
+    also: Path | None = None  # keypoint bundles: a semantic bundle run on the same frame (as run --also)
 
 
 @dataclass
@@ -101,7 +104,7 @@ class BenchReport:
     baseline_note: str
     overlay: list[dict[str, Any]]
     ratios: dict[str, Any]
-    kind: str = "semantic"  # or "instances": accuracy is COCO AP, not mIoU
+    kind: str = "semantic"  # or "instances" (accuracy is COCO AP, not mIoU) or "keypoints" (PCK)
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)

@@ -21,7 +21,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.calibration.dataset import HeldOut
 from edgeseg.calibration.fidelity import SENSITIVITY_FRAMES
 from edgeseg.fileio import write_image_atomic
-from edgeseg.metrics import keypoint_distances, keypoint_scores
+from edgeseg.metrics import keypoint_distances, keypoint_scores, peak_shifts, peaks_as_truth
 from edgeseg.runtime.keypoints import KeypointDetector, KeypointSpec, draw_keypoints
 from edgeseg.runtime.pipeline import StageTimes
 
@@ -43,7 +43,7 @@ class KeypointFidelity:
             self.truth, self.truths = "keypoint labels", held_out.keypoints
         else:
             self.truth = "FP32 peaks (the frames have no keypoint labels)"
-            self.truths = [self.as_truth(peaks) for peaks in self.reference]
+            self.truths = [peaks_as_truth(peaks, self.spec.min_confidence) for peaks in self.reference]
         self.reference_scores = self.scores(self.reference)
         self.max_pck_drop = max_pck_drop
         self.target = None if max_pck_drop is None else self.reference_scores["pck05"] - max_pck_drop / 100
@@ -56,12 +56,6 @@ class KeypointFidelity:
         finally:
             detector.close()
 
-    def as_truth(self, peaks: np.ndarray) -> np.ndarray:
-        """FP32's confident peaks as seen points: one object per peak rank, visibility 2 where confident."""
-        truth = peaks.transpose(1, 0, 2).copy()  # (peaks, K, 3)
-        truth[..., 2] = np.where(truth[..., 2] >= self.spec.min_confidence, 2, 0)
-        return truth
-
     def scores(self, answers: list[np.ndarray]) -> dict[str, Any]:
         rows = [keypoint_distances(peaks, truth, self.spec.min_confidence) for peaks, truth in zip(answers,
                                                                                                   self.truths)]
@@ -70,8 +64,7 @@ class KeypointFidelity:
 
     def displacements(self, variant: list[np.ndarray]) -> list[np.ndarray]:
         """Per frame, how far each FP32 confident peak moved in the variant (inf where it has no confident peak)."""
-        return [keypoint_distances(mine, self.as_truth(fp32), self.spec.min_confidence)[:, 1]
-                for fp32, mine in zip(self.reference, variant)]  # fmt: skip
+        return [peak_shifts(fp32, mine, self.spec.min_confidence) for fp32, mine in zip(self.reference, variant)]
 
     def value(self, path: Path) -> float:
         return float(self.scores(self.detect(path))["pck05"])

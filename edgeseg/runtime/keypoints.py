@@ -157,12 +157,12 @@ def keypoint_records(peaks: np.ndarray, spec: KeypointSpec) -> list[dict[str, An
 
 
 class Segmentation:
-    """The `--also` bundle: a semantic model taking the same resized frame, drawn as the overlay under the points."""
+    """The `--also` bundle: a semantic model taking the same resized frame, drawn as the overlay under the points.
+    It runs its best precision (the lowest that met its accuracy bar): --precision chooses the keypoint model's."""
 
     def __init__(self, bundle: Bundle, options: Any):
         self.bundle = bundle
-        self.backend = open_backend(bundle, options.backend, options.precision, options.threads,
-                                    dla_core=options.dla_core).open()  # fmt: skip
+        self.backend = open_backend(bundle, options.backend, "best", options.threads, dla_core=options.dla_core).open()
         self.overlay = Overlay(bundle.classes, options.alpha, options.filter_mode, options.visualize, options.legend)
 
     def close(self) -> None:
