@@ -229,21 +229,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgeseg.tools.evaluate import evaluate, format_report, write_json
 
     bundle = Bundle.load(args.bundle)
-    if bundle.is_keypoints:
+    if not bundle.is_semantic:
         from edgeseg.fileio import write_text_atomic
-        from edgeseg.tools.evaluate_keypoints import evaluate_keypoints, keypoint_table
 
-        figures = evaluate_keypoints(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
-        print(keypoint_table(figures))
-        if args.json:
-            write_text_atomic(Path(args.json), json.dumps(figures, indent=2) + "\n")
-        return 0
-    if bundle.is_instances:
-        from edgeseg.fileio import write_text_atomic
-        from edgeseg.tools.evaluate_instances import evaluate_instances, instance_table
-
-        figures = evaluate_instances(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
-        print(instance_table(figures))
+        if bundle.is_keypoints:
+            from edgeseg.tools.evaluate_keypoints import evaluate_keypoints as scored
+            from edgeseg.tools.evaluate_keypoints import keypoint_table as table
+        else:
+            from edgeseg.tools.evaluate_instances import evaluate_instances as scored
+            from edgeseg.tools.evaluate_instances import instance_table as table
+        figures = scored(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
+        print(table(figures))
         if args.json:
             write_text_atomic(Path(args.json), json.dumps(figures, indent=2) + "\n")
         return 0

@@ -286,27 +286,26 @@ def run_model_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport
     from edgeseg.bench.models import model_plan, model_ratios
 
     if bundle.is_instances:
-        from edgeseg.bench.instances import run_instance_bench as run_rows
-        from edgeseg.runtime.instances import InstanceDetector
+        from edgeseg.bench.instances import InstanceBench as Rows
+        from edgeseg.bench.instances import instance_overlay_costs as overlay_costs_of
 
-        kind, what, labels = "instances", InstanceDetector.what, "&instances=1"
-        default = DEFAULT_SOURCE
+        kind, labels, default = "instances", "&instances=1", DEFAULT_SOURCE
     else:
-        from edgeseg.bench.keypoints import run_keypoint_bench as run_rows
-        from edgeseg.runtime.keypoints import KeypointDetector
+        from edgeseg.bench.keypoints import KeypointBench as Rows
+        from edgeseg.bench.keypoints import keypoint_overlay_costs as overlay_costs_of
 
-        kind, what, labels = "keypoints", KeypointDetector.what, "&keypoints=1"
-        default = KEYPOINT_SOURCE
+        kind, labels, default = "keypoints", "&keypoints=1", KEYPOINT_SOURCE
     if options.source == DEFAULT_SOURCE:  # the default scene, with the labels the kind's accuracy needs
         options = dataclasses.replace(options, source=default + labels)
-    plan = model_plan(options, bundle, what)  # before the frames are read and rendered
+    plan = model_plan(options, bundle, Rows.detector_class.what)  # before the frames are read and rendered
     progress = Progress(len(plan) + 2, "bench", enabled=options.progress)
     frames = read_bench_frames(options)
     # The scratch folder holding a rendered scene's video lives until the report is made.
     timing_source, _scratch = timing_source_for(options.source, [f.image for f in frames])
     progress.advance(f"{len(frames)} frames of {options.source}")
     with TelemetrySampler() as telemetry:
-        rows, overlay = run_rows(bundle, options, plan, frames, timing_source, progress)
+        rows = Rows(bundle, options, frames, timing_source).measure(plan, progress)
+        overlay = overlay_costs_of(bundle, frames[0].image)
         progress.advance("overlay costs")
     note = f"{kind} bundles have no PyTorch-eager baseline row yet"
     return report_of(bundle, options, telemetry.summary(), frames[0].image, timing_source, rows, note, overlay,

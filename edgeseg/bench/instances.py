@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edgeseg.bench.models import ModelBench
-from edgeseg.bench.rows import BenchOptions, Row
+from edgeseg.bench.rows import BenchOptions
 from edgeseg.bundle import Bundle
 from edgeseg.data.coco import (
     as_coco_detections,
@@ -26,7 +26,6 @@ from edgeseg.data.coco import (
     evaluate_coco,
     instance_classes,
 )
-from edgeseg.progress import Progress
 from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, run_instances
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.run import RunOptions
@@ -104,17 +103,3 @@ def scattered_instances(height: int, width: int, classes: int) -> Detections:
     masks = np.repeat(ellipse[None], OVERLAY_INSTANCES, axis=0)
     scores = np.linspace(1.0, 0.6, OVERLAY_INSTANCES, dtype=np.float32)
     return Detections(boxes, scores, np.arange(OVERLAY_INSTANCES) % classes, masks)
-
-
-def run_instance_bench(
-    bundle: Bundle,
-    options: BenchOptions,
-    plan: list[tuple[str, str]],
-    frames: list[Any],
-    timing_source: str,
-    progress: Progress,
-) -> tuple[list[Row], list[dict[str, Any]]]:
-    """The rows (model_plan's) and the overlay costs of an instance bundle's bench."""
-    rows = InstanceBench(bundle, options, frames, timing_source).measure(plan, progress)
-    overlay = instance_overlay_costs(bundle, frames[0].image)
-    return rows, overlay

@@ -123,17 +123,3 @@ def scattered_peaks(spec: KeypointSpec, height: int, width: int) -> np.ndarray:
     peaks[..., 1] = rng.uniform(0, height - 1, peaks.shape[:2])
     peaks[..., 2] = 0.9
     return peaks
-
-
-def run_keypoint_bench(
-    bundle: Bundle,
-    options: BenchOptions,
-    plan: list[tuple[str, str]],
-    frames: list[Any],
-    timing_source: str,
-    progress: Progress,
-) -> tuple[list[Row], list[dict[str, Any]]]:
-    """The rows and the overlay costs of a keypoint bundle's bench."""
-    rows = KeypointBench(bundle, options, frames, timing_source).measure(plan, progress)
-    return rows, keypoint_overlay_costs(bundle, frames[0].image)
-

@@ -193,8 +193,6 @@ def save_worst_frames(
     """Side-by-side PNGs of the frames where the variant disagrees most: frame | FP32 | variant | difference."""
     overlay = Overlay(bundle.classes, alpha=1.0, filter_mode="point", visualize="mask", legend=False)
     per_frame = variant.agreement(reference)
-    folder = bundle.root / "fidelity"
-    folder.mkdir(exist_ok=True)
     written = []
     for rank, index in enumerate(np.argsort(per_frame)[:count]):
         frame = frames[index].copy()  # captions are drawn on the panels
@@ -206,11 +204,19 @@ def save_worst_frames(
         ).astype(bool)
         difference = (cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) // 3).astype(np.uint8)
         difference[differs] = (0, 0, 255)
-        panels = [frame, fp32_mask, variant_mask, difference]
-        captions = ["frame", "FP32", label, f"differs: {100 * (1 - per_frame[index]):.2f}%"]
-        for panel, caption in zip(panels, captions):
-            cv2.putText(panel, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-        path = folder / f"{stem}-worst{rank + 1}.png"
-        write_image_atomic(path, np.hstack(panels))
-        written.append(str(path.relative_to(bundle.root)))
+        panels = [(frame, "frame"), (fp32_mask, "FP32"), (variant_mask, label),
+                  (difference, f"differs: {100 * (1 - per_frame[index]):.2f}%")]  # fmt: skip
+        written.append(write_panels(bundle, f"{stem}-worst{rank + 1}.png", panels))
     return written
+
+
+def write_panels(bundle: Bundle, name: str, panels: list[tuple[np.ndarray, str]]) -> str:
+    """One PNG in the bundle's fidelity/ folder: the panels side by side, each captioned (drawn into it); its path
+    relative to the bundle."""
+    folder = bundle.root / "fidelity"
+    folder.mkdir(exist_ok=True)
+    for panel, caption in panels:
+        cv2.putText(panel, caption, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    path = folder / name
+    write_image_atomic(path, np.hstack([panel for panel, _ in panels]))
+    return str(path.relative_to(bundle.root))

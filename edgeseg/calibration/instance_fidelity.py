@@ -14,12 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.calibration.dataset import HeldOut
-from edgeseg.calibration.fidelity import SENSITIVITY_FRAMES
+from edgeseg.calibration.fidelity import SENSITIVITY_FRAMES, write_panels
 from edgeseg.data.coco import (
     Detection,
     as_coco_detections,
@@ -29,7 +28,6 @@ from edgeseg.data.coco import (
     evaluate_coco,
     instance_classes,
 )
-from edgeseg.fileio import write_image_atomic
 from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances
 from edgeseg.runtime.pipeline import StageTimes
 
@@ -120,17 +118,9 @@ class InstanceFidelity:
         """Side by side, where the variant agrees least with FP32: the frame drawn with FP32's detections | the
         variant's."""
         names = [c.name for c in self.bundle.classes]
-        folder = self.bundle.root / "fidelity"
-        folder.mkdir(exist_ok=True)
         written = []
         for rank, index in enumerate(np.argsort(per_frame)[:count]):
-            panels = []
-            for found, caption in ((self.raw_reference[index], "FP32"), (variant[index], label)):
-                drawn, _ = draw_instances(self.frames[index], found, names, threshold=SHOWN_SCORE)
-                cv2.putText(drawn, caption, (6, drawn.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                            cv2.LINE_AA)  # fmt: skip
-                panels.append(drawn)
-            path = folder / f"{stem}-worst{rank + 1}.png"
-            write_image_atomic(path, np.hstack(panels))
-            written.append(str(path.relative_to(self.bundle.root)))
+            panels = [(draw_instances(self.frames[index], found, names, threshold=SHOWN_SCORE)[0], caption)
+                      for found, caption in ((self.raw_reference[index], "FP32"), (variant[index], label))]  # fmt: skip
+            written.append(write_panels(self.bundle, f"{stem}-worst{rank + 1}.png", panels))
         return written

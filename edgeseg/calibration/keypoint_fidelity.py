@@ -14,13 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.calibration.dataset import HeldOut
-from edgeseg.calibration.fidelity import SENSITIVITY_FRAMES
-from edgeseg.fileio import write_image_atomic
+from edgeseg.calibration.fidelity import SENSITIVITY_FRAMES, write_panels
 from edgeseg.metrics import keypoint_distances, keypoint_scores, peak_shifts, peaks_as_truth
 from edgeseg.runtime.keypoints import KeypointDetector, KeypointSpec, draw_keypoints
 from edgeseg.runtime.pipeline import StageTimes
@@ -113,17 +111,9 @@ class KeypointFidelity:
     def save_worst_frames(self, stem: str, label: str, variant: list[np.ndarray], per_frame: np.ndarray,
                           count: int = 2) -> list[str]:  # fmt: skip
         """Side by side, where the variant's peaks agree least with FP32's: FP32's points | the variant's."""
-        folder = self.bundle.root / "fidelity"
-        folder.mkdir(exist_ok=True)
         written = []
         for rank, index in enumerate(np.argsort(per_frame, kind="stable")[:count]):
-            panels = []
-            for peaks, caption in ((self.reference[index], "FP32"), (variant[index], label)):
-                drawn = draw_keypoints(self.frames[index].copy(), peaks, self.spec)
-                cv2.putText(drawn, caption, (6, drawn.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                            cv2.LINE_AA)  # fmt: skip
-                panels.append(drawn)
-            path = folder / f"{stem}-worst{rank + 1}.png"
-            write_image_atomic(path, np.hstack(panels))
-            written.append(str(path.relative_to(self.bundle.root)))
+            panels = [(draw_keypoints(self.frames[index].copy(), peaks, self.spec), caption)
+                      for peaks, caption in ((self.reference[index], "FP32"), (variant[index], label))]  # fmt: skip
+            written.append(write_panels(self.bundle, f"{stem}-worst{rank + 1}.png", panels))
         return written

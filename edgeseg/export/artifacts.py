@@ -12,7 +12,7 @@ import numpy as np
 
 from edgeseg.bundle import Artifact, Bundle, utc_now
 from edgeseg.errors import EdgesegError, require
-from edgeseg.export.options import EXTERNAL_DATA_LIMIT
+from edgeseg.export.options import EXTERNAL_DATA_LIMIT, MODEL_FILE
 from edgeseg.fileio import atomic_directory, sha256_file
 
 
@@ -91,3 +91,11 @@ def sample_frames(size: tuple[int, int], count: int = 4) -> np.ndarray:
         frames.append(scene.render(index * 7).image)
     frames.append(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
     return np.stack(frames)
+
+
+def record_torch_export(bundle: Bundle, files: dict[str, str], opset: int, parity: dict[str, Any]) -> Bundle:
+    """List the graph torch.onnx wrote as the bundle's FP32 artifact, with the tools that made it and its parity."""
+    tools = {**tool_versions("torch", "onnx", "onnxruntime"), "exporter": "torch.onnx (TorchScript)"}
+    bundle.add_artifact(onnx_artifact(bundle.root / MODEL_FILE, files, opset, tools))
+    bundle.manifest["parity"] = parity
+    return bundle

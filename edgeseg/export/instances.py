@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeseg.bundle import Bundle, ClassInfo, InputContract, OutputContract
 from edgeseg.errors import EdgesegError, require
-from edgeseg.export.artifacts import onnx_artifact, save_onnx, tool_versions, write_bundle
+from edgeseg.export.artifacts import record_torch_export, save_onnx, write_bundle
 from edgeseg.export.options import MODEL_FILE, ExportOptions
 from edgeseg.export.torch_export import apply_weights, check_onnx, with_defaults
 from edgeseg.native_output import quiet_native_output
@@ -53,17 +53,15 @@ def instance_classes(options: ExportOptions, weight_classes: list[dict] | None) 
 def export_instances(spec: str, output: Path, options: ExportOptions) -> Bundle:
     torch = require("torch", "export")
     max_detections = options.max_detections
-    from edgeseg.models import build_model, zoo_entry
+    from edgeseg.models import build_model, check_size
 
     options = with_defaults(spec, options)
     if options.dynamic_batch or options.dynamic_size or options.batch != 1:
         raise EdgesegError(f"{spec} exports for one frame at a fixed size (its anchors are constants of the graph)")
     if not options.fuse_preprocess or not options.fuse_argmax:
         raise EdgesegError(f"{spec} has no logits or float input to expose; drop --no-fuse-preprocess/--no-fuse-argmax")
-    entry = zoo_entry(spec)
+    entry = check_size(spec, options.size)
     height, width = options.size
-    if height % entry.size_multiple or width % entry.size_multiple:
-        raise EdgesegError(f"--size {height}x{width}: {spec} needs multiples of {entry.size_multiple}")
     progress = Progress(5, "export", enabled=options.progress)
     state, classes = None, None
     if options.weights:
@@ -118,9 +116,7 @@ def export_instances(spec: str, output: Path, options: ExportOptions) -> Bundle:
         bundle.manifest["classes"] = classes
         bundle.manifest["instances"] = {"outputs": list(OUTPUTS), "max_detections": max_detections,
                                         "mask_size": MASK_SIZE}  # fmt: skip
-        tools = {**tool_versions("torch", "onnx", "onnxruntime"), "exporter": "torch.onnx (TorchScript)"}
-        bundle.add_artifact(onnx_artifact(scratch / MODEL_FILE, files, max(options.opset, 16), tools))
-        bundle.manifest["parity"] = parity
+        record_torch_export(bundle, files, max(options.opset, 16), parity)
         progress.advance(f"bundle written to {output}")
         return bundle
 

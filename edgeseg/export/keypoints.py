@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeseg.bundle import Bundle, ClassInfo, OutputContract
 from edgeseg.errors import EdgesegError, require
-from edgeseg.export.artifacts import onnx_artifact, save_onnx, tool_versions, write_bundle
+from edgeseg.export.artifacts import record_torch_export, save_onnx, write_bundle
 from edgeseg.export.options import MODEL_FILE, ExportOptions
 from edgeseg.export.torch_export import apply_weights, check_onnx, contracts, trace_to_onnx, with_defaults
 from edgeseg.native_output import quiet_native_output
@@ -55,16 +55,14 @@ def schema_from(checkpoint: dict[str, Any] | None) -> dict[str, Any]:
 def export_keypoints(spec: str, output: Path, options: ExportOptions) -> Bundle:
     torch = require("torch", "export")
     from edgeseg.data.synthetic import MEDICAL_CLASSES
-    from edgeseg.models import build_model, zoo_entry
+    from edgeseg.models import build_model, check_size
     from edgeseg.models.keypoint_train import MIN_CONFIDENCE, PEAKS
 
     options = with_defaults(spec, options)
     if options.dynamic_size or not options.fuse_preprocess:
         raise EdgesegError(f"{spec} exports uint8 frames at a fixed size; drop --dynamic-size/--no-fuse-preprocess")
-    entry = zoo_entry(spec)
+    entry = check_size(spec, options.size)
     height, width = options.size
-    if height % entry.size_multiple or width % entry.size_multiple:
-        raise EdgesegError(f"--size {height}x{width}: {spec} needs multiples of {entry.size_multiple}")
     progress = Progress(5, "export", enabled=options.progress)
     checkpoint = None
     if options.weights:
@@ -107,9 +105,7 @@ def export_keypoints(spec: str, output: Path, options: ExportOptions) -> Bundle:
         bundle.manifest["keypoints"] = {"names": list(schema["names"]), "skeleton": schema["skeleton"],
                                         "peaks": PEAKS, "stride": STRIDE, "min_confidence": MIN_CONFIDENCE,
                                         "decoder": "local maxima, quarter-cell refinement"}  # fmt: skip
-        tools = {**tool_versions("torch", "onnx", "onnxruntime"), "exporter": "torch.onnx (TorchScript)"}
-        bundle.add_artifact(onnx_artifact(scratch / MODEL_FILE, files, options.opset, tools))
-        bundle.manifest["parity"] = parity
+        record_torch_export(bundle, files, options.opset, parity)
         progress.advance(f"bundle written to {output}")
         return bundle
 

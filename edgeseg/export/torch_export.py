@@ -15,10 +15,9 @@ from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError, require
 from edgeseg.export.artifacts import (
     materialize_shared_weights,
-    onnx_artifact,
+    record_torch_export,
     sample_frames,
     save_onnx,
-    tool_versions,
     write_bundle,
 )
 from edgeseg.export.options import DEFAULT_SIZE, MODEL_FILE, ExportOptions
@@ -332,9 +331,7 @@ def export_torch(spec: str, output: Path, options: ExportOptions) -> Bundle:
                 "the model uses an op the exporter mis-translates: try another --opset, or open an issue with the model"
             )
         bundle = Bundle.create(scratch, model_info, classes, input_contract, output_contract)
-        tools = {**tool_versions("torch", "onnx", "onnxruntime"), "exporter": "torch.onnx (TorchScript)"}
-        bundle.add_artifact(onnx_artifact(scratch / MODEL_FILE, files, options.opset, tools))
-        bundle.manifest["parity"] = parity
+        record_torch_export(bundle, files, options.opset, parity)
         progress.advance(f"bundle written to {output}")
         return bundle
 

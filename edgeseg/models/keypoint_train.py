@@ -151,12 +151,9 @@ def train_keypoints(model_name: str, data: str, output: Path, options: Any, comm
     """Train a heatmap model; keep the epoch with the best validation PCK@0.05, saved atomically after each better
     epoch (a stopped run leaves the best so far)."""
     from edgeseg.models.train import jitter, optimizer_step, to_tensor
-    from edgeseg.models.zoo import build_model, zoo_entry
+    from edgeseg.models.zoo import build_model, check_size
 
-    entry = zoo_entry(model_name)
-    if options.size[0] % entry.size_multiple or options.size[1] % entry.size_multiple:
-        raise EdgesegError(f"--size {options.size[0]}x{options.size[1]}: {model_name} needs multiples of "
-                           f"{entry.size_multiple}")  # fmt: skip
+    check_size(model_name, options.size)
     torch.manual_seed(options.seed)
     torch.set_num_threads(options.threads or torch.get_num_threads())
     rng = np.random.default_rng(options.seed)

@@ -248,13 +248,9 @@ def train(
 ) -> TrainSummary:
     """Train, keep the epoch with the best validation mIoU, save {state_dict, classes, ...} atomically."""
     torch = require("torch", "export")
-    from edgeseg.models import build_model, zoo_entry
+    from edgeseg.models import build_model, check_size
 
-    entry = zoo_entry(model_name)
-    if options.size[0] % entry.size_multiple or options.size[1] % entry.size_multiple:
-        raise EdgesegError(
-            f"--size {options.size[0]}x{options.size[1]}: {model_name} needs multiples of {entry.size_multiple}"
-        )
+    check_size(model_name, options.size)
     torch.manual_seed(options.seed)
     torch.set_num_threads(options.threads or torch.get_num_threads())
     rng = np.random.default_rng(options.seed)

@@ -121,6 +121,15 @@ def zoo_entry(name: str) -> ZooEntry:
         raise EdgesegError(f"unknown zoo model '{name}'; choose one of: {', '.join(sorted(ZOO))}") from None
 
 
+def check_size(name: str, size: tuple[int, int]) -> ZooEntry:
+    """The entry, after checking that a (height, width) suits its stride; one line where it does not."""
+    entry = zoo_entry(name)
+    height, width = size
+    if height % entry.size_multiple or width % entry.size_multiple:
+        raise EdgesegError(f"--size {height}x{width}: {name} needs multiples of {entry.size_multiple}")
+    return entry
+
+
 def build_model(name: str, num_classes: int, **options: Any) -> Any:
     """Build a zoo model in eval mode; options (width, upsample, ...) go to the family's constructor."""
     entry = zoo_entry(name)
