@@ -58,6 +58,9 @@ def run(options: RunOptions) -> RunSummary:
     if bundle.is_keypoints:
         if len(options.inputs) > 1:
             raise EdgesegError("a keypoint bundle runs one input at a time so far; give one -i")
+        if options.score_threshold is not None:
+            raise EdgesegError(f"--score-threshold is for instance bundles; {bundle.root} is a keypoint model, whose "
+                               "points are drawn from the confidence its manifest names (keypoints.min_confidence)")
         from edgeseg.runtime.keypoints import run_keypoints
 
         return run_keypoints(bundle, options)
