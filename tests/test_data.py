@@ -57,6 +57,22 @@ def test_medical_keypoints_sit_on_the_instruments_and_say_when_they_are_unseen()
     assert {name for bone in SKELETON for name in bone} == set(KEYPOINTS)
 
 
+def test_the_entry_point_is_where_the_shaft_crosses_the_rim():
+    """Seen entries lie on the shaft (instrument pixels) at the field's rim, RIM of the way out in both axes."""
+    from edgeseg.data.synthetic import RIM
+
+    scene = make_scene("medical", 320, 240, seed=11)
+    seen = 0
+    for index in range(0, 600, 7):
+        frame = scene.render(index)
+        for x, y, visibility in frame.keypoints[:, KEYPOINTS.index("entry")]:
+            if visibility == 2:
+                seen += 1
+                assert np.hypot((x - 159.5) / 160, (y - 119.5) / 120) == pytest.approx(RIM, abs=0.005)
+                assert frame.label[int(round(y)), int(round(x))] == 3, (index, x, y)
+    assert seen > 20
+
+
 def test_keypoints_written_by_dataset_read_back_from_the_folder(tmp_path, capsys):
     """`edgeseg dataset ...&keypoints=1` writes COCO keypoints JSON; the labelled folder gives each frame the same
     keypoints the scene rendered (to the JSON's 0.01 px), with the names and skeleton of the scene."""

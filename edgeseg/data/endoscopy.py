@@ -46,6 +46,24 @@ def barrel_point(x: float, y: float, width: int, height: int, strength: float) -
     return cx + nx * scale * (width / 2), cy + ny * scale * (height / 2)
 
 
+def rim_crossing(outside: tuple[float, float], inside: tuple[float, float], width: int, height: int, radius: float,
+                 strength: float) -> tuple[float, float] | None:  # fmt: skip
+    """Where the segment from `outside` to `inside` (scene points) crosses the scope's rim, taken as the picture
+    radius `radius` (normalised, after barrel_maps' lens); None when `inside` is not inside it. The lens keeps
+    directions from the centre and maps radii monotonically, so the crossing is the scene point at the source
+    radius that barrel_point takes to `radius`: a quadratic along the segment."""
+    source = radius * (1 + strength * radius * radius) / (1 + strength)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    ax, ay = (outside[0] - cx) / (width / 2), (outside[1] - cy) / (height / 2)
+    bx, by = (inside[0] - cx) / (width / 2) - ax, (inside[1] - cy) / (height / 2) - ay
+    a, b, c = bx * bx + by * by, 2 * (ax * bx + ay * by), ax * ax + ay * ay - source * source
+    if a == 0 or (ax + bx) ** 2 + (ay + by) ** 2 >= source * source:
+        return None
+    u = (-b - math.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)  # the first crossing from the outside
+    u = min(max(u, 0.0), 1.0)
+    return outside[0] + u * (inside[0] - outside[0]), outside[1] + u * (inside[1] - outside[1])
+
+
 def motion_blur(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """The image smeared along (dx, dy) pixels, the camera's motion during one exposure."""
     length = math.hypot(dx, dy)

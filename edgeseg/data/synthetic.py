@@ -19,6 +19,7 @@ from edgeseg.data.endoscopy import (
     draw_instrument,
     light_falloff,
     motion_blur,
+    rim_crossing,
     smoke,
 )
 from edgeseg.data.keypoints import KeypointSchema
@@ -38,6 +39,7 @@ DRIVING_CLASSES = [
 # The points of each grasper in the medical scene (the pose names of endoscopy.Instrument), and the bones between
 # them: where the shaft enters the field, the joint, the end of each jaw, and the tip between the jaws.
 KEYPOINTS = ("tip", "jaw_a", "jaw_b", "joint", "entry")
+RIM = 0.95  # the entry keypoint's normalised radius: just inside the scope's field (< 0.98)
 SKELETON = (("entry", "joint"), ("joint", "jaw_a"), ("joint", "jaw_b"), ("joint", "tip"))
 MEDICAL_CLASSES = [
     ("background", (0, 0, 0)),
@@ -310,7 +312,7 @@ class MedicalScene(Scene):
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
         self.grid = xx - width / 2, yy - height / 2
         radius = np.hypot((xx - width / 2) / (width / 2), (yy - height / 2) / (height / 2))
-        self.field = radius < 0.98
+        self.field = radius < 0.98  # RIM lies just inside
 
     @staticmethod
     def _world(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -358,11 +360,14 @@ class MedicalScene(Scene):
 
     def _keypoints(self, t: float, owner: np.ndarray) -> np.ndarray:
         """Each instrument's KEYPOINTS as (x, y, visibility) in the picture's pixels (after the lens), COCO's
-        visibility: 0 outside the field, 1 hidden behind the other instrument, 2 seen (smoke does not hide)."""
+        visibility: 0 outside the field, 1 hidden behind the other instrument, 2 seen (smoke does not hide). The
+        entry is where the shaft crosses the field's rim (just inside it); while the joint is outside the field
+        too, the shaft's start outside it, with visibility 0."""
         w, h = self.width, self.height
         points = np.zeros((len(self.instruments), len(KEYPOINTS), 3), np.float32)
         for number, instrument in enumerate(self.instruments, start=1):
             pose = instrument.pose(t, w, h)
+            pose["entry"] = rim_crossing(pose["entry"], pose["joint"], w, h, RIM, self.lens_strength) or pose["entry"]
             for k, name in enumerate(KEYPOINTS):
                 x, y = pose[name]
                 u, v = barrel_point(x, y, w, h, self.lens_strength)

@@ -23,7 +23,10 @@ from edgeseg.bundle import IMAGENET_MEAN, IMAGENET_STD
 from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointSchema, read_keypoints
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
-from edgeseg.metrics import keypoint_distances
+from edgeseg.metrics import keypoint_distances, keypoint_scores
+from edgeseg.models.hourglass import decode_peaks
+from edgeseg.models.train import jitter, optimizer_step, to_tensor
+from edgeseg.models.zoo import build_model, check_size
 from edgeseg.progress import Progress
 
 
@@ -132,10 +135,6 @@ def _resized(path: Path, points: np.ndarray, size: tuple[int, int]) -> tuple[np.
 
 def validate_keypoints(model: Any, frames: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...]) -> dict:
     """PCK@0.05 and @0.1 of the frame's diagonal over seen points, per keypoint, and the mean error of found ones."""
-    from edgeseg.metrics import keypoint_scores
-    from edgeseg.models.hourglass import decode_peaks
-    from edgeseg.models.train import to_tensor
-
     model.eval()
     rows = []
     with torch.no_grad():
@@ -150,9 +149,6 @@ def validate_keypoints(model: Any, frames: list[tuple[np.ndarray, np.ndarray]], 
 def train_keypoints(model_name: str, data: str, output: Path, options: Any, command: str = "") -> dict[str, Any]:
     """Train a heatmap model; keep the epoch with the best validation PCK@0.05, saved atomically after each better
     epoch (a stopped run leaves the best so far)."""
-    from edgeseg.models.train import jitter, optimizer_step, to_tensor
-    from edgeseg.models.zoo import build_model, check_size
-
     check_size(model_name, options.size)
     torch.manual_seed(options.seed)
     torch.set_num_threads(options.threads or torch.get_num_threads())

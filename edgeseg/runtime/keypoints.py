@@ -141,8 +141,10 @@ def draw_keypoints(image: np.ndarray, peaks: np.ndarray, spec: KeypointSpec) -> 
                 continue
             cv2.circle(image, point((x, y)), radius * 16, colour, -1, cv2.LINE_AA, shift)
             cv2.circle(image, point((x, y)), radius * 16, (0, 0, 0), 1, cv2.LINE_AA, shift)
-            cv2.putText(image, f"{name} {confidence:.2f}", (int(x) + radius + 2, int(y) - radius),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale, colour, 1, cv2.LINE_AA)  # fmt: skip
+            label, origin = f"{name} {confidence:.2f}", (int(x) + radius + 2, int(y) - radius)
+            # A dark outline under the letters keeps them legible on tissue, glare and the overlay's colours alike.
+            cv2.putText(image, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(image, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale, colour, 1, cv2.LINE_AA)
     return image
 
 
