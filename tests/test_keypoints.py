@@ -69,6 +69,24 @@ def test_training_writes_a_keypoint_checkpoint_with_its_schema(keypoint_weights)
     )
 
 
+def test_training_reads_a_labelled_folder_with_keypoints(tmp_path, capsys):
+    """A folder edgeseg dataset wrote (images/, labels/, keypoints.json) trains as the scene does; its last tenth is
+    the validation set."""
+    folder = tmp_path / "set"
+    assert run_cli(capsys, "dataset", "synthetic://medical?seed=3&frames=10&size=128x96&keypoints=1", "-o",
+                   folder)[0] == 0  # fmt: skip
+    weights = tmp_path / "w.pt"
+    code, stdout, err = run_cli(capsys, "train", "hourglass", "--data", folder, "-o", weights, "--size", SIZE,
+                                "--epochs", "1", "--steps", "2", "--batch", "2", "--arg", "width=8", "--arg",
+                                "stacks=1", "--threads", "1")  # fmt: skip
+    assert code == 0, err
+    checkpoint = torch.load(str(weights), weights_only=True)
+    assert checkpoint["training"]["data"] == str(folder)
+    assert checkpoint["keypoints"]["skeleton"][0] == ["entry", "joint"]  # the folder's own schema
+    code, _, err = run_cli(capsys, "train", "hourglass", "--data", tmp_path, "-o", weights)
+    assert_one_line_error(code, err, "keypoints.json")
+
+
 def test_export_fuses_the_decoder_and_declares_the_keypoints(keypoint_bundle):
     bundle = Bundle.load(keypoint_bundle)
     assert bundle.is_keypoints and not bundle.is_semantic
@@ -199,6 +217,9 @@ def test_calibrate_measures_pck_change_and_keeps_the_decoder_float(keypoint_bund
     writers = {out: node for node in model.graph.node for out in node.output}
     topk = next(node for node in model.graph.node if node.op_type == "TopK")
     assert writers[topk.input[0]].op_type != "DequantizeLinear"  # the decoder reads float heatmaps
+    head = [node for node in model.graph.node if node.op_type == "Conv"][-1]
+    readers = [node.op_type for node in model.graph.node if head.output[0] in node.input]
+    assert readers and "QuantizeLinear" not in readers  # the head's heatmaps are never 8-bit
     assert any(node.op_type == "QuantizeLinear" for node in model.graph.node)
 
 
