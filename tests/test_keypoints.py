@@ -255,6 +255,8 @@ def test_also_must_be_a_segmentation_of_the_same_size(keypoint_bundle, medical_b
     assert_one_line_error(code, err, "--score-threshold is for instance bundles", "keypoints.min_confidence")
     code, _, err = run_cli(capsys, "bench", medical_bundle, "--also", keypoint_bundle, "--frames", "2")
     assert_one_line_error(code, err, "is not one: bench the keypoint bundle with --also")
+    code, _, err = run_cli(capsys, "bench", keypoint_bundle, "--also", tiny_bundle, "--frames", "2")
+    assert_one_line_error(code, err, "takes 64x64 frames", "--size 96x128")
 
 
 def test_keypoint_data_and_targets_for_another_kind_are_one_line(keypoint_bundle, tiny_bundle, tmp_path, capsys):

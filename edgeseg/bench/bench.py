@@ -244,11 +244,11 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
     from edgeseg.bench.environment import TelemetrySampler
 
     bundle = Bundle.load(bundle_dir)
-    if not bundle.is_semantic:
-        return run_model_bench_report(bundle, options)
-    if options.also is not None:
+    if options.also is not None and not bundle.is_keypoints:
         raise EdgesegError(f"--also runs a segmentation beside a keypoint bundle; {bundle.root} is not one: bench the "
                            "keypoint bundle with --also this one")  # fmt: skip
+    if not bundle.is_semantic:
+        return run_model_bench_report(bundle, options)
     plan = check_options(options, bundle)
     ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
     progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
@@ -293,6 +293,10 @@ def run_model_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport
     else:
         from edgeseg.bench.keypoints import KeypointBench as Rows
         from edgeseg.bench.keypoints import keypoint_overlay_costs as overlay_costs_of
+        from edgeseg.runtime.keypoints import check_also
+
+        if options.also is not None:  # before the frames are read and rendered
+            check_also(bundle, Bundle.load(options.also))
 
         kind, labels, default = "keypoints", "&keypoints=1", KEYPOINT_SOURCE
     if options.source == DEFAULT_SOURCE:  # the default scene, with the labels the kind's accuracy needs

@@ -50,7 +50,7 @@ class KeypointBench(ModelBench):
     def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
         if self.options.also is not None:
             also = Bundle.load(self.options.also)
-            check_also(self.bundle, also)
+            check_also(self.bundle, also)  # run_bench checked it too; a KeypointBench may be made by other code
             self.segmentation = Segmentation(also, RunOptions(bundle=also.root, inputs=[], outputs=[],
                                                               backend=self.options.backend,
                                                               threads=self.options.threads))  # fmt: skip

@@ -49,6 +49,9 @@ def run(options: RunOptions) -> RunSummary:
     if options.infer_size is not None:
         check_inference_size(bundle, options.infer_size)
         bundle.manifest["input"]["size"] = list(options.infer_size)  # this run's copy only: run never saves it
+    if options.also is not None and not bundle.is_keypoints:
+        raise EdgesegError(f"--also draws a segmentation under a keypoint bundle's points; {bundle.root} is not a "
+                           "keypoint bundle: run the keypoint bundle with --also this one")  # fmt: skip
     if bundle.is_instances:
         if len(options.inputs) > 1:
             raise EdgesegError("an instance bundle runs one input at a time so far; give one -i")
@@ -64,9 +67,6 @@ def run(options: RunOptions) -> RunSummary:
         from edgeseg.runtime.keypoints import run_keypoints
 
         return run_keypoints(bundle, options)
-    if options.also is not None:
-        raise EdgesegError(f"--also draws a segmentation under a keypoint bundle's points; {bundle.root} is not a "
-                           "keypoint bundle: run the keypoint bundle with --also this one")  # fmt: skip
     if options.score_threshold is not None:
         raise EdgesegError(
             f"--score-threshold is for instance bundles (Mask R-CNN); {bundle.root} is a semantic segmentation model"
