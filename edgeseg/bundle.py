@@ -330,6 +330,11 @@ class Bundle:
     def is_semantic(self) -> bool:
         return not (self.is_instances or self.is_keypoints)
 
+    @property
+    def kind(self) -> str:
+        """semantic, instances or keypoints: which measures, verbs and runtime paths apply."""
+        return "instances" if self.is_instances else "keypoints" if self.is_keypoints else "semantic"
+
     def require_semantic(self, verb: str) -> None:
         """One line for a verb that only knows semantic bundles, given an instance or keypoint bundle."""
         if not self.is_semantic:

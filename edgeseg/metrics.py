@@ -57,9 +57,14 @@ def pck(distances: np.ndarray, threshold_px: float) -> float:
     return float(np.mean(distances[:, 1] <= threshold_px)) if len(distances) else 0.0
 
 
-def keypoint_scores(distances: np.ndarray, names: tuple[str, ...] | list[str], diagonal: float) -> dict[str, Any]:
-    """PCK at 5% and 10% of the frame's diagonal and the mean error of the points found (a confident peak of the same
-    keypoint exists), over all keypoints and per keypoint, from keypoint_distances' rows."""
+def keypoint_scores(answers: list[np.ndarray], truths: list[np.ndarray], names: tuple[str, ...] | list[str],
+                    min_confidence: float, frame_size: tuple[int, int]) -> dict[str, Any]:  # fmt: skip
+    """PCK at 5% and 10% of the frame's diagonal and the mean error of the points found (a peak of the same keypoint
+    with at least `min_confidence` exists), over all keypoints and per keypoint: each frame's peaks (K, peaks, 3)
+    against its labels (objects, K, 3), frames of one (height, width)."""
+    rows = [keypoint_distances(peaks, truth, min_confidence) for peaks, truth in zip(answers, truths)]
+    distances = np.concatenate(rows) if rows else np.zeros((0, 2))
+    diagonal = float(np.hypot(*frame_size))
 
     def figures(rows: np.ndarray) -> dict[str, Any]:
         found = rows[np.isfinite(rows[:, 1]), 1]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from edgeseg.bundle import Bundle
-from edgeseg.metrics import keypoint_distances, keypoint_scores
+from edgeseg.metrics import keypoint_scores
 from edgeseg.models.hourglass import decode_peaks
 from edgeseg.runtime.keypoints import KeypointSpec, bones_between, decode_heatmaps, to_frame_pixels
 from tests.conftest import assert_one_line_error, run_cli
@@ -156,8 +156,7 @@ def test_pck_and_mean_error_count_what_they_say():
     truth = np.array([[[10, 10, 2], [50, 50, 2], [0, 0, 0]], [[100, 100, 2], [80, 80, 1], [30, 30, 2]]], np.float32)
     predicted = np.array([[[12, 10, 0.9], [100, 103, 0.8]], [[50, 50, 0.2], [0, 0, 0]],
                           [[30, 40, 0.9], [0, 0, 0]]], np.float32)  # fmt: skip
-    distances = keypoint_distances(predicted, truth, 0.3)
-    scores = keypoint_scores(distances, ("tip", "joint", "entry"), diagonal=200.0)
+    scores = keypoint_scores([predicted], [truth], ("tip", "joint", "entry"), 0.3, (120, 160))  # a 200 px diagonal
     # seen points: tip (2 px off), joint (no confident peak), tip of object 2 (3 px), entry (10 px); hidden ones skipped
     assert scores["points"] == 4
     assert scores["pck05"] == pytest.approx(3 / 4)  # 10 px is the 5% threshold: included

@@ -18,13 +18,12 @@ import numpy as np
 from edgeseg.bench.models import ModelBench
 from edgeseg.bench.rows import BenchOptions, Row
 from edgeseg.bundle import Bundle
-from edgeseg.metrics import keypoint_distances, keypoint_scores, peak_shifts
+from edgeseg.metrics import keypoint_scores, peak_shifts
 from edgeseg.progress import Progress
 from edgeseg.runtime.keypoints import (
     KeypointDetector,
     KeypointSpec,
     Segmentation,
-    check_also,
     draw_keypoints,
     run_keypoints,
 )
@@ -43,14 +42,12 @@ class KeypointBench(ModelBench):
         labelled = frames[: options.accuracy_frames]
         self.truths = [f.keypoints for f in labelled] if all(f.keypoints is not None for f in labelled) else None
         self.reference: list[np.ndarray] | None = None
-        height = self.images[0].shape[0]
-        self.tolerance = self.spec.stride * height / bundle.input.size[0] / 2  # half a heatmap cell, in frame pixels
+        self.tolerance = self.spec.half_cell(self.images[0].shape[0], bundle.input.size[0])
         self.segmentation: Segmentation | None = None
 
     def measure(self, plan: list[tuple[str, str]], progress: Progress) -> list[Row]:
         if self.options.also is not None:
-            also = Bundle.load(self.options.also)
-            check_also(self.bundle, also)  # run_bench checked it too; a KeypointBench may be made by other code
+            also = Bundle.load(self.options.also)  # run_bench has checked it against this bundle (check_also)
             self.segmentation = Segmentation(also, RunOptions(bundle=also.root, inputs=[], outputs=[],
                                                               backend=self.options.backend,
                                                               threads=self.options.threads))  # fmt: skip
@@ -90,10 +87,8 @@ class KeypointBench(ModelBench):
         shifts = np.concatenate([peak_shifts(a, b, self.spec.min_confidence) for a, b in zip(self.reference, found)])
         result: dict[str, Any] = {"agreement": float(np.mean(shifts <= self.tolerance)) if len(shifts) else 1.0}
         if self.truths is not None:
-            rows = [keypoint_distances(peaks, truth, self.spec.min_confidence) for peaks, truth in zip(found,
-                                                                                                     self.truths)]
-            height, width = self.images[0].shape[:2]
-            figures = keypoint_scores(np.concatenate(rows), self.spec.names, float(np.hypot(height, width)))
+            spec = self.spec
+            figures = keypoint_scores(found, self.truths, spec.names, spec.min_confidence, self.images[0].shape[:2])
             result.update({key: figures[key] for key in ("pck05", "pck10", "mean_error_px")})
         return result
 

@@ -74,14 +74,10 @@ TARGET_OPTIONS = {"semantic": ("min_agreement", "--min-agreement", "pixel agreem
                   "keypoints": ("max_pck_drop", "--max-pck-drop", "PCK@0.05 points")}  # fmt: skip
 
 
-def bundle_kind(bundle: Bundle) -> str:
-    return "instances" if bundle.is_instances else "keypoints" if bundle.is_keypoints else "semantic"
-
-
 def check_target(bundle: Bundle, options: CalibrateOptions) -> None:
     """A target option for another kind of bundle is one line naming the option this one takes."""
-    kind = bundle_kind(bundle)
-    field_name, flag, measure = TARGET_OPTIONS[kind]
+    kind = bundle.kind
+    _, flag, measure = TARGET_OPTIONS[kind]
     for other, (other_field, other_flag, _) in TARGET_OPTIONS.items():
         if other != kind and getattr(options, other_field) is not None:
             raise EdgesegError(

@@ -24,7 +24,7 @@ import numpy as np
 from edgeseg.bundle import Bundle
 from edgeseg.calibration.dataset import HeldOut
 from edgeseg.calibration.fidelity import SENSITIVITY_FRAMES, write_panels
-from edgeseg.metrics import keypoint_distances, keypoint_scores, peak_shifts, peaks_as_truth
+from edgeseg.metrics import keypoint_scores, peak_shifts, peaks_as_truth
 from edgeseg.runtime.keypoints import KeypointDetector, KeypointSpec, draw_keypoints
 from edgeseg.runtime.pipeline import StageTimes
 
@@ -50,7 +50,7 @@ class KeypointFidelity:
         self.reference_scores = self.scores(self.reference)
         self.max_pck_drop = max_pck_drop
         self.target = None if max_pck_drop is None else self.reference_scores["pck05"] - max_pck_drop / 100
-        self.tolerance = self.spec.stride * self.frames[0].shape[0] / bundle.input.size[0] / 2  # half a cell
+        self.tolerance = self.spec.half_cell(self.frames[0].shape[0], bundle.input.size[0])
 
     def detect(self, path: Path, frames: int | None = None) -> list[np.ndarray]:
         detector, times = KeypointDetector.for_file(self.bundle, path, self.threads), StageTimes()
@@ -60,10 +60,8 @@ class KeypointFidelity:
             detector.close()
 
     def scores(self, answers: list[np.ndarray]) -> dict[str, Any]:
-        rows = [keypoint_distances(peaks, truth, self.spec.min_confidence) for peaks, truth in zip(answers,
-                                                                                                  self.truths)]
-        height, width = self.frames[0].shape[:2]
-        return keypoint_scores(np.concatenate(rows), self.spec.names, float(np.hypot(height, width)))
+        spec = self.spec
+        return keypoint_scores(answers, self.truths, spec.names, spec.min_confidence, self.frames[0].shape[:2])
 
     def displacements(self, variant: list[np.ndarray]) -> list[np.ndarray]:
         """Per frame, how far each FP32 confident peak moved in the variant (inf where it has no confident peak)."""

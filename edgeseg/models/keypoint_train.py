@@ -23,7 +23,7 @@ from edgeseg.bundle import IMAGENET_MEAN, IMAGENET_STD
 from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointSchema, read_keypoints
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
-from edgeseg.metrics import keypoint_distances, keypoint_scores
+from edgeseg.metrics import keypoint_scores
 from edgeseg.models.hourglass import decode_peaks
 from edgeseg.models.train import jitter, optimizer_step, to_tensor
 from edgeseg.models.zoo import build_model, check_size
@@ -136,14 +136,11 @@ def _resized(path: Path, points: np.ndarray, size: tuple[int, int]) -> tuple[np.
 def validate_keypoints(model: Any, frames: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...]) -> dict:
     """PCK@0.05 and @0.1 of the frame's diagonal over seen points, per keypoint, and the mean error of found ones."""
     model.eval()
-    rows = []
     with torch.no_grad():
-        for image, truth in frames:
-            peaks = decode_peaks(model(to_tensor([image], IMAGENET_MEAN, IMAGENET_STD)), peaks=PEAKS)[0].numpy()
-            rows.append(keypoint_distances(peaks, truth, MIN_CONFIDENCE))
+        answers = [decode_peaks(model(to_tensor([image], IMAGENET_MEAN, IMAGENET_STD)), peaks=PEAKS)[0].numpy()
+                   for image, _ in frames]  # fmt: skip
     model.train()
-    height, width = frames[0][0].shape[:2]
-    return keypoint_scores(np.concatenate(rows), names, float(np.hypot(height, width)))
+    return keypoint_scores(answers, [truth for _, truth in frames], names, MIN_CONFIDENCE, frames[0][0].shape[:2])
 
 
 def train_keypoints(model_name: str, data: str, output: Path, options: Any, command: str = "") -> dict[str, Any]:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgeseg.bundle import Artifact, Bundle
@@ -65,11 +64,7 @@ class BundleModel:
 
     def model_input(self, image: np.ndarray) -> np.ndarray:
         """The graph input for one frame of any size: resized to the model's, then as the contract says."""
-        model_height, model_width = self.bundle.input.size
-        resized = image if image.shape[:2] == (model_height, model_width) else cv2.resize(
-            image, (model_width, model_height)
-        )  # fmt: skip
-        return frames_to_input([resized], self.bundle.input)
+        return frames_to_input([image], self.bundle.input)
 
 
 class SequentialRun:

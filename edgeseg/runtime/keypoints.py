@@ -50,6 +50,11 @@ class KeypointSpec:
         bones = tuple((names.index(a), names.index(b)) for a, b in section["skeleton"])
         return cls(names, bones, int(section["peaks"]), int(section["stride"]), float(section["min_confidence"]))
 
+    def half_cell(self, frame_height: int, model_height: int) -> float:
+        """Half a heatmap cell in a frame's pixels: how far a peak may move and still be the same answer (the sign
+        of the quarter-cell step can tip either way on a small change)."""
+        return self.stride * frame_height / model_height / 2
+
 
 def decode_heatmaps(heatmaps: np.ndarray, stride: int, peaks: int) -> np.ndarray:
     """(N, K, H, W) heatmaps -> (N, K, peaks, 3) of x, y in input pixels and confidence, highest first: the

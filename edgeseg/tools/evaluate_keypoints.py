@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
-from edgeseg.metrics import keypoint_distances, keypoint_scores
+from edgeseg.metrics import keypoint_scores
 from edgeseg.progress import Progress
 from edgeseg.runtime.keypoints import KeypointDetector
 from edgeseg.runtime.pipeline import StageTimes
@@ -53,15 +53,13 @@ def score_keypoints(detector: KeypointDetector, images: list[np.ndarray], truths
                     progress: bool = False) -> dict[str, Any]:  # fmt: skip
     """PCK and mean error of one model's peaks on labelled frames (every frame of one size)."""
     spec, times = detector.spec, StageTimes()
-    rows = []
+    answers = []
     bar = Progress(len(images), "eval", enabled=progress)
-    for image, truth in zip(images, truths):
-        rows.append(keypoint_distances(detector.detect(image, times), truth, spec.min_confidence))
+    for image in images:
+        answers.append(detector.detect(image, times))
         bar.advance()
-    height, width = images[0].shape[:2]
-    distances = np.concatenate(rows) if rows else np.zeros((0, 2))
-    return {**keypoint_scores(distances, spec.names, float(np.hypot(height, width))),
-            "min_confidence": spec.min_confidence}  # fmt: skip
+    figures = keypoint_scores(answers, truths, spec.names, spec.min_confidence, images[0].shape[:2])
+    return {**figures, "min_confidence": spec.min_confidence}
 
 
 def evaluate_keypoints(bundle_dir: Path, data: str, backend: str = "auto", precision: str = "best",
