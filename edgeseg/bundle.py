@@ -363,7 +363,7 @@ class Bundle:
     def inside(self, relative: str) -> Path:
         """The path of a bundle member; a manifest entry that points outside the bundle is refused."""
         path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        if path != self.root.resolve() and self.root.resolve() not in path.parents:
             raise EdgesegError(f"manifest entry '{relative}' points outside the bundle {self.root}; refusing to use it")
         return path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def default_color(index: int) -> tuple[int, int, int]:
 MAX_CLASSES = 256
 
 
-@cache
+@lru_cache(maxsize=None)
 def presets_data() -> dict[str, Any]:
     """Standard class sets (cityscapes, camvid, voc, ade20k, kvasir): class_presets.json says where each is from."""
     return json.loads(Path(__file__).with_name("class_presets.json").read_text())

@@ -59,7 +59,7 @@ def fingerprint(uri: str) -> str:
 
     if is_dataset_uri(uri):
         return json.dumps([uri, folder_digest(dataset_location(uri)[1])])
-    path = Path(uri.removeprefix("file://"))
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
     if "://" in uri and not uri.startswith("file://"):
         return uri
     if path.is_dir():

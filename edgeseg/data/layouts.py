@@ -72,7 +72,7 @@ def cityscapes_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
     require_folder(images_root, f"Cityscapes keeps split '{split}' in leftImg8bit/{split}/CITY/")
     pairs = []
     for image in sorted(images_root.glob("*/*_leftImg8bit.png")):
-        stem = image.name.removesuffix("_leftImg8bit.png")
+        stem = image.name[: -len("_leftImg8bit.png")]
         pairs.append(
             (image, partner(image, root / "gtFine" / split / image.parent.name / f"{stem}_gtFine_labelIds.png"))
         )

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import tempfile
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ PROBABILITIES = "probabilities"
 LIVE_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "v4l2://", "csi://")
 
 
-@cache
+@lru_cache(maxsize=None)
 def known_keys() -> dict[str, Any]:
     return json.loads((Path(__file__).with_name("deepstream_keys.json")).read_text())
 

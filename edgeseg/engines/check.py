@@ -31,7 +31,7 @@ TYPE_FREE = {"Shape", "Size", "Constant", "ConstantOfShape", "Cast", "CastLike",
              "Identity", "Range", "NonZero"}  # fmt: skip
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def rules() -> dict[str, Any]:
     return json.loads(RULES_FILE.read_text())
 

@@ -13,7 +13,7 @@ from edgeseg.runtime.backends.triton import TritonBackend, TritonOptions
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def tensorrt_problem() -> str | None:
     """Why the TensorRT backend cannot load here (one line), or None when TensorRT and a CUDA binding import.
 

@@ -35,7 +35,7 @@ def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False, access: View
             f"unknown output '{uri}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0, http://HOST:PORT, "
             "udp:// or rtsp://, or none"
         )
-    path = Path(uri.removeprefix("file://"))
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
     suffix = path.suffix.lower()
     if suffix in VIDEO_CODECS:
         return VideoFileSink(path, fps)
