@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Tuple  # typing's Tuple: the alias below is evaluated on Python 3.8
 
 import numpy as np
 
@@ -129,7 +129,7 @@ def categories_of(bundle: Bundle) -> list[tuple[int, str]]:
     return [(int(c.get("category_id", index + 1)), c["name"]) for index, c in enumerate(bundle.manifest["classes"])]
 
 
-Detection = tuple[np.ndarray, float, int, np.ndarray]  # box x1 y1 x2 y2, score, category id, full-frame mask
+Detection = Tuple[np.ndarray, float, int, np.ndarray]  # box x1 y1 x2 y2, score, category id, full-frame mask
 
 
 def as_coco_detections(

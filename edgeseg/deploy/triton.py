@@ -20,7 +20,7 @@ TRITON_TYPES = {
     "int32": "TYPE_INT32",
     "int64": "TYPE_INT64",
 }
-ORT_TYPES = {f"tensor({name})": name for name in ("uint8", "int32", "int64", "float16")} | {"tensor(float)": "float32"}
+ORT_TYPES = {"tensor(float)": "float32", **{f"tensor({name})": name for name in ("uint8", "int32", "int64", "float16")}}
 
 
 @dataclass

@@ -9,9 +9,8 @@ drawn picture and the Prediction the sinks store.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Tuple  # typing's forms: the alias below is evaluated on Python 3.8
 
 import numpy as np
 
@@ -77,7 +76,7 @@ class SequentialRun:
         self.stopped = True
 
 
-Analyse = Callable[[Frame, StageTimes], tuple[np.ndarray, Prediction]]
+Analyse = Callable[[Frame, StageTimes], Tuple[np.ndarray, Prediction]]
 
 
 def run_sequential(options: Any, description: str, analyse: Analyse, closing: list[Any]) -> RunSummary:

@@ -473,7 +473,9 @@ class DatasetSource(Source):
         return self.ahead.popleft().result()
 
     def close(self) -> None:
-        self.workers.shutdown(wait=True, cancel_futures=True)
+        for pending in self.ahead:  # shutdown(cancel_futures=) is Python 3.9+
+            pending.cancel()
+        self.workers.shutdown(wait=True)
 
 
 def require_camera(device: str) -> None:

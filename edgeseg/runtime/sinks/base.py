@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+# typing's forms: the alias below is evaluated, and Python 3.8 cannot subscript the builtins
+from typing import Any, Callable, Dict
 
 import numpy as np
 
 from edgeseg.runtime.frames import Prediction
 
-LiveStats = Callable[[], dict[str, Any]]  # the running pipeline's FPS, stage times and stream gaps
+LiveStats = Callable[[], Dict[str, Any]]  # the running pipeline's FPS, stage times and stream gaps
 
 
 class Sink:
