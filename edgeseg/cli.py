@@ -30,7 +30,7 @@ from edgeseg.arguments import (
     retries,
     share,
 )
-from edgeseg.errors import EdgesegError, import_failure
+from edgeseg.errors import EdgesegError, import_failure, load_opencv
 from edgeseg.native_output import show_native_output
 from edgeseg.tables import printable
 
@@ -919,6 +919,7 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         # Building the parser imports the runtime (cv2): a missing or broken install is reported here too.
+        load_opencv()
         args = parse_arguments(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)

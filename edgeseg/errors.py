@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
+import io
 from types import ModuleType
+
+from edgeseg.jetson import on_jetson
 
 # Where TensorRT comes from: it is not a PyPI dependency of edgeseg on every platform.
 TENSORRT_INSTALL_HINT = (
@@ -29,21 +34,51 @@ MODULE_EXTRAS = {
 }
 
 
+def opencv_failure(exc: ImportError) -> str:
+    """One line for a cv2 that is missing or cannot load. On a Jetson the fix is never pip's opencv-python: it has
+    no GStreamer and would shadow JetPack's cv2."""
+    if isinstance(exc, ModuleNotFoundError):
+        if on_jetson():
+            return (
+                "OpenCV (cv2) is not importable: use JetPack's python3-opencv (sudo apt install python3-opencv) "
+                "from a venv made with python3 -m venv --system-site-packages"
+            )
+        return (
+            f"OpenCV (cv2) is not installed: {install_command('opencv')}; on a Jetson use JetPack's "
+            "python3-opencv from a venv made with --system-site-packages"
+        )
+    spec = importlib.util.find_spec("numpy")
+    numpy_version = importlib.import_module("numpy").__version__ if spec else None
+    if numpy_version and int(numpy_version.split(".")[0]) >= 2:
+        # JetPack's and Ubuntu's cv2 are built for numpy 1.x; numpy 2 refuses to serve them.
+        cv2_spec = importlib.util.find_spec("cv2")
+        where = f" ({cv2_spec.origin})" if cv2_spec and cv2_spec.origin else ""
+        return (
+            f"OpenCV (cv2){where} was built for numpy 1.x and cannot load beside numpy {numpy_version}: "
+            "install the numpy it was built for: pip install 'numpy<2'"
+        )
+    return f"OpenCV (cv2) cannot be loaded ({exc})"
+
+
 def import_failure(exc: ImportError) -> str:
     """One line for a module that is missing or cannot load: what failed and the command that fixes it."""
     name = (exc.name or "").split(".")[0]
-    if name == "cv2" or "cv2" in str(exc):
-        if isinstance(exc, ModuleNotFoundError):
-            return (
-                f"OpenCV (cv2) is not installed: {install_command('opencv')}; on a Jetson use JetPack's "
-                "python3-opencv from a venv made with --system-site-packages"
-            )
-        # A cv2 built for numpy 1.x (JetPack's, Debian's) fails to load beside numpy 2.
-        return f"OpenCV (cv2) cannot be loaded ({exc}); if it is the system's OpenCV, run: pip install 'numpy<2'"
+    if name == "cv2":
+        return opencv_failure(exc)
     if name in MODULE_EXTRAS:
         extra = MODULE_EXTRAS[name]
         return f"this step needs the Python module '{name}' ({exc}); install it with: {install_command(extra)}"
-    return f"a Python module cannot be imported ({exc}); reinstall edgeseg: {install_command('opencv')}"
+    return f"a Python module cannot be imported ({exc}); reinstall edgeseg: pip install --force-reinstall edgeseg"
+
+
+def load_opencv() -> None:
+    """Import cv2 before anything else does, so that a cv2 which cannot load is said in one line. numpy 2 writes
+    a dozen lines and a stack to stderr when a module built for numpy 1.x asks for its C API: held back here."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            import cv2  # noqa: F401
+    except ImportError as exc:
+        raise EdgesegError(opencv_failure(exc)) from None
 
 
 class EdgesegError(Exception):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -53,12 +54,48 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
 TINY = ("--size", "64x64", "--classes", "3", "--arg", "width=4")
 
 
+# The bundles the tests share, each made by edgeseg's own commands ({out} is the bundle's folder). Export needs
+# torch, which a JetPack's Python cannot have: for the runtime tests on the JetPack stand-ins (test_jetpack.py),
+# the desktop makes these first and EDGESEG_TEST_BUNDLES names the folder that holds them, one per name.
+BUNDLE_RECIPES: dict[str, list[list[str]]] = {
+    # a 3-class U-Net (width 4) exported at 64x64 with fused pre/post-processing
+    "unet": [["export", "unet", "-o", "{out}", *TINY]],
+    "unet-dynamic-batch": [["export", "unet", "-o", "{out}", *TINY, "--dynamic-batch"]],
+    "lraspp-batch3": [["export", "lraspp", "-o", "{out}", *TINY, "--batch", "3"]],
+    "lraspp-dynamic-batch": [["export", "lraspp", "-o", "{out}", *TINY, "--dynamic-batch"]],
+    "fcn8s-logits": [["export", "fcn8s", "-o", "{out}", *TINY, "--no-fuse-argmax", "--no-fuse-preprocess"]],
+    # the trained medical U-Net (exported at 240x320) with a graph that takes any size
+    "demo-medical-dynamic-size": [["export", "demo-medical", "-o", "{out}", "--dynamic-size"]],
+    # fp32, fp16 and int8 variants of the tiny U-Net
+    "unet-calibrated": [
+        ["export", "unet", "-o", "{out}", *TINY],
+        ["calibrate", "{out}", "--data", "synthetic://driving?seed=1&frames=12&size=64x64", "--count", "4",
+         "--eval-count", "2", "--method", "minmax"],
+    ],  # fmt: skip
+}
+
+
+def make_bundle(name: str, out: Path) -> Path:
+    """Run the recipe's commands; the bundle is at `out`."""
+    for argv in BUNDLE_RECIPES[name]:
+        assert main([arg.format(out=out) for arg in argv]) == 0, f"bundle {name}: {argv}"
+    return out
+
+
+def recipe_bundle(tmp_path_factory, name: str) -> Path:
+    """A private copy of a recipe's bundle: made here, or copied from EDGESEG_TEST_BUNDLES where that is set."""
+    out = tmp_path_factory.mktemp("bundles") / name
+    made_elsewhere = os.environ.get("EDGESEG_TEST_BUNDLES")
+    if not made_elsewhere:
+        return make_bundle(name, out)
+    shutil.copytree(Path(made_elsewhere) / name, out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A 3-class U-Net (width 4) exported at 64x64 with fused pre/post-processing."""
-    out = tmp_path_factory.mktemp("bundles") / "unet"
-    assert main(["export", "unet", "-o", str(out), *TINY]) == 0
-    return out
+    return recipe_bundle(tmp_path_factory, "unet")
 
 
 @pytest.fixture()

@@ -7,9 +7,11 @@ one, so `import tensorrt` succeeds, the whole Python API (classes, enum values, 
 NVIDIA's own, and any object TensorRT's native code must create (Builder, Runtime) fails exactly as on a
 machine where CUDA did not initialise: `TypeError: ... factory function returned nullptr`.
 
-Wheels and stubs live in .cache/tensorrt/VERSION/ (never committed: NVIDIA's licence). Run
-`python tests/real_tensorrt.py` to fetch and build them all (make test does); the tests skip a version,
-with the reason, when its wheel could not be fetched.
+Wheels and stubs live in .cache/tensorrt/pyX.Y/VERSION/ (never committed: NVIDIA's licence), one tree per
+Python, since the bindings are built for one. Run `python tests/real_tensorrt.py` to fetch and build them
+all for that Python (make test does); the tests skip a version, with the reason, when its wheel could not be
+fetched. EDGESEG_TENSORRT_VERSIONS (comma-separated) narrows the versions, as the JetPack stand-ins do to
+the TensorRT their JetPack ships.
 
 JetPack 5's TensorRT 8.5.2 is not on PyPI; 8.6.1 is the nearest 8.x and stands for the 8.x branch.
 """
@@ -24,7 +26,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "tensorrt"
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+CACHE = ROOT / ".cache" / "tensorrt" / f"py{PYTHON}"
 
 # version -> pip requirement; 10.3 is JetPack 6.1/6.2's TensorRT, 10.13 JetPack 7.0's, 10.16 the last 10.x.
 WHEELS = {
@@ -34,6 +37,8 @@ WHEELS = {
     "10.16.1.11": "tensorrt-cu12-bindings==10.16.1.11",
     "11.4.0.106": "tensorrt-cu12-bindings==11.4.0.106",
 }
+if os.environ.get("EDGESEG_TENSORRT_VERSIONS"):
+    WHEELS = {v: WHEELS[v] for v in os.environ["EDGESEG_TENSORRT_VERSIONS"].split(",")}
 
 # Every native symbol the bindings import, across the five versions (nm -D --undefined-only tensorrt.so).
 # The last four are libnvparsers' C++ entry points (8.x only); their mangled names are valid C names.
@@ -113,7 +118,7 @@ def _download(requirement: str, into: Path) -> None:
     # pip refuses two versions of one package in one command: one download per version.
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--python-version", "3.11", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
+         "--python-version", PYTHON, "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
          "-d", str(into), requirement],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -141,7 +146,7 @@ def main() -> int:
             failed.append(str(exc))
     for line in failed:
         print(f"note: {line} (its real-bindings tests will skip)", file=sys.stderr)
-    print(f"TensorRT bindings ready: {', '.join(v for v in WHEELS if ready(v)) or 'none'}")
+    print(f"TensorRT bindings ready for Python {PYTHON}: {', '.join(v for v in WHEELS if ready(v)) or 'none'}")
     return 0  # a version that cannot be fetched skips its tests, with the reason; it does not stop make test
 
 

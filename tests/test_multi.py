@@ -7,10 +7,9 @@ import re
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY, assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, recipe_bundle, run_cli
 from test_rtsp import frame_count
 
-from edgeseg.cli import main
 from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.multi import stream_names
 from edgeseg.runtime.sinks import Sink
@@ -20,17 +19,7 @@ from edgeseg.runtime.sinks.tiled import TiledSink
 @pytest.fixture(scope="module")
 def batch_bundle(tmp_path_factory):
     """The tiny U-Net with a dynamic batch dimension."""
-    out = tmp_path_factory.mktemp("multi") / "dynamic"
-    argv = [
-        "export",
-        "unet",
-        "-o",
-        str(out),
-        *TINY,
-        "--dynamic-batch",
-    ]
-    assert main(argv) == 0
-    return out
+    return recipe_bundle(tmp_path_factory, "unet-dynamic-batch")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY, assert_one_line_error, run_cli
+from conftest import assert_one_line_error, recipe_bundle, run_cli
 
 from edgeseg.runtime.pipeline import Pipeline
 from edgeseg.runtime.sinks import Sink
@@ -104,21 +104,8 @@ def test_a_folder_where_no_image_can_be_read(tiny_bundle, tmp_path, capsys):
     assert_one_line_error(code, err, "no image", "could be read", "notes.jpg")
 
 
-def test_fixed_batch_graph_pads_the_last_batch(tmp_path, capsys):
-    bundle = tmp_path / "b3"
-    assert (
-        run_cli(
-            capsys,
-            "export",
-            "lraspp",
-            "-o",
-            bundle,
-            *TINY,
-            "--batch",
-            "3",
-        )[0]
-        == 0
-    )
+def test_fixed_batch_graph_pads_the_last_batch(tmp_path_factory, tmp_path, capsys):
+    bundle = recipe_bundle(tmp_path_factory, "lraspp-batch3")
     code, stdout, err = run_cli(
         capsys, "run", bundle, "-i", "synthetic://medical?frames=7&size=64x64", "-o", tmp_path / "m.mp4"
     )
@@ -126,21 +113,8 @@ def test_fixed_batch_graph_pads_the_last_batch(tmp_path, capsys):
     assert written_count(stdout) == 7 and len(decoded_frames(tmp_path / "m.mp4")) == 7
 
 
-def test_logits_graph_with_linear_filter(tmp_path, capsys):
-    bundle = tmp_path / "logits"
-    assert (
-        run_cli(
-            capsys,
-            "export",
-            "fcn8s",
-            "-o",
-            bundle,
-            *TINY,
-            "--no-fuse-argmax",
-            "--no-fuse-preprocess",
-        )[0]
-        == 0
-    )
+def test_logits_graph_with_linear_filter(tmp_path_factory, tmp_path, capsys):
+    bundle = recipe_bundle(tmp_path_factory, "fcn8s-logits")
     code, stdout, err = run_cli(
         capsys,
         "run",
@@ -166,11 +140,7 @@ class FailingSink(Sink):
 @pytest.fixture(scope="module")
 def dynamic_bundle(tmp_path_factory) -> Path:
     """The trained medical U-Net (exported at 240x320) with a graph that takes any size."""
-    out = tmp_path_factory.mktemp("dynamic") / "b"
-    from edgeseg.cli import main
-
-    assert main(["export", "demo-medical", "-o", str(out), "--dynamic-size"]) == 0
-    return out
+    return recipe_bundle(tmp_path_factory, "demo-medical-dynamic-size")
 
 
 def test_a_dynamic_size_bundle_runs_at_the_size_asked_for(dynamic_bundle, tmp_path, capsys):
@@ -318,6 +288,7 @@ def test_interrupted_recording_is_playable_and_complete(tiny_bundle, tmp_path, s
     assert not partial.exists()
 
 
+@pytest.mark.desktop  # the demo exports its bundle first
 def test_demo_writes_a_video_with_every_frame(tmp_path, capsys):
     code, stdout, err = run_cli(capsys, "demo", "medical", "--frames", "20", "--workdir", tmp_path)
     assert code == 0, err

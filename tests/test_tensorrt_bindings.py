@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import recipe_bundle
 from real_tensorrt import WHEELS, environment, skip_reason
 from tensorrt_double import HostMemoryCuda, RecordingTensorRT
 from tensorrt_surface import Recorder
@@ -56,15 +56,7 @@ def in_version(version: str, script: str, *args: str, env: dict | None = None) -
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     """A calibrated tiny bundle (fp32, fp16, int8) and a dynamic-batch one."""
-    from edgeseg.cli import main
-
-    root = tmp_path_factory.mktemp("trt")
-    fixed, dynamic = root / "fixed", root / "dynamic"
-    assert main(["export", "unet", "-o", str(fixed), *TINY]) == 0
-    assert main(["calibrate", str(fixed), "--data", "synthetic://driving?seed=1&frames=12&size=64x64", "--count",
-                 "4", "--eval-count", "2", "--method", "minmax"]) == 0  # fmt: skip
-    assert main(["export", "lraspp", "-o", str(dynamic), *TINY, "--dynamic-batch"]) == 0
-    return fixed, dynamic
+    return recipe_bundle(tmp_path_factory, "unet-calibrated"), recipe_bundle(tmp_path_factory, "lraspp-dynamic-batch")
 
 
 def exercise(version: str, fixed: Path, dynamic: Path, work: Path) -> list[dict]:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeseg.jetson import TEGRA_RELEASE, on_jetson
+
 
 def command_output(*argv: str, timeout: float = 5.0) -> str | None:
     if shutil.which(argv[0]) is None:
@@ -43,10 +45,9 @@ def module_version(name: str) -> str | None:
 
 def jetson_info() -> dict[str, Any] | None:
     """Board, L4T release, power mode and jetson_clocks state; None off a Jetson."""
-    release = Path("/etc/nv_tegra_release")
-    if not release.is_file():
+    if not on_jetson():
         return None
-    info: dict[str, Any] = {"l4t": release.read_text().splitlines()[0].strip()}
+    info: dict[str, Any] = {"l4t": TEGRA_RELEASE.read_text().splitlines()[0].strip()}
     model = Path("/proc/device-tree/model")
     if model.is_file():
         info["board"] = model.read_bytes().rstrip(b"\0").decode(errors="replace")
@@ -104,7 +105,7 @@ class TelemetrySampler:
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> TelemetrySampler:
-        if shutil.which("tegrastats") and Path("/etc/nv_tegra_release").is_file():
+        if shutil.which("tegrastats") and on_jetson():
             self.source = "tegrastats"
             self._process = subprocess.Popen(
                 ["tegrastats", "--interval", str(int(self.interval * 1000))], stdout=subprocess.PIPE, text=True

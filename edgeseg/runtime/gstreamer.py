@@ -13,9 +13,10 @@ with no live element (a file, a non-live test source) ends in a blocking appsink
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import cv2
+
+from edgeseg.jetson import on_jetson
 
 # NVIDIA element -> the software element with the same role (nvv4l2decoder decodes MJPEG with mjpeg=1).
 SOFTWARE_STAND_INS = {
@@ -36,10 +37,6 @@ def has_gstreamer() -> bool:
     return any(
         line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines()
     )
-
-
-def on_jetson() -> bool:
-    return Path("/etc/nv_tegra_release").is_file()
 
 
 def is_live(pipeline: str) -> bool:

@@ -1,0 +1,196 @@
+"""The device side on each JetPack's own Python: 5.1 (3.8), 6.x (3.10) and 7 (3.12).
+
+Each JetPack gets a stand-in (tests/jetpack_standin.py): its Python minor version, its Ubuntu numpy and a cv2
+built for numpy 1.x laid out as dist-packages, and a venv made as the README says. The README's install
+command runs in it; then the JetPack's cv2 must still work beside a numpy 1.x, and the device verbs must work
+on a bundle the desktop exported (the stand-in cannot have torch). The runtime's own tests, and the
+conformance of edgeseg's TensorRT calls with the real bindings of the TensorRT that JetPack ships (nearest on
+PyPI), run on that interpreter too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import BUNDLE_RECIPES, make_bundle
+from jetpack_standin import JETPACKS, JetPack, interpreter, make_venv, probe, site_packages_listing
+
+REPO = Path(__file__).resolve().parent.parent
+
+# JetPack 6's stand-in installs the wheel `pip wheel` makes of the checkout (a wheel built on a desktop and
+# copied to the board); the others install the checkout itself, as the README says.
+FROM_WHEEL = {"6"}
+
+# The runtime's own test modules that need no torch: they run on each JetPack's Python.
+RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_tensorrt_bindings")
+
+
+@dataclass
+class Device:
+    jetpack: JetPack
+    venv: Path
+    before: dict  # numpy and cv2 as the fresh venv saw them
+    after: dict  # and after `pip install` of the checkout
+    installed: str  # what pip put into the venv itself
+
+    def run(self, *argv, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        program = [str(self.venv / "bin" / argv[0]), *map(str, argv[1:])]
+        return subprocess.run(program, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+@pytest.fixture(scope="module")
+def desktop_bundles(tmp_path_factory) -> Path:
+    """Every bundle the tests share, exported here (the desktop) for the stand-ins to run."""
+    root = tmp_path_factory.mktemp("desktop-bundles")
+    for name in BUNDLE_RECIPES:
+        make_bundle(name, root / name)
+    return root
+
+
+@pytest.fixture(scope="module", params=JETPACKS, ids=lambda jetpack: f"jetpack{jetpack.name}")
+def device(request, tmp_path_factory) -> Device:
+    """The JetPack's stand-in with edgeseg installed from this checkout as the README says."""
+    jetpack: JetPack = request.param
+    if interpreter(jetpack) is None:
+        pytest.skip(f"no Python {jetpack.python} under ~/.pyenv/versions: the JetPack {jetpack.name} stand-in needs it")
+    work = tmp_path_factory.mktemp(f"jetpack{jetpack.name}")
+    venv = make_venv(jetpack, work / "venv")
+    before = probe(venv)
+    target = str(REPO)
+    if jetpack.name in FROM_WHEEL:
+        wheel = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", work / "wheel", REPO],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert wheel.returncode == 0, wheel.stderr[-3000:]
+        target = str(next((work / "wheel").glob("edgeseg-*.whl")))
+    install = subprocess.run(
+        [venv / "bin/python", "-m", "pip", "install", f"{target}[device]"], capture_output=True, text=True, timeout=900
+    )
+    device = Device(jetpack, venv, before, probe(venv), site_packages_listing(venv))
+    said = [line for line in (install.stdout + install.stderr).splitlines() if "is ignored: it is neither" not in line]
+    (jetpack.folder / "install-transcript.txt").write_text(
+        f"$ {venv}/bin/pip install '{target}[device]'  (exit {install.returncode})\n" + "\n".join(said) + "\n"
+        f"before: {before}\nafter: {device.after}\ninstalled into the venv:\n{device.installed}"
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    return device
+
+
+def test_install_keeps_the_jetpacks_cv2_working_beside_numpy_1(device):
+    dist_packages = str(device.jetpack.folder / "dist-packages")
+    # The JetPack's numpy as found before the install. (opencv-python-headless 4.8.0.76, JetPack 6's stand-in,
+    # needs numpy >= 1.22 to import at all: its typing module subscripts numpy.dtype. It works after the install.)
+    assert device.before["numpy"] == device.jetpack.numpy, device.before
+    assert device.after.get("cv2_works") is True, device.after
+    assert device.after["cv2_file"].startswith(dist_packages), device.after  # JetPack's, not a pip cv2
+    assert device.after["numpy"].startswith("1."), device.after
+    names = {line.split("==")[0].lower() for line in device.installed.splitlines()}
+    assert "edgeseg" in names and not any("opencv" in name for name in names), device.installed
+
+
+def test_run_writes_every_frame_of_a_desktop_bundle(device, desktop_bundles, tmp_path):
+    video = tmp_path / "out.mp4"
+    bundle = desktop_bundles / "unet"
+    done = device.run("edgeseg", "run", bundle, "-i", "synthetic://driving?frames=12&size=64x64", "-o", video)
+    assert done.returncode == 0, done.stderr
+    assert "frames: 12 read, 12 inferred, 12 written" in done.stdout, done.stdout
+    capture = cv2.VideoCapture(str(video))
+    decoded = 0
+    while capture.read()[0]:
+        decoded += 1
+    assert decoded == 12
+
+
+def test_doctor_check_info_and_bench_work(device, desktop_bundles, tmp_path):
+    bundle = desktop_bundles / "unet-calibrated"
+    doctor = device.run("edgeseg", "doctor")
+    assert doctor.returncode == 0 and "Traceback" not in doctor.stderr, doctor.stderr
+    python_row = next(line for line in doctor.stdout.splitlines() if line.startswith("python"))
+    assert f"{device.jetpack.python}." in python_row, doctor.stdout
+    check = device.run("edgeseg", "check", bundle, "--jetpack", device.jetpack.check)
+    assert check.returncode == 0 and "Traceback" not in check.stderr, check.stdout + check.stderr
+    info = device.run("edgeseg", "info", bundle)
+    assert info.returncode == 0 and "int8" in info.stdout, info.stdout + info.stderr
+    report = tmp_path / "bench.json"
+    bench = device.run("edgeseg", "bench", bundle, "--frames", "8", "--warmup", "2", "--json", report)
+    assert bench.returncode == 0 and "Traceback" not in bench.stderr, bench.stdout + bench.stderr
+    rows = json.loads(report.read_text())["rows"]
+    assert rows and all(row["engine"]["count"] == 8 for row in rows if "engine" in row), rows
+
+
+def test_export_says_it_needs_torch_in_one_line(device, tmp_path):
+    done = device.run("edgeseg", "export", "unet", "-o", tmp_path / "b")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "torch" in done.stderr, done.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_runtime_tests_and_real_tensorrt_bindings_pass_on_the_jetpacks_python(device, desktop_bundles, tmp_path):
+    pytest_install = device.run("python", "-m", "pip", "install", "--quiet", "pytest")
+    assert pytest_install.returncode == 0, pytest_install.stderr[-2000:]
+    env = dict(os.environ, EDGESEG_TEST_BUNDLES=str(desktop_bundles))
+    env["EDGESEG_TENSORRT_VERSIONS"] = ",".join(device.jetpack.tensorrt)
+    bindings = device.run("python", "tests/real_tensorrt.py", env=env)
+    assert bindings.returncode == 0 and "ready for Python" in bindings.stdout, bindings.stdout + bindings.stderr
+    report = tmp_path / "report.xml"
+    done = device.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not desktop",
+        f"--junitxml={report}",
+        *(f"tests/{m}.py" for m in RUNTIME_TESTS),
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    cases = ElementTree.parse(report).getroot().iter("testcase")
+    outcome = {}
+    for case in cases:
+        kind = next((child.tag for child in case if child.tag in ("skipped", "failure", "error")), "passed")
+        outcome[f"{case.get('classname').split('.')[-1]}::{case.get('name')}"] = kind
+    module_passed = {m: sum(1 for k, v in outcome.items() if k.startswith(m) and v == "passed") for m in RUNTIME_TESTS}
+    assert all(count >= 3 for count in module_passed.values()), module_passed
+    bindings_skipped = [k for k, v in outcome.items() if "test_tensorrt_bindings" in k and v == "skipped"]
+    for version in device.jetpack.tensorrt:  # the JetPack's TensorRT really ran, on this Python
+        assert not [k for k in bindings_skipped if version in k], bindings_skipped
+        assert outcome.get(f"test_tensorrt_bindings::test_code_and_double_match_the_real_bindings[{version}]") == (
+            "passed"
+        ), outcome
+
+
+def test_the_stand_ins_are_the_jetpacks_pythons():
+    """Each stand-in's interpreter is the JetPack's minor version (a wrong glob would test the desktop's)."""
+    for jetpack in JETPACKS:
+        python = interpreter(jetpack)
+        if python is None:
+            continue
+        version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True)
+        assert re.match(rf"{re.escape(jetpack.python)}\.\d+ ", version.stdout), version.stdout
+
+
+def test_a_cv2_beside_numpy_2_is_one_line_naming_the_numpy_to_install(device, desktop_bundles):
+    """Last for each stand-in: it breaks the venv the way a bare `pip install numpy` would."""
+    if device.jetpack.python == "3.8":
+        pytest.skip("numpy 2 has no release for Python 3.8: JetPack 5.1's venv cannot get it")
+    upgrade = device.run("python", "-m", "pip", "install", "--quiet", "--no-deps", "numpy==2.2.6")
+    assert upgrade.returncode == 0, upgrade.stderr[-2000:]
+    done = device.run("edgeseg", "info", desktop_bundles / "unet")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "built for numpy 1.x and cannot load beside numpy 2.2.6" in done.stderr
+    assert "pip install 'numpy<2'" in done.stderr and "edgeseg[opencv]" not in done.stderr
