@@ -29,7 +29,8 @@ PYENV = Path.home() / ".pyenv" / "versions"
 
 @dataclass(frozen=True)
 class JetPack:
-    name: str  # as the README's table says it
+    name: str
+    readme: tuple[str, ...]  # its rows in the README's table "Which JetPack runs what"
     check: str  # its `edgeseg check --jetpack` value
     python: str  # the system Python's minor version
     numpy: str  # Ubuntu's python3-numpy
@@ -42,10 +43,20 @@ class JetPack:
 
 
 JETPACKS = (
-    JetPack("5.1", "5", "3.8", "1.17.4", "4.5.4.60", ("8.6.1",)),
-    JetPack("6", "6", "3.10", "1.21.5", "4.8.0.76", ("8.6.1", "10.3.0")),
-    JetPack("7", "7", "3.12", "1.26.4", "4.9.0.80", ("10.13.3.9",)),
+    JetPack("5.1", ("5.1.x",), "5", "3.8", "1.17.4", "4.5.4.60", ("8.6.1",)),
+    JetPack("6", ("6.0", "6.1 / 6.2"), "6", "3.10", "1.21.5", "4.8.0.76", ("8.6.1", "10.3.0")),
+    JetPack("7", ("7.0",), "7", "3.12", "1.26.4", "4.9.0.80", ("10.13.3.9",)),
 )
+
+
+def readme_rows(readme: str) -> dict[str, list[str]]:
+    """The README's table "Which JetPack runs what": first cell's release (without the boards) -> its cells."""
+    table = readme.split("### Which JetPack runs what", 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        rows[cells[0].split(" (")[0]] = cells
+    return rows
 
 
 def interpreter(jetpack: JetPack) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -22,7 +23,7 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import BUNDLE_RECIPES, make_bundle
-from jetpack_standin import JETPACKS, JetPack, interpreter, make_venv, probe, site_packages_listing
+from jetpack_standin import JETPACKS, JetPack, interpreter, make_venv, probe, readme_rows, site_packages_listing
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 FROM_WHEEL = {"6"}
 
 # The runtime's own test modules that need no torch: they run on each JetPack's Python.
-RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_tensorrt_bindings")
+RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_streams", "test_live_view", "test_tensorrt_bindings")
 
 
 @dataclass
@@ -56,15 +57,42 @@ def desktop_bundles(tmp_path_factory) -> Path:
     return root
 
 
+def readme_install_command(jetpack: JetPack) -> str:
+    """The install command the README gives for this JetPack (its rows agree, and agree with the stand-in)."""
+    rows = readme_rows((REPO / "README.md").read_text())
+    commands = set()
+    for release in jetpack.readme:
+        cells = rows[release]
+        assert cells[1].startswith(jetpack.python + ".") and cells[2] == jetpack.numpy, cells
+        commands.add(cells[-1].strip("`"))
+    assert len(commands) == 1, commands
+    return commands.pop()
+
+
+def run_readme_command(jetpack: JetPack, command: str, work: Path, target: str) -> str:
+    """Run the README's command in `work` as a user would in the clone, `.` being `target` (the checkout or a
+    wheel). Its first step, the venv, is make_venv: the stand-in's dist-packages must be seen by it."""
+    venv_step, *steps = command.split(" && ")
+    assert venv_step == "python3 -m venv --system-site-packages .venv", venv_step
+    make_venv(jetpack, work / ".venv")
+    said = []
+    for step in steps:
+        argv = [target + arg[1:] if arg.startswith(".[") else arg for arg in shlex.split(step)]
+        done = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=900)
+        said += [f"$ {' '.join(argv)}  (exit {done.returncode})"]
+        said += [line for line in (done.stdout + done.stderr).splitlines() if "is ignored: it is neither" not in line]
+        assert done.returncode == 0, "\n".join(said)[-3000:]
+    return "\n".join(said)
+
+
 @pytest.fixture(scope="module", params=JETPACKS, ids=lambda jetpack: f"jetpack{jetpack.name}")
 def device(request, tmp_path_factory) -> Device:
-    """The JetPack's stand-in with edgeseg installed from this checkout as the README says."""
+    """The JetPack's stand-in with edgeseg installed from this checkout by the README's command."""
     jetpack: JetPack = request.param
     if interpreter(jetpack) is None:
         pytest.skip(f"no Python {jetpack.python} under ~/.pyenv/versions: the JetPack {jetpack.name} stand-in needs it")
+    command = readme_install_command(jetpack)
     work = tmp_path_factory.mktemp(f"jetpack{jetpack.name}")
-    venv = make_venv(jetpack, work / "venv")
-    before = probe(venv)
     target = str(REPO)
     if jetpack.name in FROM_WHEEL:
         wheel = subprocess.run(
@@ -75,16 +103,13 @@ def device(request, tmp_path_factory) -> Device:
         )
         assert wheel.returncode == 0, wheel.stderr[-3000:]
         target = str(next((work / "wheel").glob("edgeseg-*.whl")))
-    install = subprocess.run(
-        [venv / "bin/python", "-m", "pip", "install", f"{target}[device]"], capture_output=True, text=True, timeout=900
-    )
+    before = probe(make_venv(jetpack, work / "before"))  # what a fresh venv sees: the JetPack's own packages
+    transcript = run_readme_command(jetpack, command, work, target)
+    venv = work / ".venv"
     device = Device(jetpack, venv, before, probe(venv), site_packages_listing(venv))
-    said = [line for line in (install.stdout + install.stderr).splitlines() if "is ignored: it is neither" not in line]
     (jetpack.folder / "install-transcript.txt").write_text(
-        f"$ {venv}/bin/pip install '{target}[device]'  (exit {install.returncode})\n" + "\n".join(said) + "\n"
-        f"before: {before}\nafter: {device.after}\ninstalled into the venv:\n{device.installed}"
+        f"{transcript}\nbefore: {before}\nafter: {device.after}\ninstalled into the venv:\n{device.installed}"
     )
-    assert install.returncode == 0, install.stderr[-3000:]
     return device
 
 
@@ -113,7 +138,7 @@ def test_run_writes_every_frame_of_a_desktop_bundle(device, desktop_bundles, tmp
     assert decoded == 12
 
 
-def test_doctor_check_info_and_bench_work(device, desktop_bundles, tmp_path):
+def test_doctor_check_info_bench_and_deploy_work(device, desktop_bundles, tmp_path):
     bundle = desktop_bundles / "unet-calibrated"
     doctor = device.run("edgeseg", "doctor")
     assert doctor.returncode == 0 and "Traceback" not in doctor.stderr, doctor.stderr
@@ -128,6 +153,10 @@ def test_doctor_check_info_and_bench_work(device, desktop_bundles, tmp_path):
     assert bench.returncode == 0 and "Traceback" not in bench.stderr, bench.stdout + bench.stderr
     rows = json.loads(report.read_text())["rows"]
     assert rows and all(row["engine"]["count"] == 8 for row in rows if "engine" in row), rows
+    for target in ("deepstream", "triton"):
+        deploy = device.run("edgeseg", "deploy", bundle, "--target", target, "-o", tmp_path / target)
+        assert deploy.returncode == 0 and "Traceback" not in deploy.stderr, deploy.stdout + deploy.stderr
+        assert len(list((tmp_path / target).rglob("*.onnx"))) >= 1
 
 
 def test_export_says_it_needs_torch_in_one_line(device, tmp_path):
@@ -138,7 +167,7 @@ def test_export_says_it_needs_torch_in_one_line(device, tmp_path):
 
 
 def test_runtime_tests_and_real_tensorrt_bindings_pass_on_the_jetpacks_python(device, desktop_bundles, tmp_path):
-    pytest_install = device.run("python", "-m", "pip", "install", "--quiet", "pytest")
+    pytest_install = device.run("python", "-m", "pip", "install", "--quiet", "pytest", "selenium")
     assert pytest_install.returncode == 0, pytest_install.stderr[-2000:]
     env = dict(os.environ, EDGESEG_TEST_BUNDLES=str(desktop_bundles))
     env["EDGESEG_TENSORRT_VERSIONS"] = ",".join(device.jetpack.tensorrt)
