@@ -10,8 +10,11 @@ that use it make no claim about what a real TensorRT does with a graph.
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import json
+import mmap
+import os
 from typing import Any
 
 import numpy as np
@@ -34,7 +37,8 @@ class RecordingTensorRT:
     """One TensorRT version's module. Behaviour knobs: `dla_cores`, `parse_errors` [(node index, node name, text)],
     `plan` (None: the build fails), `null_factories` (Builder/Runtime raise as when CUDA did not initialise),
     `cache_accepted` (set_timing_cache's answer), `damaged_cache` (create_timing_cache raises on non-empty data),
-    `no_timing_cache` (get_timing_cache returns None), `input_shape_accepted` (set_input_shape's answer)."""
+    `no_timing_cache` (get_timing_cache returns None), `input_shape_accepted` (set_input_shape's answer),
+    `on_execute` (a test's stand-in for the engine's kernels, given the bound addresses and the stream handle)."""
 
     def __init__(
         self,
@@ -47,6 +51,7 @@ class RecordingTensorRT:
         damaged_cache: bool = False,
         no_timing_cache: bool = False,
         input_shape_accepted: bool = True,
+        on_execute: Any = None,
     ):
         self.__version__ = version
         self.major, self.minor = _version_tuple(version)
@@ -54,6 +59,8 @@ class RecordingTensorRT:
         self.dla_cores, self.parse_errors, self.plan = dla_cores, parse_errors or [], plan
         self.null_factories, self.cache_accepted, self.damaged_cache = null_factories, cache_accepted, damaged_cache
         self.no_timing_cache, self.input_shape_accepted = no_timing_cache, input_shape_accepted
+        self.addresses: dict[str, int] = {}  # tensor name -> the address set_tensor_address bound it to
+        self.on_execute = on_execute  # test glue: called with (addresses, stream_handle) by execute_async_v3
         for name, members in self._enums().items():
             setattr(self, name, enum.IntEnum(name, members))
         for cls in _classes(self):
@@ -301,12 +308,19 @@ def _classes(trt: RecordingTensorRT) -> list[type]:
 
     def execute_async_v3(self, stream_handle):
         trt.calls.append(("execute_async_v3", stream_handle))
+        if trt.on_execute is not None:
+            trt.on_execute(dict(trt.addresses), stream_handle)
+        return True
+
+    def set_tensor_address(self, name, memory):
+        trt.calls.append(("set_tensor_address", name))
+        trt.addresses[name] = int(memory)
         return True
 
     context_cls = slotted("IExecutionContext", {
         "set_input_shape": set_input_shape,
         "get_tensor_shape": lambda self, name: self._shapes[name],
-        "set_tensor_address": lambda self, name, memory: trt.calls.append(("set_tensor_address", name)) or True,
+        "set_tensor_address": set_tensor_address,
         "execute_async_v3": execute_async_v3,
     }, ("_engine", "_shapes"))  # fmt: skip
 
@@ -324,12 +338,23 @@ class HostMemoryCuda:
 
     binding = "test-double"
 
-    def __init__(self, name: str = "Orin", compute_capability: str = "8.7"):
-        from edgeseg.engines.cuda import GpuInfo
+    def __init__(self, name: str = "Orin", compute_capability: str = "8.7", integrated: bool = False):
+        """`integrated` picks the path the backend takes (mapped zero-copy when True); copies by default."""
+        from edgeseg.engines.cuda import DeviceMemory, GpuInfo
 
         self.info = GpuInfo(name, compute_capability)
+        self.memory = DeviceMemory(integrated=integrated, can_map_host=True)
         self.current: list[str] = []  # this double's stand-in for the thread's context stack
         self.live_buffers = 0
+        self.copies = 0
+
+    def device_memory(self):
+        return self.memory
+
+    def mapped(self, shape, dtype):
+        array = np.zeros(shape, dtype)
+        self.live_buffers += 1
+        return array, array.ctypes.data
 
     def gpu(self):
         return self.info
@@ -359,7 +384,8 @@ class HostMemoryCuda:
         return np.zeros(shape, dtype)
 
     def free_pinned(self, array) -> None:
-        pass
+        if self.memory.zero_copy:
+            self.live_buffers -= 1
 
     def device_buffer(self, nbytes: int):
         from edgeseg.engines.cuda import DeviceBuffer
@@ -375,7 +401,154 @@ class HostMemoryCuda:
         return buffer
 
     def to_device(self, target, source, stream) -> None:
+        self.copies += 1
         target.memory[: source.nbytes] = source.reshape(-1).view(np.uint8)
 
     def to_host(self, target, source, stream) -> None:
+        self.copies += 1
         target.reshape(-1).view(np.uint8)[:] = source.memory[: target.nbytes]
+
+
+class RecordingCudart:
+    """TEST DOUBLE for cuda-python's runtime module (`cuda.bindings.runtime`; no GPU here), for CudaPython.
+
+    What follows the real bindings, and is checked against the installed cuda-bindings by tests/test_cuda.py:
+    the function names and parameter names, the tuple (cudaError_t, value...) each returns, and the values of the
+    enum members and flags below. Everything else is this double's own: device memory is host memory, a "device
+    pointer" of mapped memory is a second mapping of the same pages (so the code must bind what
+    cudaHostGetDevicePointer returned, as the real docstring allows it to differ from the host pointer), and work
+    queued on a stream (async copies, and a test's `enqueue`d stand-in for TensorRT's kernels) runs only at
+    cudaStreamSynchronize. It says nothing about how a real GPU performs or behaves beyond those signatures.
+    `calls` records (function name, positional arguments) in order."""
+
+    cudaHostAllocDefault, cudaHostAllocMapped = 0, 2  # noqa: N815 - the runtime's names
+
+    def __init__(self, integrated: bool, can_map_host: bool = True, name: str = "Orin", compute_capability=(8, 7)):
+        self.integrated, self.can_map_host = integrated, can_map_host
+        self.name, self.compute_capability = name, compute_capability
+        self.cudaError_t = enum.IntEnum("cudaError_t", {"cudaSuccess": 0, "cudaErrorInvalidValue": 1})
+        self.cudaDeviceAttr = enum.IntEnum(
+            "cudaDeviceAttr", {"cudaDevAttrIntegrated": 18, "cudaDevAttrCanMapHostMemory": 19}
+        )
+        self.cudaMemcpyKind = enum.IntEnum("cudaMemcpyKind", {"cudaMemcpyHostToDevice": 1, "cudaMemcpyDeviceToHost": 2})
+        self.calls: list[tuple] = []
+        self.live: dict[int, Any] = {}  # address -> what keeps that allocation alive (host and device memory)
+        self.device_of: dict[int, int] = {}  # mapped host address -> its device alias
+        self.pending: dict[int, list] = {}  # stream handle -> queued work
+        self._next_stream = 0x5000
+
+    def _record(self, name: str, *args: Any) -> None:
+        self.calls.append((name, *args))
+
+    def called(self, name: str) -> list[tuple]:
+        return [c for c in self.calls if c[0] == name]
+
+    # -- device and errors
+    def cudaGetDeviceCount(self):  # noqa: N802 - the runtime's names, here and below
+        self._record("cudaGetDeviceCount")
+        return self.cudaError_t.cudaSuccess, 1
+
+    def cudaGetDeviceProperties(self, device):  # noqa: N802
+        self._record("cudaGetDeviceProperties", device)
+        major, minor = self.compute_capability
+        properties = type("cudaDeviceProp", (), {"name": self.name.encode(), "major": major, "minor": minor})()
+        return self.cudaError_t.cudaSuccess, properties
+
+    def cudaDriverGetVersion(self):  # noqa: N802
+        self._record("cudaDriverGetVersion")
+        return self.cudaError_t.cudaSuccess, 12060
+
+    def cudaSetDevice(self, device):  # noqa: N802
+        self._record("cudaSetDevice", device)
+        return (self.cudaError_t.cudaSuccess,)
+
+    def cudaDeviceGetAttribute(self, attr, device):  # noqa: N802
+        self._record("cudaDeviceGetAttribute", attr, device)
+        values = {"cudaDevAttrIntegrated": self.integrated, "cudaDevAttrCanMapHostMemory": self.can_map_host}
+        return self.cudaError_t.cudaSuccess, int(values[attr.name])
+
+    def cudaGetErrorName(self, error):  # noqa: N802
+        return self.cudaError_t.cudaSuccess, error.name.encode()
+
+    def cudaGetErrorString(self, error):  # noqa: N802
+        return self.cudaError_t.cudaSuccess, b"invalid argument"
+
+    # -- streams
+    def cudaStreamCreate(self):  # noqa: N802
+        self._record("cudaStreamCreate")
+        self._next_stream += 1
+        self.pending[self._next_stream] = []
+        return self.cudaError_t.cudaSuccess, self._next_stream
+
+    def cudaStreamDestroy(self, stream):  # noqa: N802
+        self._record("cudaStreamDestroy", stream)
+        del self.pending[int(stream)]
+        return (self.cudaError_t.cudaSuccess,)
+
+    def cudaStreamSynchronize(self, stream):  # noqa: N802
+        self._record("cudaStreamSynchronize", stream)
+        work, self.pending[int(stream)] = self.pending[int(stream)], []
+        for item in work:
+            item()
+        return (self.cudaError_t.cudaSuccess,)
+
+    def enqueue(self, stream: int, work: Any) -> None:
+        """Test glue, not the runtime's: queue `work` on a stream, as a kernel launch would be."""
+        self.pending[int(stream)].append(work)
+
+    # -- memory
+    def _host_buffer(self, size: int) -> int:
+        buffer = ctypes.create_string_buffer(size)
+        self.live[ctypes.addressof(buffer)] = buffer
+        return ctypes.addressof(buffer)
+
+    def cudaMallocHost(self, size):  # noqa: N802
+        self._record("cudaMallocHost", size)
+        return self.cudaError_t.cudaSuccess, self._host_buffer(size)
+
+    def cudaMalloc(self, size):  # noqa: N802
+        self._record("cudaMalloc", size)
+        return self.cudaError_t.cudaSuccess, self._host_buffer(size)
+
+    def cudaFree(self, devPtr):  # noqa: N802, N803
+        self._record("cudaFree", devPtr)
+        return (self.cudaError_t.cudaSuccess if self.live.pop(int(devPtr), None) is not None else
+                self.cudaError_t.cudaErrorInvalidValue,)  # fmt: skip
+
+    def cudaHostAlloc(self, size, flags):  # noqa: N802
+        self._record("cudaHostAlloc", size, flags)
+        if not flags & self.cudaHostAllocMapped:
+            return self.cudaError_t.cudaSuccess, self._host_buffer(size)
+        descriptor = os.memfd_create("cudart-double")  # two mappings of one memory: host and "device" views
+        os.ftruncate(descriptor, size)
+        views = [mmap.mmap(descriptor, size) for _ in range(2)]
+        os.close(descriptor)
+        anchors = [ctypes.c_char.from_buffer(view) for view in views]
+        host, device = (ctypes.addressof(anchor) for anchor in anchors)
+        self.live[host], self.device_of[host] = (views, anchors), device
+        return self.cudaError_t.cudaSuccess, host
+
+    def cudaHostGetDevicePointer(self, pHost, flags):  # noqa: N802, N803
+        self._record("cudaHostGetDevicePointer", pHost, flags)
+        device = self.device_of.get(int(pHost))
+        if device is None or flags != 0 or not self.can_map_host:
+            return self.cudaError_t.cudaErrorInvalidValue, None
+        return self.cudaError_t.cudaSuccess, device
+
+    def cudaFreeHost(self, ptr):  # noqa: N802
+        self._record("cudaFreeHost", ptr)
+        kept = self.live.pop(int(ptr), None)
+        if kept is None:
+            return (self.cudaError_t.cudaErrorInvalidValue,)
+        if int(ptr) in self.device_of:
+            del self.device_of[int(ptr)]
+            views, anchors = kept
+            del anchors, kept  # the exported buffers must go before the mappings close
+            for view in views:
+                view.close()
+        return (self.cudaError_t.cudaSuccess,)
+
+    def cudaMemcpyAsync(self, dst, src, count, kind, stream):  # noqa: N802
+        self._record("cudaMemcpyAsync", dst, src, count, kind, stream)
+        self.enqueue(stream, lambda: ctypes.memmove(int(dst), int(src), int(count)))
+        return (self.cudaError_t.cudaSuccess,)

@@ -7,9 +7,14 @@ PyPI and builds only with `nvcc` on PATH (JetPack does not put it there).
 
 What TensorRT needs: the device's name and compute capability (engines are tied to them), a stream,
 page-locked host buffers (async copies overlap only from pinned memory), device buffers, async copies
-and a stream sync. The runtime API uses the device's primary context implicitly on every thread; pycuda
-works through the driver API, where the primary context must be retained, made current on the thread
-that uses it, and on close popped and then released (cuDevicePrimaryCtxRelease does not pop it).
+and a stream sync. On an integrated GPU (a Jetson: CPU and GPU share one DRAM) it needs no device buffers
+and no copies: page-locked host memory mapped into the device's address space (cudaHostAlloc with
+cudaHostAllocMapped, then cudaHostGetDevicePointer) is bound to TensorRT directly, as jetson-inference's
+cudaAllocMapped does for every image. `device_memory()` says which of the two a device takes.
+
+The runtime API uses the device's primary context implicitly on every thread; pycuda works through
+the driver API, where the primary context must be retained, made current on the thread that uses it,
+and on close popped and then released (cuDevicePrimaryCtxRelease does not pop it).
 """
 
 from __future__ import annotations
@@ -34,6 +39,35 @@ CUDA_INSTALL_HINT = (
 class GpuInfo:
     name: str
     compute_capability: str  # e.g. "8.7"
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """How a device reaches host memory: cudaDevAttrIntegrated and cudaDevAttrCanMapHostMemory."""
+
+    integrated: bool  # the GPU shares the CPU's DRAM (a Jetson's iGPU)
+    can_map_host: bool  # page-locked host memory can be mapped into the device's address space
+
+    @property
+    def zero_copy(self) -> bool:
+        """TensorRT binds mapped host memory and no copy crosses: only where the DRAM is shared and mappable."""
+        return self.integrated and self.can_map_host
+
+    def describe(self, gpu_name: str) -> str:
+        """One line for doctor: which path a TensorRT run takes on this device, and why."""
+        if self.zero_copy:
+            return (
+                f"mapped zero-copy: {gpu_name} is integrated (CPU and GPU share DRAM); TensorRT reads and writes "
+                "page-locked mapped host memory, no copies per frame"
+            )
+        why = "is integrated but cannot map host memory" if self.integrated else "is discrete"
+        return (
+            f"copies: {gpu_name} {why}; page-locked host buffers, a host-to-device and a device-to-host async "
+            "copy per frame"
+        )
+
+
+NO_CUDA_PATH = "none: no usable CUDA GPU, so no TensorRT run"
 
 
 class DeviceBuffer:
@@ -68,6 +102,10 @@ class Cuda(ABC):
         """Undo activate() on the same thread."""
 
     @abstractmethod
+    def device_memory(self) -> DeviceMemory:
+        """Whether the device is integrated and can map host memory (then `mapped` replaces buffers and copies)."""
+
+    @abstractmethod
     def stream(self) -> Any:
         """A new stream; `stream_handle(s)` gives the int TensorRT's execute_async_v3 takes."""
 
@@ -85,7 +123,13 @@ class Cuda(ABC):
         """A page-locked host array (freed with free_pinned)."""
 
     @abstractmethod
-    def free_pinned(self, array: np.ndarray) -> None: ...
+    def free_pinned(self, array: np.ndarray) -> None:
+        """Free an array from `pinned` or `mapped`."""
+
+    @abstractmethod
+    def mapped(self, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, int]:
+        """A page-locked host array mapped into the device's address space, and the device pointer to it (what
+        set_tensor_address takes). For a device whose `device_memory().zero_copy`; freed with free_pinned."""
 
     @abstractmethod
     def device_buffer(self, nbytes: int) -> DeviceBuffer: ...
@@ -129,6 +173,17 @@ class CudaPython(Cuda):
     def activate(self) -> None:
         self._check(self.cudart.cudaSetDevice(self.device), "cudaSetDevice")
 
+    def device_memory(self) -> DeviceMemory:
+        attributes = self.cudart.cudaDeviceAttr
+        integrated = self._check(
+            self.cudart.cudaDeviceGetAttribute(attributes.cudaDevAttrIntegrated, self.device), "cudaDeviceGetAttribute"
+        )
+        can_map = self._check(
+            self.cudart.cudaDeviceGetAttribute(attributes.cudaDevAttrCanMapHostMemory, self.device),
+            "cudaDeviceGetAttribute",
+        )
+        return DeviceMemory(bool(integrated), bool(can_map))
+
     def release(self) -> None:
         pass  # the runtime API's primary context belongs to the process; resetting it would break other users
 
@@ -145,18 +200,33 @@ class CudaPython(Cuda):
         self._check(self.cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
     def pinned(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        dtype = np.dtype(dtype)
-        nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
-        pointer = self._check(self.cudart.cudaMallocHost(nbytes), "cudaMallocHost")
-        raw = (ctypes.c_byte * nbytes).from_address(int(pointer))
-        array = np.frombuffer(raw, dtype=np.uint8, count=nbytes)[: int(np.prod(shape)) * dtype.itemsize]
-        array = array.view(dtype).reshape(shape)
-        self._pinned[id(array)] = int(pointer)
+        nbytes = _nbytes(shape, dtype)
+        pointer = int(self._check(self.cudart.cudaMallocHost(max(nbytes, 1)), "cudaMallocHost"))
+        return self._host_array(pointer, shape, dtype)
+
+    def mapped(self, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, int]:
+        nbytes = _nbytes(shape, dtype)
+        flags = self.cudart.cudaHostAllocMapped
+        pointer = int(self._check(self.cudart.cudaHostAlloc(max(nbytes, 1), flags), "cudaHostAlloc"))
+        array = self._host_array(pointer, shape, dtype)
+        try:  # flags must be 0 (cudaHostGetDevicePointer's documentation); the device pointer may differ from it
+            device = int(self._check(self.cudart.cudaHostGetDevicePointer(pointer, 0), "cudaHostGetDevicePointer"))
+        except EdgesegError:
+            self.free_pinned(array)
+            raise
+        return array, device
+
+    def _host_array(self, pointer: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A numpy view of page-locked memory at `pointer`, remembered so free_pinned can give it back."""
+        nbytes = _nbytes(shape, dtype)
+        raw = (ctypes.c_byte * max(nbytes, 1)).from_address(pointer)
+        array = np.frombuffer(raw, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
+        self._pinned[id(array)] = pointer
         return array
 
     def free_pinned(self, array: np.ndarray) -> None:
         pointer = self._pinned.pop(id(array), None)
-        if pointer is not None:
+        if pointer is not None:  # cudaFreeHost frees both cudaMallocHost's and cudaHostAlloc's memory
             self._check(self.cudart.cudaFreeHost(pointer), "cudaFreeHost")
 
     def device_buffer(self, nbytes: int) -> DeviceBuffer:
@@ -218,6 +288,13 @@ class PyCuda(Cuda):
         self.context = None
         _pop_current_context(self.libcuda or _load_libcuda())
 
+    def device_memory(self) -> DeviceMemory:
+        attribute = self.driver.device_attribute
+        return DeviceMemory(
+            bool(self.device.get_attribute(attribute.INTEGRATED)),
+            bool(self.device.get_attribute(attribute.CAN_MAP_HOST_MEMORY)),
+        )
+
     def stream(self) -> Any:
         return self.driver.Stream()
 
@@ -238,6 +315,13 @@ class PyCuda(Cuda):
         if hasattr(base, "free"):
             base.free()
 
+    def mapped(self, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, int]:
+        """pagelocked_empty with host_alloc_flags.DEVICEMAP (cuMemHostAlloc's CU_MEMHOSTALLOC_DEVICEMAP); its
+        HostAllocation's get_device_pointer() is cuMemHostGetDevicePointer. The retained primary context is the
+        one the runtime API uses, for which mapping is always enabled."""
+        array = self.driver.pagelocked_empty(shape, dtype, mem_flags=self.driver.host_alloc_flags.DEVICEMAP)
+        return array, int(array.base.get_device_pointer())
+
     def device_buffer(self, nbytes: int) -> DeviceBuffer:
         allocation = self.driver.mem_alloc(max(nbytes, 1))
         return DeviceBuffer(int(allocation), nbytes, allocation.free)
@@ -247,6 +331,10 @@ class PyCuda(Cuda):
 
     def to_host(self, target: np.ndarray, source: DeviceBuffer, stream: Any) -> None:
         self.driver.memcpy_dtoh_async(target, source.pointer, stream)
+
+
+def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
 
 
 def _load_libcuda() -> Any:

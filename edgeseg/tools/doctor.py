@@ -8,13 +8,14 @@ from typing import Any
 
 from edgeseg import __version__
 from edgeseg.bench.environment import environment, module_version
-from edgeseg.engines.cuda import CUDA_INSTALL_HINT
+from edgeseg.engines.cuda import CUDA_INSTALL_HINT, NO_CUDA_PATH
 from edgeseg.errors import EdgesegError, install_command
 from edgeseg.runtime.gstreamer import has_gstreamer
 
 
 def tensorrt_facts() -> dict[str, Any]:
-    """TensorRT, the CUDA binding, the GPU and the DLA cores, each found out on its own: one failing never hides
+    """TensorRT, the CUDA binding, the GPU, the path TensorRT's buffers take on it (mapped zero-copy on an
+    integrated GPU, copies on a discrete one) and the DLA cores, each found out on its own: one failing never hides
     the others (a TensorRT whose Builder cannot be created still leaves the GPU and driver reported)."""
     from edgeseg.engines.compat import create_builder, import_tensorrt
     from edgeseg.engines.cuda import cuda_binding_installed, open_cuda
@@ -34,6 +35,11 @@ def tensorrt_facts() -> dict[str, Any]:
             facts["gpu_found"] = True
         except EdgesegError as exc:
             facts["gpu"] = str(exc)
+        if facts.get("gpu_found"):
+            try:
+                facts["memory_path"] = cuda.device_memory().describe(gpu.name)
+            except EdgesegError as exc:
+                facts["memory_path"] = str(exc)
     if trt is not None and facts.get("gpu_found"):
         try:
             facts["dla_cores"] = create_builder(trt, trt.Logger(trt.Logger.ERROR)).num_DLA_cores
@@ -67,6 +73,7 @@ def report() -> list[tuple[str, str]]:
         ("cuda binding", trt["cuda_binding"] or f"none: {CUDA_INSTALL_HINT}"),
         ("gpu", trt.get("gpu") or (env["gpu"] or {}).get("name") or "none found"),
         ("cuda driver", trt.get("cuda_driver", "-")),
+        ("tensorrt buffers", trt.get("memory_path", NO_CUDA_PATH)),
         ("dla cores", str(trt.get("dla_cores", "-"))),
         (
             "jetson",
