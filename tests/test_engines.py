@@ -7,6 +7,7 @@ the bottom that need a real TensorRT and GPU skip with the reason.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import shutil
 
@@ -417,3 +418,87 @@ def test_the_backend_runs_and_releases_through_the_cuda_interface(calibrated_cop
     assert ("execute_async_v3", cuda.stream_handle(backend.stream)) in trt.calls
     backend.close()
     assert cuda.current == [] and cuda.live_buffers == 0
+
+
+# -- zero-copy on an integrated GPU (issue 30): the backend through CudaPython over RecordingCudart -----------------
+def run_with_cudart(bundle_dir, engine, integrated: bool, frames: int = 2):
+    """Open the engine on CudaPython over RecordingCudart (a TEST DOUBLE of cuda-python's runtime module, checked
+    against the real bindings in tests/test_cuda.py) and run `frames` frames. The TensorRT double's stand-in for
+    the engine's kernels is queued on the stream: it reads the input where the engine's input is bound and writes
+    channel 0 + 1 where its output is bound, so what comes back shows what crossed and when."""
+    from tensorrt_double import RecordingCudart
+
+    from edgeseg.engines.cuda import CudaPython
+
+    cudart = RecordingCudart(integrated=integrated)
+    backend = None
+
+    def kernels(addresses, stream):
+        def run():
+            frame_host = backend.buffers[backend.input_names[0]][0]
+            frame = np.ctypeslib.as_array(
+                (ctypes.c_uint8 * frame_host.nbytes).from_address(addresses[backend.input_names[0]])
+            ).reshape(frame_host.shape)
+            out_host = backend.buffers[backend.output_names[0]][0]
+            out = np.ctypeslib.as_array(
+                (ctypes.c_uint8 * out_host.nbytes).from_address(addresses[backend.output_names[0]])
+            ).reshape(out_host.shape)
+            out[:] = frame[..., 0] + 1
+
+        cudart.enqueue(stream, run)
+
+    trt = RecordingTensorRT("10.3.0", on_execute=kernels)
+    backend = open_engine(bundle_dir, engine, trt, CudaPython(cudart))
+    frames_in = [np.full((1, 64, 64, 3), 10 * (i + 1), np.uint8) for i in range(frames)]
+    answers = [backend.infer(frame) for frame in frames_in]
+    return backend, trt, cudart, frames_in, answers
+
+
+def test_an_integrated_gpu_binds_mapped_memory_and_copies_nothing(calibrated_copy):
+    _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("int8",))
+    engine = next(a for a in bundle.artifacts if a.kind == "engine")
+    backend, trt, cudart, frames_in, answers = run_with_cudart(calibrated_copy, engine, integrated=True)
+    assert backend.zero_copy and "mapped zero-copy" in backend.describe()
+    for frame, answer in zip(frames_in, answers):  # read after the stream's sync: the "kernels" ran first
+        assert answer.shape == (1, 64, 64) and (answer == frame[0, 0, 0, 0] + 1).all()
+    assert cudart.called("cudaMemcpyAsync") == [] and cudart.called("cudaMalloc") == []
+    assert cudart.called("cudaMallocHost") == []
+    names = backend.input_names + backend.output_names
+    allocations = cudart.called("cudaHostAlloc")
+    assert len(allocations) == len(names) and all(flags == cudart.cudaHostAllocMapped for _, _, flags in allocations)
+    hosts = [backend.buffers[name][0].ctypes.data for name in names]
+    assert [c[1:] for c in cudart.called("cudaHostGetDevicePointer")] == [(host, 0) for host in hosts]
+    # TensorRT is bound to the device pointers cudaHostGetDevicePointer gave, not to the host addresses
+    assert [trt.addresses[name] for name in names] == [cudart.device_of[host] for host in hosts]
+    assert not set(trt.addresses.values()) & set(hosts)
+    assert len(cudart.called("cudaStreamSynchronize")) == len(frames_in)
+    backend.close()
+    assert sorted(c[1] for c in cudart.called("cudaFreeHost")) == sorted(hosts) and not cudart.live
+
+
+def test_a_discrete_gpu_copies_in_and_out_of_device_buffers(calibrated_copy):
+    _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("int8",))
+    engine = next(a for a in bundle.artifacts if a.kind == "engine")
+    backend, trt, cudart, frames_in, answers = run_with_cudart(calibrated_copy, engine, integrated=False)
+    assert not backend.zero_copy and "zero-copy" not in backend.describe()
+    for frame, answer in zip(frames_in, answers):
+        assert (answer == frame[0, 0, 0, 0] + 1).all()
+    assert cudart.called("cudaHostAlloc") == [] and cudart.called("cudaHostGetDevicePointer") == []
+    kinds = [c[4].name for c in cudart.called("cudaMemcpyAsync")]
+    assert kinds == ["cudaMemcpyHostToDevice", "cudaMemcpyDeviceToHost"] * len(frames_in)  # one in, one out a frame
+    devices = [c for c in cudart.calls if c[0] == "cudaMalloc"]
+    assert len(devices) == len(backend.input_names + backend.output_names) == len(cudart.called("cudaMallocHost"))
+    backend.close()
+    assert not cudart.live
+
+
+def test_the_host_memory_double_takes_the_mapped_path_when_integrated(calibrated_copy):
+    _, bundle = build_with(calibrated_copy, "10.3.0", precisions=("int8",))
+    engine = next(a for a in bundle.artifacts if a.kind == "engine")
+    for integrated, copies in ((True, 0), (False, 2)):
+        cuda = HostMemoryCuda(integrated=integrated)
+        backend = open_engine(calibrated_copy, engine, RecordingTensorRT("10.3.0"), cuda)
+        backend.infer(np.zeros((1, 64, 64, 3), np.uint8))
+        assert cuda.copies == copies and backend.zero_copy == integrated
+        backend.close()
+        assert cuda.live_buffers == 0 and cuda.current == []

@@ -4,7 +4,13 @@ The name-based API (num_io_tensors, get_tensor_name, set_input_shape, set_tensor
 execute_async_v3) exists from TensorRT 8.5 to 11, unlike the binding-index API 10.0 removed.
 CUDA comes through edgeseg.engines.cuda (cuda-python or pycuda). `open()` makes the device usable
 on the calling thread (the pipeline calls it on the inference thread) and `close()` releases it there.
-Host buffers are page-locked, so the async copies overlap nothing they should not.
+
+Two ways to move a frame, decided once per open from the device's attributes:
+- discrete GPU: page-locked host buffers and device buffers, an async copy in, execute, an async copy out
+  of each wanted output, then a stream sync;
+- integrated GPU (a Jetson, where CPU and GPU share one DRAM; jetson-inference maps every image buffer):
+  TensorRT's inputs and outputs are bound to mapped page-locked host memory, so the frame is written where
+  TensorRT reads it and no copy is made; the stream is synchronised before the outputs are read.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ class TensorRTBackend(Backend):
         self.model_path = bundle.artifact_path(artifact)
         self.trt, self.cuda = trt, cuda
         self.active = False
-        self.buffers: dict[str, tuple[np.ndarray, Any]] = {}  # name -> (page-locked host array, device buffer)
+        # name -> (page-locked host array, device buffer; None where the host array is mapped: zero-copy)
+        self.buffers: dict[str, tuple[np.ndarray, Any]] = {}
+        self.zero_copy = False
 
     def _open(self) -> None:
         from edgeseg.engines.compat import check_engine, import_tensorrt
@@ -41,6 +49,7 @@ class TensorRTBackend(Backend):
         self.cuda.activate()
         self.active = True
         try:
+            self.zero_copy = self.cuda.device_memory().zero_copy
             self._load(self.trt)
         except BaseException:
             self._close()
@@ -101,10 +110,16 @@ class TensorRTBackend(Backend):
         self._free()
         for tensor in self.input_names + self.output_names:
             shape = tuple(self.context.get_tensor_shape(tensor))
-            host = self.cuda.pinned(shape, self.trt.nptype(self.engine.get_tensor_dtype(tensor)))
-            device = self.cuda.device_buffer(host.nbytes)
-            self.buffers[tensor] = (host, device)
-            self.context.set_tensor_address(tensor, device.pointer)
+            dtype = self.trt.nptype(self.engine.get_tensor_dtype(tensor))
+            if self.zero_copy:
+                host, pointer = self.cuda.mapped(shape, dtype)
+                self.buffers[tensor] = (host, None)
+            else:
+                host = self.cuda.pinned(shape, dtype)
+                device = self.cuda.device_buffer(host.nbytes)
+                self.buffers[tensor] = (host, device)
+                pointer = device.pointer
+            self.context.set_tensor_address(tensor, pointer)
         self.batch = batch
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
@@ -114,22 +129,27 @@ class TensorRTBackend(Backend):
         return self._execute(batch, self.output_names)
 
     def _execute(self, batch: np.ndarray, wanted: list[str]) -> dict[str, np.ndarray]:
-        """Copy the batch in, run, copy the `wanted` outputs back (only those cross the bus)."""
+        """Copy the batch in, run, copy the `wanted` outputs back (only those cross the bus); on an integrated
+        GPU the batch is written into the mapped input and the outputs are read from where TensorRT wrote them.
+        The returned arrays are copies: the next frame reuses the buffers."""
         self._prepare(batch.shape[0])
         host_in, device_in = self.buffers[self.input_names[0]]
         np.copyto(host_in, batch, casting="no")
-        self.cuda.to_device(device_in, host_in, self.stream)
+        if not self.zero_copy:
+            self.cuda.to_device(device_in, host_in, self.stream)
         if not self.context.execute_async_v3(stream_handle=self.cuda.stream_handle(self.stream)):
             raise EdgesegError(f"TensorRT execution of {self.artifact.path} failed (see the TensorRT log above)")
-        for name in wanted:
-            host_out, device_out = self.buffers[name]
-            self.cuda.to_host(host_out, device_out, self.stream)
-        self.cuda.synchronize(self.stream)
+        if not self.zero_copy:
+            for name in wanted:
+                host_out, device_out = self.buffers[name]
+                self.cuda.to_host(host_out, device_out, self.stream)
+        self.cuda.synchronize(self.stream)  # zero-copy too: TensorRT's outputs are written once the stream is done
         return {name: self.buffers[name][0].copy() for name in wanted}
 
     def _free(self) -> None:
         for host, device in self.buffers.values():
-            device.free()
+            if device is not None:
+                device.free()
             self.cuda.free_pinned(host)
         self.buffers.clear()
 
@@ -150,4 +170,5 @@ class TensorRTBackend(Backend):
 
     def describe(self) -> str:
         version, gpu = self.artifact.tools.get("tensorrt"), self.artifact.extra.get("gpu")
-        return f"tensorrt {version} on {gpu} ({self.artifact_name})"
+        path = ", mapped zero-copy" if self.zero_copy else ""
+        return f"tensorrt {version} on {gpu} ({self.artifact_name}{path})"
