@@ -150,6 +150,15 @@ class CudaPython(Cuda):
         self.cudart, self.device = cudart, device
         self._pinned: dict[int, int] = {}  # id(array) -> host pointer
 
+    def _call(self, name: str, *args: Any) -> Any:
+        """Call a runtime function; its values, or one line for its error. cuda-python 11.x (JetPack 5's) raises
+        RuntimeError from any call where libcuda cannot be loaded; 12 and later return an error code."""
+        try:
+            result = getattr(self.cudart, name)(*args)
+        except RuntimeError as exc:
+            raise EdgesegError(f"no usable CUDA GPU: {name} failed: {exc} (no NVIDIA driver is loaded)") from None
+        return self._check(result, name)
+
     def _check(self, result: Any, call: str) -> Any:
         error, *values = result if isinstance(result, tuple) else (result,)
         if error != self.cudart.cudaError_t.cudaSuccess:
@@ -159,58 +168,53 @@ class CudaPython(Cuda):
         return values[0] if len(values) == 1 else tuple(values) or None
 
     def gpu(self) -> GpuInfo:
-        count = self._check(self.cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
+        count = self._call("cudaGetDeviceCount")
         if count <= self.device:
             raise EdgesegError(f"no usable CUDA GPU: CUDA sees {count} device(s), not device {self.device}")
-        properties = self._check(self.cudart.cudaGetDeviceProperties(self.device), "cudaGetDeviceProperties")
+        properties = self._call("cudaGetDeviceProperties", self.device)
         name = properties.name.decode() if isinstance(properties.name, bytes) else str(properties.name)
         return GpuInfo(name.rstrip("\x00"), f"{properties.major}.{properties.minor}")
 
     def driver_version(self) -> str:
-        version = self._check(self.cudart.cudaDriverGetVersion(), "cudaDriverGetVersion")  # e.g. 12060
+        version = self._call("cudaDriverGetVersion")  # e.g. 12060
         return f"{version // 1000}.{version % 1000 // 10}" if version else "none (no NVIDIA driver is loaded)"
 
     def activate(self) -> None:
-        self._check(self.cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        self._call("cudaSetDevice", self.device)
 
     def device_memory(self) -> DeviceMemory:
         attributes = self.cudart.cudaDeviceAttr
-        integrated = self._check(
-            self.cudart.cudaDeviceGetAttribute(attributes.cudaDevAttrIntegrated, self.device), "cudaDeviceGetAttribute"
-        )
-        can_map = self._check(
-            self.cudart.cudaDeviceGetAttribute(attributes.cudaDevAttrCanMapHostMemory, self.device),
-            "cudaDeviceGetAttribute",
-        )
+        integrated = self._call("cudaDeviceGetAttribute", attributes.cudaDevAttrIntegrated, self.device)
+        can_map = self._call("cudaDeviceGetAttribute", attributes.cudaDevAttrCanMapHostMemory, self.device)
         return DeviceMemory(bool(integrated), bool(can_map))
 
     def release(self) -> None:
         pass  # the runtime API's primary context belongs to the process; resetting it would break other users
 
     def stream(self) -> Any:
-        return self._check(self.cudart.cudaStreamCreate(), "cudaStreamCreate")
+        return self._call("cudaStreamCreate")
 
     def stream_handle(self, stream: Any) -> int:
         return int(stream)
 
     def free_stream(self, stream: Any) -> None:
-        self._check(self.cudart.cudaStreamDestroy(stream), "cudaStreamDestroy")
+        self._call("cudaStreamDestroy", stream)
 
     def synchronize(self, stream: Any) -> None:
-        self._check(self.cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        self._call("cudaStreamSynchronize", stream)
 
     def pinned(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         nbytes = _nbytes(shape, dtype)
-        pointer = int(self._check(self.cudart.cudaMallocHost(max(nbytes, 1)), "cudaMallocHost"))
+        pointer = int(self._call("cudaMallocHost", max(nbytes, 1)))
         return self._host_array(pointer, shape, dtype)
 
     def mapped(self, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, int]:
         nbytes = _nbytes(shape, dtype)
         flags = self.cudart.cudaHostAllocMapped
-        pointer = int(self._check(self.cudart.cudaHostAlloc(max(nbytes, 1), flags), "cudaHostAlloc"))
+        pointer = int(self._call("cudaHostAlloc", max(nbytes, 1), flags))
         array = self._host_array(pointer, shape, dtype)
         try:  # flags must be 0 (cudaHostGetDevicePointer's documentation); the device pointer may differ from it
-            device = int(self._check(self.cudart.cudaHostGetDevicePointer(pointer, 0), "cudaHostGetDevicePointer"))
+            device = int(self._call("cudaHostGetDevicePointer", pointer, 0))
         except EdgesegError:
             self.free_pinned(array)
             raise
@@ -227,25 +231,19 @@ class CudaPython(Cuda):
     def free_pinned(self, array: np.ndarray) -> None:
         pointer = self._pinned.pop(id(array), None)
         if pointer is not None:  # cudaFreeHost frees both cudaMallocHost's and cudaHostAlloc's memory
-            self._check(self.cudart.cudaFreeHost(pointer), "cudaFreeHost")
+            self._call("cudaFreeHost", pointer)
 
     def device_buffer(self, nbytes: int) -> DeviceBuffer:
-        pointer = int(self._check(self.cudart.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
-        return DeviceBuffer(pointer, nbytes, lambda: self._check(self.cudart.cudaFree(pointer), "cudaFree"))
+        pointer = int(self._call("cudaMalloc", max(nbytes, 1)))
+        return DeviceBuffer(pointer, nbytes, lambda: self._call("cudaFree", pointer))
 
     def to_device(self, target: DeviceBuffer, source: np.ndarray, stream: Any) -> None:
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._check(
-            self.cudart.cudaMemcpyAsync(target.pointer, source.ctypes.data, source.nbytes, kind, stream),
-            "cudaMemcpyAsync",
-        )
+        self._call("cudaMemcpyAsync", target.pointer, source.ctypes.data, source.nbytes, kind, stream)
 
     def to_host(self, target: np.ndarray, source: DeviceBuffer, stream: Any) -> None:
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check(
-            self.cudart.cudaMemcpyAsync(target.ctypes.data, source.pointer, target.nbytes, kind, stream),
-            "cudaMemcpyAsync",
-        )
+        self._call("cudaMemcpyAsync", target.ctypes.data, source.pointer, target.nbytes, kind, stream)
 
 
 class PyCuda(Cuda):
