@@ -87,6 +87,11 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
 
 
 @needs_ffmpeg
+@pytest.mark.skipif(
+    tuple(int(part) for part in cv2.__version__.split(".")[:2]) < (4, 6),
+    reason="pip's opencv-python-headless 4.5 (JetPack 5.1's stand-in) reads H.264 over UDP at ~2 FPS with decode "
+    "errors and opens nothing within a 2-6 s timeout (measured); JetPack's own cv2 uses Ubuntu's FFmpeg",
+)
 def test_udp_stream_recovers_when_the_sender_comes_back(tiny_bundle, sample_video, tmp_path):
     port = free_port(socket.SOCK_DGRAM)
     frames = tmp_path / "frames"
