@@ -526,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--classes", help="class count N, or a names file (one class per line, optional R G B)")
     export.add_argument("--weights", help="state dict to load (torch.load with weights_only=True)")
     export.add_argument(
-        "--opset", type=opset, default=17, help="ONNX opset, 11 to 20 (default 17: TensorRT 8.5 / JetPack 5 parse it)"
+        "--opset", type=opset, default=17,
+        help="ONNX opset, 11 to 20 (default 17: TensorRT 8.5 / JetPack 5 parse it; 13 for TensorRT 8.2 / JetPack 4.6)",
     )
     export.add_argument(
         "--batch", type=count, default=None, help="fixed batch size (default 1; not with --dynamic-batch)"
@@ -789,9 +790,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("bundle", help="bundle directory, or one .onnx file")
     check.add_argument(
-        "--tensorrt", action="append", choices=("8.5", "8.6", "10.3", "10.13", "11"), help="TensorRT version (repeat)"
+        "--tensorrt", action="append", choices=("8.2", "8.5", "8.6", "10.3", "10.13", "11"),
+        help="TensorRT version (repeat)",
     )
-    check.add_argument("--jetpack", action="append", choices=("5", "6", "7"), help="JetPack release (repeat)")
+    check.add_argument(
+        "--jetpack", action="append", choices=("4", "4.6", "5", "5.1", "6", "6.0", "6.1", "6.2", "7"),
+        help="JetPack release (repeat): 4 = 4.6 (TensorRT 8.2), 5 = 5.1 (8.5), 6.0 (8.6), 6.1/6.2 (10.3), "
+        "6 = both 6.0 and 6.1/6.2, 7 (10.13)",
+    )
     check.add_argument("--dla", action="store_true", help="also check for the DLA (Jetson AGX Orin, Orin NX, Xavier)")
     check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="a single .onnx file's precision")
     check.set_defaults(handler=cmd_check)
@@ -805,7 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=cmd_doctor)
 
     deploy = verbs.add_parser("deploy", help="emit a DeepStream or Triton deployment from a bundle")
-    from edgeseg.deploy.calibration_cache import TENSORRT_OF_JETPACK
+    from edgeseg.deploy.calibration_cache import JETPACK_CHOICES
 
     deploy.add_argument("bundle")
     deploy.add_argument("--target", required=True, help="deepstream or triton")
@@ -829,8 +835,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="DeepStream: a source URI (repeat per camera; default: NVIDIA's sample video)",
     )
     deploy.add_argument(
-        "--jetpack", choices=sorted(TENSORRT_OF_JETPACK), default="6",
-        help="DeepStream INT8: the JetPack whose TensorRT reads the calibration cache (default 6)",
+        "--jetpack", choices=sorted(JETPACK_CHOICES), default="6",
+        help="DeepStream: the JetPack it runs on: 4 (4.6), 5 (5.1), 6.0, 6 (6.1/6.2), 7; names its calibration cache "
+        "and, on 4.6, DeepStream 6.0's config (default 6)",
     )  # fmt: skip
     deploy.add_argument(
         "--encoder", choices=["software", "hardware"], default="software",

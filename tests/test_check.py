@@ -8,12 +8,13 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import TINY, assert_one_line_error, run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeseg.engines.check import check_bundle, check_model, resolve_targets
+from edgeseg.errors import EdgesegError
 
-JETPACKS = resolve_targets(None, None)  # 8.5, 10.3, 10.13
+JETPACKS = resolve_targets(None, None)  # 8.5 (JetPack 5.1), 10.3 (6.1/6.2), 10.13 (7)
 FAMILIES = ["fcn32s", "fcn16s", "fcn8s", "unet", "deeplabv3", "deeplabv3plus", "pspnet", "lraspp"]
 
 
@@ -24,7 +25,7 @@ def test_every_zoo_family_at_every_precision_builds_on_jetpack_5_6_7(family, tmp
     code, out, err = run_cli(capsys, "export", family, "-o", bundle, "--size", size, "--classes", "3", "--arg",
                              "width=4")  # fmt: skip
     assert code == 0, err
-    assert "TensorRT check: every graph builds on TensorRT 8.5 (JetPack 5), TensorRT 10.3 (JetPack 6)" in out
+    assert "TensorRT check: every graph builds on TensorRT 8.5 (JetPack 5), TensorRT 10.3 (JetPack 6.1/6.2)" in out
     code, out, err = run_cli(capsys, "calibrate", bundle, "--data", f"synthetic://driving?seed=3&frames=8&size={size}",
                              "--count", "4", "--eval-count", "2", "--method", "minmax")  # fmt: skip
     assert code == 0, err
@@ -43,8 +44,8 @@ def test_the_demo_bundle_gets_a_verdict_per_jetpack(tmp_path, capsys):
     assert run_cli(capsys, "export", "demo-driving", "-o", bundle)[0] == 0
     code, out, _ = run_cli(capsys, "check", bundle, "--jetpack", "5", "--jetpack", "6", "--jetpack", "7")
     assert code == 0
-    for label in ("TensorRT 8.5 (JetPack 5): builds", "TensorRT 10.3 (JetPack 6): builds",
-                  "TensorRT 10.13 (JetPack 7): builds"):  # fmt: skip
+    for label in ("TensorRT 8.5 (JetPack 5): builds", "TensorRT 8.6 (JetPack 6.0): builds",
+                  "TensorRT 10.3 (JetPack 6.1/6.2): builds", "TensorRT 10.13 (JetPack 7): builds"):  # fmt: skip
         assert f"model.onnx (fp32) on {label}" in out
 
 
@@ -240,7 +241,7 @@ def test_check_exit_status_and_one_line_per_problem(tmp_path, capsys):
     assert out.splitlines() == [
         "broken.onnx (fp32) on TensorRT 8.5 (JetPack 5): will not build (1 problem)",
         "  node up (Resize): Resize mode='cubic': TensorRT takes nearest, linear",
-        "broken.onnx (fp32) on TensorRT 10.3 (JetPack 6): will not build (1 problem)",
+        "broken.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2): will not build (1 problem)",
         "  node up (Resize): Resize mode='cubic': TensorRT takes nearest, linear",
     ]
 
@@ -259,3 +260,127 @@ def test_check_bad_input_is_one_line(tmp_path, capsys, tiny_bundle):
     (copy / "model.onnx").write_bytes(b"not onnx")
     code, _, err = run_cli(capsys, "check", copy)
     assert code != 0 and "Traceback" not in err and err.count("\n") == 1
+
+
+# -- JetPack 4.6 (TensorRT 8.2) and JetPack 6.0 (8.6) / 6.1-6.2 (10.3) ------------------------------------------
+def test_jetpack_values_name_the_tensorrt_each_release_ships():
+    assert resolve_targets(None, ["4"]) == resolve_targets(None, ["4.6"]) == ["8.2"]
+    assert resolve_targets(None, ["6"]) == ["8.6", "10.3"]  # JetPack 6.0 ships 8.6.2, 6.1 and 6.2 ship 10.3.0
+    assert resolve_targets(None, ["6.0"]) == ["8.6"] and resolve_targets(None, ["6.2"]) == ["10.3"]
+    assert resolve_targets(None, ["5", "6", "7"]) == ["8.5", "8.6", "10.3", "10.13"]
+    assert resolve_targets(None, None) == ["8.5", "10.3", "10.13"]
+
+
+def test_the_default_leaves_out_8_6_because_8_5_is_at_least_as_strict():
+    """Why the default (no --jetpack) checks 8.5 and not also 8.6: every rule is at least as strict on 8.5."""
+    from edgeseg.engines.check import rules
+
+    targets, tables = rules()["targets"], rules()["operator_tables"]
+    old, new = targets["8.5"], targets["8.6"]
+    assert old["opset"] == new["opset"] and old["int64"] == new["int64"] and old["dla"] == new["dla"]
+    assert new["quantized_types"] == old["quantized_types"]
+    assert old["dequantize_needs_zero_point"] >= new["dequantize_needs_zero_point"]
+    assert old["topk_k_initializer"] >= new["topk_k_initializer"]
+    for operator, entry in tables[old["table"]].items():
+        if entry.get("supported") is False:
+            continue
+        newer = tables[new["table"]][operator]
+        assert newer.get("supported") is not False and set(entry["types"]) <= set(newer["types"]), operator
+
+
+def test_jetpack_6_0_applies_8_6_rules_and_6_1_those_of_10_3(tmp_path, capsys):
+    path = tmp_path / "opset18.onnx"
+    onnx.save(conv_model(opset=18), path)
+    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "6.0")
+    assert code == 1 and out.splitlines() == [
+        "opset18.onnx (fp32) on TensorRT 8.6 (JetPack 6.0): will not build: opset 18: TensorRT 8.6's parser reads "
+        "opset 7 to 17; export with --opset 17"
+    ]
+    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "6.1")
+    assert code == 0 and out.splitlines() == ["opset18.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2): builds"]
+    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "6")  # both
+    assert code == 1 and [line.split(":")[0] for line in out.splitlines()] == [
+        "opset18.onnx (fp32) on TensorRT 8.6 (JetPack 6.0)", "opset18.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2)"
+    ]  # fmt: skip
+    at_13 = qdq_model(dequantize_inputs=2)
+    at_13.opset_import[0].version = 13
+    dequantize = problems(at_13, "8.2")  # 8.2, like 8.5, needs the zero point input
+    assert dequantize == ["node dequant (DequantizeLinear): TensorRT 8.2 needs DequantizeLinear's zero point input "
+                          "(all zeros)"]  # fmt: skip
+
+
+def test_jetpack_4_passes_an_opset_13_unet_and_refuses_opset_17_in_one_line(tmp_path, capsys):
+    bundle = tmp_path / "unet13"
+    code, out, err = run_cli(capsys, "export", "unet", "-o", bundle, "--opset", "13", "--no-fuse-preprocess",
+                             "--no-fuse-argmax", *TINY)  # fmt: skip
+    assert code == 0, err
+    # an opset TensorRT 8.2 reads: export's verdict covers JetPack 4.6 too
+    assert "TensorRT check: every graph builds on TensorRT 8.2 (JetPack 4.6), TensorRT 8.5 (JetPack 5)" in out
+    code, out, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://driving?seed=3&frames=8&size=64x64",
+                             "--count", "4", "--eval-count", "2", "--method", "minmax")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "check", bundle, "--jetpack", "4")
+    assert code == 0 and out.splitlines() == [
+        f"{name} on TensorRT 8.2 (JetPack 4.6): builds"
+        for name in ("model.onnx (fp32)", "model.fp16.onnx (fp16)", "model.int8-tensorrt.onnx (int8)")
+    ]
+    path = tmp_path / "opset17.onnx"
+    onnx.save(conv_model(opset=17), path)
+    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "4")
+    assert code == 1 and out.splitlines() == [
+        "opset17.onnx (fp32) on TensorRT 8.2 (JetPack 4.6): will not build: opset 17: TensorRT 8.2's parser reads "
+        "opset 7 to 13; export with --opset 13"
+    ]
+
+
+def test_jetpack_4_has_no_uint8_and_says_which_export_flag_gives_float_ends(tmp_path, capsys):
+    bundle = tmp_path / "fused"
+    code, out, err = run_cli(capsys, "export", "unet", "-o", bundle, "--opset", "13", *TINY)
+    assert code == 0, err
+    assert "will not build on TensorRT 8.2 (JetPack 4.6)" in out  # export's verdict says so at once
+    code, out, _ = run_cli(capsys, "check", bundle / "model.onnx", "--jetpack", "4")
+    assert code == 1
+    assert out.splitlines()[1:3] == [
+        "  network output 'classes' is UINT8, which TensorRT 8.2 has no type for (UINT8 arrived in 8.5); export with "
+        "--no-fuse-argmax for a float output",
+        "  network input 'frame' is UINT8, which TensorRT 8.2 has no type for (UINT8 arrived in 8.5); export with "
+        "--no-fuse-preprocess for a float input",
+    ]
+    code, out, _ = run_cli(capsys, "check", bundle / "model.onnx", "--jetpack", "5")
+    assert code == 0  # 8.5 takes UINT8 through a Cast at the edge
+
+
+def test_tensorrt_8_2_parser_rules():
+    mod = graph([helper.make_node("Mod", ["x", "x"], ["y"], name="mod")], [value("x", TensorProto.INT32)],
+                [value("y", TensorProto.INT32)], opset=13)  # fmt: skip
+    assert problems(mod, "8.2") == ["node mod (Mod): Mod is not supported by TensorRT 8.2's ONNX parser "
+                                    "(onnx-tensorrt 8.2-GA docs/operators.md)"]  # fmt: skip
+    assert problems(mod, "8.5") == []
+    # Resize by scales: 8.2 needs them as an initializer, and linear only on the innermost 3 dimensions
+    assert problems(resize_model(opset=13, mode="linear"), "8.2") == []
+    computed = resize_model(opset=13)
+    computed.graph.initializer.pop()
+    computed.graph.input.append(value("scales", shape=(4,)))
+    assert problems(computed, "8.2") == [
+        "node up (Resize): Resize scales must be an initializer on TensorRT 8.2 (they are computed here)"
+    ]
+    assert problems(computed, "8.5") == []
+    batch_scaled = resize_model(opset=13, mode="linear")
+    batch_scaled.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.array([2, 1, 2, 2], np.float32), "scales"))
+    assert "resizes linearly only the innermost 3 dimensions" in problems(batch_scaled, "8.2")[0]
+
+
+def test_xavier_dla_rules_on_tensorrt_8_2():
+    softmax = graph([helper.make_node("Softmax", ["x"], ["y"], axis=1, name="sm")], [value("x")], [value("y")],
+                    opset=13)  # fmt: skip
+    xavier = [f.line() for f in check_model(softmax, "8.2", precision="fp16", dla=True).warnings]
+    assert xavier == ["node sm (Softmax): Softmax cannot run on the DLA: this layer falls back to the GPU"]
+    assert check_model(softmax, "10.3", precision="fp16", dla=True).warnings == []  # Orin's DLA runs SoftMax
+    assert problems(conv_model(opset=13), "8.2", dla=True, precision="fp16") == []
+
+
+def test_check_refuses_an_unknown_jetpack_in_one_line(tmp_path, capsys, tiny_bundle):
+    code, _, err = run_cli(capsys, "check", tiny_bundle, "--jetpack", "3")
+    assert code == 2 and "invalid choice: '3'" in err and err.count("\n") == 1 and "Traceback" not in err
+    with pytest.raises(EdgesegError, match="--jetpack 6.5: choose one of 4, 4.6, 5"):
+        resolve_targets(None, ["6.5"])

@@ -404,3 +404,46 @@ def test_unwritable_output(tmp_path, capsys):
 def test_model_option_without_a_value(tmp_path, capsys):
     code, _, err = run_cli(capsys, "export", "unet", "-o", tmp_path / "x", "--classes", "3", "--arg", "width")
     assert_one_line_error(code, err, "--arg takes key=value")
+
+
+# -- opset 13: JetPack 4.6's TensorRT 8.2 parses up to it -----------------------------------------------------------
+SEMANTIC_FAMILIES = ["fcn32s", "fcn16s", "fcn8s", "unet", "deeplabv3", "deeplabv3plus", "pspnet", "lraspp"]
+
+
+@pytest.mark.parametrize("family", SEMANTIC_FAMILIES)
+def test_every_family_that_can_exports_at_opset_13_and_builds_on_tensorrt_8_2(family, tmp_path, capsys):
+    """Float ends (8.2 has no UINT8): every semantic family builds on TensorRT 8.2."""
+    from edgeseg.engines.check import check_bundle
+
+    size = "96x96" if family == "pspnet" else "64x64"
+    float_ends = ("--no-fuse-preprocess", "--no-fuse-argmax")
+    code, out, err = run_cli(capsys, "export", family, "-o", tmp_path / family, "--opset", "13", "--size", size,
+                             "--classes", "3", "--arg", "width=4", *float_ends)  # fmt: skip
+    assert code == 0, err
+    model = onnx.load(str(tmp_path / family / "model.onnx"))
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 13)]
+    assert Bundle.load(tmp_path / family).select("onnx", "fp32", targets=("any",)).extra["opset"] == 13
+    verdicts = check_bundle(tmp_path / family, ["8.2"])
+    assert verdicts and all(v.builds for v in verdicts), [(v.artifact, v.problems) for v in verdicts]
+
+
+def test_the_hourglass_exports_at_opset_13_but_cannot_build_on_tensorrt_8_2(tmp_path, capsys):
+    """The hourglass takes uint8 frames only (8.2 has no UINT8) and its fused decoder's peak % width is ONNX Mod,
+    which 8.2-GA's table lacks: the export works, and its verdict and edgeseg check say why 8.2 will not build it."""
+    from edgeseg.engines.check import check_bundle
+
+    code, out, err = run_cli(capsys, "export", "hourglass", "-o", tmp_path / "h", "--opset", "13", "--size", "64x64",
+                             "--classes", "2", "--arg", "width=4")  # fmt: skip
+    assert code == 0, err
+    assert "will not build on TensorRT 8.2 (JetPack 4.6): network input 'frame' is UINT8" in out
+    (verdict,) = check_bundle(tmp_path / "h", ["8.2"])
+    assert any("Mod is not supported by TensorRT 8.2" in f.line() for f in verdict.problems)
+    assert all(v.builds for v in check_bundle(tmp_path / "h", ["8.5", "10.3"]))
+
+
+def test_mask_rcnn_cannot_be_exported_at_opset_13_and_says_why_in_one_line(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "maskrcnn", "-o", tmp_path / "m", "--opset", "13", "--size", "64x64",
+                           "--classes", "3", "--arg", "width=4")  # fmt: skip
+    assert_one_line_error(code, err, "maskrcnn cannot be exported at opset 13: its RoiAlign needs opset 16")
+    assert "TensorRT 8.2 (JetPack 4.6) has no RoiAlign at all; export it with --opset 16 or more" in err
+    assert not (tmp_path / "m").exists()

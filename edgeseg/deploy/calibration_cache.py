@@ -1,12 +1,17 @@
 """TensorRT's INT8 calibration cache, written from the scales edgeseg's calibration chose.
 
-The text that IInt8EntropyCalibrator2 writes and reads back: a header line naming the TensorRT
-version and the calibrator ("TRT-8502-EntropyCalibration2": major*1000 + minor*100 + patch), then
-one "tensor_name: scale" line per tensor, the scale a float32 in hexadecimal (its IEEE-754 bits),
-the tensor's dynamic range being +-127*scale. TensorRT rejects a cache whose header names another
-version, so there is one cache per JetPack. The scales are those of the bundle's Q/DQ graph
-(model.int8-tensorrt.onnx): symmetric int8, zero point 0, so its QuantizeLinear scale is exactly
+The text that IInt8EntropyCalibrator2 writes and reads back: a header line naming the TensorRT version and
+the calibrator, then one "tensor_name: scale" line per tensor, the scale a float32 in hexadecimal (its
+IEEE-754 bits), the tensor's dynamic range being +-127*scale. The scales are those of the bundle's Q/DQ
+graph (model.int8-tensorrt.onnx): symmetric int8, zero point 0, so its QuantizeLinear scale is exactly
 TensorRT's. TensorRT 11 has no calibrator: there a cache means nothing.
+
+The header's number is NV_TENSORRT_VERSION of the TensorRT that reads it (NvInferVersion.h): major*1000 +
+minor*100 + patch on 8.x ("TRT-8201", "TRT-8502", "TRT-8602"), major*10000 + minor*100 + patch from 10.0 on
+("TRT-100300" for 10.3.0, "TRT-101303" for 10.13.3; DeepStream 7.1's samples begin "TRT-100300-"). A cache
+whose header is another version's is ignored (NVIDIA/TensorRT#1378), and nvinfer's INT8 build then has no
+scales: so there is one cache per JetPack release. tests/test_deploy.py reads the number from NVIDIA's real
+bindings (the version their createInferBuilder passes to libnvinfer).
 """
 
 from __future__ import annotations
@@ -16,13 +21,37 @@ from typing import Any
 
 from edgeseg.errors import EdgesegError
 
-# The TensorRT release each JetPack ships: JetPack 5.1 TensorRT 8.5.2, JetPack 6.1/6.2 10.3.0, JetPack 7.0 10.13.3.
-TENSORRT_OF_JETPACK = {"5": (8, 5, 2), "6": (10, 3, 0), "7": (10, 13, 3)}
+# The TensorRT release each JetPack ships, one calibration cache each (JETSON.md §6): JetPack 4.6 TensorRT 8.2.1,
+# 5.1 8.5.2, 6.0 8.6.2, 6.1/6.2 10.3.0, 7.0 10.13.3. The key names the cache file (calibration_jp{key}.cache); "6"
+# is 6.1/6.2, as it was before 6.0 got its own.
+TENSORRT_OF_JETPACK = {"4": (8, 2, 1), "5": (8, 5, 2), "6.0": (8, 6, 2), "6": (10, 3, 0), "7": (10, 13, 3)}
+# The release each key stands for, in the words the configs' notes use.
+JETPACK_RELEASE = {"4": "4.6", "5": "5.1", "6.0": "6.0", "6": "6.1/6.2", "7": "7.0"}
+# What --jetpack takes: each key, and the releases the keys stand for.
+JETPACK_ALIASES = {"4.6": "4", "5.1": "5", "6.1": "6", "6.2": "6", "7.0": "7"}
+JETPACK_CHOICES = (*TENSORRT_OF_JETPACK, *JETPACK_ALIASES)
+
+
+def jetpack_key(value: str) -> str:
+    """The cache key of a --jetpack value ("6.2" -> "6"); one line for one no JetPack has."""
+    key = JETPACK_ALIASES.get(value, value)
+    if key not in TENSORRT_OF_JETPACK:
+        raise EdgesegError(f"--jetpack {value}: choose one of {', '.join(JETPACK_CHOICES)}")
+    return key
+
+
+def tensorrt_version_number(version: tuple[int, int, int]) -> int:
+    """NV_TENSORRT_VERSION: major*1000 + minor*100 + patch before 10.0, major*10000 + minor*100 + patch from 10.0."""
+    major, minor, patch = version
+    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
 
 
 def header(version: tuple[int, int, int]) -> str:
-    major, minor, patch = version
-    return f"TRT-{major * 1000 + minor * 100 + patch}-EntropyCalibration2"
+    return f"TRT-{tensorrt_version_number(version)}-EntropyCalibration2"
+
+
+def cache_name(key: str) -> str:
+    return f"calibration_jp{key}.cache"
 
 
 def activation_scales(qdq_model: Any) -> dict[str, float]:

@@ -2,10 +2,16 @@
 
 The rules are data (tensorrt_onnx_rules.json, with the onnx-tensorrt tag each came from): the operator
 table per version (operator, supported types, restrictions), the opset range, and the rules the parser's
-source enforces beyond the table (UINT8 only through a Cast at the network's edge, symmetric INT8 Q/DQ,
-TopK's K as an initializer on 8.5, Resize modes, INT64 at the network's edge on 8.x, DLA layers). A
+source enforces beyond the table (UINT8 only through a Cast at the network's edge, and none at all on 8.2,
+symmetric INT8 Q/DQ, TopK's K as an initializer on 8.2 and 8.5, Resize modes and 8.2's constant scales, INT64 at
+the network's edge on 8.x, DLA layers: Orin's, and Xavier's on 8.2). A
 problem means the parser or builder will refuse the graph; a warning means it builds with a cost (a
 layer falls back from the DLA to the GPU, INT64 cast down to INT32).
+
+--jetpack names a JetPack release and checks every TensorRT it ships: 4 (4.6: 8.2), 5 (5.1: 8.5), 6.0 (8.6),
+6.1 and 6.2 (10.3), 6 (both 8.6 and 10.3), 7 (10.13). Without --tensorrt or --jetpack the check covers JetPack
+5.1, 6.1/6.2 and 7: 8.6 (JetPack 6.0) is left out there because every rule checked here is at least as strict
+on 8.5 (tests/test_check.py proves it on the tables), so a graph that builds on 8.5 builds on 8.6.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError, require
 
 RULES_FILE = Path(__file__).with_name("tensorrt_onnx_rules.json")
-DEFAULT_JETPACKS = ("5", "6", "7")
+DEFAULT_JETPACKS = ("5", "6.1", "7")
+# Below this opset a graph may be meant for JetPack 4.6 (TensorRT 8.2 parses up to 13): export and calibrate check it.
+JETPACK_4_OPSET = 13
 
 # ONNX TensorProto element types, in the operator tables' spelling.
 ONNX_TYPES = {1: "FP32", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL", 10: "FP16", 11: "DOUBLE",
@@ -68,7 +76,8 @@ def target_label(target: str) -> str:
 
 
 def resolve_targets(tensorrt: list[str] | None, jetpack: list[str] | None) -> list[str]:
-    """TensorRT versions from --tensorrt and --jetpack; JetPack 5, 6 and 7 when neither is given."""
+    """TensorRT versions from --tensorrt and --jetpack (a JetPack release may ship two); JetPack 5.1, 6.1/6.2 and 7
+    when neither is given."""
     known, jetpacks = rules()["targets"], rules()["jetpack"]
     chosen = []
     for version in tensorrt or []:
@@ -78,7 +87,7 @@ def resolve_targets(tensorrt: list[str] | None, jetpack: list[str] | None) -> li
     for release in jetpack or ([] if tensorrt else list(DEFAULT_JETPACKS)):
         if release not in jetpacks:
             raise EdgesegError(f"--jetpack {release}: choose one of {', '.join(jetpacks)}")
-        chosen.append(jetpacks[release])
+        chosen += jetpacks[release]
     return list(dict.fromkeys(chosen))
 
 
@@ -142,14 +151,16 @@ def check_facts(facts: GraphFacts, target: str, precision: str = "fp32", dla: bo
         message = (
             f"opset {facts.opset}: TensorRT {target}'s parser reads opset {low} to {high}; export with --opset {fix}"
         )
+        # The only finding: the operator table and the rules below are for the opsets this parser reads.
         verdict.problems.append(Finding(message))
+        return verdict
     _check_edges(facts, rule, target, verdict)
     for index, node in enumerate(facts.graph.node):
         where = f"{node.name or '#' + str(index)} ({node.op_type})"
         for message in _node_problems(node, facts, rule, table, target):
             verdict.problems.append(Finding(message, where))
         if dla:
-            for message in _dla_warnings(node, facts):
+            for message in _dla_warnings(node, rule):
                 verdict.warnings.append(Finding(message, where))
     if dla:
         _check_dla(facts, rule, target, precision, verdict)
@@ -157,6 +168,16 @@ def check_facts(facts: GraphFacts, target: str, precision: str = "fp32", dla: bo
 
 
 def _check_edges(facts: GraphFacts, rule: dict, target: str, verdict: Verdict) -> None:
+    if not rule.get("uint8", True):
+        for name in sorted(facts.inputs | facts.outputs):
+            if facts.types.get(name) != "UINT8":
+                continue
+            edge = "input" if name in facts.inputs else "output"
+            flag = "--no-fuse-preprocess" if edge == "input" else "--no-fuse-argmax"
+            message = (
+                f"network {edge} '{name}' is UINT8, which TensorRT {target} has no type for (UINT8 arrived in 8.5)"
+            )
+            verdict.problems.append(Finding(f"{message}; export with {flag} for a float {edge}"))
     if not rule["int64"]:
         return
     for name in sorted(facts.inputs | facts.outputs):
@@ -174,7 +195,7 @@ def _node_problems(node: Any, facts: GraphFacts, rule: dict, table: dict, target
     entry = table.get(node.op_type)
     if entry is None or entry.get("supported") is False:
         return [f"{node.op_type} is not supported by TensorRT {target}'s ONNX parser ({rule['table']})"]
-    problems = _uint8_problems(node, facts)
+    problems = _uint8_problems(node, facts) if rule.get("uint8", True) else _no_uint8_problems(node, facts, target)
     first = facts.types.get(node.input[0]) if node.input else None
     if node.op_type not in TYPE_FREE and first and first != "UINT8":
         seen = "INT32" if first == "INT64" and rule["int64"] else first  # 8.x casts INT64 down before the layer
@@ -185,7 +206,32 @@ def _node_problems(node: Any, facts: GraphFacts, rule: dict, table: dict, target
         problems.append(f"K must be an initializer on TensorRT {target} (it is computed here)")
     if node.op_type == "Resize":
         problems += _resize_problems(node)
+        if rule.get("resize_scales_initializer"):
+            problems += _resize_scales_problems(node, facts, target)
     return problems
+
+
+def _no_uint8_problems(node: Any, facts: GraphFacts, target: str) -> list[str]:
+    """UINT8 inside the graph where TensorRT has no UINT8 at all (the network's edges are said once, in
+    _check_edges)."""
+    edges = facts.inputs | facts.outputs
+    names = [n for n in [*node.input, *node.output] if n and n not in edges and facts.types.get(n) == "UINT8"]
+    return [f"UINT8 tensor {names[0]}: TensorRT {target} has no UINT8 type"] if names else []
+
+
+def _resize_scales_problems(node: Any, facts: GraphFacts, target: str) -> list[str]:
+    """8.2 resizes by sizes (a tensor) or by scales that are an initializer, linear only on the innermost 3 axes."""
+    if len(node.input) > 3 and node.input[3]:
+        return []
+    scales = node.input[2] if len(node.input) > 2 else ""
+    if not scales:
+        return []
+    if scales not in facts.constants:
+        return [f"Resize scales must be an initializer on TensorRT {target} (they are computed here)"]
+    values = facts.array(scales).reshape(-1)
+    if attributes(node).get("mode", "nearest") == "linear" and any(v != 1 for v in values[:-3]):
+        return [f"TensorRT {target} resizes linearly only the innermost 3 dimensions (scales {values.tolist()})"]
+    return []
 
 
 def _uint8_problems(node: Any, facts: GraphFacts) -> list[str]:
@@ -241,8 +287,9 @@ def _resize_problems(node: Any) -> list[str]:
     return problems
 
 
-def _dla_warnings(node: Any, facts: GraphFacts) -> list[str]:
-    layers = rules()["dla"]["operators"]
+def _dla_warnings(node: Any, rule: dict) -> list[str]:
+    dla = rules()[rule.get("dla_rules", "dla")]
+    layers = dla["operators"]
     if node.op_type not in layers:
         return [f"{node.op_type} cannot run on the DLA: this layer falls back to the GPU"]
     values = attributes(node)
@@ -258,7 +305,7 @@ def _dla_warnings(node: Any, facts: GraphFacts) -> list[str]:
 
 
 def _check_dla(facts: GraphFacts, rule: dict, target: str, precision: str, verdict: Verdict) -> None:
-    dla = rules()["dla"]
+    dla = rules()[rule.get("dla_rules", "dla")]
     if not rule["dla"]:
         verdict.problems.append(Finding(f"TensorRT {target} does not support the DLA"))
     if precision not in dla["precisions"]:
@@ -304,15 +351,27 @@ def report_lines(verdicts: list[Verdict]) -> list[str]:
     for verdict in verdicts:
         count = len(verdict.problems)
         state = "builds" if verdict.builds else f"will not build ({count} problem{'s' * (count != 1)})"
-        lines.append(f"{verdict.artifact} ({verdict.precision}) on {verdict.label}: {state}")
+        head = f"{verdict.artifact} ({verdict.precision}) on {verdict.label}"
+        if count == 1 and not verdict.problems[0].node and not verdict.warnings:
+            lines.append(f"{head}: will not build: {verdict.problems[0].line()}")  # one graph-wide problem, one line
+            continue
+        lines.append(f"{head}: {state}")
         lines += [f"  {finding.line()}" for finding in verdict.problems]
         lines += [f"  warning: {finding.line()}" for finding in verdict.warnings]
     return lines
 
 
 def one_line_verdict(bundle_dir: Path) -> str:
-    """What export and calibrate print: will the bundle's graphs build on JetPack 5, 6 and 7."""
-    verdicts = check_bundle(bundle_dir, resolve_targets(None, None))
+    """What export and calibrate print: will the bundle's graphs build on JetPack 5.1, 6.1/6.2 and 7, and on 4.6 for
+    a graph exported at an opset TensorRT 8.2 reads (what --opset 13 is for)."""
+    targets = resolve_targets(None, None)
+    try:
+        opset = Bundle.load(bundle_dir).select("onnx", "fp32", targets=("any",)).extra.get("opset")
+    except EdgesegError:  # no FP32 graph to read it from: the bundle's own graphs are checked as they are
+        opset = None
+    if isinstance(opset, int) and opset <= JETPACK_4_OPSET:
+        targets = resolve_targets(None, ["4"]) + targets
+    verdicts = check_bundle(bundle_dir, targets)
     failing = [v for v in verdicts if not v.builds]
     if not failing:
         labels = ", ".join(dict.fromkeys(v.label for v in verdicts))

@@ -50,6 +50,10 @@ def instance_classes(options: ExportOptions, weight_classes: list[dict] | None) 
             for i in INSTANCE_CLASSES]  # fmt: skip
 
 
+# RoiAlign's coordinate_transformation_mode (half_pixel, what torchvision's aligned=True computes) is opset 16's.
+ROI_ALIGN_OPSET = 16
+
+
 def export_instances(spec: str, output: Path, options: ExportOptions) -> Bundle:
     torch = require("torch", "export")
     max_detections = options.max_detections
@@ -60,6 +64,13 @@ def export_instances(spec: str, output: Path, options: ExportOptions) -> Bundle:
         raise EdgesegError(f"{spec} exports for one frame at a fixed size (its anchors are constants of the graph)")
     if not options.fuse_preprocess or not options.fuse_argmax:
         raise EdgesegError(f"{spec} has no logits or float input to expose; drop --no-fuse-preprocess/--no-fuse-argmax")
+    if options.opset < ROI_ALIGN_OPSET:
+        # Not a silent raise of the opset: the user asked for one a TensorRT reads (13: JetPack 4.6).
+        raise EdgesegError(
+            f"{spec} cannot be exported at opset {options.opset}: its RoiAlign needs opset {ROI_ALIGN_OPSET} "
+            "(coordinate_transformation_mode=half_pixel), and TensorRT 8.2 (JetPack 4.6) has no RoiAlign at all; "
+            f"export it with --opset {ROI_ALIGN_OPSET} or more, for JetPack 5.1 and later"
+        )
     entry = check_size(spec, options.size)
     height, width = options.size
     progress = Progress(5, "export", enabled=options.progress)
@@ -95,13 +106,13 @@ def export_instances(spec: str, output: Path, options: ExportOptions) -> Bundle:
                     str(raw / MODEL_FILE),
                     input_names=["frame"],
                     output_names=list(OUTPUTS),
-                    opset_version=max(options.opset, 16),
+                    opset_version=options.opset,
                     dynamo=False,
                 )
         except Exception as exc:
             raise EdgesegError(f"ONNX export failed: {str(exc).splitlines()[0]}") from None
         fix_output_shapes(raw / MODEL_FILE, max_detections)
-        progress.advance(f"exported at opset {max(options.opset, 16)} (RoiAlign needs 16)")
+        progress.advance(f"exported at opset {options.opset}")
         files = save_onnx(check_onnx(raw / MODEL_FILE), scratch / MODEL_FILE)
         for leftover in raw.iterdir():
             leftover.unlink()
@@ -116,7 +127,7 @@ def export_instances(spec: str, output: Path, options: ExportOptions) -> Bundle:
         bundle.manifest["classes"] = classes
         bundle.manifest["instances"] = {"outputs": list(OUTPUTS), "max_detections": max_detections,
                                         "mask_size": MASK_SIZE}  # fmt: skip
-        record_torch_export(bundle, files, max(options.opset, 16), parity)
+        record_torch_export(bundle, files, options.opset, parity)
         progress.advance(f"bundle written to {output}")
         return bundle
 
