@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
 
 RULES = Path(__file__).resolve().parent.parent / "edgeseg" / "engines" / "tensorrt_onnx_rules.json"
 BRANCHES = ("8.2-GA", "8.5-GA", "8.6-GA", "10.1-GA")
@@ -29,9 +28,9 @@ def table_name(branch: str) -> str:
     return f"onnx-tensorrt {branch} docs/operators.md"
 
 
-def parse_operators(markdown: str) -> Dict[str, dict]:
+def parse_operators(markdown: str) -> dict[str, dict]:
     """The Operator Support Matrix of one operators.md, as the JSON holds it."""
-    table: Dict[str, dict] = {}
+    table: dict[str, dict] = {}
     for line in markdown.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if not line.startswith("|") or len(cells) < 2 or cells[0] in ("Operator", "") or set(cells[0]) <= {"-"}:
