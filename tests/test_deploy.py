@@ -243,10 +243,118 @@ def test_deepstream_outputs_load_as_generated(calibrated, tmp_path, capsys, prec
     expected = activation_scales(onnx.load(str(calibrated / "model.int8-tensorrt.onnx")))
     graph_tensors = {name for node in model.graph.node for name in node.output} | {model.graph.input[0].name}
     assert len(expected) > 20 and set(expected) <= graph_tensors  # the scales name tensors of nvinfer's graph
-    for jetpack, version in (("5", "8502"), ("6", "10300"), ("7", "11303")):
+    # NV_TENSORRT_VERSION: 8.x major*1000+minor*100+patch, 10.x and later major*10000+minor*100+patch
+    for jetpack, version in (("4", "8201"), ("5", "8502"), ("6.0", "8602"), ("6", "100300"), ("7", "101303")):
         header, scales = parse_cache((out / f"calibration_jp{jetpack}.cache").read_text())
         assert header == f"TRT-{version}-EntropyCalibration2"
         assert scales == expected  # float32 bits written and read back exactly
+
+
+# -- one calibration cache per JetPack release, its header NVIDIA's version number ---------------------------------
+@pytest.mark.parametrize("version", ["8.6.1", "10.3.0", "10.13.3.9", "10.16.1.11", "11.4.0.106"])
+def test_cache_header_is_the_number_nvidias_bindings_pass_to_libnvinfer(version, tmp_path):
+    """The real bindings of each TensorRT (tests/real_tensorrt.py) pass NV_TENSORRT_VERSION to libnvinfer's
+    createInferBuilder_INTERNAL, as NvInfer.h's inline createInferBuilder does: a stub libnvinfer that prints its
+    argument reads NVIDIA's own formula for that version, and the header for the version in the bindings'
+    __version__ must carry that number."""
+    import os
+
+    from real_tensorrt import STUB_SOURCE, environment, major, skip_reason
+
+    from edgeseg.deploy.calibration_cache import header
+
+    reason = skip_reason(version)
+    if reason:
+        pytest.skip(reason)
+    recording = STUB_SOURCE.replace(
+        "void *createInferBuilder_INTERNAL(void *l, int v) { return NULL; }",
+        'void *createInferBuilder_INTERNAL(void *l, int v) { fprintf(stderr, "NV_TENSORRT_VERSION=%d\\n", v); '
+        "return NULL; }",
+    )
+    assert recording != STUB_SOURCE
+    (tmp_path / "stub.c").write_text("#include <stdio.h>\n" + recording)
+    names = ["libnvinfer", "libnvinfer_plugin", "libnvonnxparser"] + (["libnvparsers"] if major(version) < 10 else [])
+    for name in names:
+        soname = f"{name}.so.{major(version)}"
+        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / soname), f"-Wl,-soname,{soname}",
+                        str(tmp_path / "stub.c")], check=True, capture_output=True)  # fmt: skip
+    env = environment(version)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join([str(tmp_path), env["LD_LIBRARY_PATH"]])
+    program = "import tensorrt\ntry:\n    tensorrt.Builder(tensorrt.Logger())\nexcept TypeError:\n    pass\n"
+    program += "print(tensorrt.__version__)"
+    result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    number = result.stderr.split("NV_TENSORRT_VERSION=")[1].split()[0]
+    installed = tuple(int(part) for part in result.stdout.strip().split(".")[:3])
+    assert header(installed) == f"TRT-{number}-EntropyCalibration2"
+
+
+def test_a_cache_per_jetpack_release_and_the_one_the_config_names(calibrated, tmp_path, capsys):
+    """--jetpack 4.6 / 5.1 / 6.0 / 6.1 / 6.2 / 7 (and 4, 5, 6) name the cache of that release's TensorRT."""
+    from edgeseg.deploy.calibration_cache import cache_name, jetpack_key
+
+    names = {value: cache_name(jetpack_key(value)) for value in ("4", "4.6", "5", "5.1", "6.0", "6", "6.1", "6.2", "7")}
+    caches = {"4": "jp4", "4.6": "jp4", "5": "jp5", "5.1": "jp5", "6.0": "jp6.0", "6": "jp6", "6.1": "jp6",
+              "6.2": "jp6", "7": "jp7"}  # fmt: skip
+    assert names == {value: f"calibration_{cache}.cache" for value, cache in caches.items()}
+    for jetpack in ("6.0", "6.2"):
+        out = tmp_path / jetpack
+        code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", out, "--precision", "int8",
+                               "--jetpack", jetpack)  # fmt: skip
+        assert code == 0, err
+        infer = configparser.ConfigParser(interpolation=None)
+        infer.read(out / "config_infer_primary_edgeseg.txt")
+        assert infer["property"]["int8-calib-file"] == names[jetpack]
+        assert sorted(p.name for p in out.glob("*.cache")) == sorted(set(names.values()))
+    text = (tmp_path / "6.0" / "config_infer_primary_edgeseg.txt").read_text()
+    assert "calibration_jp6.0.cache (JetPack 6.0, TensorRT 8.6.2)" in text
+    assert "calibration_jp6.cache (JetPack 6.1/6.2, TensorRT 10.3.0)" in text
+    # demo-medical is exported at opset 17, which JetPack 4.6's TensorRT 8.2 cannot parse: one line that says what to do
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", tmp_path / "4.6",
+                           "--jetpack", "4.6")  # fmt: skip
+    assert_one_line_error(code, err, "opset 17: TensorRT 8.2's parser reads opset 7 to 13; export with --opset 13")
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", tmp_path / "x", "--jetpack",
+                           "6.3")  # fmt: skip
+    assert code == 2 and "invalid choice: '6.3'" in err and err.count("\n") == 1
+
+
+def test_jetpack_4_deepstream_6_0_1(tmp_path, capsys):
+    """--jetpack 4: what DeepStream 6.0.1 on JetPack 4.6 reads: an opset-13 graph that passes TensorRT 8.2's rules, the
+    8.2.1 cache named, no [segvisual] group (6.3+), no enc-type, nvegltransform before the EGL sink, trtexec (edgeseg
+    does not run on 4.6's Python 3.6) for the explicit INT8 engine."""
+    import onnx
+
+    from edgeseg.deploy.calibration_cache import parse_cache
+    from edgeseg.engines.check import check_file
+
+    bundle = tmp_path / "b"
+    code, _, err = run_cli(capsys, "export", "unet", "-o", bundle, "--opset", "13", *TINY)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://driving?seed=3&frames=8&size=64x64",
+                           "--count", "4", "--eval-count", "2", "--method", "minmax")  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "ds"
+    code, _, err = run_cli(capsys, "deploy", bundle, "--target", "deepstream", "-o", out, "--precision", "int8",
+                           "--jetpack", "4", "--encoder", "hardware")  # fmt: skip
+    assert code == 0, err
+    for graph in sorted(out.glob("*.onnx")):
+        assert onnx.load(str(graph)).opset_import[0].version == 13
+        precision = "int8" if "qdq" in graph.name else "fp32"
+        assert all(v.builds for v in check_file(graph, ["8.2"], precision)), graph
+    infer = configparser.ConfigParser(interpolation=None)
+    infer.read(out / "config_infer_primary_edgeseg.txt")
+    assert infer["property"]["int8-calib-file"] == "calibration_jp4.cache"
+    assert parse_cache((out / "calibration_jp4.cache").read_text())[0] == "TRT-8201-EntropyCalibration2"
+    text = (out / "config_infer_primary_edgeseg.txt").read_text()
+    assert "#   /usr/src/tensorrt/bin/trtexec --onnx=edgeseg_unet_int8_qdq.onnx --int8 --fp16 --saveEngine=" in text
+    assert_known_keys(out / "config_infer_primary_edgeseg.txt", deepstream_keys()["nvinfer"])
+    assert_known_keys(out / "deepstream_app_config.txt", deepstream_keys()["deepstream_app"])  # no 6.3+ group
+    app = configparser.ConfigParser(interpolation=None)
+    app.read(out / "deepstream_app_config.txt")
+    assert "segvisual" not in app and "enc-type" not in app["sink1"]
+    script = (out / "deepstream_overlay.sh").read_text()
+    assert "nvvideoconvert ! nvegltransform ! nveglglessink" in script
+    assert "original-background=" not in script and "nvsegvisual batch-size=1 width=64 height=64 !" in script
 
 
 def assert_explicit_int8_graph(path: Path, bundle: Path, streams: int) -> None:

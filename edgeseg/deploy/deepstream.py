@@ -7,11 +7,18 @@ segmentation-threshold is one; the precision is nvinfer's network-mode. FP16 nee
 INT8 needs a calibration file: nvinfer enables TensorRT's INT8 only when int8-calib-file is set
 (else it logs "INT8 calibration file not specified. Trying FP16 mode."), and TensorRT refuses a Q/DQ
 graph without INT8 enabled, so the graph stays float and the scales of the bundle's Q/DQ graph go
-into a TensorRT calibration cache, one per JetPack (see calibration_cache). Several streams need a
+into a TensorRT calibration cache, one per JetPack release (see calibration_cache). Several streams need a
 batch dimension that is dynamic in the graph itself: a graph exported at batch 1 has its shape
 computations folded at batch 1, so the model is exported again from PyTorch with a dynamic batch.
 Every graph written is checked (onnx.checker's full check, ONNX Runtime at batch 1 and at the
 stream count) and every config key is one DeepStream's parsers know (deepstream_keys.json).
+
+--jetpack 4 (JetPack 4.6, DeepStream 6.0.1, TensorRT 8.2.1) changes what DeepStream 6.0.1 reads differently: no
+[segvisual] group (deepstream-app parses it from 6.3 on), no enc-type in the file sink (its software encoder came
+later: JetPack 4's boards all have NVENC), nvegltransform before nveglglessink (JetPack 4's EGL sink takes EGL
+images), nvsegvisual without the blending properties its 6.0.1 manual does not list, and the graph must pass
+TensorRT 8.2's parser (opset <= 13): it is checked against edgeseg check's 8.2 rules, as every JetPack's graph is
+against its own TensorRT's.
 """
 
 from __future__ import annotations
@@ -28,7 +35,14 @@ from typing import Any
 import numpy as np
 
 from edgeseg.bundle import Bundle
-from edgeseg.deploy.calibration_cache import TENSORRT_OF_JETPACK, activation_scales, cache_text
+from edgeseg.deploy.calibration_cache import (
+    JETPACK_RELEASE,
+    TENSORRT_OF_JETPACK,
+    activation_scales,
+    cache_name,
+    cache_text,
+    jetpack_key,
+)
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
 from edgeseg.deploy.plain_onnx import cpu_session, plain_io_model
 from edgeseg.engines.build import nvinfer_engine_path
@@ -50,6 +64,7 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     onnx = require("onnx", "calibrate")
     if bundle.input.dynamic_size:
         raise EdgesegError("DeepStream's nvinfer needs fixed input dims; export the bundle without --dynamic-size")
+    jetpack = jetpack_key(options.jetpack)
     artifact = choose_artifact(bundle, options.precision, prefer_engine=False)
     precision = artifact.precision
     name = deploy_name(bundle, options.model_name, prefix="edgeseg_")
@@ -59,25 +74,29 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     with atomic_path(onnx_file) as temp:
         onnx.save(model, str(temp))
     check_graph(onnx_file, bundle, options.streams)
+    check_tensorrt_rules(onnx_file, "fp32", jetpack)
     written = [onnx_file]
     calibration = None
     engine = nvinfer_engine_path(onnx_file, options.streams, precision)  # nvinfer builds it from onnx_file
     if precision == "int8":
         int8_files, engine = write_int8(bundle, bundle.artifact_path(artifact), output, name, options)
         written += int8_files
-        calibration = f"calibration_jp{options.jetpack}.cache"
+        calibration = cache_name(jetpack)
     labels = output / "labels.txt"
     write_text_atomic(labels, "".join(f"{c.name}\n" for c in bundle.classes))
     infer_config = output / "config_infer_primary_edgeseg.txt"
-    text = nvinfer_config(bundle, onnx_file.name, labels.name, precision, options, calibration, engine.name)
+    text = nvinfer_config(
+        bundle, onnx_file.name, labels.name, precision, options, calibration, engine.name, jetpack,
+        model.graph.input[0].name,
+    )  # fmt: skip
     check_keys(text, infer=True)
     write_text_atomic(infer_config, text)
     app_config = output / "deepstream_app_config.txt"
-    text = app_config_text(bundle, infer_config.name, options)
+    text = app_config_text(bundle, infer_config.name, options, jetpack)
     check_keys(text, infer=False)
     write_text_atomic(app_config, text)
     overlay = output / "deepstream_overlay.sh"
-    write_text_atomic(overlay, overlay_script(bundle, infer_config.name, options))
+    write_text_atomic(overlay, overlay_script(bundle, infer_config.name, options, jetpack))
     overlay.chmod(0o755)
     return [*written, labels, infer_config, app_config, overlay]
 
@@ -93,7 +112,7 @@ def write_int8(
     written = []
     scales = activation_scales(onnx.load(str(qdq_path)))
     for jetpack, version in TENSORRT_OF_JETPACK.items():
-        path = output / f"calibration_jp{jetpack}.cache"
+        path = output / cache_name(jetpack)
         write_text_atomic(path, cache_text(scales, version))
         written.append(path)
     engine = nvinfer_engine_path(output / f"{name}.onnx", options.streams, "int8")
@@ -103,6 +122,7 @@ def write_int8(
         with atomic_path(explicit_file) as temp:
             onnx.save(explicit, str(temp))
         check_graph(explicit_file, bundle, options.streams)
+        check_tensorrt_rules(explicit_file, "int8", jetpack_key(options.jetpack))
         written.append(explicit_file)
         engine = nvinfer_engine_path(explicit_file, options.streams, "int8")
     return written, engine
@@ -206,6 +226,20 @@ def check_graph(path: Path, bundle: Bundle, streams: int) -> None:
         raise EdgesegError(f"the DeepStream graph does not answer a batch of {streams} as it answers one frame")
 
 
+def check_tensorrt_rules(path: Path, precision: str, jetpack: str) -> None:
+    """The graph nvinfer parses passes edgeseg check's rules for the TensorRT of --jetpack, or deploy stops in one
+    line with the first problem (an opset past 13 for JetPack 4.6 says to export with --opset 13)."""
+    from edgeseg.engines.check import check_file, resolve_targets
+
+    release = {"6": "6.1"}.get(jetpack, jetpack)  # the cache key "6" is JetPack 6.1/6.2
+    for verdict in check_file(path, resolve_targets(None, [release]), precision):
+        if not verdict.builds:
+            raise EdgesegError(
+                f"--jetpack {JETPACK_RELEASE[jetpack]}: {path.name} will not build on {verdict.label}: "
+                f"{verdict.problems[0].line()}"
+            )
+
+
 def check_keys(text: str, infer: bool) -> None:
     """Every group and key is one DeepStream's parsers know: an unknown one is ignored (or warned about) there."""
     parsed = configparser.ConfigParser(interpolation=None)
@@ -229,6 +263,8 @@ def nvinfer_config(
     options: DeployOptions,
     calibration: str | None,
     engine_name: str,
+    jetpack: str = "6",
+    input_name: str = "input",
 ) -> str:
     height, width = bundle.input.size
     mean, std = bundle.input.mean, bundle.input.std
@@ -258,9 +294,14 @@ def nvinfer_config(
     else:
         explicit = engine_name.split(".onnx")[0] + ".onnx"
         batch = f" --batch 1,{options.streams},{options.streams}" if dynamic_batch(bundle, options.streams) else ""
+        if jetpack == "4":  # Python 3.6 on JetPack 4.6: edgeseg does not run there, TensorRT's trtexec does
+            shapes = f" --shapes={input_name}:{options.streams}x3x{height}x{width}" if batch else ""
+            build = f"/usr/src/tensorrt/bin/trtexec --onnx={explicit} --int8 --fp16{shapes} --saveEngine={engine_name}"
+        else:
+            build = f"edgeseg build {explicit}{batch}"
         lines += [
-            "# INT8 with edgeseg's own scales (explicit Q/DQ, any TensorRT 8.5-11): on the device, run",
-            f"#   edgeseg build {explicit}{batch}",
+            "# INT8 with edgeseg's own scales (explicit Q/DQ, any TensorRT 8.2-11): on the device, run",
+            f"#   {build}",
             "# which writes this engine; where it is absent, nvinfer builds from onnx-file with int8-calib-file",
         ]
     lines += [
@@ -271,11 +312,13 @@ def nvinfer_config(
         f"network-mode={NETWORK_MODE[precision]}",
     ]
     if calibration:
+        caches = [f"{cache_name(key)} (JetPack {JETPACK_RELEASE[key]}, TensorRT {'.'.join(map(str, version))})"
+                  for key, version in TENSORRT_OF_JETPACK.items()]  # fmt: skip
         lines += [
             "# INT8 from onnx-file: TensorRT's calibration cache with the bundle's INT8 scales; its header names the",
-            "# TensorRT version, which must be the device's: calibration_jp5.cache (JetPack 5.1, TensorRT 8.5.2),",
-            "# calibration_jp6.cache (JetPack 6.1/6.2, TensorRT 10.3), calibration_jp7.cache (JetPack 7.0,",
-            "# TensorRT 10.13). TensorRT 11 has no calibrator: there, only the engine above gives INT8",
+            "# TensorRT version, which must be the device's (deploy --jetpack picks it):",
+            *[f"#   {cache}" for cache in caches],
+            "# TensorRT 11 has no calibrator: there, only the engine above gives INT8",
             f"int8-calib-file={calibration}",
         ]
     lines += [
@@ -304,7 +347,7 @@ def tile_grid(streams: int) -> tuple[int, int]:
     return math.ceil(streams / columns), columns
 
 
-def overlay_script(bundle: Bundle, infer_config: str, options: DeployOptions) -> str:
+def overlay_script(bundle: Bundle, infer_config: str, options: DeployOptions, jetpack: str = "6") -> str:
     """A gst-launch-1.0 pipeline that blends the mask over the video, which deepstream-app cannot: its
     [segvisual] group has no key for nvsegvisual's original-background property, which this sets."""
     height, width = bundle.input.size
@@ -317,19 +360,29 @@ def overlay_script(bundle: Bundle, infer_config: str, options: DeployOptions) ->
         f"nvstreammux name=mux batch-size={streams} width=1280 height=720 live-source={int(live)} "
         "batched-push-timeout=40000",
         f"nvinfer config-file-path={infer_config} batch-size={streams}",
-        f"nvsegvisual batch-size={streams} width={width} height={height} original-background=true alpha=0.5",
+        f"nvsegvisual batch-size={streams} width={width} height={height}"
+        + ("" if jetpack == "4" else " original-background=true alpha=0.5"),
         f"nvmultistreamtiler rows={rows} columns={columns} width=1280 height=720",
     ]
-    display_sink = "nvvideoconvert ! nveglglessink sync=false"
+    # JetPack 4's nveglglessink takes EGL images, which nvegltransform makes from NVMM buffers.
+    display_sink = "nvvideoconvert ! " + ("nvegltransform ! " if jetpack == "4" else "") + "nveglglessink sync=false"
     file_sink = (f"nvvideoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse ! qtmux ! "
                  "filesink location=edgeseg_overlay.mp4")  # fmt: skip
     check_elements([*elements, *display_sink.split(" ! "), *file_sink.split(" ! ")])
     sources = [f"uridecodebin uri={uri} ! mux.sink_{index}" for index, uri in enumerate(uris)]
     pipeline = " ! \\\n  ".join(elements) + " ! \\\n  $SINK \\\n  " + " \\\n  ".join(sources)
-    return (
-        "#!/bin/sh\n"
+    about = (
         "# The segmentation mask blended over the video, generated by edgeseg deploy. deepstream-app cannot draw\n"
         "# this: its [segvisual] group has no key for nvsegvisual's original-background property, set here.\n"
+    )
+    if jetpack == "4":
+        about = (
+            "# The segmentation mask of every stream, generated by edgeseg deploy for DeepStream 6.0.1 (JetPack 4.6),\n"
+            "# whose nvsegvisual draws the mask alone (its manual lists no original-background property).\n"
+        )
+    return (
+        "#!/bin/sh\n"
+        f"{about}"
         "#   ./deepstream_overlay.sh            encodes to edgeseg_overlay.mp4 (Ctrl-C ends it cleanly)\n"
         "#   ./deepstream_overlay.sh display    shows it on screen\n"
         "set -e\n"
@@ -356,7 +409,7 @@ def check_elements(elements: list[str]) -> None:
             raise EdgesegError(f"internal: deploy set {sorted(unknown)} on {name}, which has no such property")
 
 
-def app_config_text(bundle: Bundle, infer_config: str, options: DeployOptions) -> str:
+def app_config_text(bundle: Bundle, infer_config: str, options: DeployOptions, jetpack: str = "6") -> str:
     height, width = bundle.input.size
     streams = options.streams
     uris, live = stream_sources(options)
@@ -378,13 +431,22 @@ def app_config_text(bundle: Bundle, infer_config: str, options: DeployOptions) -
         f"live-source={int(live)}\nbatch-size={streams}\nbatched-push-timeout=40000\nwidth=1280\nheight=720\n"
         "enable-padding=0",
         f"[primary-gie]\nenable=1\ngpu-id=0\nbatch-size={streams}\ngie-unique-id=1\nconfig-file={infer_config}",
-        f"[segvisual]\nenable=1\ngpu-id=0\nbatch-size={streams}\nwidth={width}\nheight={height}",
+    ]
+    if jetpack != "4":  # deepstream-app parses [segvisual] from DeepStream 6.3; JetPack 4.6's is 6.0.1
+        sections.append(f"[segvisual]\nenable=1\ngpu-id=0\nbatch-size={streams}\nwidth={width}\nheight={height}")
+    if jetpack == "4":  # DeepStream 6.0.1's file sink has no enc-type; JetPack 4's boards all have NVENC
+        encoding = "# type 3 = encode to file with the hardware encoder (DeepStream 6.0.1 has no enc-type)\n"
+    else:
+        encoding = (
+            "# type 3 = encode to file; enc-type 1 = software (x264), which works where the GPU has no NVENC\n"
+            f"# (Jetson Orin Nano); 0 = the hardware encoder\nenc-type={encoder}\n"
+        )
+    sink1 = f"[sink1]\nenable=0\n{encoding}type=3\ncontainer=1\ncodec=1\nbitrate=4000000\n"
+    sink1 += "output-file=edgeseg_deepstream.mp4\nsync=0"
+    sections += [
         "[osd]\nenable=1\ngpu-id=0",
         "# sink type 2 = on-screen (EGL); on a headless board set enable=0 here and enable=1 on sink1",
         "[sink0]\nenable=1\ntype=2\nsync=0\ngpu-id=0",
-        "[sink1]\nenable=0\n# type 3 = encode to file; enc-type 1 = software (x264), which works where the GPU has "
-        "no NVENC\n# (Jetson Orin Nano); 0 = the hardware encoder\n"
-        f"type=3\ncontainer=1\ncodec=1\nenc-type={encoder}\nbitrate=4000000\noutput-file=edgeseg_deepstream.mp4\n"
-        "sync=0",
+        sink1,
     ]
     return "\n\n".join(sections) + "\n"
