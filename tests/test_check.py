@@ -288,18 +288,23 @@ def test_the_default_leaves_out_8_6_because_8_5_is_at_least_as_strict():
         assert newer.get("supported") is not False and set(entry["types"]) <= set(newer["types"]), operator
 
 
+def check_conv(tmp_path, capsys, opset: int, jetpack: str) -> tuple[int, list[str]]:
+    """`edgeseg check` of a one-Conv graph at an opset: exit status and output lines."""
+    path = tmp_path / f"opset{opset}.onnx"
+    onnx.save(conv_model(opset=opset), path)
+    code, out, _ = run_cli(capsys, "check", path, "--jetpack", jetpack)
+    return code, out.splitlines()
+
+
 def test_jetpack_6_0_applies_8_6_rules_and_6_1_those_of_10_3(tmp_path, capsys):
-    path = tmp_path / "opset18.onnx"
-    onnx.save(conv_model(opset=18), path)
-    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "6.0")
-    assert code == 1 and out.splitlines() == [
+    assert check_conv(tmp_path, capsys, 18, "6.0") == (1, [
         "opset18.onnx (fp32) on TensorRT 8.6 (JetPack 6.0): will not build: opset 18: TensorRT 8.6's parser reads "
         "opset 7 to 17; export with --opset 17"
-    ]
-    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "6.1")
-    assert code == 0 and out.splitlines() == ["opset18.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2): builds"]
-    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "6")  # both
-    assert code == 1 and [line.split(":")[0] for line in out.splitlines()] == [
+    ])  # fmt: skip
+    builds = "opset18.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2): builds"
+    assert check_conv(tmp_path, capsys, 18, "6.1") == (0, [builds])
+    code, lines = check_conv(tmp_path, capsys, 18, "6")  # both
+    assert code == 1 and [line.split(":")[0] for line in lines] == [
         "opset18.onnx (fp32) on TensorRT 8.6 (JetPack 6.0)", "opset18.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2)"
     ]  # fmt: skip
     at_13 = qdq_model(dequantize_inputs=2)
@@ -324,13 +329,10 @@ def test_jetpack_4_passes_an_opset_13_unet_and_refuses_opset_17_in_one_line(tmp_
         f"{name} on TensorRT 8.2 (JetPack 4.6): builds"
         for name in ("model.onnx (fp32)", "model.fp16.onnx (fp16)", "model.int8-tensorrt.onnx (int8)")
     ]
-    path = tmp_path / "opset17.onnx"
-    onnx.save(conv_model(opset=17), path)
-    code, out, _ = run_cli(capsys, "check", path, "--jetpack", "4")
-    assert code == 1 and out.splitlines() == [
+    assert check_conv(tmp_path, capsys, 17, "4") == (1, [
         "opset17.onnx (fp32) on TensorRT 8.2 (JetPack 4.6): will not build: opset 17: TensorRT 8.2's parser reads "
         "opset 7 to 13; export with --opset 13"
-    ]
+    ])  # fmt: skip
 
 
 def test_jetpack_4_has_no_uint8_and_says_which_export_flag_gives_float_ends(tmp_path, capsys):
