@@ -66,9 +66,19 @@ def import_failure(exc: ImportError) -> str:
     if name == "cv2":
         return opencv_failure(exc)
     if name in MODULE_EXTRAS:
-        extra = MODULE_EXTRAS[name]
-        return f"this step needs the Python module '{name}' ({exc}); install it with: {install_command(extra)}"
+        return missing_module(name, MODULE_EXTRAS[name], exc)
     return f"a Python module cannot be imported ({exc}); reinstall edgeseg: pip install --force-reinstall edgeseg"
+
+
+def missing_module(module: str, extra: str, exc: ImportError) -> str:
+    """One line for an optional module that is not there: the extra that installs it. torch on a Jetson is the
+    exception: export and train are desktop stages, and JetPack's torch comes from NVIDIA, not PyPI."""
+    if module == "torch" and on_jetson():
+        return (
+            f"this step needs torch ({exc}): export and train are desktop stages; run them on the desktop and copy "
+            "the bundle to the board (run, build, check, bench and deploy work here)"
+        )
+    return f"this step needs the Python module '{module}' ({exc}); install it with: {install_command(extra)}"
 
 
 def load_opencv() -> None:
@@ -90,6 +100,4 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise EdgesegError(
-            f"this step needs the Python module '{module}' ({exc}); install it with: {install_command(extra)}"
-        ) from None
+        raise EdgesegError(missing_module(module, extra, exc)) from None

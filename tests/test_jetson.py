@@ -216,3 +216,20 @@ def test_usb_gst_source_bad_input_is_one_line(jetson_venv, tiny_bundle, uri, sai
     result = in_venv(jetson_venv, jetson_venv / "bin/edgeseg", "run", tiny_bundle, "-i", uri)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and said in result.stderr, result.stderr
+
+
+def test_on_a_jetson_a_missing_cv2_or_torch_never_points_at_pip(monkeypatch, tmp_path):
+    import edgeseg.jetson
+    from edgeseg.errors import import_failure, missing_module
+
+    release = tmp_path / "nv_tegra_release"
+    release.write_text("# R36 (release), REVISION: 4.3\n")
+    monkeypatch.setattr(edgeseg.jetson, "TEGRA_RELEASE", release)
+    missing_cv2 = ModuleNotFoundError("No module named 'cv2'", name="cv2")
+    line = import_failure(missing_cv2)
+    assert "JetPack's python3-opencv" in line and "--system-site-packages" in line and "edgeseg[opencv]" not in line
+    torch = missing_module("torch", "export", ModuleNotFoundError("No module named 'torch'", name="torch"))
+    assert "desktop stages" in torch and "pip install" not in torch
+    release.unlink()  # off a Jetson: the desktop's fixes
+    assert "pip install 'edgeseg[opencv]'" in import_failure(missing_cv2)
+    assert "pip install 'edgeseg[export]'" in missing_module("torch", "export", ModuleNotFoundError("x", name="torch"))
