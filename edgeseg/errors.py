@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.metadata
 import importlib.util
 import io
+import re
 from types import ModuleType
 
 from edgeseg.jetson import on_jetson
@@ -17,9 +19,22 @@ TENSORRT_INSTALL_HINT = (
 )
 
 
-def install_command(extra: str) -> str:
-    """The one command that installs an optional part of edgeseg."""
-    return f"pip install 'edgeseg[{extra}]'"
+def install_command(extra: str | None, module: str = "") -> str:
+    """The one command that installs an optional part of edgeseg (extra None: a module edgeseg itself requires)."""
+    return f"pip install {module}" if extra is None else f"pip install 'edgeseg[{extra}]'"
+
+
+def numpy_requirement(module: str) -> str | None:
+    """The numpy versions an installed distribution asks for ('>=1.21.6'), or None."""
+    try:
+        requires = importlib.metadata.requires(module) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for requirement in requires:
+        found = re.match(r"numpy\s*\(?([<>=!~][^;)]*)", requirement)
+        if found and "extra ==" not in requirement:
+            return found.group(1).replace(" ", "")
+    return None
 
 
 # The extra that installs each optional module, for the one line a missing one gets.
@@ -70,7 +85,7 @@ def import_failure(exc: ImportError) -> str:
     return f"a Python module cannot be imported ({exc}); reinstall edgeseg: pip install --force-reinstall edgeseg"
 
 
-def missing_module(module: str, extra: str, exc: ImportError) -> str:
+def missing_module(module: str, extra: str | None, exc: ImportError) -> str:
     """One line for an optional module that is not there: the extra that installs it. torch on a Jetson is the
     exception: export and train are desktop stages, and JetPack's torch comes from NVIDIA, not PyPI."""
     if module == "torch" and on_jetson():
@@ -78,15 +93,21 @@ def missing_module(module: str, extra: str, exc: ImportError) -> str:
             f"this step needs torch ({exc}): export and train are desktop stages; run them on the desktop and copy "
             "the bundle to the board (run, build, check, bench and deploy work here)"
         )
-    return f"this step needs the Python module '{module}' ({exc}); install it with: {install_command(extra)}"
+    wanted = None if isinstance(exc, ModuleNotFoundError) else numpy_requirement(module)
+    if wanted:  # installed, but built for a newer numpy than the one found (JetPack 5's is 1.17.4)
+        found = importlib.import_module("numpy").__version__
+        keep_1x = ",<2" if found.startswith("1.") and "<" not in wanted else ""
+        return (
+            f"{module} is installed but cannot load beside numpy {found}: it needs numpy{wanted}; "
+            f"install that: pip install 'numpy{wanted}{keep_1x}'"
+        )
+    return f"this step needs the Python module '{module}' ({exc}); install it with: {install_command(extra, module)}"
 
 
 def load_opencv() -> None:
-    """Import cv2 before anything else does, so that a cv2 which cannot load is said in one line. numpy 2 writes
-    a dozen lines and a stack to stderr when a module built for numpy 1.x asks for its C API: held back here."""
+    """Import cv2 before anything else does, so that a cv2 which cannot load is said in one line."""
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            import cv2  # noqa: F401
+        quiet_import("cv2")
     except ImportError as exc:
         raise EdgesegError(opencv_failure(exc)) from None
 
@@ -95,9 +116,16 @@ class EdgesegError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do."""
 
 
-def require(module: str, extra: str) -> ModuleType:
+def require(module: str, extra: str | None) -> ModuleType:
     """Import a heavy optional module, or fail with one line naming the extra that installs it."""
     try:
-        return importlib.import_module(module)
+        return quiet_import(module)
     except ImportError as exc:
         raise EdgesegError(missing_module(module, extra, exc)) from None
+
+
+def quiet_import(module: str) -> ModuleType:
+    """Import a module with what its import writes to stderr held back: numpy writes a dozen lines and a stack
+    when a module built for another numpy asks for its C API, and the ImportError that follows is said in one."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        return importlib.import_module(module)

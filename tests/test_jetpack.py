@@ -240,6 +240,26 @@ def test_the_stand_ins_are_the_jetpacks_pythons():
         assert re.match(rf"{re.escape(jetpack.python)}\.\d+ ", version.stdout), version.stdout
 
 
+def test_the_runtime_on_the_jetpacks_own_numpy(device, desktop_bundles):
+    """pip put a newer numpy 1.x in the venv for onnxruntime; with JetPack's own first on the path (as with Ubuntu
+    20.04's pip 20, which has no resolver), the runtime still works, and onnxruntime's refusal is one line."""
+    if device.after["numpy"] == device.jetpack.numpy:
+        pytest.skip("pip kept the JetPack's own numpy: every test above ran on it")
+    if not device.before["cv2_works"]:
+        pytest.skip(f"the stand-in's cv2 does not import beside numpy {device.jetpack.numpy}: {device.before}")
+    env = dict(os.environ, PYTHONPATH=str(device.jetpack.folder / "dist-packages"))
+    env["EDGESEG_TEST_BUNDLES"] = str(desktop_bundles)
+    seen = device.run("python", "-c", "import numpy; print(numpy.__version__)", env=env)
+    assert seen.stdout.strip() == device.jetpack.numpy, seen.stdout + seen.stderr
+    tests = device.run("pytest", "-q", "-p", "no:cacheprovider", "tests/test_runtime.py", env=env)
+    assert tests.returncode == 0 and " passed" in tests.stdout, tests.stdout[-3000:]
+    source = "synthetic://driving?frames=3&size=64x64"
+    run = device.run("edgeseg", "run", desktop_bundles / "unet", "-i", source, "-o", "none", env=env)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert f"cannot load beside numpy {device.jetpack.numpy}: it needs numpy>=" in run.stderr
+    assert "pip install 'numpy>=" in run.stderr and ",<2'" in run.stderr
+
+
 def test_a_cv2_beside_numpy_2_is_one_line_naming_the_numpy_to_install(device, desktop_bundles):
     """Last for each stand-in: it breaks the venv the way a bare `pip install numpy` would."""
     if device.jetpack.python == "3.8":

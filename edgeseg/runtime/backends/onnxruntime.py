@@ -36,7 +36,7 @@ class ONNXRuntimeBackend(Backend):
         self.providers: list[str] = []
 
     def _open(self) -> None:
-        ort = require("onnxruntime", "onnxruntime")
+        ort = require("onnxruntime", None)
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads or max(1, (os.cpu_count() or 2))
         # A spinning pool takes 16-54% of the throughput from an overlay thread beside it (measured on
@@ -60,7 +60,7 @@ class ONNXRuntimeBackend(Backend):
         """The providers asked for, else the fastest installed ones, in ONNX Runtime's order of preference."""
         if self.requested_providers:
             return list(self.requested_providers)
-        available = require("onnxruntime", "onnxruntime").get_available_providers()
+        available = require("onnxruntime", None).get_available_providers()
         return [
             p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider") if p in available
         ]
