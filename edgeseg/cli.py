@@ -103,6 +103,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         model_options=parse_model_args(args.arg),
         force=args.force,
         max_detections=args.max_detections,
+        threshold=args.threshold,
     )
     bundle = export(args.model, Path(args.output), options)
     parity = bundle.manifest.get("parity", {})
@@ -523,7 +524,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="input HxW (default: the demo models' training size, else 256x256)",
     )
-    export.add_argument("--classes", help="class count N, or a names file (one class per line, optional R G B)")
+    export.add_argument(
+        "--classes",
+        help="class count N, a standard set (cityscapes, camvid, voc, ade20k, kvasir), or a names file (one class "
+        "per line, optional R G B); a binary (one-channel) model has two: background and foreground",
+    )
+    export.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="binary (one-channel) models: foreground where sigmoid(logit) > THRESHOLD (default 0.5, i.e. logit > 0)",
+    )
     export.add_argument("--weights", help="state dict to load (torch.load with weights_only=True)")
     export.add_argument(
         "--opset", type=opset, default=17,

@@ -204,3 +204,66 @@ class ConcatOfScales(ResidualAdd):
 def concat_of_scales_net(num_classes: int = 4) -> nn.Module:
     torch.manual_seed(0)
     return ConcatOfScales(num_classes)
+
+
+class DetectionDicts(nn.Module):
+    """Returns what torchvision's detection models return in eval mode: one dict per image with boxes, labels,
+    scores and masks, as many detections as it finds."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, x):
+        score = torch.sigmoid(self.conv(x)).mean(dim=(1, 2, 3))
+        height, width = x.shape[-2:]
+        return [
+            {
+                "boxes": torch.tensor([[0.0, 0.0, width / 2, height / 2]]),
+                "labels": torch.tensor([1]),
+                "scores": s.reshape(1),
+                "masks": torch.sigmoid(self.conv(x[i : i + 1])),
+            }
+            for i, s in enumerate(score)
+        ]
+
+
+def detection_net() -> nn.Module:
+    torch.manual_seed(0)
+    return DetectionDicts()
+
+
+class Classifier(nn.Module):
+    """A 10-class image classifier: one vector of scores per image."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x).flatten(1))
+
+
+def classifier_net(num_classes: int = 10) -> nn.Module:
+    torch.manual_seed(0)
+    return Classifier(num_classes)
+
+
+class Binary(nn.Module):
+    """One output channel, as segmentation-models-pytorch's classes=1 (a polyp or lesion model): its logit > 0 is the
+    foreground. Biased so that the frames have both classes."""
+
+    def __init__(self, squeeze: bool = False):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1))
+        self.squeeze = squeeze
+
+    def forward(self, x):
+        logits = self.body(x)
+        return logits[:, 0] if self.squeeze else logits
+
+
+def binary_net(squeeze: bool = False) -> nn.Module:
+    torch.manual_seed(0)
+    return Binary(squeeze)

@@ -29,4 +29,5 @@ class ExportOptions:
     model_options: dict[str, Any] = field(default_factory=dict)
     force: bool = False
     progress: bool = True
+    threshold: float | None = None  # binary (one-channel) models: foreground where sigmoid > this (None: 0.5)
     max_detections: int = 50  # instance models: the fixed number of detections the graph answers with

@@ -37,7 +37,8 @@ def onnx_logits_and_maps(model_path: Path, inputs: np.ndarray, batch: int = 1) -
         with quiet_native_output():
             session = ort.InferenceSession(str(probe), providers=["CPUExecutionProvider"])
         input_name = session.get_inputs()[0].name
-        results = [session.run(None, {input_name: inputs[i : i + batch]}) for i in range(0, len(inputs), batch)]
+        with quiet_native_output():  # ONNX Runtime warns per run where a graph's declared shapes are not its own
+            results = [session.run(None, {input_name: inputs[i : i + batch]}) for i in range(0, len(inputs), batch)]
     outputs = np.concatenate([r[0] for r in results])
     logits = np.concatenate([r[-1] for r in results]) if logits_name else outputs
     maps = outputs if logits_name else outputs.argmax(axis=1)
