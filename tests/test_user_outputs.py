@@ -105,3 +105,48 @@ def test_threshold_on_a_multi_class_model_is_refused(tmp_path, capsys):
         capsys, "export", "user_models:tiny_net", "-o", tmp_path / "b", "--size", "32x32", "--threshold", "0.3"
     )
     assert_one_line_error(code, err, "--threshold is for binary models", "drop --threshold")
+
+
+def test_a_binary_bundle_calibrates_evaluates_with_dice_overlays_and_deploys(tmp_path, capsys):
+    import json
+
+    import cv2
+    import datasets
+
+    root = tmp_path / "kv"
+    truths = datasets.kvasir(root)
+    for index in range(2, 12):  # calibrate wants a few frames
+        cv2.imwrite(str(root / "images" / f"extra{index}.jpg"), datasets.image(index))
+        cv2.imwrite(str(root / "masks" / f"extra{index}.jpg"), np.full((48, 64, 3), 255 * (index % 2), np.uint8))
+    bundle = tmp_path / "b"
+    size = f"{datasets.H}x{datasets.W}"
+    code, _, err = run_cli(capsys, "export", "user_models:binary_net", "-o", bundle, "--size", size, "--classes",
+                           "kvasir")  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", f"kvasir://{root}", "--count", "6", "--eval-count",
+                           "4", "--precision", "fp16")  # fmt: skip
+    assert code == 0, err
+    assert Bundle.load(bundle).select("onnx", "fp16").extra["fidelity"]["agreement"] >= 0.99
+
+    code, stdout, err = run_cli(capsys, "eval", bundle, "--data", f"kvasir://{root}", "--precision", "fp32",
+                                "--frames", "2", "--json", tmp_path / "e.json")  # fmt: skip
+    assert code == 0, err
+    result = json.loads((tmp_path / "e.json").read_text())
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    images = [cv2.imread(str(root / "images" / f"cju0{i}.jpg")) for i in range(2)]
+    inputs = frames_to_input(images, Bundle.load(bundle).input)
+    found = np.concatenate([session.run(None, {session.get_inputs()[0].name: inputs[i : i + 1]})[0] for i in (0, 1)])
+    truth = np.stack(truths).astype(bool)
+    overlap = (found.astype(bool) & truth).sum()
+    dice = 2 * overlap / (found.astype(bool).sum() + truth.sum())
+    assert result["foreground"]["dice"] == pytest.approx(dice, abs=1e-6)
+    assert result["foreground"]["iou"] == pytest.approx(overlap / (found.astype(bool) | truth).sum(), abs=1e-6)
+    assert f"polyp: Dice {dice:.4f}" in stdout
+
+    code, _, err = run_cli(capsys, "run", bundle, "-i", str(root / "images"), "-o", tmp_path / "overlays",
+                           "--precision", "fp32")  # fmt: skip
+    assert code == 0, err
+    assert len(list((tmp_path / "overlays").iterdir())) == 12
+    code, _, err = run_cli(capsys, "deploy", bundle, "--target", "triton", "-o", tmp_path / "triton")
+    assert code == 0, err
+    assert next((tmp_path / "triton").rglob("labels.txt")).read_text().split() == ["background", "polyp"]

@@ -37,6 +37,7 @@ class EvalResult:
     backend: str
     precision: str
     confusion_matrix: list[list[int]]
+    foreground: dict[str, float] | None = None  # two-class (binary) bundles: Dice and IoU of class 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +109,20 @@ def evaluate(
         backend=net.describe(),
         precision=precision,
         confusion_matrix=confusion.tolist(),
+        foreground=foreground_scores(confusion) if len(classes) == 2 else None,
     )
+
+
+def foreground_scores(confusion: np.ndarray) -> dict[str, float]:
+    """A binary model's figures, as medical papers give them: Dice (F1) and IoU of the foreground (class 1), over
+    every pixel of every frame (not a mean of per-frame figures: a frame without foreground would be 0 or 1)."""
+    true_positive = float(confusion[1, 1])
+    false_positive, false_negative = float(confusion[0, 1]), float(confusion[1, 0])
+    found = 2 * true_positive + false_positive + false_negative
+    return {
+        "dice": 2 * true_positive / found if found else 1.0,
+        "iou": true_positive / (true_positive + false_positive + false_negative) if found else 1.0,
+    }
 
 
 def format_report(result: EvalResult) -> str:
@@ -122,6 +136,11 @@ def format_report(result: EvalResult) -> str:
             f"{result.frames} frames of {result.data} on {result.backend}",
             format_table(["class", "IoU"], rows),
             f"mIoU {result.miou:.4f}   pixel accuracy {result.pixel_accuracy:.4f}",
+            *(
+                [f"{names[1]}: Dice {result.foreground['dice']:.4f}   IoU {result.foreground['iou']:.4f}"]
+                if result.foreground
+                else []
+            ),
             "",
             "confusion matrix (% of each true class, rows = truth, columns = prediction)",
             format_table(["truth \\ predicted"] + [n[:8] for n in names], matrix),
