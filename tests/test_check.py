@@ -239,11 +239,41 @@ def test_check_exit_status_and_one_line_per_problem(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "check", path, "--tensorrt", "8.5", "--tensorrt", "10.3")
     assert code == 1
     assert out.splitlines() == [
-        "broken.onnx (fp32) on TensorRT 8.5 (JetPack 5): will not build (1 problem)",
-        "  node up (Resize): Resize mode='cubic': TensorRT takes nearest, linear",
-        "broken.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2): will not build (1 problem)",
-        "  node up (Resize): Resize mode='cubic': TensorRT takes nearest, linear",
+        "broken.onnx (fp32) on TensorRT 8.5 (JetPack 5): will not build: node up (Resize): Resize mode='cubic': "
+        "TensorRT takes nearest, linear",
+        "broken.onnx (fp32) on TensorRT 10.3 (JetPack 6.1/6.2): will not build: node up (Resize): Resize "
+        "mode='cubic': TensorRT takes nearest, linear",
     ]
+
+
+def test_layer_norm_on_jetpack_5_is_one_line_per_rule_and_names_opset_16(tmp_path, capsys):
+    """Segformer's and UPerNet's LayerNorm: one LayerNormalization node each at opset 17, none in 8.5's parser."""
+    bundle = tmp_path / "ln"
+    code, _, err = run_cli(capsys, "export", "user_models:layer_norm_net", "-o", bundle, "--size", "32x32")
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "check", bundle, "--jetpack", "5")
+    assert code == 1 and len(out.splitlines()) <= 3, out
+    assert "3 nodes, the first /model/norms.0/LayerNormalization (LayerNormalization)" in out
+    assert "export with --opset 16" in out and out.count("LayerNormalization is not supported") == 1
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://driving", "--count", "12",
+                           "--eval-count", "12", "--precision", "fp16")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "check", bundle, "--jetpack", "5")
+    assert len(out.splitlines()) <= 3, out  # the FP16 graph shares the FP32 graph's line
+    assert "model.onnx (fp32), model.fp16.onnx (fp16) on TensorRT 8.5" in out
+    fixed = tmp_path / "ln16"
+    code, _, err = run_cli(capsys, "export", "user_models:layer_norm_net", "-o", fixed, "--size", "32x32", "--opset",
+                           "16")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "check", fixed, "--jetpack", "5", "--jetpack", "6", "--jetpack", "7")
+    assert code == 0, out
+
+
+def test_an_operator_without_an_older_form_gets_no_opset_fix():
+    from edgeseg.engines.check import _opset_entered
+
+    assert _opset_entered("LayerNormalization") == 17 and _opset_entered("Conv") == 1
+    assert _opset_entered("NoSuchOp") is None
 
 
 def test_check_bad_input_is_one_line(tmp_path, capsys, tiny_bundle):
@@ -326,9 +356,9 @@ def test_jetpack_4_passes_an_opset_13_unet_and_refuses_opset_17_in_one_line(tmp_
     assert code == 0, err
     code, out, _ = run_cli(capsys, "check", bundle, "--jetpack", "4")
     assert code == 0 and out.splitlines() == [
-        f"{name} on TensorRT 8.2 (JetPack 4.6): builds"
-        for name in ("model.onnx (fp32)", "model.fp16.onnx (fp16)", "model.int8-tensorrt.onnx (int8)")
-    ]
+        "model.onnx (fp32), model.fp16.onnx (fp16), model.int8-tensorrt.onnx (int8) on TensorRT 8.2 (JetPack 4.6): "
+        "builds"
+    ]  # the artifacts that share a verdict share its line
     assert check_conv(tmp_path, capsys, 17, "4") == (1, [
         "opset17.onnx (fp32) on TensorRT 8.2 (JetPack 4.6): will not build: opset 17: TensorRT 8.2's parser reads "
         "opset 7 to 13; export with --opset 13"

@@ -267,3 +267,48 @@ class Binary(nn.Module):
 def binary_net(squeeze: bool = False) -> nn.Module:
     torch.manual_seed(0)
     return Binary(squeeze)
+
+
+class HalfOverflow(nn.Module):
+    """A middle activation past float16's 65504 (a branch thousands of times larger, scaled back down before the
+    head), as a model trained without FP16 in mind can have: in float16 it is inf, and so is every class after it."""
+
+    def __init__(self, num_classes: int = 4):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch = nn.Conv2d(8, 8, 1)
+        self.head = nn.Conv2d(8, num_classes, 1)
+        with torch.no_grad():
+            self.branch.weight.mul_(300000.0)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        big = torch.relu(self.branch(h))
+        return self.head(h + big * 1e-4)
+
+
+def half_overflow_net(num_classes: int = 4) -> nn.Module:
+    torch.manual_seed(0)
+    return HalfOverflow(num_classes)
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels at every pixel, as Segformer's and UPerNet's (ConvNeXt, Swin) blocks have: opset 17
+    writes it as one LayerNormalization node, which TensorRT 8.5's parser lacks."""
+
+    def __init__(self, num_classes: int = 4):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.norms = nn.ModuleList(nn.LayerNorm(8) for _ in range(3))
+        self.head = nn.Conv2d(8, num_classes, 1)
+
+    def forward(self, x):
+        h = self.stem(x).permute(0, 2, 3, 1)
+        for norm in self.norms:
+            h = h + torch.relu(norm(h))
+        return self.head(h.permute(0, 3, 1, 2))
+
+
+def layer_norm_net(num_classes: int = 4) -> nn.Module:
+    torch.manual_seed(0)
+    return ChannelNorm(num_classes)

@@ -48,9 +48,11 @@ def rules() -> dict[str, Any]:
 class Finding:
     message: str
     node: str = ""  # "name (Op)", empty for graph-wide findings
+    fix: str = ""  # what to do about it, where edgeseg knows
 
     def line(self) -> str:
-        return f"node {self.node}: {self.message}" if self.node else self.message
+        found = f"node {self.node}: {self.message}" if self.node else self.message
+        return f"{found}; {self.fix}" if self.fix else found
 
 
 @dataclass
@@ -158,7 +160,7 @@ def check_facts(facts: GraphFacts, target: str, precision: str = "fp32", dla: bo
     for index, node in enumerate(facts.graph.node):
         where = f"{node.name or '#' + str(index)} ({node.op_type})"
         for message in _node_problems(node, facts, rule, table, target):
-            verdict.problems.append(Finding(message, where))
+            verdict.problems.append(Finding(message, where, _node_fix(node, table, rule)))
         if dla:
             for message in _dla_warnings(node, rule):
                 verdict.warnings.append(Finding(message, where))
@@ -209,6 +211,29 @@ def _node_problems(node: Any, facts: GraphFacts, rule: dict, table: dict, target
         if rule.get("resize_scales_initializer"):
             problems += _resize_scales_problems(node, facts, target)
     return problems
+
+
+def _node_fix(node: Any, table: dict, rule: dict) -> str:
+    """What makes an unsupported operator go away, where edgeseg knows: an op that entered ONNX at opset N
+    (LayerNormalization at 17, GroupNormalization at 18, Gelu at 20) is written by the exporter as the primitive ops
+    it is made of at opset N - 1, which this parser reads."""
+    entry = table.get(node.op_type)
+    if node.domain not in ("", "ai.onnx") or (entry is not None and entry.get("supported") is not False):
+        return ""
+    entered = _opset_entered(node.op_type)
+    low, _ = rule["opset"]
+    if entered is None or entered - 1 < max(low, 11):
+        return ""
+    return f"export with --opset {entered - 1}, where the exporter writes {node.op_type} as the ops it is made of"
+
+
+@functools.lru_cache(maxsize=None)
+def _opset_entered(op_type: str) -> int | None:
+    """The opset at which an ONNX operator first appeared; None when ONNX has no such operator."""
+    from onnx import defs
+
+    versions = [s.since_version for s in defs.get_all_schemas_with_history() if s.name == op_type and not s.domain]
+    return min(versions) if versions else None
 
 
 def _no_uint8_problems(node: Any, facts: GraphFacts, target: str) -> list[str]:
@@ -309,7 +334,8 @@ def _check_dla(facts: GraphFacts, rule: dict, target: str, precision: str, verdi
     if not rule["dla"]:
         verdict.problems.append(Finding(f"TensorRT {target} does not support the DLA"))
     if precision not in dla["precisions"]:
-        verdict.problems.append(Finding(f"the DLA runs FP16 and INT8 only; this artifact is {precision}"))
+        fix = "check the FP16 or INT8 graph that edgeseg calibrate adds"
+        verdict.problems.append(Finding(f"the DLA runs FP16 and INT8 only; this artifact is {precision}", fix=fix))
     for name in sorted(facts.inputs | facts.outputs):
         dims = facts.dims(name)
         if None in dims:
@@ -346,18 +372,42 @@ def check_bundle(bundle_dir: Path, targets: list[str], dla: bool = False) -> lis
     return verdicts
 
 
-def report_lines(verdicts: list[Verdict]) -> list[str]:
+def grouped(findings: list[Finding]) -> list[str]:
+    """One line per rule: the first node it fails on and how many more, then the fix; graph-wide findings as
+    they are."""
+    rules_seen: dict[tuple[str, str], list[Finding]] = {}
+    for finding in findings:
+        rules_seen.setdefault((finding.message, finding.fix), []).append(finding)
     lines = []
+    for (message, fix), found in rules_seen.items():
+        nodes = [f.node for f in found if f.node]
+        where = ""
+        if len(nodes) == 1:
+            where = f"node {nodes[0]}: "
+        elif nodes:
+            where = f"{len(nodes)} nodes, the first {nodes[0]}: "
+        lines.append(f"{where}{message}" + (f"; {fix}" if fix else ""))
+    return lines
+
+
+def report_lines(verdicts: list[Verdict]) -> list[str]:
+    """One block per TensorRT version and outcome: the artifacts that share it on one line, then one line per rule
+    (a rule failing on many nodes of many artifacts is still one line)."""
+    blocks: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[Verdict]] = {}
     for verdict in verdicts:
-        count = len(verdict.problems)
-        state = "builds" if verdict.builds else f"will not build ({count} problem{'s' * (count != 1)})"
-        head = f"{verdict.artifact} ({verdict.precision}) on {verdict.label}"
-        if count == 1 and not verdict.problems[0].node and not verdict.warnings:
-            lines.append(f"{head}: will not build: {verdict.problems[0].line()}")  # one graph-wide problem, one line
+        key = (verdict.target, tuple(grouped(verdict.problems)), tuple(grouped(verdict.warnings)))
+        blocks.setdefault(key, []).append(verdict)
+    lines = []
+    for (_, problems, warnings), shared in blocks.items():
+        head = f"{', '.join(f'{v.artifact} ({v.precision})' for v in shared)} on {shared[0].label}"
+        if len(problems) == 1 and not warnings:
+            lines.append(f"{head}: will not build: {problems[0]}")
             continue
+        count = len(problems)
+        state = f"will not build ({count} problem{'s' * (count != 1)})" if count else "builds"
         lines.append(f"{head}: {state}")
-        lines += [f"  {finding.line()}" for finding in verdict.problems]
-        lines += [f"  warning: {finding.line()}" for finding in verdict.warnings]
+        lines += [f"  {line}" for line in problems]
+        lines += [f"  warning: {line}" for line in warnings]
     return lines
 
 
@@ -377,7 +427,15 @@ def one_line_verdict(bundle_dir: Path) -> str:
         labels = ", ".join(dict.fromkeys(v.label for v in verdicts))
         return f"TensorRT check: every graph builds on {labels}"
     first = failing[0]
+    others = {v.artifact for v in failing} - {first.artifact}
+    labels = list(dict.fromkeys(v.label for v in failing if v.label != first.label))
+    also = []
+    if labels:
+        also.append(f"nor on {', '.join(labels)}")
+    if others:
+        also.append(f"{len(others)} more artifact{'s' * (len(others) != 1)} fail{'s' * (len(others) == 1)}")
+    more = f" ({'; '.join(also)})" if also else ""
     return (
-        f"TensorRT check: {first.artifact} will not build on {first.label}: {first.problems[0].line()}"
-        f"{f' (and {len(failing) - 1} more)' if len(failing) > 1 else ''}; details: edgeseg check {bundle_dir}"
+        f"TensorRT check: {first.artifact} will not build on {first.label}: {grouped(first.problems)[0]}{more}; "
+        f"details: edgeseg check {bundle_dir}"
     )
