@@ -228,7 +228,7 @@ def test_run_writes_every_frame_of_a_video_with_instances_drawn(instance_bundle,
 
 
 def test_draw_instances_colours_each_instance_inside_its_box():
-    from edgeseg.runtime.instances import Detections, draw_instances
+    from edgeseg.runtime.heads.instances import Detections, draw_instances
 
     image = np.full((100, 200, 3), 90, np.uint8)
     masks = np.zeros((2, 28, 28), np.float32)
@@ -259,7 +259,7 @@ def test_info_describes_an_instance_bundle(instance_bundle, capsys):
 
 
 def test_draw_instances_with_no_mask_pixel_leaves_the_frame():
-    from edgeseg.runtime.instances import Detections, draw_instances
+    from edgeseg.runtime.heads.instances import Detections, draw_instances
 
     image = np.full((60, 80, 3), 90, np.uint8)
     found = Detections(np.array([[10, 10, 30, 30]], np.float32), np.array([0.9]), np.array([0]),
@@ -448,7 +448,7 @@ def test_the_detector_reads_all_five_outputs_by_name_from_a_tensorrt_engine(inst
     from edgeseg.bundle import Bundle
     from edgeseg.engines import BuildOptions, GpuInfo, build
     from edgeseg.runtime.backends.tensorrt import TensorRTBackend
-    from edgeseg.runtime.instances import InstanceDetector
+    from edgeseg.runtime.detector import InstanceDetector
     from edgeseg.runtime.pipeline import StageTimes
 
     bundle_dir = tmp_path / "b"

@@ -15,7 +15,7 @@ import torch
 from edgeseg.bundle import Bundle
 from edgeseg.metrics import keypoint_scores
 from edgeseg.models.hourglass import decode_peaks
-from edgeseg.runtime.keypoints import KeypointSpec, bones_between, decode_heatmaps, to_frame_pixels
+from edgeseg.runtime.heads.keypoints import KeypointSpec, bones_between, decode_heatmaps, to_frame_pixels
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_run import decoded_frames, written_count
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,13 @@ class Frame:
 
 @dataclass
 class Prediction:
+    """What the sinks take for one frame: the frame, the plane --save-mask writes, and its records."""
+
     frame: Frame
-    class_map: np.ndarray | None  # uint8 at model resolution; None where the model gives none (keypoints alone)
+    # The ids --save-mask writes as PNG, at model or frame resolution (the sink resizes it to the frame): classes
+    # (a semantic bundle, or the one drawn under a keypoint bundle's points) or instances (an instance bundle); None
+    # where the kind has none.
+    class_map: np.ndarray | None
     logits: np.ndarray | None  # kept only when the overlay upsamples logits
-    # Instance bundles: class_map holds instance ids at frame resolution, and this is {"detections": one record per
-    # id (id, class, score, box)}; keypoint bundles: {"keypoints": one record per peak drawn}. --save-mask's JSON.
-    records: dict | None = None
+    records: dict | None = None  # --save-mask's JSON: {"detections": [...]} or {"keypoints": [...]}
+    answer: Any = None  # the head's Result for this frame (runtime.heads), where the loop made one

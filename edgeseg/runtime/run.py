@@ -1,6 +1,8 @@
 """`edgeseg run`: bundle + source URI + sink URIs -> a segmented stream. Lean: no torch, no onnx.
 
-The whole loop is `Pipeline.run`: source -> backend -> overlay -> sinks, each stage on its own thread.
+The bundle's head (runtime/heads) decides what its kind takes; a semantic bundle runs in `Pipeline.run` (source ->
+backend -> overlay -> sinks, each stage on its own thread; several inputs in MultiStreamPipeline), the other kinds in
+detector.run_model's sequential loop, until the one threaded loop runs every head.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from pathlib import Path
 
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.backends import Backend, TritonOptions, open_backend
+from edgeseg.runtime.backends import Backend, TritonOptions
+from edgeseg.runtime.detector import pick_backend, run_model
+from edgeseg.runtime.heads import head_class
+from edgeseg.runtime.heads.semantic import SemanticHead
 from edgeseg.runtime.multi import MultiStreamPipeline, check_batch, stream_names
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.pipeline import Pipeline, RunSummary, source_options
 from edgeseg.runtime.sinks import open_sinks, open_stream_sinks
+from edgeseg.runtime.sinks.base import Sink
 from edgeseg.runtime.sinks.live import ViewAccess
 from edgeseg.runtime.sources import Source, StreamOptions, open_source
 from edgeseg.tables import stage_table
@@ -44,44 +50,29 @@ class RunOptions:
     also: Path | None = None  # keypoint bundles: a semantic bundle whose overlay is drawn under the points
 
 
-def run(options: RunOptions) -> RunSummary:
+def run(options: RunOptions, tap: Sink | None = None) -> RunSummary:
+    """`tap` is a sink beside the outputs: the Python API's stream reads each frame's answer through it."""
     bundle = Bundle.load(options.bundle)
     if options.infer_size is not None:
         check_inference_size(bundle, options.infer_size)
         bundle.manifest["input"]["size"] = list(options.infer_size)  # this run's copy only: run never saves it
-    if options.also is not None and not bundle.is_keypoints:
-        raise EdgesegError(f"--also draws a segmentation under a keypoint bundle's points; {bundle.root} is not a "
-                           "keypoint bundle: run the keypoint bundle with --also this one")  # fmt: skip
-    if bundle.is_instances:
-        if len(options.inputs) > 1:
-            raise EdgesegError("an instance bundle runs one input at a time so far; give one -i")
-        from edgeseg.runtime.instances import run_instances
-
-        return run_instances(bundle, options)
-    if bundle.is_keypoints:
-        if len(options.inputs) > 1:
-            raise EdgesegError("a keypoint bundle runs one input at a time so far; give one -i")
-        if options.score_threshold is not None:
-            raise EdgesegError(f"--score-threshold is for instance bundles; {bundle.root} is a keypoint model, whose "
-                               "points are drawn from the confidence its manifest names (keypoints.min_confidence)")
-        from edgeseg.runtime.keypoints import run_keypoints
-
-        return run_keypoints(bundle, options)
-    if options.score_threshold is not None:
-        raise EdgesegError(
-            f"--score-threshold is for instance bundles (Mask R-CNN); {bundle.root} is a semantic segmentation model"
-        )
-    net = open_backend(bundle, options.backend, options.precision, options.threads, options.triton, options.dla_core)
+    head = head_class(bundle)  # the one place a run reads the bundle's kind
+    head.check_options(bundle, options)
+    if not head.threaded:
+        head.refuse_streams(options.inputs)
+        return run_model(bundle, options, tap)
+    net = pick_backend(bundle, options.backend, options.precision, options.threads, options.triton, options.dla_core)
+    overlay = SemanticHead(bundle, options).overlay
     if len(options.inputs) > 1:
-        return run_streams(bundle, net, options)
+        return run_streams(bundle, net, overlay, options, tap)
     source = open_source(options.inputs[0], source_options(net, options.stream))
     try:
         sinks = open_sinks(options.outputs, source.fps or 30.0, options.save_mask, options.view)
     except BaseException:
         source.close()
         raise
-    overlay = Overlay(bundle.classes, options.alpha, options.filter_mode, options.visualize, options.legend)
-    pipeline = Pipeline(source, net, bundle.input, bundle.output, overlay, sinks, max_frames=options.frames)
+    pipeline = Pipeline(source, net, bundle.input, bundle.output, overlay, sinks + ([tap] if tap else []),
+                        max_frames=options.frames)  # fmt: skip
     return pipeline.run()
 
 
@@ -103,7 +94,7 @@ def check_inference_size(bundle: Bundle, size: tuple[int, int]) -> None:
         )
 
 
-def run_streams(bundle: Bundle, net: Backend, options: RunOptions) -> RunSummary:
+def run_streams(bundle: Bundle, net: Backend, overlay: Overlay, options: RunOptions, tap: Sink | None) -> RunSummary:
     """Several inputs: a capture thread each, batched inference, per-stream and tiled outputs."""
     if note := check_batch(bundle.input.batch, len(options.inputs)):
         print(f"edgeseg: {note}", file=sys.stderr)
@@ -118,7 +109,7 @@ def run_streams(bundle: Bundle, net: Backend, options: RunOptions) -> RunSummary
         for source in sources:
             source.close()
         raise
-    overlay = Overlay(bundle.classes, options.alpha, options.filter_mode, options.visualize, options.legend)
+    shared_sinks += [tap] if tap else []
     pipeline = MultiStreamPipeline(
         sources, names, net, bundle.input, bundle.output, overlay, stream_sinks, shared_sinks, options.frames
     )
