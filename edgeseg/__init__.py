@@ -1,3 +1,7 @@
-"""edgeseg: PyTorch semantic segmentation to ONNX, TensorRT and live video at the edge."""
+"""edgeseg: trained PyTorch models (semantic segmentation, Mask R-CNN instances, hourglass keypoints) to ONNX and
+TensorRT, run on live video at the edge. The Python API: `edgeseg.load(bundle)` and `edgeseg.stream(model, source)`."""
 
-__version__ = "0.1.0"
+from edgeseg.api import load, stream
+from edgeseg.version import __version__
+
+__all__ = ["__version__", "load", "stream"]

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edgeseg import __version__
+from edgeseg.version import __version__
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import sha256_file, write_text_atomic
 from edgeseg.onnx_files import MalformedONNX, external_data_locations

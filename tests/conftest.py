@@ -66,6 +66,16 @@ BUNDLE_RECIPES: dict[str, list[list[str]]] = {
     "fcn8s-logits": [["export", "fcn8s", "-o", "{out}", *TINY, "--no-fuse-argmax", "--no-fuse-preprocess"]],
     # the trained medical U-Net (exported at 240x320) with a graph that takes any size
     "demo-medical-dynamic-size": [["export", "demo-medical", "-o", "{out}", "--dynamic-size"]],
+    # the three shipped demos, one per bundle kind: semantic, instances, keypoints (the Python API's tests)
+    "demo-driving": [["export", "demo-driving", "-o", "{out}"]],
+    "demo-driving-instances": [["export", "demo-driving-instances", "-o", "{out}"]],
+    "demo-medical-tips": [["export", "demo-medical-tips", "-o", "{out}"]],
+    # the tiny U-Net with an FP16 variant only: what `--precision best` picks on a CPU without INT8
+    "unet-fp16": [
+        ["export", "unet", "-o", "{out}", *TINY],
+        ["calibrate", "{out}", "--data", "synthetic://driving?seed=1&frames=8&size=64x64", "--precision", "fp16",
+         "--count", "4", "--eval-count", "2"],
+    ],  # fmt: skip
     # fp32, fp16 and int8 variants of the tiny U-Net
     "unet-calibrated": [
         ["export", "unet", "-o", "{out}", *TINY],
