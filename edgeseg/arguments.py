@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from edgeseg.fileio import DEFAULT_MAX_PIXELS, set_max_pixels
 from edgeseg.tables import printable
 
 # ONNX opsets the TorchScript exporter writes for these models (Resize with align_corners needs 11) up
@@ -23,6 +24,12 @@ OUT_OF_RANGE: dict[Callable[[str], Any], str] = {}
 
 class Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line, like every other edgeseg error, with exit status 2."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # --max-pixels sets a process-wide budget: every parse starts from the default, so one call's flag never
+        # carries over to the next in the same process (the Python API, tests).
+        set_max_pixels(DEFAULT_MAX_PIXELS)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
         # printable: a value echoed in the message cannot break the line.
@@ -94,7 +101,33 @@ def opset(text: str) -> int:
     return value
 
 
+def pixel_count(text: str) -> int:
+    """A pixel budget: a count (67108864) or a size (8192x8192)."""
+    width, times, height = text.lower().partition("x")
+    value = _number(width, int) * (_number(height, int) if times else 1)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 pixel, not {text}")
+    return value
+
+
+class MaxPixels(argparse.Action):
+    """--max-pixels: the budget images, labels and frames are checked against from their headers, before decoding."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        set_max_pixels(values)
+        setattr(namespace, self.dest, values)
+
+
+def add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    side = int(DEFAULT_MAX_PIXELS**0.5)
+    parser.add_argument(
+        "--max-pixels", type=pixel_count, action=MaxPixels, default=DEFAULT_MAX_PIXELS, metavar="N|WxH",
+        help=f"refuse images, labels and video frames larger than this, from their header, before decoding "
+        f"(default {side}x{side}: a PNG of 1 MB can declare 32000x32000 pixels, 3 GB decoded)",
+    )  # fmt: skip
+
+
 count = at_least(1)
 non_negative = at_least(0)
 retries = at_least(-1)  # -1: without end
-OUT_OF_RANGE.update({positive_number: "0", fraction: "1.5", share: "0", opset: "7"})
+OUT_OF_RANGE.update({pixel_count: "0x5", positive_number: "0", fraction: "1.5", share: "0", opset: "7"})

@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from edgeseg.version import __version__
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import sha256_file, write_text_atomic
 from edgeseg.onnx_files import MalformedONNX, external_data_locations
+from edgeseg.redact import redact_text
 from edgeseg.tables import printable
+from edgeseg.version import __version__
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -244,6 +245,17 @@ def writing(root: Path, stage: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _redacted(value: Any) -> Any:
+    """`value` with every URI in its strings redacted (user-info, token and password values as ***)."""
+    if isinstance(value, str):
+        return redact_text(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
+
+
 def _tuple(value: Any) -> tuple:
     return tuple(value) if value is not None else None  # type: ignore[return-value]
 
@@ -309,7 +321,8 @@ class Bundle:
         return cls(root, manifest)
 
     def save(self) -> None:
-        write_text_atomic(self.root / MANIFEST_NAME, json.dumps(self.manifest, indent=2) + "\n")
+        # A manifest travels with the bundle: a URI it records (a calibration source) keeps no password or token.
+        write_text_atomic(self.root / MANIFEST_NAME, json.dumps(_redacted(self.manifest), indent=2) + "\n")
 
     # -- typed views --------------------------------------------------------------------
     @property

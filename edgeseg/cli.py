@@ -20,6 +20,7 @@ from typing import Any
 from edgeseg import __version__
 from edgeseg.arguments import (
     Parser,
+    add_max_pixels,
     ap_points,
     at_least,
     count,
@@ -136,7 +137,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edgeseg.runtime.backends import TritonOptions
     from edgeseg.runtime.run import RunOptions, print_summary, run
-    from edgeseg.runtime.sinks.live import ViewAccess
+    from edgeseg.runtime.sinks.live import view_access
     from edgeseg.runtime.sources import StreamOptions
 
     stream = StreamOptions(
@@ -165,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             threads=args.threads,
             stream=stream,
             triton=triton,
-            view=ViewAccess(token=args.view_token, public=args.view_public),
+            view=view_access(args.view_token, args.view_token_file, args.view_public),
             dla_core=args.dla,
             score_threshold=args.score_threshold,
             infer_size=args.infer_size,
@@ -619,8 +620,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         default=None,
         help="the live view answers only requests with ?token=TOKEN or an X-Edgeseg-Token header; "
-        "needed to bind it beyond 127.0.0.1 (or --view-public)",
+        "needed to bind it beyond 127.0.0.1 (or --view-public). Every user of the machine sees a command line "
+        "in ps: prefer --view-token-file or $EDGESEG_VIEW_TOKEN",
     )
+    run.add_argument(
+        "--view-token-file", metavar="FILE",
+        help="read the view token from FILE (mode 0600): unlike --view-token, not shown by ps",
+    )  # fmt: skip
     run.add_argument(
         "--view-public", action="store_true", help="serve a live view bound beyond 127.0.0.1 to anyone, without a token"
     )
@@ -632,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra FFmpeg demuxer option, e.g. fflags=nobuffer",
     )
     add_run_options(run)
+    add_max_pixels(run)
     run.set_defaults(handler=cmd_run)
 
     train = verbs.add_parser("train", help="train a zoo model on labelled scenes (CPU)")
@@ -656,9 +663,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. width=16")
     train.add_argument("--threads", type=count, default=None)
+    add_max_pixels(train)
     train.set_defaults(handler=cmd_train)
 
-    evaluate = verbs.add_parser("eval", help="mIoU, per-class IoU and confusion matrix against labelled frames")
+    evaluate = verbs.add_parser(
+        "eval", help="mIoU, per-class IoU and confusion matrix against labelled frames",
+        epilog="COCO labels (instances.json, keypoints.json) are checked whole before use: a bad annotation is "
+        "refused in one line naming the file, its id and what is wrong; none is skipped, so no score is computed "
+        "on a silently thinned ground truth.",
+    )  # fmt: skip
     evaluate.add_argument("bundle")
     evaluate.add_argument(
         "--data", required=True, help="synthetic://SCENE?seed=A-B&frames=N&size=WxH or a labelled folder"
@@ -667,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
     add_precision_option(evaluate, "fp32")
     evaluate.add_argument("--json", help="also write the figures as JSON (miou, pixel_accuracy, per_class_iou, ...)")
+    add_max_pixels(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     calibrate = verbs.add_parser(
@@ -728,6 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="activations held at once while collecting INT8 ranges, in MB (default 512); less memory, more passes",
     )
+    add_max_pixels(calibrate)
     calibrate.set_defaults(handler=cmd_calibrate)
 
     from edgeseg.bench import DEFAULT_SOURCE
@@ -762,6 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="write the full report as JSON")
     bench.add_argument("--md", help="write a Markdown report")
     bench.add_argument("--plot", help="write a PNG: latency distribution per row, accuracy against latency")
+    add_max_pixels(bench)
     bench.set_defaults(handler=cmd_bench)
 
     build = verbs.add_parser(
@@ -869,6 +885,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("source", help="e.g. synthetic://medical?seed=5&frames=200&size=320x240")
     dataset.add_argument("-o", "--output", required=True)
     dataset.add_argument("--force", action="store_true", help="replace an existing folder")
+    add_max_pixels(dataset)
     dataset.set_defaults(handler=cmd_dataset)
 
     demo = verbs.add_parser("demo", help="export the demo model and run it on a synthetic scene")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from edgeseg.errors import EdgesegError
 
@@ -46,27 +47,56 @@ def write_text_atomic(target: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+class OutputRaced(EdgesegError):
+    """Another process put the output in place while this one was building it: theirs stays, this one's is gone."""
+
+    def __init__(self, target: Path):
+        super().__init__(
+            f"another process wrote '{target}' while this one ran; it was kept and nothing of this run was (check "
+            "it, or run again with --force to replace it)"
+        )
+
+
+_RACE_ERRNOS = (errno.EEXIST, errno.ENOTEMPTY)
+
+
 @contextlib.contextmanager
 def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
-    """Build a directory under a temporary name and move it into place only when complete."""
+    """Build a directory under a temporary name and move it into place only when complete. When another process
+    puts `target` in place first (it was not there when this one started), this one raises OutputRaced and keeps
+    nothing: the first complete output wins, whole."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    was_there = target.exists()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     tmp.chmod(0o755)
     try:
         yield tmp
         if target.exists():
             if not replace:
-                raise FileExistsError(target)
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+                if not was_there:
+                    raise OutputRaced(target)
+                raise EdgesegError(
+                    f"output '{target}' already exists; choose another path or pass --force to replace it"
+                )
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old)
-            os.replace(tmp, target)
+            _place(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, target)
+            _place(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _place(tmp: Path, target: Path) -> None:
+    """rename(2) onto `target`; a directory that appeared there meanwhile (another process's) makes it fail."""
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno in _RACE_ERRNOS:
+            raise OutputRaced(target) from None
+        raise
 
 
 def check_writable(path: Path) -> None:
@@ -100,3 +130,147 @@ def refuse_non_empty(output: Path, force: bool) -> None:
         raise EdgesegError(
             f"output '{output}' already exists and is not empty; choose another path or pass --force to replace it"
         )
+
+
+# -- the pixel budget: images and frames are sized from their header before anything decodes them -----------------
+
+DEFAULT_MAX_PIXELS = 8192 * 8192  # a generous camera frame; OpenCV's own limit (2^30) is a 7 GB decode
+_max_pixels = [DEFAULT_MAX_PIXELS]
+
+
+def max_pixels() -> int:
+    """The process's pixel budget (--max-pixels)."""
+    return _max_pixels[0]
+
+
+def set_max_pixels(pixels: int) -> None:
+    _max_pixels[0] = int(pixels)
+
+
+def over_budget(width: int, height: int, what: str) -> str | None:
+    """The one line for a `what` (a file, a stream) of width x height beyond the budget; None within it."""
+    budget = max_pixels()
+    if width * height <= budget:
+        return None
+    return (
+        f"{what} is {width}x{height} ({width * height:,} pixels), over the budget of {budget:,} pixels; not decoded "
+        "(raise --max-pixels if it is real)"
+    )
+
+
+def _png(head: bytes) -> tuple[int, int] | None:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return None
+
+
+def _bmp(head: bytes) -> tuple[int, int] | None:
+    if head[:2] != b"BM" or len(head) < 26:
+        return None
+    if int.from_bytes(head[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sides
+        return int.from_bytes(head[18:20], "little"), int.from_bytes(head[20:22], "little")
+    width = int.from_bytes(head[18:22], "little", signed=True)
+    height = int.from_bytes(head[22:26], "little", signed=True)  # negative: stored top-down
+    return abs(width), abs(height)
+
+
+def _webp(head: bytes) -> tuple[int, int] | None:
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP" or len(head) < 30:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":  # 24-bit canvas sides, minus one
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if chunk == b"VP8L":
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 ":
+        return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+    return None
+
+
+def _pnm(head: bytes) -> tuple[int, int] | None:
+    if len(head) < 3 or head[:1] != b"P" or head[1:2] not in b"123456" or not head[2:3].isspace():
+        return None
+    fields = []
+    for line in head[2:].split(b"\n"):
+        fields += line.split(b"#", 1)[0].split()
+        if len(fields) >= 2:
+            break
+    try:
+        return int(fields[0]), int(fields[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _jpeg(handle: BinaryIO) -> tuple[int, int] | None:
+    """Walk the JPEG's segments to its frame header (SOFn); seeks past each segment, so EXIF costs nothing."""
+    handle.seek(2)
+    for _ in range(100_000):
+        byte = handle.read(1)
+        while byte == b"\xff":  # fill bytes before a marker
+            byte = handle.read(1)
+        marker = byte[0] if byte else None
+        if marker is None:
+            return None
+        if marker in (0x01, *range(0xD0, 0xD9)):  # standalone markers
+            continue
+        length_bytes = handle.read(2)
+        if len(length_bytes) < 2:
+            return None
+        length = int.from_bytes(length_bytes, "big")
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            frame = handle.read(5)
+            if len(frame) < 5:
+                return None
+            return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+        if marker == 0xD9 or length < 2:
+            return None
+        handle.seek(length - 2, os.SEEK_CUR)
+        # the next byte must start a marker; anything else is not a JPEG this reader understands
+        peek = handle.read(1)
+        if peek != b"\xff":
+            return None
+        handle.seek(-1, os.SEEK_CUR)
+    return None
+
+
+def _tiff(handle: BinaryIO, head: bytes) -> tuple[int, int] | None:
+    """The first image file directory's ImageWidth (256) and ImageLength (257)."""
+    order = {b"II*\x00": "little", b"MM\x00*": "big"}.get(head[:4])
+    if order is None:
+        return None
+    handle.seek(int.from_bytes(head[4:8], order))  # type: ignore[arg-type]
+    count_bytes = handle.read(2)
+    if len(count_bytes) < 2:
+        return None
+    entries = handle.read(12 * min(int.from_bytes(count_bytes, order), 4096))  # type: ignore[arg-type]
+    sides: dict[int, int] = {}
+    for start in range(0, len(entries) - 11, 12):
+        tag = int.from_bytes(entries[start : start + 2], order)  # type: ignore[arg-type]
+        kind = int.from_bytes(entries[start + 2 : start + 4], order)  # type: ignore[arg-type]
+        if tag in (256, 257):
+            size = 2 if kind == 3 else 4  # SHORT or LONG
+            sides[tag] = int.from_bytes(entries[start + 8 : start + 8 + size], order)  # type: ignore[arg-type]
+    return (sides[256], sides[257]) if len(sides) == 2 else None
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, by its content (as OpenCV decides), reading a few bytes:
+    PNG, JPEG, BMP, WebP, TIFF, PBM/PGM/PPM. None for any other content (OpenCV may still decode it)."""
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+        if head[:2] == b"\xff\xd8":
+            return _jpeg(handle)
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff(handle, head)
+    for reader in (_png, _bmp, _webp, _pnm):
+        size = reader(head)
+        if size is not None:
+            return size
+    return None
+
+
+def image_budget_problem(path: Path) -> str | None:
+    """The one line for an image file over the pixel budget, read from its header; None within it (or unsized)."""
+    size = image_size(path)
+    return over_budget(size[0], size[1], f"'{path}'") if size else None

@@ -36,6 +36,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
+from edgeseg.redact import redact
 from edgeseg.runtime.backends import Backend, open_backend
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.pipeline import Pipeline, source_options
@@ -253,7 +254,7 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
     ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
     progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
     bench = Bench(bundle, options)
-    progress.advance(f"{len(bench.frames)} frames of {options.source}")
+    progress.advance(f"{len(bench.frames)} frames of {redact(options.source)}")
     rows = []
     with TelemetrySampler() as telemetry:
         rows += bench.measure(ordered, progress)
@@ -306,7 +307,7 @@ def run_model_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport
     frames = read_bench_frames(options)
     # The scratch folder holding a rendered scene's video lives until the report is made.
     timing_source, _scratch = timing_source_for(options.source, [f.image for f in frames])
-    progress.advance(f"{len(frames)} frames of {options.source}")
+    progress.advance(f"{len(frames)} frames of {redact(options.source)}")
     with TelemetrySampler() as telemetry:
         rows = Rows(bundle, options, frames, timing_source).measure(plan, progress)
         overlay = overlay_costs_of(bundle, frames[0].image)
@@ -327,11 +328,11 @@ def report_of(bundle: Bundle, options: BenchOptions, telemetry: dict[str, Any], 
         bundle=str(bundle.root),
         model=bundle.manifest["model"].get("name"),
         input_size=list(bundle.input.size),
-        source=options.source,
+        source=redact(options.source),  # a report is shared: a camera's password never goes in it
         source_size=list(frame.shape[:2]),
         capture_from="an MPEG-4 (mp4v) file of the rendered scene"
         if timing_source != options.source
-        else options.source,
+        else redact(options.source),
         frames=options.frames,
         warmup=options.warmup,
         rows=rows,

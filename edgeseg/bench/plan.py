@@ -14,6 +14,7 @@ import numpy as np
 from edgeseg.bench.rows import BenchOptions
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
+from edgeseg.redact import redact
 from edgeseg.runtime.backends import resolve_backend, usable_backends
 from edgeseg.runtime.sources import open_source
 from edgeseg.timing import timed
@@ -61,7 +62,7 @@ def read_bench_frames(options: BenchOptions) -> list[Any]:
     finally:
         source.close()
     if not frames:
-        raise EdgesegError(f"'{options.source}' yielded no frames")
+        raise EdgesegError(f"'{redact(options.source)}' yielded no frames")
     return frames
 
 

@@ -8,8 +8,35 @@ import cv2
 import numpy as np
 
 from edgeseg.errors import EdgesegError
+from edgeseg.fileio import image_budget_problem
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+class OverBudget(EdgesegError):
+    """An image beyond the pixel budget, refused from its header before any decode (or refused by OpenCV's own
+    limits on a format whose header edgeseg does not read)."""
+
+
+def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """Decode an image file, or None when OpenCV cannot. One over the pixel budget raises OverBudget, read from
+    its header: a 1 MB PNG can declare 32000x32000 pixels (3 GB decoded)."""
+    try:
+        problem = image_budget_problem(path)
+    except OSError:
+        return None  # unreadable: what OpenCV would answer too
+    if problem:
+        raise OverBudget(problem)
+    try:
+        return cv2.imread(str(path), flags)
+    except cv2.error as exc:  # OpenCV's own limit (CV_IO_MAX_IMAGE_PIXELS) on a format sized by OpenCV alone
+        text = " ".join(str(exc).split())
+        reason = (
+            "over OpenCV's own size limit, OPENCV_IO_MAX_IMAGE_PIXELS"
+            if "CV_IO_MAX_IMAGE" in text
+            else text.rsplit("error: ", 1)[-1] or type(exc).__name__
+        )
+        raise OverBudget(f"'{path}': OpenCV refused to decode it ({reason})") from None
 
 
 def is_labelled_folder(path: Path) -> bool:
@@ -33,8 +60,8 @@ def labelled_pairs(root: Path) -> list[tuple[Path, Path]]:
 
 
 def read_pair(image_path: Path, label_path: Path, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+    image = read_image(image_path, cv2.IMREAD_COLOR)
+    label = read_image(label_path, cv2.IMREAD_UNCHANGED)
     if image is None or label is None:
         raise EdgesegError(f"cannot decode '{image_path if image is None else label_path}'")
     if label.ndim != 2:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from edgeseg.classes import preset, presets_data
+from edgeseg.data.folder import read_image
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import IGNORE
 
@@ -35,7 +36,7 @@ class Layout:
 
 
 def read_label(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    label = cv2.imread(str(path), flags)
+    label = read_image(path, flags)
     if label is None:
         raise EdgesegError(f"cannot decode the label '{path}'")
     return label

@@ -20,12 +20,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from edgeseg.bundle import InputContract, OutputContract
 from edgeseg.errors import EdgesegError
+from edgeseg.redact import redact, split_uri
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.overlay import Overlay
@@ -47,11 +47,18 @@ FILE_QUEUE = 4  # frames a file source may have waiting
 
 
 def stream_names(uris: list[str]) -> list[str]:
-    """A short name per input for `{stream}` in output paths: the file stem or the URL's last path part."""
+    """A short name per input for `{stream}` in output paths: the file stem, or the URL's last path part or else
+    its host; never its user-info (rtsp://admin:PASSWORD@cam1/ is named cam1) nor its query."""
     names = []
     for uri in uris:
-        parts = urlsplit(uri)
-        last = (parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc or uri) if "://" in uri else uri
+        parts = split_uri(uri)
+        if parts is None:
+            last = uri
+        else:
+            _, _, host, rest = parts
+            path = rest.split("?", 1)[0].split("#", 1)[0]
+            hostname = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]  # no port
+            last = path.rstrip("/").rsplit("/", 1)[-1] or hostname
         stem = re.sub(r"\.[A-Za-z0-9]+$", "", last.rstrip("/").rsplit("/", 1)[-1])
         names.append(re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "stream")
     # The same name twice (two files called front.mp4) gets the input's index appended.
@@ -97,7 +104,7 @@ class Slot:
 @dataclass
 class StreamFigures:
     name: str
-    uri: str
+    uri: str  # as shown: redacted
     frames_read: int = 0
     frames_processed: int = 0
     frames_written: int = 0
@@ -138,7 +145,7 @@ class MultiStreamPipeline:
         self.errors: list[BaseException] = []
         self.batch_sizes: list[int] = []
         self.times = StageTimes()
-        self.figures = [StreamFigures(name, source.uri) for name, source in zip(names, sources)]
+        self.figures = [StreamFigures(name, redact(source.uri)) for name, source in zip(names, sources)]
         self.summary = RunSummary()
         self.started = time.perf_counter()
         for sink in self.all_sinks:
@@ -159,8 +166,8 @@ class MultiStreamPipeline:
         written = sum(f.frames_written for f in self.figures)
         stages = {name: round(values["mean_ms"], 2) for name, values in self.times.summary().items()}
         streams = [
-            {"name": f.name, "frames": f.frames_written, "fps": round(f.fps, 2), "dropped": slot.dropped}
-            | {"gaps_s": [round(g, 2) for g in source.gaps], "reconnecting": source.reconnecting}
+            {"name": f.name, "frames": f.frames_written, "fps": round(f.fps, 2), "dropped": slot.dropped,
+             "gaps_s": [round(g, 2) for g in source.gaps], "reconnecting": source.reconnecting}  # fmt: skip
             for f, slot, source in zip(self.figures, self.slots, self.sources)
         ]
         return {

@@ -28,17 +28,19 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import cv2
 import numpy as np
 
 from edgeseg.data.coco import INSTANCES_FILE
-from edgeseg.data.folder import IMAGE_SUFFIXES, is_labelled_folder, labelled_pairs, read_pair
+from edgeseg.data.folder import IMAGE_SUFFIXES, OverBudget, is_labelled_folder, labelled_pairs, read_image, read_pair
 from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointSchema, read_keypoints
 from edgeseg.data.layouts import LAYOUTS, Layout, dataset_location, recognise
 from edgeseg.errors import EdgesegError
+from edgeseg.fileio import over_budget
+from edgeseg.redact import has_secret, redact, redact_text
 from edgeseg.runtime.frames import Frame
 from edgeseg.runtime.gstreamer import (
     USB_FORMATS,
@@ -59,6 +61,24 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 STREAM_SCHEMES = ("rtsp", "rtsps", "udp", "rtp", "http", "https")
 
 
+_STDERR: list[TextIO] = []
+
+
+def line_stream() -> TextIO:
+    """Where a capture thread's lines (skipped files, lost streams) go: stderr, through a descriptor of its own. A
+    backend loading on another thread points descriptor 2 at a scratch file for a moment (ONNX Runtime's C++
+    warnings); a line written to it then would be lost."""
+    stream = sys.stderr
+    try:
+        if stream.fileno() != 2:
+            return stream
+    except (AttributeError, OSError, ValueError):  # a test's captured stderr, a closed one: as it is
+        return stream
+    if not _STDERR:
+        _STDERR.append(os.fdopen(os.dup(2), "w", buffering=1))
+    return _STDERR[0]
+
+
 class Source:
     """Yields frames until its end. `live` sources may drop frames to stay current; others never do."""
 
@@ -69,7 +89,9 @@ class Source:
     keypoint_schema: KeypointSchema | None = None  # what its keypoints are, where the source has them
 
     def __init__(self, uri: str):
-        self.uri = uri
+        self.uri = uri  # what is opened; never shown
+        self.shown = redact(uri)  # what lines, names and reports show: no user-info, no token
+        self.log = line_stream()
         self.count = 0
         self.bad_frames = 0
         self.gaps: list[float] = []  # seconds a live stream was away, per loss
@@ -117,8 +139,13 @@ class CaptureSource(Source):
         self.capture = self._open()
         if self.capture is None:
             raise EdgesegError(
-                f"cannot open '{uri}': OpenCV could not open it as a video (wrong path, format or codec?)"
+                f"cannot open '{redact(uri)}': OpenCV could not open it as a video (wrong path, format or codec?)"
             )
+        # A stream or file declaring frames beyond the pixel budget is refused before its first frame is read.
+        width, height = (int(self.capture.get(side)) for side in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        if problem := over_budget(width, height, f"'{self.shown}'"):
+            self.capture.release()
+            raise OverBudget(problem)
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
         frames = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -224,8 +251,10 @@ class StreamSource(CaptureSource):
         quiet_opencv_warnings()
         try:
             super().__init__(uri, target, api, live=True, params=params)
+        except OverBudget:
+            raise
         except EdgesegError:
-            raise EdgesegError(f"stream '{uri}' did not open{self._why_not_open()}") from None
+            raise EdgesegError(f"stream '{redact(uri)}' did not open{self._why_not_open()}") from None
 
     def _why_not_open(self) -> str:
         if urlsplit(self.uri).scheme.lower() in ("rtsp", "rtsps"):
@@ -253,20 +282,20 @@ class StreamSource(CaptureSource):
                     continue
                 if self.count == 0 and (reason := self._undecodable()):
                     # Not a loss to wait out: no frame will ever come from a stream this decoder cannot read.
-                    raise EdgesegError(f"stream '{self.uri}' opened, but no frame can be decoded from it: {reason}")
+                    raise EdgesegError(f"stream '{self.shown}' opened, but no frame can be decoded from it: {reason}")
                 self.capture.release()
                 self.capture = None
                 if self.lost_at is None:
                     self.lost_at = self.last_frame_at
                     print(
-                        f"edgeseg: stream {self.uri} lost (no frame for {self.options.timeout:g} s); reconnecting",
-                        file=sys.stderr,
+                        f"edgeseg: stream {self.shown} lost (no frame for {self.options.timeout:g} s); reconnecting",
+                        file=self.log,
                         flush=True,
                     )
             if 0 <= self.options.retries <= attempt:
                 print(
-                    f"edgeseg: stream {self.uri} did not come back after {attempt} attempts; stopping",
-                    file=sys.stderr,
+                    f"edgeseg: stream {self.shown} did not come back after {attempt} attempts; stopping",
+                    file=self.log,
                     flush=True,
                 )
                 return None, None
@@ -300,7 +329,7 @@ class StreamSource(CaptureSource):
             gap = time.perf_counter() - self.lost_at
             self.gaps.append(gap)
             self.lost_at = None
-            print(f"edgeseg: stream {self.uri} is back after a {gap:.1f} s gap", file=sys.stderr, flush=True)
+            print(f"edgeseg: stream {self.shown} is back after a {gap:.1f} s gap", file=self.log, flush=True)
 
 
 class ImageFolderSource(Source):
@@ -320,7 +349,11 @@ class ImageFolderSource(Source):
         while self.position < len(self.paths):
             path = self.paths[self.position]
             self.position += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            try:
+                image = read_image(path, cv2.IMREAD_COLOR)
+            except OverBudget as refused:  # one line, then skipped and counted like a file OpenCV cannot read
+                print(f"edgeseg: skipped {refused}", file=self.log, flush=True)
+                image = None
             if image is not None:
                 self.current_name = path.name
                 return image, None
@@ -328,8 +361,9 @@ class ImageFolderSource(Source):
             self.skipped = self.skipped or path.name
         if self.count == 0:  # not one file decoded: the user pointed at the wrong folder
             raise EdgesegError(
-                f"no image in '{self.uri}' could be read (0 decodable frames): {self.bad_frames} file(s) skipped "
-                f"because OpenCV cannot decode them (e.g. {self.skipped}); point -i at a folder of frames"
+                f"no image in '{self.shown}' could be read (0 decodable frames): {self.bad_frames} file(s) skipped "
+                f"because OpenCV cannot decode them or they are over the pixel budget (e.g. {self.skipped}); point "
+                "-i at a folder of frames"
             )
         return None, None
 
@@ -351,7 +385,7 @@ class SyntheticSource(Source):
         unknown = set(options) - self.OPTIONS
         if unknown:
             raise EdgesegError(
-                f"unknown option(s) {', '.join(sorted(unknown))} in '{uri}'; synthetic:// takes "
+                f"unknown option(s) {', '.join(sorted(unknown))} in '{redact(uri)}'; synthetic:// takes "
                 f"{', '.join(sorted(self.OPTIONS))}"
             )
         try:
@@ -365,11 +399,12 @@ class SyntheticSource(Source):
             self.keypoints = options.get("keypoints", "0") in ("1", "true", "yes")  # each grasper's points as well
         except ValueError:
             raise EdgesegError(
-                f"bad option value in '{uri}': size is WxH, frames an integer, seed an integer or A-B, fps a number"
+                f"bad option value in '{redact(uri)}': size is WxH, frames an integer, seed an integer or A-B, fps a "
+                "number"
             ) from None
         if width < 16 or height < 16 or self.per_seed < 1 or not self.seeds:
             raise EdgesegError(
-                f"'{uri}': size must be at least 16x16, frames at least 1, and a seed range A-B needs A <= B"
+                f"'{redact(uri)}': size must be at least 16x16, frames at least 1, and a seed range A-B needs A <= B"
             )
         self.length = self.per_seed * len(self.seeds)
         self.started = time.perf_counter()
@@ -378,9 +413,9 @@ class SyntheticSource(Source):
         self.classes = self.scene.classes
         self.label_names = [name for name, _ in self.classes]
         if self.instances and not self.scene.has_instances:
-            raise EdgesegError(f"'{uri}': instances=1 needs a scene with countable objects (driving)")
+            raise EdgesegError(f"'{redact(uri)}': instances=1 needs a scene with countable objects (driving)")
         if self.keypoints and self.scene.keypoint_schema is None:
-            raise EdgesegError(f"'{uri}': keypoints=1 needs a scene with keypoint labels (medical)")
+            raise EdgesegError(f"'{redact(uri)}': keypoints=1 needs a scene with keypoint labels (medical)")
         self.keypoint_schema = self.scene.keypoint_schema if self.keypoints else None
 
     def _read(self) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -444,11 +479,11 @@ class DatasetSource(Source):
 
         super().__init__(uri)
         if not root.is_dir():
-            raise EdgesegError(f"dataset folder '{root}' does not exist; check the path in '{uri}'")
+            raise EdgesegError(f"dataset folder '{root}' does not exist; check the path in '{redact(uri)}'")
         self.layout, self.root = layout, root
         self.pairs = layout.find(root, split)
         if not self.pairs:
-            raise EdgesegError(f"'{uri}': no images in split '{split}' of this {layout.name} copy")
+            raise EdgesegError(f"'{redact(uri)}': no images in split '{split}' of this {layout.name} copy")
         self.length = len(self.pairs)
         self.label_names = [name for name, _ in layout.classes(root)]
         threads = max(2, min(8, os.cpu_count() or 2))
@@ -458,7 +493,7 @@ class DatasetSource(Source):
 
     def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image_path, label_path = self.pairs[index]
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        image = read_image(image_path, cv2.IMREAD_COLOR)
         if image is None:
             raise EdgesegError(f"cannot decode the image '{image_path}'")
         return image, self.layout.decode(self.root, label_path)
@@ -478,17 +513,18 @@ class DatasetSource(Source):
         self.workers.shutdown(wait=True)
 
 
-def require_camera(device: str) -> None:
+def require_camera(device: str, shown: str | None = None) -> None:
+    """`shown`: the device as lines may show it, where its URI held user-info."""
     if not Path(device).exists():
         found = sorted(str(p) for p in Path("/dev").glob("video*"))
         raise EdgesegError(
-            f"camera {device} does not exist (cameras here: {', '.join(found) or 'none'}); check the cable or the "
-            "device number"
+            f"camera {shown or device} does not exist (cameras here: {', '.join(found) or 'none'}); check the cable or "
+            "the device number"
         )
 
 
 def _camera(uri: str, device: str, options: StreamOptions) -> Source:
-    require_camera(device)
+    require_camera(device, redact(uri) if has_secret(uri) else None)
     return StreamSource(uri, device, cv2.CAP_V4L2, options)
 
 
@@ -509,7 +545,7 @@ def _usb_gst(uri: str, options: StreamOptions) -> Source:
         raise EdgesegError(
             "v4l2://...?decoder=gst needs OpenCV built with GStreamer; this one has none: use /dev/videoN"
         )
-    usage = f"'{uri}': use v4l2:///dev/videoN?decoder=gst&size=WxH&fps=N&format=mjpeg|yuyv"
+    usage = f"'{redact(uri)}': use v4l2:///dev/videoN?decoder=gst&size=WxH&fps=N&format=mjpeg|yuyv"
     width, height, fps = camera_mode(query, usage)
     pixel_format = query.get("format", "mjpeg")
     if pixel_format not in USB_FORMATS:
@@ -531,7 +567,7 @@ def _csi(uri: str, options: StreamOptions) -> Source:
         raise EdgesegError(
             "csi:// cameras need a Jetson (nvarguscamerasrc); this machine is not one: use /dev/videoN for a USB camera"
         )
-    usage = f"'{uri}': use csi://SENSOR?size=WxH&fps=N"
+    usage = f"'{redact(uri)}': use csi://SENSOR?size=WxH&fps=N"
     width, height, fps = camera_mode(query, usage)
     try:
         sensor = int(parts.netloc or 0)
@@ -539,6 +575,8 @@ def _csi(uri: str, options: StreamOptions) -> Source:
         raise EdgesegError(usage) from None
     try:
         return StreamSource(uri, csi_pipeline(sensor, width, height, fps), cv2.CAP_GSTREAMER, options)
+    except OverBudget:
+        raise
     except EdgesegError:
         raise EdgesegError(
             f"no CSI camera answered on sensor {sensor}; check the ribbon cable and run: sudo systemctl restart "
@@ -560,10 +598,12 @@ def _gst(uri: str, options: StreamOptions) -> Source:
         return StreamSource(uri, pipeline, cv2.CAP_GSTREAMER, options)
     try:
         return CaptureSource(uri, pipeline, cv2.CAP_GSTREAMER)
+    except OverBudget:
+        raise
     except EdgesegError:
         raise EdgesegError(
-            f"GStreamer could not start '{uri[len('gst://') :]}' (an element that does not exist, a typo in the "
-            "caps, or a file that is not there); try it with: gst-launch-1.0 PIPELINE ! fakesink"
+            f"GStreamer could not start '{redact_text(uri[len('gst://') :])}' (an element that does not exist, a typo "
+            "in the caps, or a file that is not there); try it with: gst-launch-1.0 PIPELINE ! fakesink"
         ) from None
 
 
@@ -599,7 +639,7 @@ def _stream(uri: str, options: StreamOptions) -> Source:
     if decoder == "ffmpeg":
         return StreamSource(uri, uri, cv2.CAP_FFMPEG, options)
     if decoder != "gst" or parts.scheme.lower() != "rtsp":
-        raise EdgesegError(f"'{uri}': decoder= takes ffmpeg (the default) or, for rtsp://, gst")
+        raise EdgesegError(f"'{redact(uri)}': decoder= takes ffmpeg (the default) or, for rtsp://, gst")
     if not has_gstreamer():
         raise EdgesegError("rtsp://...?decoder=gst needs OpenCV built with GStreamer; this one has none")
     url = parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())).geturl()
@@ -609,7 +649,10 @@ def _stream(uri: str, options: StreamOptions) -> Source:
 def open_source(uri: str, options: StreamOptions | None = None) -> Source:
     """Open a source URI; every failure is one EdgesegError line."""
     options = options or StreamOptions()
-    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    try:
+        scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+        raise EdgesegError(f"'{redact(uri)}' is not a valid URI ({exc}); check its host part") from None
     if scheme == "synthetic":
         return SyntheticSource(uri)
     if scheme in LAYOUTS:
@@ -629,8 +672,9 @@ def open_source(uri: str, options: StreamOptions | None = None) -> Source:
         return _gst(uri, options)
     if scheme and scheme != "file":
         raise EdgesegError(
-            f"unknown source scheme '{scheme}://' in '{uri}'; use a file, a folder, /dev/videoN, v4l2://, csi://, "
-            "rtsp://, udp://, http://, gst://, synthetic://, or a dataset: " + ", ".join(f"{n}://" for n in LAYOUTS)
+            f"unknown source scheme '{scheme}://' in '{redact(uri)}'; use a file, a folder, /dev/videoN, v4l2://, "
+            "csi://, rtsp://, udp://, http://, gst://, synthetic://, or a dataset: "
+            + ", ".join(f"{n}://" for n in LAYOUTS)
         )
     path = Path(uri[len("file://") :] if scheme == "file" else uri)
     if not path.exists():

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
+from edgeseg.redact import redact
 from edgeseg.runtime.sinks.base import NullSink, Sink
 from edgeseg.runtime.sinks.display import DisplaySink
 from edgeseg.runtime.sinks.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
@@ -32,8 +33,8 @@ def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False, access: View
         return LiveViewSink(uri, access) if uri.startswith("http://") else StreamOutSink(uri, fps)
     if "://" in uri and not uri.startswith("file://"):
         raise EdgesegError(
-            f"unknown output '{uri}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0, http://HOST:PORT, "
-            "udp:// or rtsp://, or none"
+            f"unknown output '{redact(uri)}'; use a video file (.mp4/.avi/.mkv), a folder/, display://0, "
+            "http://HOST:PORT, udp:// or rtsp://, or none"
         )
     path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
     suffix = path.suffix.lower()
@@ -41,8 +42,8 @@ def open_sink(uri: str, fps: float = 30.0, save_mask: bool = False, access: View
         return VideoFileSink(path, fps)
     if suffix and not path.is_dir():
         raise EdgesegError(
-            f"cannot tell what to write for '{uri}': use {', '.join(VIDEO_CODECS)} for video, or a folder name for "
-            "images"
+            f"cannot tell what to write for '{redact(uri)}': use {', '.join(VIDEO_CODECS)} for video, or a folder "
+            "name for images"
         )
     return ImageFolderSink(path, save_mask)
 
@@ -78,7 +79,7 @@ def open_stream_sinks(
             if TEMPLATE.search(uri):
                 if shares:
                     raise EdgesegError(
-                        f"'{uri}': {{stream}} and {{index}} go in file, folder and stream-out outputs; "
+                        f"'{redact(uri)}': {{stream}} and {{index}} go in file, folder and stream-out outputs; "
                         "a window or the live view shows every stream, tiled"
                     )
                 for index, name in enumerate(names):
@@ -89,7 +90,7 @@ def open_stream_sinks(
                 shared.append(sink if uri == "none" else TiledSink(sink, names))
             else:
                 raise EdgesegError(
-                    f"-o {uri} would get all {len(names)} inputs in one output; put {{stream}} or {{index}} in "
+                    f"-o {redact(uri)} would get all {len(names)} inputs in one output; put {{stream}} or {{index}} in "
                     "it, e.g. -o out/{stream}.mp4"
                 )
     except BaseException:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import errno
 import hmac
 import json
+import os
 import shutil
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 
 from edgeseg.errors import EdgesegError
+from edgeseg.redact import redact, redact_text
 from edgeseg.runtime.frames import Prediction
 from edgeseg.runtime.sinks.base import LiveStats, Sink
 
@@ -61,6 +64,31 @@ class ViewAccess:
 
     token: str | None = None
     public: bool = False
+
+
+VIEW_TOKEN_VARIABLE = "EDGESEG_VIEW_TOKEN"
+
+
+def view_access(token: str | None, token_file: str | None, public: bool) -> ViewAccess:
+    """The live view's access from --view-token, --view-token-file or $EDGESEG_VIEW_TOKEN (in that order). A
+    token on the command line is visible to every user of the machine in `ps`; a file or the environment is not."""
+    given = [(where, value) for where, value in (("--view-token", token), ("--view-token-file", token_file)) if value]
+    if len(given) > 1:
+        raise EdgesegError("--view-token and --view-token-file contradict each other: give one")
+    where = given[0][0] if given else VIEW_TOKEN_VARIABLE
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise EdgesegError(f"--view-token-file '{token_file}' cannot be read ({reason}); check the path") from None
+        if not token:
+            raise EdgesegError(f"--view-token-file '{token_file}' is empty; write the token into it")
+    elif not token:
+        token = os.environ.get(VIEW_TOKEN_VARIABLE) or None
+    if token and public:
+        raise EdgesegError(f"--view-public and a view token ({where}) contradict each other: choose who may watch")
+    return ViewAccess(token=token, public=public)
 
 
 def is_loopback(host: str) -> bool:
@@ -224,7 +252,7 @@ class StreamOutSink(Sink):
 
     def __init__(self, uri: str, fps: float):
         if shutil.which("ffmpeg") is None:
-            raise EdgesegError(f"streaming to {uri} needs the ffmpeg program: apt install ffmpeg")
+            raise EdgesegError(f"streaming to {redact(uri)} needs the ffmpeg program: apt install ffmpeg")
         self.uri, self.fps = uri, fps
         self.process: subprocess.Popen | None = None
         self.frames = 0
@@ -274,7 +302,8 @@ class StreamOutSink(Sink):
         except BrokenPipeError:
             error = self.process.stderr.read().decode(errors="replace").strip().splitlines()
             raise EdgesegError(
-                f"ffmpeg stopped streaming to {self.uri}: {error[-1] if error else 'no reason given'}"
+                f"ffmpeg stopped streaming to {redact(self.uri)}: "
+                f"{redact_text(error[-1]) if error else 'no reason given'}"
             ) from None
         self.frames += 1
 
@@ -290,4 +319,4 @@ class StreamOutSink(Sink):
                 self.process.kill()
 
     def describe(self) -> str:
-        return f"{self.uri} ({self.frames} frames)"
+        return f"{redact(self.uri)} ({self.frames} frames)"
