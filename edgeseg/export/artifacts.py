@@ -14,6 +14,7 @@ from edgeseg.bundle import Artifact, Bundle, utc_now
 from edgeseg.errors import EdgesegError, require
 from edgeseg.export.options import EXTERNAL_DATA_LIMIT, MODEL_FILE
 from edgeseg.fileio import atomic_directory, sha256_file
+from edgeseg.progress import Progress
 
 
 def tool_versions(*modules: str) -> dict[str, str]:
@@ -24,8 +25,9 @@ def tool_versions(*modules: str) -> dict[str, str]:
     return versions
 
 
-def write_bundle(output: Path, force: bool, fill: Any) -> Bundle:
-    """Build the bundle in a temporary directory with `fill(tmpdir) -> Bundle`; move it into place when complete."""
+def write_bundle(output: Path, force: bool, fill: Any, progress: Progress | None = None) -> Bundle:
+    """Build the bundle in a temporary directory with `fill(tmpdir) -> Bundle`; move it into place when complete,
+    and only then say so (a step of `progress`). Another process that put a bundle there first wins: OutputRaced."""
     try:
         with atomic_directory(output, replace=force or output.is_dir()) as scratch:
             bundle = fill(scratch)
@@ -35,6 +37,8 @@ def write_bundle(output: Path, force: bool, fill: Any) -> Bundle:
             exc.filename = str(output)  # the CLI says how much room is left there
             raise
         raise EdgesegError(f"cannot write bundle '{output}': {exc.strerror or exc}; choose a writable path") from None
+    if progress is not None:
+        progress.advance(f"bundle written to {output}")
     return Bundle.load(output)
 
 

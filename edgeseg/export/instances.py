@@ -128,10 +128,9 @@ def export_instances(spec: str, output: Path, options: ExportOptions) -> Bundle:
         bundle.manifest["instances"] = {"outputs": list(OUTPUTS), "max_detections": max_detections,
                                         "mask_size": MASK_SIZE}  # fmt: skip
         record_torch_export(bundle, files, options.opset, parity)
-        progress.advance(f"bundle written to {output}")
         return bundle
 
-    return write_bundle(output, options.force, fill)
+    return write_bundle(output, options.force, fill, progress)  # says "bundle written" once it is in place
 
 
 def driving_frames(height: int, width: int, count: int = 4) -> list[np.ndarray]:

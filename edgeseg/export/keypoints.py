@@ -106,10 +106,9 @@ def export_keypoints(spec: str, output: Path, options: ExportOptions) -> Bundle:
                                         "peaks": PEAKS, "stride": STRIDE, "min_confidence": MIN_CONFIDENCE,
                                         "decoder": "local maxima, quarter-cell refinement"}  # fmt: skip
         record_torch_export(bundle, files, options.opset, parity)
-        progress.advance(f"bundle written to {output}")
         return bundle
 
-    return write_bundle(output, options.force, fill)
+    return write_bundle(output, options.force, fill, progress)  # says "bundle written" once it is in place
 
 
 def medical_frames(height: int, width: int, count: int) -> list[np.ndarray]:

@@ -136,7 +136,6 @@ def import_onnx(path: Path, output: Path, options: ExportOptions) -> Bundle:
             )
         )
         bundle.manifest["parity"] = {"reference": "none: imported ONNX, no PyTorch model to compare against"}
-        progress.advance(f"bundle written to {output}")
         return bundle
 
-    return write_bundle(output, options.force, fill)
+    return write_bundle(output, options.force, fill, progress)  # says "bundle written" once it is in place

@@ -377,7 +377,6 @@ def export_torch(spec: str, output: Path, options: ExportOptions) -> Bundle:
             )
         bundle = Bundle.create(scratch, model_info, classes, input_contract, output_contract)
         record_torch_export(bundle, files, options.opset, parity)
-        progress.advance(f"bundle written to {output}")
         return bundle
 
-    return write_bundle(output, options.force, fill)
+    return write_bundle(output, options.force, fill, progress)  # says "bundle written" once it is in place

@@ -1,0 +1,93 @@
+"""Races for one output are said as races: the winner's output stays whole, each loser says so (issue 33, part 3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY, assert_one_line_error, run_cli
+
+from edgeseg.fileio import OutputRaced, atomic_directory
+
+# Each racer imports everything first, then waits for the starting gun: the race is the work, not the imports.
+RACER = """
+import sys, time
+from pathlib import Path
+import torch  # noqa: F401 - loaded before the gun
+from edgeseg.cli import main
+gun = Path(sys.argv[1])
+while not gun.exists():
+    time.sleep(0.01)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def race(tmp_path: Path, argv: list[str], racers: int = 3) -> list[subprocess.CompletedProcess]:
+    gun = tmp_path / "go"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", RACER, str(gun), *map(str, argv)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(racers)
+    ]
+    time.sleep(0.5)
+    gun.touch()
+    done = []
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return done
+
+
+def losers_and_winner(done: list[subprocess.CompletedProcess]) -> tuple[list[str], subprocess.CompletedProcess]:
+    winners = [d for d in done if d.returncode == 0]
+    assert len(winners) == 1, [d.stderr for d in done]
+    losers = [d.stderr for d in done if d.returncode != 0]
+    for err in losers:
+        assert_one_line_error(1, err, "another process wrote", "nothing of this run was")
+    return losers, winners[0]
+
+
+def test_three_exports_to_one_output_leave_one_bundle_and_two_lines_that_say_so(tmp_path):
+    output = tmp_path / "same"
+    done = race(tmp_path, ["export", "unet", "-o", output, *TINY])
+    losers, winner = losers_and_winner(done)
+    assert len(losers) == 2
+    for err in losers:
+        assert "bundle written" not in err  # said only by the one whose bundle is in place
+    assert "bundle written to" in winner.stderr
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert (output / manifest["artifacts"][0]["path"]).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["go", "same"]  # no scratch folder left behind
+
+
+def test_three_datasets_to_one_output(tmp_path):
+    output = tmp_path / "same"
+    source = "synthetic://driving?frames=30&size=64x48"
+    losers, _ = losers_and_winner(race(tmp_path, ["dataset", source, "-o", output]))
+    assert len(losers) == 2
+    assert len(list((output / "images").iterdir())) == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["go", "same"]
+
+
+def test_atomic_directory_says_a_race_and_keeps_the_winner(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(OutputRaced, match="another process wrote"):
+        with atomic_directory(target) as scratch:
+            (scratch / "mine").write_text("loser")
+            target.mkdir()  # another process's output lands first
+            (target / "theirs").write_text("winner")
+    assert [p.name for p in target.iterdir()] == ["theirs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_an_output_that_was_there_before_is_not_a_race(tmp_path, capsys):
+    output = tmp_path / "taken"
+    output.mkdir()
+    (output / "something").write_text("x")
+    code, _, err = run_cli(capsys, "dataset", "synthetic://driving?frames=2&size=64x48", "-o", output)
+    assert_one_line_error(code, err, "already exists")
+    assert "another process" not in err
