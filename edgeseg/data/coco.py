@@ -9,6 +9,7 @@ instances are one uint16 plane of ids (0: none) and the class of each id.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Tuple  # typing's Tuple: the alias below is evaluated on Python 3.8
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError, require
-from edgeseg.fileio import atomic_path
+from edgeseg.fileio import atomic_path, over_budget
+from edgeseg.tables import printable
 
 INSTANCES_FILE = "instances.json"
 
@@ -77,15 +79,24 @@ class CocoWriter:
 
 
 def read_instances(path: Path, images_dir: Path) -> dict[str, tuple[np.ndarray, dict[int, int]]]:
-    """file name -> (instance id plane, id -> category), checked against the images it names."""
+    """file name -> (instance id plane, id -> category), checked against the images it names. Every annotation
+    is checked before any is used (labels come from other tools): the first bad one is one line naming the file,
+    its id and what is wrong, with how many more are bad."""
     try:
         document = json.loads(path.read_text())
         images = {image["id"]: image for image in document["images"]}
         annotations = document["annotations"]
         categories = {category["id"] for category in document["categories"]}
+        if not isinstance(annotations, list):
+            raise TypeError("'annotations' is not a list")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise EdgesegError(f"{path} is not COCO instance JSON ({reason}); fix or remove it") from None
+    for image in images.values():
+        problem = image_problem(image)
+        if problem:
+            raise EdgesegError(f"{path}: image {printable(repr(image.get('id')))} {problem}; fix or remove it")
+    refuse_bad_annotations(path, [annotation_problem(a, images, categories) for a in annotations], annotations)
     masks = mask_api()
     planes: dict[str, tuple[np.ndarray, dict[int, int]]] = {}
     for image in images.values():
@@ -93,20 +104,143 @@ def read_instances(path: Path, images_dir: Path) -> dict[str, tuple[np.ndarray, 
             raise EdgesegError(f"{path} lists {image['file_name']}, which is not in {images_dir}")
         planes[image["file_name"]] = (np.zeros((image["height"], image["width"]), np.uint16), {})
     for annotation in annotations:
-        image = images.get(annotation.get("image_id"))
-        if image is None or annotation.get("category_id") not in categories:
-            raise EdgesegError(f"{path}: annotation {annotation.get('id')} names an image or category it does not list")
+        image = images[annotation["image_id"]]
         plane, classes = planes[image["file_name"]]
-        mask = masks.decode(annotation["segmentation"]).astype(bool)
-        if mask.shape != plane.shape:
-            raise EdgesegError(
-                f"{path}: annotation {annotation.get('id')} is {mask.shape[1]}x{mask.shape[0]} but "
-                f"{image['file_name']} is {plane.shape[1]}x{plane.shape[0]}"
-            )
+        mask = decode_segmentation(masks, annotation["segmentation"], image["height"], image["width"])
         number = len(classes) + 1  # ids 1..K within each image, in the file's order
         plane[mask] = number
         classes[number] = int(annotation["category_id"])
     return planes
+
+
+def image_problem(image: Any) -> str | None:
+    """What is wrong with one entry of `images` (None when nothing is): its name and a size within the budget."""
+    if not isinstance(image.get("file_name"), str) or not image["file_name"]:
+        return "has no file_name"
+    height, width = image.get("height"), image.get("width")
+    if not (_is_count(height) and _is_count(width)):
+        return f"has no positive integer height and width (height {height!r}, width {width!r})"
+    return over_budget(width, height, "is declared as")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown_id(annotation: Any, index: int) -> str:
+    given = annotation.get("id") if isinstance(annotation, dict) else None
+    return printable(repr(given)) if given is not None else f"#{index + 1} (it has no id)"
+
+
+def refuse_bad_annotations(path: Path, problems: list[str | None], annotations: list[Any]) -> None:
+    """One line for the first bad annotation (the file, its id, what is wrong) and the count of the others."""
+    bad = [(index, problem) for index, problem in enumerate(problems) if problem]
+    if bad:
+        index, problem = bad[0]
+        more = f" ({len(bad) - 1} more bad annotation(s) after it)" if len(bad) > 1 else ""
+        shown = _shown_id(annotations[index], index)
+        raise EdgesegError(f"{path}: annotation {shown} {problem}{more}; fix or remove it")
+
+
+def box_problem(box: Any) -> str | None:
+    if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+        return f"has bbox {printable(repr(box))[:60]}, not [x, y, width, height] as four numbers"
+    if box[2] < 0 or box[3] < 0:
+        return f"has a bbox of negative size {box[2]}x{box[3]}"
+    return None
+
+
+def annotation_problem(annotation: Any, images: dict[Any, Any], categories: set[Any]) -> str | None:
+    """What is wrong with one COCO instance annotation (None when nothing is): checked before pycocotools sees it."""
+    if not isinstance(annotation, dict):
+        return "is not a JSON object"
+    image_id = annotation.get("image_id")
+    if not isinstance(image_id, (int, str)) or image_id not in images:
+        return f"names image_id {printable(repr(image_id))}, which no image in the file has"
+    category = annotation.get("category_id")
+    if not isinstance(category, int) or isinstance(category, bool) or category not in categories:
+        return f"names category_id {printable(repr(category))}, which the file's categories do not list"
+    if "bbox" in annotation and (problem := box_problem(annotation["bbox"])):
+        return problem
+    image = images[image_id]
+    return segmentation_problem(annotation.get("segmentation"), image["height"], image["width"])
+
+
+def segmentation_problem(segmentation: Any, height: int, width: int) -> str | None:
+    """An RLE (compressed or not) of the image's size, or polygons of x, y pairs (at least three points each)."""
+    if isinstance(segmentation, list):
+        if not segmentation:
+            return "has an empty polygon list"
+        for polygon in segmentation:
+            if not isinstance(polygon, list) or not all(_is_number(v) for v in polygon):
+                return "has a polygon that is not a list of numbers"
+            if len(polygon) % 2:
+                return f"has a polygon with an odd number of coordinates ({len(polygon)}); polygons are x, y pairs"
+            if len(polygon) < 6:
+                return f"has a polygon of {len(polygon) // 2} point(s); a polygon needs at least 3"
+        return None
+    if not isinstance(segmentation, dict):
+        return "has no segmentation (an RLE object or a list of polygons)"
+    size = segmentation.get("size")
+    if not isinstance(size, list) or len(size) != 2 or not all(_is_count(v) for v in size):
+        return f"has RLE size {printable(repr(size))[:40]}, not [height, width]"
+    if size != [height, width]:
+        return f"is an RLE of {size[1]}x{size[0]} but its image is {width}x{height}"
+    counts = segmentation.get("counts")
+    if isinstance(counts, str):
+        try:
+            counts = rle_string_counts(counts)
+        except ValueError as exc:
+            return f"has invalid RLE counts ({exc})"
+    elif not isinstance(counts, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
+        return "has RLE counts that are neither a compressed string nor a list of integers"
+    if any(v < 0 for v in counts):
+        return "has invalid RLE counts (a negative run)"
+    if sum(counts) != height * width:
+        return f"has invalid RLE counts: its runs cover {sum(counts)} pixels, but the image has {height * width}"
+    return None
+
+
+def rle_string_counts(text: str) -> list[int]:
+    """The runs of a compressed RLE string (COCO's LEB128-like form: 5 bits a character from '0', the sixth bit
+    for more, run k > 2 stored as a difference from run k - 2), as pycocotools' rleFrString reads it."""
+    counts: list[int] = []
+    position = 0
+    while position < len(text):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(text):
+                raise ValueError("the string ends inside a run")
+            code = ord(text[position]) - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"character {text[position]!r} is outside the RLE alphabet")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value |= -1 << shift
+            if shift > 70:
+                raise ValueError("a run is too long")
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    return counts
+
+
+def decode_segmentation(masks: Any, segmentation: Any, height: int, width: int) -> np.ndarray:
+    """A checked segmentation (segmentation_problem said nothing) as a boolean mask of the image."""
+    if isinstance(segmentation, list):
+        rle = masks.merge(masks.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation["counts"], list):
+        rle = masks.frPyObjects(segmentation, height, width)
+    else:
+        rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}
+    return masks.decode(rle).astype(bool)
 
 
 def paste_mask(box: np.ndarray, mask: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -11,12 +11,14 @@ float32 array (objects, K, 3).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeseg.data.coco import box_problem, image_problem, refuse_bad_annotations
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
 
@@ -79,29 +81,70 @@ class KeypointWriter:
 
 
 def read_keypoints(path: Path, images_dir: Path) -> tuple[KeypointSchema, dict[str, np.ndarray]]:
-    """What the keypoints are, and file name -> (objects, K, 3) keypoints, checked against the images it names."""
+    """What the keypoints are, and file name -> (objects, K, 3) keypoints, checked against the images it names.
+    Every annotation is checked before any is used: the first bad one is one line naming the file, its id and
+    what is wrong, with how many more are bad."""
     try:
         document = json.loads(path.read_text())
-        images = {image["id"]: image["file_name"] for image in document["images"]}
+        images = {image["id"]: image for image in document["images"]}
         (category,) = document["categories"]
-        names = tuple(str(name) for name in category["keypoints"])
-        skeleton = tuple((names[a - 1], names[b - 1]) for a, b in category.get("skeleton", []))
+        names = tuple(category["keypoints"])
+        if not names or not all(isinstance(name, str) for name in names):
+            raise ValueError("the category's keypoints are not a list of names")
+        bones = category.get("skeleton", [])
+        if not isinstance(bones, list) or not all(
+            isinstance(bone, list) and len(bone) == 2 and all(_is_index(end, len(names)) for end in bone)
+            for bone in bones
+        ):
+            raise ValueError(f"the skeleton is not a list of pairs of keypoint numbers 1..{len(names)}")
+        skeleton = tuple((names[a - 1], names[b - 1]) for a, b in bones)
         schema = KeypointSchema(names, skeleton, (int(category["id"]), str(category["name"])))
-        annotations = [(a["id"], a["image_id"], a["keypoints"]) for a in document["annotations"]]
+        annotations = document["annotations"]
+        if not isinstance(annotations, list):
+            raise TypeError("'annotations' is not a list")
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise EdgesegError(f"{path} is not COCO keypoints JSON of one category ({reason}); fix or remove it") from None
+    for image in images.values():
+        problem = image_problem(image)
+        if problem:
+            raise EdgesegError(f"{path}: image {image.get('id')!r} {problem}; fix or remove it")
+    problems = [keypoint_problem(a, images, schema.category[0], len(names)) for a in annotations]
+    refuse_bad_annotations(path, problems, annotations)
     found: dict[str, list[np.ndarray]] = {}
-    for name in images.values():
-        if not (images_dir / name).is_file():
-            raise EdgesegError(f"{path} lists {name}, which is not in {images_dir}")
-        found[name] = []
-    for annotation_id, image_id, flat in annotations:
-        if image_id not in images or len(flat) != 3 * len(names):
-            raise EdgesegError(
-                f"{path}: annotation {annotation_id} names an image it does not list or does not hold "
-                f"{len(names)} keypoints as x, y, v"
-            )
-        found[images[image_id]].append(np.asarray(flat, np.float32).reshape(len(names), 3))
+    for image in images.values():
+        if not (images_dir / image["file_name"]).is_file():
+            raise EdgesegError(f"{path} lists {image['file_name']}, which is not in {images_dir}")
+        found[image["file_name"]] = []
+    for annotation in annotations:
+        points = np.asarray(annotation["keypoints"], np.float32).reshape(len(names), 3)
+        found[images[annotation["image_id"]]["file_name"]].append(points)
     empty = np.zeros((0, len(names), 3), np.float32)
     return schema, {name: np.stack(points) if points else empty for name, points in found.items()}
+
+
+def _is_index(value: Any, count: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= count
+
+
+def keypoint_problem(annotation: Any, images: dict[Any, Any], category: int, count: int) -> str | None:
+    """What is wrong with one COCO keypoint annotation (None when nothing is)."""
+    if not isinstance(annotation, dict):
+        return "is not a JSON object"
+    image_id = annotation.get("image_id")
+    if not isinstance(image_id, (int, str)) or image_id not in images:
+        return f"names image_id {image_id!r}, which no image in the file has"
+    if "category_id" in annotation and annotation["category_id"] != category:
+        return f"names category_id {annotation['category_id']!r}; the file's one category is {category}"
+    flat = annotation.get("keypoints")
+    if not isinstance(flat, list) or len(flat) != 3 * count:
+        size = len(flat) if isinstance(flat, list) else "no list"
+        return f"does not hold {count} keypoints as x, y, v ({size} values)"
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in flat)
+    if not numbers:
+        return "has a keypoint value that is not a finite number"
+    if any(v not in (0, 1, 2) for v in flat[2::3]):
+        return "has a visibility that is not 0, 1 or 2"
+    if "bbox" in annotation and (problem := box_problem(annotation["bbox"])):
+        return problem
+    return None
