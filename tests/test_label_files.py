@@ -64,17 +64,25 @@ INSTANCE_DAMAGE = {
 }  # fmt: skip
 
 
+def refused_in_one_line(folder: Path, tmp_path: Path, capsys, bundle: Path, name: str, read, damage, fragment) -> str:
+    """The damaged file refused by its reader and by a run on its folder, each in one line naming the file and
+    the fragment; the reader's message is returned."""
+    root = damaged(folder, tmp_path, name, damage)
+    with pytest.raises(EdgesegError, match=name) as caught:
+        read(root / name, root / "images")
+    assert fragment.lower() in str(caught.value).lower()
+    code, _, err = run_cli(capsys, "run", bundle, "-i", root, "-o", "none")
+    assert_one_line_error(code, err, name, fragment)
+    return str(caught.value)
+
+
 @pytest.mark.parametrize("case", sorted(INSTANCE_DAMAGE))
 def test_each_bad_instance_annotation_is_one_line(instance_folder, tmp_path, capsys, tiny_bundle, case):
     damage, fragment = INSTANCE_DAMAGE[case]
-    root = damaged(instance_folder, tmp_path, INSTANCES_FILE, damage)
-    with pytest.raises(EdgesegError, match=INSTANCES_FILE) as caught:
-        read_instances(root / INSTANCES_FILE, root / "images")
-    assert fragment.lower() in str(caught.value).lower()
-    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", root, "-o", "none")
-    assert_one_line_error(code, err, INSTANCES_FILE, fragment)
+    line = refused_in_one_line(instance_folder, tmp_path, capsys, tiny_bundle, INSTANCES_FILE, read_instances, damage,
+                               fragment)  # fmt: skip
     if "not an object" not in case and "image declared" not in case:
-        assert "annotation 1 " in err  # the annotation's own id
+        assert "annotation 1 " in line  # the annotation's own id
 
 
 def test_the_line_counts_the_other_bad_annotations(instance_folder, tmp_path):
@@ -127,12 +135,9 @@ KEYPOINT_DAMAGE = {
 @pytest.mark.parametrize("case", sorted(KEYPOINT_DAMAGE))
 def test_each_bad_keypoint_annotation_is_one_line(keypoint_folder, tmp_path, capsys, tiny_bundle, case):
     damage, fragment = KEYPOINT_DAMAGE[case]
-    root = damaged(keypoint_folder, tmp_path, KEYPOINTS_FILE, damage)
-    with pytest.raises(EdgesegError, match=KEYPOINTS_FILE) as caught:
-        read_keypoints(root / KEYPOINTS_FILE, root / "images")
-    assert fragment.lower() in str(caught.value).lower() and "annotation 1 " in str(caught.value)
-    code, _, err = run_cli(capsys, "run", tiny_bundle, "-i", root, "-o", "none")
-    assert_one_line_error(code, err, KEYPOINTS_FILE, fragment)
+    line = refused_in_one_line(keypoint_folder, tmp_path, capsys, tiny_bundle, KEYPOINTS_FILE, read_keypoints, damage,
+                               fragment)  # fmt: skip
+    assert "annotation 1 " in line
 
 
 def test_a_skeleton_naming_a_keypoint_that_is_not_there(keypoint_folder, tmp_path):
