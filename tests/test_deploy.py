@@ -881,3 +881,40 @@ def test_a_graph_that_reads_the_uint8_frame_past_its_head_is_one_line():
     onnx.checker.check_model(model)
     with pytest.raises(EdgesegError, match="frame_shape read the uint8 frame before it is normalised"):
         plain_io_model(model)
+
+
+# -- issue 32: Triton's TensorRT accelerator precision and a plan's batch ------------------------------------------
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_triton_tensorrt_accelerator_precision_mode(calibrated, tmp_path, capsys, precision):
+    """onnxruntime_backend: precision_mode defaults to FP32, which leaves TensorRT's INT8 off and fails a Q/DQ graph;
+    INT8 artifacts get INT8, FP16 ones FP16."""
+    out = tmp_path / "repo"
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "triton", "-o", out, "--precision", precision,
+                           "--ort-tensorrt")  # fmt: skip
+    assert code == 0, err
+    (accelerator,) = parse_config(out / "demo_medical" / "config.pbtxt").optimization.execution_accelerators.\
+        gpu_execution_accelerator  # fmt: skip
+    assert accelerator.name == "tensorrt"
+    assert dict(accelerator.parameters) == ({} if precision == "fp32" else {"precision_mode": precision.upper()})
+
+
+def test_triton_plan_batch_within_its_engine_profile(capsys):
+    """tensorrt_backend refuses a max_batch_size above the engine's profile: capped at it, with the rebuild command."""
+    from types import SimpleNamespace
+
+    from edgeseg.bundle import Artifact
+    from edgeseg.deploy.triton import plan_max_batch
+    from edgeseg.errors import EdgesegError
+
+    bundle = SimpleNamespace(root=Path("b"))
+    engine = Artifact(path="engines/m.engine", kind="engine", precision="int8", sha256="0",
+                      extra={"build_options": {"batch": [1, 2, 4]}})  # fmt: skip
+    assert plan_max_batch(bundle, engine, 2) == 2
+    assert plan_max_batch(bundle, engine, 8) == 4
+    assert "takes batches up to 4" in capsys.readouterr().err
+    default = dataclasses.replace(engine, extra={"build_options": {"batch": None}})
+    assert plan_max_batch(bundle, default, 8) == 1  # build's profile without --batch is 1,1,1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "edgeseg build b --precision int8 --batch 1,8,8" in err
+    with pytest.raises(EdgesegError, match="rebuild it: edgeseg build b --precision int8 --batch 1,8,8"):
+        plan_max_batch(bundle, dataclasses.replace(engine, extra={}), 8)

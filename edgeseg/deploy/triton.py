@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeseg.bundle import Bundle
+from edgeseg.bundle import Artifact, Bundle
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
 from edgeseg.deploy.plain_onnx import cpu_session
 from edgeseg.errors import EdgesegError
@@ -20,6 +21,8 @@ TRITON_TYPES = {
     "int32": "TYPE_INT32",
     "int64": "TYPE_INT64",
 }
+# precision_mode of ONNX Runtime's TensorRT accelerator per artifact precision; FP32 is its default.
+ACCELERATOR_PRECISION = {"int8": "INT8", "fp16": "FP16"}
 ORT_TYPES = {"tensor(float)": "float32", **{f"tensor({name})": name for name in ("uint8", "int32", "int64", "float16")}}
 
 
@@ -74,6 +77,7 @@ def config_text(
     max_batch: int,
     options: DeployOptions,
     kind: str,
+    precision: str = "fp32",
 ) -> str:
     def section(title: str, specs: list[ConfigTensor]) -> list[str]:
         blocks = [tensor_text(spec) for spec in specs]
@@ -88,12 +92,16 @@ def config_text(
     lines += ["instance_group [", "  {", f"    count: {options.instances}", f"    kind: {kind}", "  }", "]"]
     lines += warmup_text(inputs)
     if options.ort_tensorrt and platform == "onnxruntime_onnx":
-        # ONNX Runtime's TensorRT execution provider inside Triton's ONNX Runtime backend (model_configuration.md,
-        # "ONNX Runtime with TensorRT optimization"); the graph's own precision stands, Q/DQ included.
+        # ONNX Runtime's TensorRT execution provider inside Triton's ONNX Runtime backend (its README, "ONNX Runtime
+        # with TensorRT optimization"). precision_mode defaults to FP32, which leaves TensorRT's INT8 off: a Q/DQ
+        # graph then fails to build ("int8 is not configured in the builder"); INT8 sets trt_int8_enable, FP16
+        # trt_fp16_enable (onnxruntime_backend src/onnxruntime.cc).
+        mode = ACCELERATOR_PRECISION.get(precision)
+        parameters = f' parameters {{ key: "precision_mode" value: "{mode}" }}' if mode else ""
         lines += [
             "optimization {",
             "  execution_accelerators {",
-            '    gpu_execution_accelerator: [ { name: "tensorrt" } ]',
+            f'    gpu_execution_accelerator: [ {{ name: "tensorrt"{parameters} }} ]',
             "  }",
             "}",
         ]
@@ -134,6 +142,9 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
         inputs, outputs = onnx_tensors(target, batched)
     if engine and options.instance_kind == "cpu":
         raise EdgesegError("a TensorRT plan runs on a GPU only; drop --instance-kind cpu or deploy an ONNX precision")
+    max_batch = options.max_batch if batched else 0
+    if engine and batched:
+        max_batch = plan_max_batch(bundle, artifact, max_batch)
     kind = f"KIND_{options.instance_kind.upper()}"
     config = output / name / "config.pbtxt"
     write_text_atomic(
@@ -143,10 +154,36 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
             "tensorrt_plan" if engine else "onnxruntime_onnx",
             inputs,
             outputs,
-            options.max_batch if batched else 0,
+            max_batch,
             options,
             kind,
+            artifact.precision,
         ),
     )
     write_text_atomic(output / name / "labels.txt", "".join(f"{c.name}\n" for c in bundle.classes))
     return [config, target]
+
+
+def plan_max_batch(bundle: Bundle, engine: Artifact, asked: int) -> int:
+    """max_batch_size for a plan: at most its optimisation profile's largest batch, which Triton's TensorRT backend
+    reads from the engine and refuses a config above ("configuration specified max-batch 8 but TensorRT engine only
+    supports max-batch 1", tensorrt_backend src/model_state.cc). The profile is in the manifest (build's --batch;
+    without it build makes 1,1,1)."""
+    source = engine.extra.get("source", "model.onnx")
+    rebuild = f"edgeseg build {bundle.root} --precision {engine.precision} --batch 1,{asked},{asked}"
+    build_options = engine.extra.get("build_options")
+    if not isinstance(build_options, dict):
+        raise EdgesegError(
+            f"{engine.path}: the manifest does not say which batches its profile takes, so Triton's max_batch_size "
+            f"cannot be set within it; rebuild it: {rebuild}"
+        )
+    profile = build_options.get("batch") or (1, 1, 1)
+    largest = int(profile[2])
+    if asked > largest:
+        print(
+            f"edgeseg: note: {engine.path} (from {source}) takes batches up to {largest}: max_batch_size {largest}, "
+            f"not {asked}; for batches of {asked}, rebuild it: {rebuild}",
+            file=sys.stderr,
+        )
+        return largest
+    return asked
