@@ -226,22 +226,31 @@ class Calibration:
         return {"accepted": accepted, "accuracy_bar": measure.bar()}
 
     # -- FP16 ---------------------------------------------------------------------------------
-    def fp16(self) -> Artifact:
-        from edgeseg.calibration.fp16 import convert_to_fp16, float16_leaks
+    def fp16(self, progress: Progress) -> Artifact:
+        """FP16 with the nodes whose float16 results overflow or diverge kept float32: those whose FP32 values pass
+        float16's range first, then, while the bar (--min-agreement, else the default one) is missed, the fewest
+        most-sensitive nodes, measured one by one as the INT8 search measures them."""
+        from edgeseg.calibration.fp16 import overflowing_nodes
         from edgeseg.calibration.quantize import outside_feature_maps
 
         # An instance graph's box decoding, NMS and RoIAlign stay float32.
         keep_float = outside_feature_maps(self.model) if self.bundle.is_instances else frozenset(self.tail)
-        model = convert_to_fp16(self.model, keep_float)
-        leaks = float16_leaks(model)
-        if leaks:
-            raise EdgesegError(
-                f"FP16 conversion left float16 where it must not be ({', '.join(leaks)}); please report this model"
-            )
+        batch = self.reader.batch
+        inputs = [self.data.tensors[i : i + batch] for i in range(0, min(len(self.data.tensors), 16), batch)]
+        overflow = [name for name in overflowing_nodes(self.model, inputs, self.options.threads)
+                    if name not in keep_float]  # fmt: skip
         final = self.bundle.root / ARTIFACT_NAMES["fp16"]
-        with atomic_path(final) as temp:
-            self.onnx.save(model, str(temp))
-        fidelity = self.fidelity.report(final, "fp16", "FP16")
+        self.save_fp16(final, keep_float | set(overflow))
+        measure, goal = self.fidelity, self.fidelity_goal()
+        search: dict[str, Any] = {}
+        float_nodes = list(overflow)
+        if goal is not None and (first := measure.value(final)) < goal:
+            search = self.fp16_search(keep_float | set(overflow), first, goal, final, progress)
+            float_nodes += search.pop("float_layers")
+        fidelity = measure.report(final, "fp16", "FP16")
+        extra: dict[str, Any] = {"float_layers": float_nodes, "overflow_layers": overflow}
+        if search:
+            extra["min_agreement_search"] = search
         return self.artifact(
             final,
             "fp16",
@@ -249,7 +258,75 @@ class Calibration:
             fidelity=fidelity,
             opset=self.fp32.extra.get("opset"),
             requires="TensorRT >= 8.5 (FP16 precision from the graph's types)",
+            **extra,
         )
+
+    def fidelity_goal(self) -> float | None:
+        """The figure FP16 must reach: the user's target, else the default bar where the measure has one."""
+        measure = self.fidelity
+        return measure.target if measure.target is not None else getattr(measure, "default_target", None)
+
+    def save_fp16(self, path: Path, keep_float: set[str]) -> None:
+        from edgeseg.calibration.fp16 import convert_to_fp16, float16_leaks
+
+        model = convert_to_fp16(self.model, frozenset(keep_float))
+        leaks = float16_leaks(model)
+        if leaks:
+            raise EdgesegError(
+                f"FP16 conversion left float16 where it must not be ({', '.join(leaks)}); please report this model"
+            )
+        with atomic_path(path) as temp:
+            self.onnx.save(model, str(temp))
+
+    def fp16_search(self, kept: set[str], first: float, goal: float, final: Path, progress: Progress) -> dict[str, Any]:
+        """Per-node sensitivity (the fidelity lost with only that node in float16), then the fewest most-sensitive
+        nodes kept float32 that reach `goal`; `final` is left holding that graph."""
+        from edgeseg.calibration.fp16 import FLOAT, _element_types
+
+        measure, started = self.fidelity, time.perf_counter()
+        line = f"edgeseg: FP16 {measure.describe(first)} misses {goal:.2%}: measuring per-node sensitivity"
+        print(line, file=sys.stderr)
+        types = _element_types(self.model)
+        nodes = [n.name for n in self.model.graph.node]
+        candidates = [n.name for n in self.model.graph.node
+                      if n.name not in kept and any(types.get(t) == FLOAT for t in n.output)]  # fmt: skip
+        probe = self.cache / "fp16-probe.onnx"
+        losses: dict[str, float] = {}
+        deadline = time.perf_counter() + 60 * self.options.search_minutes
+        progress.extend(len(candidates))
+        for name in candidates:
+            if time.perf_counter() > deadline:
+                progress.advance(steps=len(candidates) - len(losses))
+                break
+            self.save_fp16(probe, set(nodes) - {name})
+            losses[name] = measure.loss(probe)
+            progress.advance(f"FP16 sensitivity {len(losses)}/{len(candidates)}" if progress.tty else "")
+        ranked = sorted(candidates, key=lambda name: losses.get(name, -1.0), reverse=True)
+
+        def value_with_float(count: int) -> float:
+            self.save_fp16(probe, kept | set(ranked[:count]))
+            return measure.value(probe)
+
+        count, reached = fewest_meeting(len(ranked), value_with_float, goal)
+        probe.unlink(missing_ok=True)
+        self.save_fp16(final, kept | set(ranked[:count]))
+        if reached < goal:
+            print(
+                f"edgeseg: warning: FP16 misses {goal:.2%} even with every node in float32 "
+                f"({measure.describe(reached)})",
+                file=sys.stderr,
+            )
+        return {
+            "option": measure.option,
+            "target": goal,
+            f"{measure.metric}_before": first,
+            f"{measure.metric}_after": reached,
+            "met": reached >= goal,
+            "layers": len(candidates),
+            "measured": len(losses),
+            "float_layers": ranked[:count],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
 
     # -- INT8 ---------------------------------------------------------------------------------
     def quantize_to(
@@ -345,7 +422,7 @@ class Calibration:
             progress.begin(f"sensitivity of {layer}")
             self.quantize_to(probe, recipe, boundary, only=[layer])
             losses[layer] = self.fidelity.loss(probe)
-            progress.advance(f"sensitivity {len(losses)}/{len(layers)}")
+            progress.advance(f"sensitivity {len(losses)}/{len(layers)}" if progress.tty else "")  # a log: no line each
         ranked = sorted(layers, key=lambda name: losses.get(name, -1.0), reverse=True)  # stable: graph order for ties
         calls = len(losses)
 
@@ -355,19 +432,7 @@ class Calibration:
             self.quantize_to(probe, recipe, boundary + ranked[:count])
             return self.fidelity.value(probe)
 
-        # Doubling, then bisection: the fewest float layers that meet the target.
-        low, high, reached = 0, 1, 0.0
-        while high < len(ranked) and (reached := value_with_float(high)) < target:
-            low, high = high, min(2 * high, len(ranked))
-        if high >= len(ranked):
-            reached = value_with_float(len(ranked))
-            high = len(ranked)
-        while high - low > 1:
-            middle = (low + high) // 2
-            if (value := value_with_float(middle)) >= target:
-                high, reached = middle, value
-            else:
-                low = middle
+        high, reached = fewest_meeting(len(ranked), value_with_float, target)
         probe.unlink(missing_ok=True)
         return ranked[:high], losses, reached, calls
 
@@ -457,7 +522,8 @@ class Calibration:
             progress.begin(f"CPU INT8: timing {len(group)} nodes in float")
             if any(name in self.layers for name in group):
                 keep_if_faster(float_for_speed + group, widen)
-            progress.advance(f"CPU INT8: {len(float_for_speed)} nodes left in float where float is faster", steps=0)
+            speed = sum(name in self.layers for name in float_for_speed)  # counted as the table counts them
+            progress.advance(f"CPU INT8: {plural(speed, 'layer')} left in float where float is faster", steps=0)
         timings.update(self.latencies({"fp32": self.fp32_path, fastest: best}))
         final = self.bundle.root / ARTIFACT_NAMES["cpu"]
         with atomic_path(final) as temp:
@@ -467,8 +533,8 @@ class Calibration:
         speed_layers = [name for name in float_for_speed if name in self.layers]
         all_float = float_layers + speed_layers
         progress.advance(
-            f"INT8 for the CPU: {timings[fastest] / timings['fp32']:.2f}x FP32 latency, {len(speed_layers)} layers "
-            "float for speed"
+            f"INT8 for the CPU: {timings[fastest] / timings['fp32']:.2f}x FP32 latency, "
+            f"{plural(len(speed_layers), 'layer')} float for speed"
         )
         extra = {
             "quantization": recipe.describe(),
@@ -489,6 +555,28 @@ class Calibration:
 
     def latencies(self, paths: dict[str, Path]) -> dict[str, float]:
         return latencies_ms(paths, self.data.tensors[: self.reader.batch], self.options.threads)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def fewest_meeting(total: int, value_with_float: Any, target: float) -> tuple[int, float]:
+    """Doubling, then bisection: the fewest of `total` ranked nodes left in float for which `value_with_float(count)`
+    reaches `target` (all of them where none fewer do), and the value it reached."""
+    low, high, reached = 0, 1, 0.0
+    while high < total and (reached := value_with_float(high)) < target:
+        low, high = high, min(2 * high, total)
+    if high >= total:
+        reached = value_with_float(total)
+        high = total
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (value := value_with_float(middle)) >= target:
+            high, reached = middle, value
+        else:
+            low = middle
+    return high, reached
 
 
 def latencies_ms(
@@ -546,7 +634,7 @@ def _calibrate(bundle: Bundle, options: CalibrateOptions, progress: Progress) ->
     artifacts = []
     if "fp16" in options.precisions:
         progress.begin("FP16 graph and its fidelity")
-        artifacts.append(run.fp16())
+        artifacts.append(run.fp16(progress))
         progress.advance("FP16")
     if "int8" in options.precisions:
         artifacts += run.int8(progress)

@@ -67,6 +67,7 @@ class ClassMapFidelity:
     """Semantic bundles: pixel agreement of class maps with FP32; mIoU when the frames have labels."""
 
     metric, option = "agreement", "--min-agreement"
+    default_target = DEFAULT_MIN_AGREEMENT  # what FP16's search reaches for without a --min-agreement
 
     def __init__(self, bundle: Bundle, fp32_path: Path, held_out: HeldOut, threads: int | None,
                  min_agreement: float | None):  # fmt: skip

@@ -62,7 +62,9 @@ def convert_to_fp16(model: Any, keep_float: frozenset[str] = frozenset()) -> Any
 
     for tensor in graph.initializer:
         if tensor.data_type == FLOAT and tensor.name not in float32_inputs | float32_initializers:
-            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), tensor.name))
+            with np.errstate(over="ignore"):  # a weight past float16's range: its reader is kept float or diverges
+                half = numpy_helper.to_array(tensor).astype(np.float16)
+            tensor.CopyFrom(numpy_helper.from_array(half, tensor.name))
     for node in graph.node:
         if node.name in kept:
             continue
@@ -162,3 +164,49 @@ def float16_leaks(model: Any) -> list[str]:
     leaks = [f"output {o.name}" for o in model.graph.output if o.type.tensor_type.elem_type == FLOAT16]
     leaks += [f"Resize input {name}" for name in _resize_float_inputs(model.graph) if types.get(name, FLOAT) != FLOAT]
     return leaks
+
+
+FLOAT16_MAX = 65504.0
+# A tensor that reaches half of float16's range on the calibration frames stays float32: other frames go further.
+OVERFLOW_HEADROOM = 0.5
+
+
+def _past_float16(tensor: Any) -> bool:
+    from onnx import numpy_helper
+
+    values = numpy_helper.to_array(tensor)
+    return bool(values.size) and float(np.abs(values).max()) > FLOAT16_MAX
+
+
+def overflowing_nodes(model: Any, inputs: list[np.ndarray], threads: int | None = None) -> list[str]:
+    """The nodes that write or read a float tensor whose FP32 values pass float16's range (with headroom) on
+    `inputs` (batches for the graph's one input), in graph order: in float16 that tensor is inf, and so is all
+    that follows. Its writer and its readers stay float32, so that it is never cast to float16."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgeseg.native_output import quiet_native_output
+
+    types = _element_types(model)
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    outputs = {o.name for o in probe.graph.output}
+    watched = [t for node in probe.graph.node for t in node.output if types.get(t) == FLOAT and t not in outputs]
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(t, FLOAT, None) for t in watched)
+    watched += [o.name for o in model.graph.output if types.get(o.name) == FLOAT]
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    with quiet_native_output():
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    peak = dict.fromkeys(names, 0.0)
+    input_name = session.get_inputs()[0].name
+    for batch in inputs:
+        with quiet_native_output():
+            results = session.run(None, {input_name: batch})
+        for name, value in zip(names, results):
+            if value.size and np.issubdtype(value.dtype, np.floating):
+                peak[name] = max(peak[name], float(np.abs(value).max()))
+    hot = {name for name in watched if peak.get(name, 0.0) > FLOAT16_MAX * OVERFLOW_HEADROOM}
+    hot |= {t.name for t in model.graph.initializer if t.data_type == FLOAT and _past_float16(t)}  # weights too
+    return [node.name for node in model.graph.node if hot & (set(node.output) | set(node.input))]
