@@ -135,6 +135,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from edgeseg.redact import redact_all
     from edgeseg.runtime.backends import TritonOptions
     from edgeseg.runtime.run import RunOptions, print_summary, run
     from edgeseg.runtime.sinks.live import view_access
@@ -173,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             also=Path(args.also) if args.also else None,
         )
     )
-    print_summary(summary, args.output or ["none"])
+    print_summary(summary, redact_all(args.output or ["none"]))  # a sink's password never reaches the summary
     return EXIT_INTERRUPTED if summary.interrupted else 0
 
 

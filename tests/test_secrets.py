@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -179,6 +181,15 @@ def test_served_and_refused_cameras_with_passwords_show_no_secret(tiny_bundle, t
         assert SECRET not in text
     for path in written:
         assert SECRET not in path.name and SECRET.encode() not in path.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg (make test installs it)")
+def test_the_run_summary_shows_outputs_redacted(tiny_bundle, capsys):
+    port = free_ports(1, socket.SOCK_DGRAM)[0]
+    code, out, err = run_cli(capsys, "run", tiny_bundle, "-i", "synthetic://driving?frames=3&size=64x48", "-o",
+                             f"udp://user:{SECRET}@127.0.0.1:{port}?token={SECRET}")  # fmt: skip
+    assert code == 0, err
+    assert f"outputs: udp://***@127.0.0.1:{port}?token=***" in out and SECRET not in out + err
 
 
 def test_a_manifest_keeps_no_secret(bundle_copy):
