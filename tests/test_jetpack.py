@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 FROM_WHEEL = {"6"}
 
 # The runtime's own test modules that need no torch: they run on each JetPack's Python.
-RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_tensorrt_bindings")
+RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_api", "test_tensorrt_bindings")
 # The network sources and sinks and the live view, on the oldest Python and OpenCV only: the suite stays in its time.
 NETWORK_TESTS = ("test_streams", "test_live_view")
 
@@ -161,10 +161,19 @@ def test_install_keeps_the_jetpacks_cv2_working_beside_numpy_1(device):
     assert "edgeseg" in names and not any("opencv" in name for name in names), device.installed
 
 
-def test_run_writes_every_frame_of_a_desktop_bundle(device, desktop_bundles, tmp_path):
+# every kind of bundle: semantic, instances (Mask R-CNN), keypoints (the hourglass)
+RUN_KINDS = {
+    "unet": "synthetic://driving?frames=12&size=64x64",
+    "demo-driving-instances": "synthetic://driving?frames=12&size=320x240",
+    "demo-medical-tips": "synthetic://medical?frames=12&size=320x240",
+}
+
+
+@pytest.mark.parametrize("bundle_name", list(RUN_KINDS))
+def test_run_writes_every_frame_of_a_desktop_bundle(device, desktop_bundles, tmp_path, bundle_name):
     video = tmp_path / "out.mp4"
-    bundle = desktop_bundles / "unet"
-    done = device.run("edgeseg", "run", bundle, "-i", "synthetic://driving?frames=12&size=64x64", "-o", video)
+    bundle = desktop_bundles / bundle_name
+    done = device.run("edgeseg", "run", bundle, "-i", RUN_KINDS[bundle_name], "-o", video)
     assert done.returncode == 0, done.stderr
     assert "frames: 12 read, 12 inferred, 12 written" in done.stdout, done.stdout
     capture = cv2.VideoCapture(str(video))
