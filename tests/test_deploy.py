@@ -918,3 +918,13 @@ def test_triton_plan_batch_within_its_engine_profile(capsys):
     assert err.count("\n") == 1 and "edgeseg build b --precision int8 --batch 1,8,8" in err
     with pytest.raises(EdgesegError, match="rebuild it: edgeseg build b --precision int8 --batch 1,8,8"):
         plan_max_batch(bundle, dataclasses.replace(engine, extra={}), 8)
+
+
+def test_dla_with_a_q_dq_graph_is_one_line():
+    from edgeseg.engines.build import check_dla_precisions
+    from edgeseg.errors import EdgesegError
+
+    with pytest.raises(EdgesegError, match="DLA takes INT8 from calibration scales, not from a Q/DQ graph") as error:
+        check_dla_precisions(("int8",), 0)
+    assert "\n" not in str(error.value)
+    check_dla_precisions(("fp16",), 0)

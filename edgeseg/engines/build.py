@@ -140,6 +140,7 @@ def build_onnx_file(onnx_path: Path, options: BuildOptions, trt: Any = None) -> 
     """An engine for one ONNX file outside a bundle (deploy's DeepStream graphs), at the precision its layers
     hold, written where nvinfer looks for it (nvinfer_engine_path)."""
     precision, fixed_batch = graph_precision_and_batch(onnx_path)
+    check_dla_precisions((precision,), options.dla_core)
     asked = set(options.precisions)
     if asked and asked != {precision}:
         raise EdgesegError(
@@ -206,11 +207,20 @@ def check_dla_version(trt: Any) -> None:
 
 
 def check_dla_precisions(precisions: tuple[str, ...], core: int | None) -> None:
-    """The DLA runs FP16 and INT8 only: an FP32 engine would put every layer back on the GPU."""
+    """The DLA runs FP16 and INT8 only: an FP32 engine would put every layer back on the GPU. Its INT8 comes from
+    calibration scales (implicit quantization), not from a Q/DQ graph (NVIDIA/TensorRT#2222; the DLA team's
+    qdq-translator turns Q/DQ graphs into a calibration cache for it)."""
     if core is not None and "fp32" in precisions:
         raise EdgesegError(
             f"--dla {core} with fp32: the DLA runs FP16 and INT8 layers only, so every layer would fall back to the "
             "GPU; build with --precision fp16 or int8 (edgeseg calibrate makes them)"
+        )
+    if core is not None and "int8" in precisions:
+        raise EdgesegError(
+            f"--dla {core} with int8: TensorRT's DLA takes INT8 from calibration scales, not from a Q/DQ graph "
+            "(explicit quantization), so its layers would leave the DLA; build --precision fp16 for the DLA, or "
+            "deploy --target deepstream --precision int8 and set enable-dla=1 in its nvinfer config (nvinfer builds "
+            "the DLA engine from the FP32 graph and the calibration cache)"
         )
 
 
