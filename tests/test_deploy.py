@@ -135,9 +135,8 @@ def test_deepstream_configs_and_plain_io_graph(calibrated, tmp_path, capsys):
         and props["num-detected-classes"] == "5"
         and props["model-color-format"] == "0"
     )
-    mean, std = Bundle.load(calibrated).input.mean, Bundle.load(calibrated).input.std
-    assert abs(float(props["net-scale-factor"]) - 1 / (255 * sum(std) / 3)) < 1e-9
-    assert [float(v) for v in props["offsets"].split(";")] == pytest.approx([255 * m for m in mean], abs=1e-3)
+    # nvinfer passes raw 0-255 RGB planes; the exact per-channel normalisation is the graph's own Sub and Mul
+    assert props["net-scale-factor"] == "1" and props["offsets"] == "0;0;0"
     assert (out / "labels.txt").read_text().split() == ["background", "tissue", "lesion", "instrument", "specular"]
     app = configparser.ConfigParser()
     app.read(out / "deepstream_app_config.txt")
@@ -151,7 +150,7 @@ def test_deepstream_configs_and_plain_io_graph(calibrated, tmp_path, capsys):
         and app["tiled-display"]["columns"] == "2"
         and app["segvisual"]["enable"] == "1"
     )
-    # The graph nvinfer gets: normalised float NCHW in, per-class logits out; same answer as the bundle.
+    # The graph nvinfer gets: 0-255 float RGB planes in, per-class probabilities out; same answer as the bundle.
     session = ort.InferenceSession(str(out / props["onnx-file"]), providers=["CPUExecutionProvider"])
     graph_in, graph_out = session.get_inputs()[0], session.get_outputs()[0]
     assert (
@@ -161,18 +160,26 @@ def test_deepstream_configs_and_plain_io_graph(calibrated, tmp_path, capsys):
     )
     bundle = Bundle.load(calibrated)
     frame = next(iter(open_source("synthetic://medical?seed=9&frames=1&size=320x240"))).image
-    logits = session.run(
-        None,
-        {
-            graph_in.name: frames_to_input(
-                [frame], dataclasses.replace(bundle.input, fused_preprocess=False, layout="NCHW", color_order="RGB")
-            )
-        },
-    )[0]
+    planes = rgb_planes([frame], bundle)
+    logits = session.run(None, {graph_in.name: planes})[0]
+    first = [n.op_type for n in onnx_load(out / props["onnx-file"]).graph.node[:3]]
+    assert first[:2] == ["Sub", "Mul"] and first[2] != "Mul"  # one Sub and one Mul, then the network
     # nvinfer's graph is the FP32 one at every precision (network-mode sets the precision): the bundle's FP32 answer
     reference = ort.InferenceSession(str(calibrated / "model.onnx"), providers=["CPUExecutionProvider"])
     expected = reference.run(None, {"frame": frames_to_input([frame], bundle.input)})[0]
     assert logits.shape == (1, 5, 240, 320) and (logits.argmax(1) == expected).mean() >= 0.9999
+
+
+def onnx_load(path: Path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def rgb_planes(frames: list, bundle: Bundle) -> np.ndarray:
+    """What nvinfer passes with net-scale-factor=1, offsets=0;0;0 and model-color-format=0: raw 0-255 RGB planes."""
+    size = dataclasses.replace(bundle.input, fused_preprocess=True, color_order="RGB")
+    return frames_to_input(frames, size).transpose(0, 3, 1, 2).astype(np.float32)
 
 
 def deepstream_keys() -> dict:
@@ -247,7 +254,9 @@ def test_deepstream_outputs_load_as_generated(calibrated, tmp_path, capsys, prec
     for jetpack, version in (("4", "8201"), ("5", "8502"), ("6.0", "8602"), ("6", "100300"), ("7", "101303")):
         header, scales = parse_cache((out / f"calibration_jp{jetpack}.cache").read_text())
         assert header == f"TRT-{version}-EntropyCalibration2"
-        assert scales == expected  # float32 bits written and read back exactly
+        # the Q/DQ graph's scales, float32 bits written and read back exactly, and more; every name one of the graph's
+        assert {name: scales[name] for name in expected} == expected and set(scales) <= graph_tensors
+        assert len(scales) > len(expected) and "probabilities" not in scales
 
 
 # -- one calibration cache per JetPack release, its header NVIDIA's version number ---------------------------------
@@ -373,8 +382,7 @@ def assert_explicit_int8_graph(path: Path, bundle: Path, streams: int) -> None:
     assert graph_in.type == "tensor(float)" and session.get_outputs()[0].name == "probabilities"
     meta = Bundle.load(bundle).input
     frames = [f.image for f in open_source(f"synthetic://medical?seed=9&frames={streams}&size=320x240")]
-    plain = dataclasses.replace(meta, fused_preprocess=False, layout="NCHW", color_order="RGB")
-    (probabilities,) = session.run(None, {graph_in.name: frames_to_input(frames, plain)})
+    (probabilities,) = session.run(None, {graph_in.name: rgb_planes(frames, Bundle.load(bundle))})
     reference = ort.InferenceSession(str(bundle / "model.int8-tensorrt.onnx"), providers=["CPUExecutionProvider"])
     expected = np.concatenate([reference.run(None, {"frame": frames_to_input([f], meta)})[0] for f in frames])
     assert probabilities.shape[0] == streams and np.allclose(probabilities.sum(1), 1.0, atol=1e-4)
@@ -439,7 +447,7 @@ def test_overlay_pipeline_runs_with_software_stand_ins(calibrated, sample_video,
     known = json.loads((REPO / "edgeseg/deploy/deepstream_keys.json").read_text())["gst_elements"]
     elements = re.findall(r'\b(nv[a-z0-9]+)((?: [a-z-]+=[^\s!\\"]+)*)', script)
     assert {name for name, _ in elements} == {"nvstreammux", "nvinfer", "nvsegvisual", "nvmultistreamtiler",
-                                              "nvvideoconvert", "nveglglessink"}  # fmt: skip
+                                              "nvvideoconvert", "nv3dsink"}  # fmt: skip
     for element in elements:
         assert {setting.split("=")[0] for setting in element[1].split()} - {"name"} <= set(known[element[0]]), element
     for nvidia, stand_in in OVERLAY_STAND_INS.items():
@@ -840,8 +848,7 @@ def test_deeplab_at_several_streams_keeps_the_shape_computations_that_read_its_i
     assert [d if isinstance(d, int) else "dynamic" for d in session.get_outputs()[0].shape] == ["dynamic", 9, 240, 320]
     frames = [f.image for f in open_source("synthetic://driving?seed=9&frames=2&size=320x240")]
     meta = Bundle.load(bundle).input
-    plain = dataclasses.replace(meta, fused_preprocess=False, layout="NCHW", color_order="RGB")
-    (probabilities,) = session.run(None, {session.get_inputs()[0].name: frames_to_input(frames, plain)})
+    (probabilities,) = session.run(None, {session.get_inputs()[0].name: rgb_planes(frames, Bundle.load(bundle))})
     reference = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
     expected = np.concatenate([reference.run(None, {"frame": frames_to_input([f], meta)})[0] for f in frames])
     assert probabilities.shape == (2, 9, 240, 320) and (probabilities.argmax(1) == expected).mean() >= 0.9999
@@ -883,7 +890,79 @@ def test_a_graph_that_reads_the_uint8_frame_past_its_head_is_one_line():
         plain_io_model(model)
 
 
-# -- issue 32: Triton's TensorRT accelerator precision and a plan's batch ------------------------------------------
+# -- issue 32: a cache that covers every activation, Triton's accelerator precision and plan batch, NVMM, DLA --------
+def test_cache_covers_the_activations_of_nvinfers_graph(tmp_path, capsys):
+    """The cache names >= 95% of the 4-D activations of nvinfer's graph before its Softmax (the Q/DQ graph's scales,
+    the calibration ranges, and scales carried through range-keeping operators), each a tensor of that graph, the
+    graph's Softmax output left out; the graph fed 0-255 RGB planes classifies as the bundle does."""
+    from edgeseg.deploy.calibration_cache import activations_4d, parse_cache
+
+    bundle = tmp_path / "b"
+    assert run_cli(capsys, "export", "deeplabv3plus", "-o", bundle, *TINY)[0] == 0
+    code, _, err = run_cli(capsys, "calibrate", bundle, "--data", "synthetic://driving?seed=3&frames=12&size=64x64",
+                           "--count", "8", "--eval-count", "4", "--method", "entropy")  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "ds"
+    code, _, err = run_cli(capsys, "deploy", bundle, "--target", "deepstream", "-o", out, "--precision", "int8")
+    assert code == 0, err
+    model = onnx_load(out / "edgeseg_deeplabv3plus.onnx")
+    activations = activations_4d(model, before="probabilities")
+    _, scales = parse_cache((out / "calibration_jp6.cache").read_text())
+    tensors = {i.name for i in model.graph.input} | {o for n in model.graph.node for o in n.output}
+    assert set(scales) <= tensors and "probabilities" not in scales
+    covered = sum(1 for name in activations if name in scales)
+    assert covered >= 0.95 * len(activations), sorted(set(activations) - set(scales))
+    text = (out / "config_infer_primary_edgeseg.txt").read_text()
+    assert f"# the cache has scales for {covered} of the graph's {len(activations)} 4-D activations" in text
+    session = ort.InferenceSession(str(out / "edgeseg_deeplabv3plus.onnx"), providers=["CPUExecutionProvider"])
+    meta = Bundle.load(bundle)
+    frame = next(iter(open_source("synthetic://driving?seed=9&frames=1&size=64x64"))).image
+    answer = session.run(None, {session.get_inputs()[0].name: rgb_planes([frame], meta)})[0].argmax(1)
+    reference = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = reference.run(None, {meta.input.name: frames_to_input([frame], meta.input)})[0]
+    assert (answer == expected.reshape(answer.shape)).mean() >= 0.999
+
+
+def test_scales_carried_through_range_keeping_operators():
+    """qdq-translator's infer_unchanged_scales: forward through Relu/MaxPool/linear Resize, Concat's the largest of its
+    inputs' once all are known, backward from a known output to an unknown input; not through a cubic Resize, and an
+    average's input is not given its output's scale."""
+    from onnx import TensorProto, helper
+
+    from edgeseg.deploy.calibration_cache import propagate_scales
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2]),
+        helper.make_node("Resize", ["m", "", "s"], ["up"], mode="linear"),
+        helper.make_node("Resize", ["m", "", "s"], ["cubic"], mode="cubic"),
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("Concat", ["up", "c"], ["cat"], axis=1),
+        helper.make_node("GlobalAveragePool", ["cat"], ["g"]),
+        helper.make_node("GlobalAveragePool", ["y"], ["h"]),
+        helper.make_node("Relu", ["q"], ["qr"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])], [])
+    scales = propagate_scales(helper.make_model(graph), {"x": 0.5, "c": 2.0, "h": 1.0, "qr": 3.0})
+    assert scales["r"] == scales["m"] == scales["up"] == 0.5 and "cubic" not in scales
+    assert scales["cat"] == 2.0 and scales["g"] == 2.0  # Concat: its inputs' largest; an average: its input's
+    assert "y" not in scales and scales["q"] == 3.0  # backward through Relu, not through an average
+
+
+def test_cache_names_only_tensors_of_the_graph():
+    from onnx import TensorProto, helper
+
+    from edgeseg.deploy.calibration_cache import cache_scales
+    from edgeseg.errors import EdgesegError
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])], [])  # fmt: skip
+    model = helper.make_model(graph)
+    assert cache_scales(model, {"x": 0.5}, {"r": 9.0, "elsewhere": 1.0}, "r") == {"x": 0.5}
+    with pytest.raises(EdgesegError, match="does not have"):
+        cache_scales(model, {"elsewhere": 0.5}, {}, "r")
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_triton_tensorrt_accelerator_precision_mode(calibrated, tmp_path, capsys, precision):
     """onnxruntime_backend: precision_mode defaults to FP32, which leaves TensorRT's INT8 off and fails a Q/DQ graph;
@@ -918,6 +997,17 @@ def test_triton_plan_batch_within_its_engine_profile(capsys):
     assert err.count("\n") == 1 and "edgeseg build b --precision int8 --batch 1,8,8" in err
     with pytest.raises(EdgesegError, match="rebuild it: edgeseg build b --precision int8 --batch 1,8,8"):
         plan_max_batch(bundle, dataclasses.replace(engine, extra={}), 8)
+
+
+def test_hardware_encoder_gets_nvmm_caps_and_jetson_renders_with_nv3dsink(calibrated, tmp_path, capsys):
+    """deepstream-app's create_encode_file_bin: NVMM I420 before the hardware encoder, system memory before x264."""
+    out = tmp_path / "ds"
+    code, _, err = run_cli(capsys, "deploy", calibrated, "--target", "deepstream", "-o", out, "--streams", "2",
+                           "--precision", "int8", "--encoder", "hardware")  # fmt: skip
+    assert code == 0, err
+    script = (out / "deepstream_overlay.sh").read_text()
+    assert "nvvideoconvert ! video/x-raw(memory:NVMM),format=I420 ! nvv4l2h264enc" in script
+    assert 'SINK="nvvideoconvert ! nv3dsink sync=false"' in script and "nveglglessink" not in script
 
 
 def test_dla_with_a_q_dq_graph_is_one_line():

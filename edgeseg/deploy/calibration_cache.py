@@ -12,11 +12,19 @@ minor*100 + patch on 8.x ("TRT-8201", "TRT-8502", "TRT-8602"), major*10000 + min
 whose header is another version's is ignored (NVIDIA/TensorRT#1378), and nvinfer's INT8 build then has no
 scales: so there is one cache per JetPack release. tests/test_deploy.py reads the number from NVIDIA's real
 bindings (the version their createInferBuilder passes to libnvinfer).
+
+The cache names every activation the FP32 graph computes that a scale is known for, not only the Q/DQ graph's
+quantized inputs: a tensor without a scale makes TensorRT run its layer in float (nvinfer sets kINT8 alone).
+Scales come from the Q/DQ graph, then from the calibration ranges ONNX Runtime collected (bundle/.cache), then are
+carried through operators that keep the range, as NVIDIA's qdq-translator does (Deep-Learning-Accelerator-SW
+tools/qdq-translator, QATModelParser.infer_unchanged_scales): forward from input to output, then backward.
 """
 
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
 from typing import Any
 
 from edgeseg.errors import EdgesegError
@@ -97,3 +105,124 @@ def parse_cache(text: str) -> tuple[str, dict[str, float]]:
         name, _, bits = line.rpartition(": ")
         scales[name] = struct.unpack(">f", struct.pack(">I", int(bits, 16)))[0]
     return first, scales
+
+
+# Operators whose output lies within their first input's range, both ways (qdq-translator's default set, with
+# Resize and the shape operators that only move values).
+RANGE_KEEPING = {
+    "Relu", "MaxPool", "GlobalMaxPool", "Pad", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity",
+    "Resize", "Upsample", "Slice", "Split", "DepthToSpace", "SpaceToDepth",
+}  # fmt: skip
+# Averages lie within their input's range, so the input's scale bounds the output; not the other way.
+AVERAGING = {"AveragePool", "GlobalAveragePool", "ReduceMean"}
+
+
+def keeps_range(node: Any) -> bool:
+    """Nearest and linear Resize interpolate within the input's range; cubic can overshoot it."""
+    if node.op_type in ("Resize", "Upsample"):
+        mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "nearest")
+        return mode in ("nearest", "linear", "bilinear")
+    return node.op_type in RANGE_KEEPING
+
+
+def propagate_scales(model: Any, scales: dict[str, float]) -> dict[str, float]:
+    """The scales carried to the tensors next to known ones through range-keeping operators, forward then backward,
+    until nothing changes: qdq-translator's infer_unchanged_scales, with Concat's output the largest of its inputs'
+    scales (its range is their union) once every input has one."""
+    result = dict(scales)
+    changed = True
+    while changed:
+        changed = False
+        for node in model.graph.node:  # forward, in the graph's (topological) order
+            data = node.input[0] if node.input else ""
+            if node.op_type == "Concat":
+                known = [result.get(name) for name in node.input]
+                if node.output[0] not in result and known and None not in known:
+                    result[node.output[0]] = max(known)  # type: ignore[type-var]
+                    changed = True
+            elif (keeps_range(node) or node.op_type in AVERAGING) and data in result:
+                for output in node.output:
+                    if output and output not in result:
+                        result[output] = result[data]
+                        changed = True
+        for node in reversed(model.graph.node):  # backward
+            if node.op_type == "Concat" and node.output[0] in result:
+                for name in node.input:
+                    if name not in result:
+                        result[name] = result[node.output[0]]
+                        changed = True
+            elif keeps_range(node) and node.input and node.input[0] not in result:
+                known = [result[o] for o in node.output if o in result]
+                if known:
+                    result[node.input[0]] = max(known)
+                    changed = True
+    return result
+
+
+def calibration_ranges(bundle_root: Path, method: str | None = None) -> dict[str, float]:
+    """Scales (amax / 127) from the calibration ranges edgeseg's calibrate left in the bundle's .cache for the
+    TensorRT form, where they are still there; {} where not (a bundle copied without its .cache)."""
+    found: dict[str, float] = {}
+    pattern = f"ranges-*-{method}-tensorrt-*.json" if method else "ranges-*-tensorrt-*.json"
+    files = sorted((bundle_root / ".cache").glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return found
+    try:
+        data = json.loads(files[-1].read_text())
+    except (OSError, ValueError):
+        return found
+    for name, value in tensor_ranges(data).items():
+        amax = max(abs(float(value[0])), abs(float(value[1])))
+        if amax > 0:
+            found[name] = amax / 127.0
+    return found
+
+
+def tensor_ranges(data: Any) -> dict[str, tuple[float, float]]:
+    """name -> (lowest, highest) from ONNX Runtime's saved TensorsData (save_tensors_data's JSON: each tensor's
+    TensorData with the range its calibration method chose as lowest/highest)."""
+    table = data.get("data", {}) if isinstance(data, dict) else {}
+    ranges = {}
+    for name, entry in table.items():
+        try:
+            ranges[name] = (float(entry["lowest"]), float(entry["highest"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return ranges
+
+
+def graph_tensors(model: Any) -> set[str]:
+    """The activations a graph computes: its inputs and every node output."""
+    return {i.name for i in model.graph.input} | {o for node in model.graph.node for o in node.output if o}
+
+
+def activations_4d(model: Any, before: str | None = None) -> list[str]:
+    """The 4-D activations of a graph (inputs and node outputs), the tensor `before` and what follows it left out."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    rank = {v.name: len(v.type.tensor_type.shape.dim)
+            for v in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}  # fmt: skip
+    names = [i.name for i in model.graph.input] + [o for node in model.graph.node for o in node.output if o]
+    return [name for name in names if rank.get(name) == 4 and name != before]
+
+
+def cache_scales(model: Any, known: dict[str, float], ranges: dict[str, float], output: str) -> dict[str, float]:
+    """The scales of the cache for the graph nvinfer builds: the Q/DQ graph's where it has one, the calibration
+    ranges' elsewhere, carried through range-keeping operators to the rest; never for `output` (nvinfer's
+    Softmax, left in float). Every name is one of the graph's tensors."""
+    tensors = graph_tensors(model)
+    missing = sorted(set(known) - tensors)
+    if missing:
+        raise EdgesegError(
+            f"the INT8 scales name {len(missing)} tensor(s) the DeepStream graph does not have ({missing[0]}, ...); "
+            "calibrate the bundle again"
+        )
+    scales = dict(known)
+    for name, scale in ranges.items():
+        if name in tensors and name not in scales:
+            scales[name] = scale
+    scales = propagate_scales(model, scales)
+    constants = {t.name for t in model.graph.initializer}
+    return {name: scale for name, scale in scales.items() if name in tensors and name not in constants
+            and name != output}  # fmt: skip

@@ -39,8 +39,12 @@ from edgeseg.deploy.calibration_cache import (
     JETPACK_RELEASE,
     TENSORRT_OF_JETPACK,
     activation_scales,
+    activations_4d,
     cache_name,
+    cache_scales,
     cache_text,
+    calibration_ranges,
+    graph_tensors,
     jetpack_key,
 )
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
@@ -52,6 +56,8 @@ from edgeseg.fileio import atomic_path, write_text_atomic
 NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}
 SAMPLE_STREAM = "file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_720p.mp4"
 PROBABILITIES = "probabilities"
+RGB_INPUT = "rgb"  # nvinfer's raw 0-255 RGB planes (net-scale-factor=1, offsets=0;0;0)
+CENTRED = "rgb_centred"  # after the graph's Sub of 255*mean
 LIVE_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "v4l2://", "csi://")
 
 
@@ -69,17 +75,19 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     precision = artifact.precision
     name = deploy_name(bundle, options.model_name, prefix="edgeseg_")
     output.mkdir(parents=True, exist_ok=True)
-    model = with_softmax(plain_io_model(graph_for_streams(bundle, options.streams)))
+    model = nvinfer_graph(bundle, plain_io_model(graph_for_streams(bundle, options.streams)))
     onnx_file = output / f"{name}.onnx"
     with atomic_path(onnx_file) as temp:
         onnx.save(model, str(temp))
     check_graph(onnx_file, bundle, options.streams)
+    check_parity(onnx_file, bundle)
     check_tensorrt_rules(onnx_file, "fp32", jetpack)
     written = [onnx_file]
     calibration = None
+    coverage = None
     engine = nvinfer_engine_path(onnx_file, options.streams, precision)  # nvinfer builds it from onnx_file
     if precision == "int8":
-        int8_files, engine = write_int8(bundle, bundle.artifact_path(artifact), output, name, options)
+        int8_files, engine, coverage = write_int8(bundle, bundle.artifact_path(artifact), output, name, options, model)
         written += int8_files
         calibration = cache_name(jetpack)
     labels = output / "labels.txt"
@@ -87,7 +95,7 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     infer_config = output / "config_infer_primary_edgeseg.txt"
     text = nvinfer_config(
         bundle, onnx_file.name, labels.name, precision, options, calibration, engine.name, jetpack,
-        model.graph.input[0].name,
+        model.graph.input[0].name, coverage,
     )  # fmt: skip
     check_keys(text, infer=True)
     write_text_atomic(infer_config, text)
@@ -102,15 +110,20 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
 
 
 def write_int8(
-    bundle: Bundle, qdq_path: Path, output: Path, name: str, options: DeployOptions
-) -> tuple[list[Path], Path]:
-    """INT8 both ways: a TensorRT calibration cache per JetPack for nvinfer's own build from the FP32 graph, and
-    where the streams allow it the Q/DQ graph for an engine built by `edgeseg build`. Returns the files written
-    and the engine model-engine-file names."""
+    bundle: Bundle, qdq_path: Path, output: Path, name: str, options: DeployOptions, model: Any
+) -> tuple[list[Path], Path, tuple[int, int]]:
+    """INT8 both ways: a TensorRT calibration cache per JetPack for nvinfer's own build from the FP32 graph `model`,
+    and where the streams allow it the Q/DQ graph for an engine built by `edgeseg build`. Returns the files written,
+    the engine model-engine-file names, and how many of the graph's 4-D activations the cache names (of how many)."""
     import onnx
 
     written = []
-    scales = activation_scales(onnx.load(str(qdq_path)))
+    known = {**input_scales(bundle), **activation_scales(onnx.load(str(qdq_path)))}
+    method = (bundle.manifest.get("calibration") or {}).get("method")
+    scales = cache_scales(model, known, calibration_ranges(bundle.root, method), PROBABILITIES)
+    check_cache_names(scales, model)
+    activations = activations_4d(model, before=PROBABILITIES)
+    coverage = (sum(1 for a in activations if a in scales), len(activations))
     for jetpack, version in TENSORRT_OF_JETPACK.items():
         path = output / cache_name(jetpack)
         write_text_atomic(path, cache_text(scales, version))
@@ -118,6 +131,7 @@ def write_int8(
     engine = nvinfer_engine_path(output / f"{name}.onnx", options.streams, "int8")
     explicit = explicit_int8_graph(bundle, qdq_path, options.streams)
     if explicit is not None:
+        explicit = with_normalisation(explicit, bundle.input.mean, bundle.input.std)
         explicit_file = output / f"{name}_int8_qdq.onnx"
         with atomic_path(explicit_file) as temp:
             onnx.save(explicit, str(temp))
@@ -125,7 +139,79 @@ def write_int8(
         check_tensorrt_rules(explicit_file, "int8", jetpack_key(options.jetpack))
         written.append(explicit_file)
         engine = nvinfer_engine_path(explicit_file, options.streams, "int8")
-    return written, engine
+    return written, engine, coverage
+
+
+def input_scales(bundle: Bundle) -> dict[str, float]:
+    """The scales of the graph's own first tensors, known exactly: 0-255 planes, then those planes less 255*mean."""
+    centred = max(max(255.0 * m, 255.0 * (1.0 - m)) for m in bundle.input.mean)
+    return {RGB_INPUT: 255.0 / 127.0, CENTRED: centred / 127.0}
+
+
+def check_cache_names(scales: dict[str, float], model: Any) -> None:
+    """Every name in the cache is a tensor of the graph nvinfer builds: TensorRT ignores the others."""
+    unknown = sorted(set(scales) - graph_tensors(model))
+    if unknown:
+        raise EdgesegError(
+            f"internal: the calibration cache names {unknown[0]}, which the DeepStream graph does not have"
+        )
+
+
+def nvinfer_graph(bundle: Bundle, plain: Any) -> Any:
+    """What nvinfer builds: the plain-IO graph taking raw 0-255 RGB planes, normalising them exactly, ending in a
+    Softmax."""
+    return with_softmax(with_normalisation(plain, bundle.input.mean, bundle.input.std))
+
+
+def with_normalisation(model: Any, mean: Any, std: Any) -> Any:
+    """The graph fed raw 0-255 RGB planes: (x - 255*mean) * 1/(255*std) per channel, one Sub and one Mul before its
+    first layer. nvinfer's one net-scale-factor cannot hold three stds; here it is 1 and the offsets 0."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    normalised = graph.input[0]
+    dims = [d.dim_param or d.dim_value for d in normalised.type.tensor_type.shape.dim]
+    shift = numpy_helper.from_array(np.asarray(mean, np.float32).reshape(1, 3, 1, 1) * np.float32(255.0),
+                                    "edgeseg_mean_255")  # fmt: skip
+    scale = numpy_helper.from_array(1.0 / (np.asarray(std, np.float32).reshape(1, 3, 1, 1) * np.float32(255.0)),
+                                    "edgeseg_inverse_std_255")  # fmt: skip
+    nodes = [
+        helper.make_node("Sub", [RGB_INPUT, shift.name], [CENTRED], name="edgeseg_subtract_mean"),
+        helper.make_node("Mul", [CENTRED, scale.name], [normalised.name], name="edgeseg_divide_std"),
+    ]
+    for node in reversed(nodes):
+        graph.node.insert(0, node)
+    graph.initializer.extend([shift, scale])
+    new_input = helper.make_tensor_value_info(RGB_INPUT, onnx.TensorProto.FLOAT, dims)
+    del graph.input[:]
+    graph.input.append(new_input)
+    return model
+
+
+def check_parity(path: Path, bundle: Bundle) -> None:
+    """The graph nvinfer gets, fed 0-255 RGB planes as nvinfer passes them with net-scale-factor=1 and offsets 0,
+    classifies a frame as the bundle's own FP32 graph does (ONNX Runtime, both)."""
+    from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
+
+    height, width = bundle.input.size
+    rng = np.random.default_rng(7)
+    coarse = rng.integers(0, 256, (1, max(height // 8, 1), max(width // 8, 1), 3), np.uint8)
+    frame = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)[:, :height, :width]  # BGR, as OpenCV reads
+    fp32 = bundle.artifact_path(bundle.select("onnx", "fp32", targets=("any",)))
+    reference = cpu_session(str(fp32))
+    expected = output_to_class_maps(reference.run(None, {bundle.input.name: frames_to_input(list(frame),
+                                                                                          bundle.input)})[0],
+                                    bundle.output)  # fmt: skip
+    planes = np.ascontiguousarray(frame[..., ::-1].transpose(0, 3, 1, 2)).astype(np.float32)  # RGB, 0-255
+    session = cpu_session(str(path))
+    answer = session.run(None, {session.get_inputs()[0].name: planes})[0].argmax(1)
+    agreement = float((answer == expected).mean())
+    if agreement < 0.999:
+        raise EdgesegError(
+            f"internal: the DeepStream graph fed 0-255 RGB planes agrees with the bundle's graph on "
+            f"{100 * agreement:.2f}% of pixels; expected the same classes"
+        )
 
 
 def dynamic_batch(bundle: Bundle, streams: int) -> bool:
@@ -265,26 +351,19 @@ def nvinfer_config(
     engine_name: str,
     jetpack: str = "6",
     input_name: str = "input",
+    coverage: tuple[int, int] | None = None,
 ) -> str:
     height, width = bundle.input.size
     mean, std = bundle.input.mean, bundle.input.std
-    # nvinfer has one scale for all channels: use the mean std, and say how far each channel is off.
-    scale = 1.0 / (255.0 * sum(std) / 3)
-    worst = max(abs(s / (sum(std) / 3) - 1) for s in std)
-    if worst > 0.01:
-        print(
-            "edgeseg: note: nvinfer takes one net-scale-factor; per-channel std differs from it by up to "
-            f"{100 * worst:.1f}%",
-            file=sys.stderr,
-        )
     lines = [
         "# nvinfer config for semantic segmentation, generated by edgeseg deploy",
         "[property]",
         "gpu-id=0",
-        "# preprocessing contract: y = net-scale-factor * (x - offsets) on RGB planes = (x/255 - mean) / std, std "
-        f"averaged (max deviation {100 * worst:.1f}%)",
-        f"net-scale-factor={scale:.10f}",
-        "offsets=" + ";".join(f"{255.0 * m:.4f}" for m in mean),
+        "# nvinfer passes the raw 0-255 RGB planes; the graph's first Sub and Mul normalise them exactly per channel:",
+        f"#   (x - 255*mean) / (255*std), mean {', '.join(f'{m:g}' for m in mean)}, std "
+        f"{', '.join(f'{v:g}' for v in std)} (one net-scale-factor cannot hold three stds)",
+        "net-scale-factor=1",
+        "offsets=0;0;0",
         "model-color-format=0",
         "# the FP32 graph whatever the precision: network-mode sets it (0=FP32 1=INT8 2=FP16)",
         f"onnx-file={onnx_name}",
@@ -319,8 +398,11 @@ def nvinfer_config(
             "# TensorRT version, which must be the device's (deploy --jetpack picks it):",
             *[f"#   {cache}" for cache in caches],
             "# TensorRT 11 has no calibrator: there, only the engine above gives INT8",
-            f"int8-calib-file={calibration}",
         ]
+        if coverage:
+            lines.append(f"# the cache has scales for {coverage[0]} of the graph's {coverage[1]} 4-D activations "
+                         "before its Softmax")  # fmt: skip
+        lines.append(f"int8-calib-file={calibration}")
     lines += [
         f"num-detected-classes={len(bundle.classes)}",
         "interval=0",
@@ -364,9 +446,14 @@ def overlay_script(bundle: Bundle, infer_config: str, options: DeployOptions, je
         + ("" if jetpack == "4" else " original-background=true alpha=0.5"),
         f"nvmultistreamtiler rows={rows} columns={columns} width=1280 height=720",
     ]
-    # JetPack 4's nveglglessink takes EGL images, which nvegltransform makes from NVMM buffers.
-    display_sink = "nvvideoconvert ! " + ("nvegltransform ! " if jetpack == "4" else "") + "nveglglessink sync=false"
-    file_sink = (f"nvvideoconvert ! video/x-raw,format=I420 ! {encoder} ! h264parse ! qtmux ! "
+    # Jetson renders with nv3dsink from JetPack 5 (NVIDIA's samples pick it on an integrated GPU); JetPack 4's
+    # nveglglessink takes EGL images, which nvegltransform makes from NVMM buffers.
+    display_sink = "nvvideoconvert ! " + ("nvegltransform ! nveglglessink" if jetpack == "4" else "nv3dsink")
+    display_sink += " sync=false"
+    # deepstream-app's file sink (create_encode_file_bin): system-memory I420 for the software encoder, NVMM I420
+    # for the hardware one, which takes NVMM buffers only.
+    caps = "video/x-raw,format=I420" if software else "video/x-raw(memory:NVMM),format=I420"
+    file_sink = (f"nvvideoconvert ! {caps} ! {encoder} ! h264parse ! qtmux ! "
                  "filesink location=edgeseg_overlay.mp4")  # fmt: skip
     check_elements([*elements, *display_sink.split(" ! "), *file_sink.split(" ! ")])
     sources = [f"uridecodebin uri={uri} ! mux.sink_{index}" for index, uri in enumerate(uris)]
