@@ -76,6 +76,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """A number strictly between 0 and 1: a sigmoid threshold (0 and 1 would be an infinite logit)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (not either), not {text}")
+    return value
+
+
 def share(text: str) -> float:
     """A number above 0 and at most 1: an agreement to reach."""
     value = _number(text, float)

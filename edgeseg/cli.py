@@ -28,6 +28,7 @@ from edgeseg.arguments import (
     non_negative,
     opset,
     positive_number,
+    probability,
     retries,
     share,
 )
@@ -533,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--threshold",
-        type=float,
+        type=probability,
         default=None,
         help="binary (one-channel) models: foreground where sigmoid(logit) > THRESHOLD (default 0.5, i.e. logit > 0)",
     )

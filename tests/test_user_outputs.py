@@ -91,7 +91,7 @@ def test_threshold_moves_the_foreground_and_kvasir_names_it(tmp_path, capsys):
     ("args", "fragments"),
     [
         (["--classes", "3"], ("one channel", "3 class names", "--classes kvasir")),
-        (["--threshold", "1.5"], ("--threshold 1.5", "between 0 and 1")),
+        (["--threshold", "1.5"], ("--threshold", "between 0 and 1", "not 1.5")),
     ],
 )
 def test_binary_models_refuse_what_does_not_fit(args, fragments, tmp_path, capsys):

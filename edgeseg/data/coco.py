@@ -113,11 +113,14 @@ def read_instances(path: Path, images_dir: Path) -> dict[str, tuple[np.ndarray, 
     return planes
 
 
-def image_problem(image: Any) -> str | None:
-    """What is wrong with one entry of `images` (None when nothing is): its name and a size within the budget."""
+def image_problem(image: Any, needs_size: bool = True) -> str | None:
+    """What is wrong with one entry of `images` (None when nothing is): its name and a size within the budget.
+    Keypoints need no size (instance masks do): there a missing height and width are no problem."""
     if not isinstance(image.get("file_name"), str) or not image["file_name"]:
         return "has no file_name"
     height, width = image.get("height"), image.get("width")
+    if not needs_size and height is None and width is None:
+        return None
     if not (_is_count(height) and _is_count(width)):
         return f"has no positive integer height and width (height {height!r}, width {width!r})"
     return over_budget(width, height, "is declared as")

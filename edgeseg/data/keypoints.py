@@ -106,7 +106,7 @@ def read_keypoints(path: Path, images_dir: Path) -> tuple[KeypointSchema, dict[s
         reason = f"{type(exc).__name__}: {exc}"
         raise EdgesegError(f"{path} is not COCO keypoints JSON of one category ({reason}); fix or remove it") from None
     for image in images.values():
-        problem = image_problem(image)
+        problem = image_problem(image, needs_size=False)
         if problem:
             raise EdgesegError(f"{path}: image {image.get('id')!r} {problem}; fix or remove it")
     problems = [keypoint_problem(a, images, schema.category[0], len(names)) for a in annotations]

@@ -40,7 +40,8 @@ class EvalResult:
     foreground: dict[str, float] | None = None  # two-class (binary) bundles: Dice and IoU of class 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The --json schema is pinned (scripts read its keys): `foreground` is there only for a two-class bundle.
+        return {key: value for key, value in asdict(self).items() if key != "foreground" or value is not None}
 
 
 def labelled_batches(uri: str, batch: int, model_names: list[str], limit: int | None) -> Iterator[list[Frame]]:
