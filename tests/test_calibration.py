@@ -987,3 +987,15 @@ def test_interrupted_calibration_lists_nothing_new(trained_bundle, tmp_path, mon
     assert (bundle_dir / "model.fp16.onnx").exists()  # written, but not trusted:
     assert (bundle_dir / "manifest.json").read_text() == before
     assert not list(bundle_dir.glob(".*.partial"))
+
+
+def test_a_synthetic_scene_without_frames_renders_what_calibration_needs():
+    from edgeseg.calibration.dataset import with_enough_frames
+    from edgeseg.runtime.sources import open_source
+
+    asked = with_enough_frames("synthetic://driving", 256 + 64)
+    assert asked == "synthetic://driving?frames=320" and open_source(asked).length == 320
+    assert with_enough_frames("synthetic://driving?size=64x64", 400) == "synthetic://driving?size=64x64&frames=400"
+    assert with_enough_frames("synthetic://driving?frames=12", 400) == "synthetic://driving?frames=12"  # the user's
+    assert with_enough_frames("clips/", 400) == "clips/"
+    assert with_enough_frames("synthetic://medical", 100) == "synthetic://medical"  # 300 is enough

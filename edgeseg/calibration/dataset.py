@@ -92,8 +92,17 @@ def exact_length(uri: str) -> int | None:
         source.close()
 
 
+def with_enough_frames(uri: str, needed: int) -> str:
+    """A synthetic scene renders as many frames as asked (300 per seed by default): without its own `frames=`,
+    it is asked for what calibration needs, so `--data synthetic://driving` works with the default counts."""
+    if not uri.startswith("synthetic://") or "frames=" in uri or needed <= 300:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}frames={needed}"
+
+
 def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray], HeldOut]:
     """The calibration frames and the held-out ones, in one pass over the source."""
+    uri = with_enough_frames(uri, count + eval_count)
     source = open_source(uri)
     try:
         if source.live:
