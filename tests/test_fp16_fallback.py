@@ -56,6 +56,11 @@ def test_the_per_node_search_finds_what_diverges_where_the_range_check_finds_not
     assert search["agreement_before"] < 0.5 and search["met"] and search["agreement_after"] >= 0.99
     assert fp16_artifact.extra["fidelity"]["agreement"] >= 0.99
     assert 0 < len(fp16_artifact.extra["float_layers"]) < search["layers"]
+    # Not a terminal (capsys): the per-node sensitivity steps are not lines; progress counts say '1 layer'.
+    assert "sensitivity 1/" not in err and " 1 layers" not in err
+    from edgeseg.calibration.calibrate import plural
+
+    assert plural(1, "layer") == "1 layer" and plural(3, "layer") == "3 layers"
 
 
 def test_fp16_of_a_model_within_range_keeps_nothing_float(tmp_path, capsys):
@@ -65,19 +70,3 @@ def test_fp16_of_a_model_within_range_keeps_nothing_float(tmp_path, capsys):
     assert code == 0, err
     fp16_artifact = Bundle.load(bundle).select("onnx", "fp16")
     assert fp16_artifact.extra["float_layers"] == [] and "min_agreement_search" not in fp16_artifact.extra
-
-
-def test_a_search_in_a_log_writes_no_line_per_node_and_counts_layers_as_the_table_does(
-    overflowing, tmp_path, capsys, monkeypatch
-):
-    """Not a terminal (capsys): the per-node sensitivity steps are not lines; progress counts say '1 layer'."""
-    from edgeseg.calibration import fp16
-
-    monkeypatch.setattr(fp16, "overflowing_nodes", lambda *args, **kwargs: [])
-    bundle = copy_of(overflowing, tmp_path)
-    code, _, err = run_cli(capsys, "calibrate", bundle, *CALIBRATE, "--min-agreement", "0.99")
-    assert code == 0, err
-    assert "sensitivity 1/" not in err and " 1 layers" not in err
-    from edgeseg.calibration.calibrate import plural
-
-    assert plural(1, "layer") == "1 layer" and plural(3, "layer") == "3 layers"

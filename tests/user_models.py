@@ -38,13 +38,15 @@ class ResidualAdd(nn.Module):
     """The class comes from a fine feature h; a residual branch hundreds of times larger is added to it and taken
     away again. Int8 on the Add's inputs (one scale for a range of hundreds) erases h; every Conv is harmless."""
 
+    branch_gain = 300.0
+
     def __init__(self, num_classes: int = 4):
         super().__init__()
         self.stem = nn.Conv2d(3, 8, 3, padding=1)
         self.branch = nn.Conv2d(8, 8, 1)
         self.head = nn.Conv2d(8, num_classes, 1)
         with torch.no_grad():
-            self.branch.weight.mul_(300.0)
+            self.branch.weight.mul_(self.branch_gain)
 
     def forward(self, x):
         h = torch.relu(self.stem(x))
@@ -269,17 +271,12 @@ def binary_net(squeeze: bool = False) -> nn.Module:
     return Binary(squeeze)
 
 
-class HalfOverflow(nn.Module):
+class HalfOverflow(ResidualAdd):
     """A middle activation past float16's 65504 (a branch thousands of times larger, scaled back down before the
-    head), as a model trained without FP16 in mind can have: in float16 it is inf, and so is every class after it."""
+    head), as a model trained without FP16 in mind can have: in float16 it is inf, and so is every class after it.
+    ResidualAdd's layers, with a larger branch."""
 
-    def __init__(self, num_classes: int = 4):
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1)
-        self.branch = nn.Conv2d(8, 8, 1)
-        self.head = nn.Conv2d(8, num_classes, 1)
-        with torch.no_grad():
-            self.branch.weight.mul_(300000.0)
+    branch_gain = 300000.0
 
     def forward(self, x):
         h = torch.relu(self.stem(x))
