@@ -37,12 +37,12 @@ def numpy_requirement(module: str) -> str | None:
     return None
 
 
-# The extra that installs each optional module, for the one line a missing one gets.
-MODULE_EXTRAS = {
+# The extra that installs each optional module, for the one line a missing one gets (None: edgeseg requires it).
+MODULE_EXTRAS: dict[str, str | None] = {
     "cv2": "opencv",
     "torch": "export",
     "onnx": "calibrate",
-    "onnxruntime": "calibrate",
+    "onnxruntime": None,
     "matplotlib": "bench",
     "rich": "bench",
     "pycocotools": "instances",
@@ -82,7 +82,7 @@ def import_failure(exc: ImportError) -> str:
         return opencv_failure(exc)
     if name in MODULE_EXTRAS:
         return missing_module(name, MODULE_EXTRAS[name], exc)
-    return f"a Python module cannot be imported ({exc}); reinstall edgeseg: pip install --force-reinstall edgeseg"
+    return f"a Python module cannot be imported ({exc}); reinstall edgeseg: in its clone, pip install --force-reinstall ."
 
 
 def missing_module(module: str, extra: str | None, exc: ImportError) -> str:
