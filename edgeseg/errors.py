@@ -82,7 +82,8 @@ def import_failure(exc: ImportError) -> str:
         return opencv_failure(exc)
     if name in MODULE_EXTRAS:
         return missing_module(name, MODULE_EXTRAS[name], exc)
-    return f"a Python module cannot be imported ({exc}); reinstall edgeseg: in its clone, pip install --force-reinstall ."
+    reinstall = "reinstall edgeseg from its clone: pip install --force-reinstall ."
+    return f"a Python module cannot be imported ({exc}); {reinstall}"
 
 
 def missing_module(module: str, extra: str | None, exc: ImportError) -> str:
