@@ -91,7 +91,7 @@ def test_coco_json_of_another_size(written, capsys, tiny_bundle):
     rewrite(written, lambda d: [image.update(height=96, width=128) for image in d["images"]])
     code, _, err = run_cli(capsys, "eval", tiny_bundle, "--data", written)
     assert code == 1 and "Traceback" not in err and err.count("\n") == 1
-    assert "is 64x48 but" in err or "instances.json says" in err
+    assert "is 64x48 but" in err or "of 64x48 but" in err or "instances.json says" in err
 
 
 def test_coco_json_that_is_not_json(written, capsys, tiny_bundle):

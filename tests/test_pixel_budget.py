@@ -68,7 +68,8 @@ def test_a_folder_run_skips_each_bomb_in_one_line_and_its_peak_rss_stays_small(b
     assert "1 read" in done.stdout and "2 unreadable" in done.stdout
     maxrss_mb, hwm_mb = (int(v) / 1024 for v in lines[-1].split()[1:])
     print(f"peak RSS with both bombs: {hwm_mb:.0f} MB (VmHWM); getrusage's upper bound {maxrss_mb:.0f} MB")
-    assert maxrss_mb < 500 and (hwm_mb == 0 or hwm_mb < 500)
+    # VmHWM is the run's own peak; getrusage (pytest's size at fork, in a long session 1 GB) only where it lacks.
+    assert hwm_mb < 500 if hwm_mb else maxrss_mb < 500
 
 
 def test_opencvs_own_limit_is_one_line_not_a_traceback(bombs, tiny_bundle, capsys, tmp_path):
