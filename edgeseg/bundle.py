@@ -441,12 +441,26 @@ class Bundle:
                     "list with a sha256; refusing to load it"
                 )
 
+    def measured_as(self, artifact: Artifact) -> Artifact:
+        """The artifact whose calibrate figures stand for `artifact`: an engine is judged by the ONNX it was built
+        from (calibrate measured that graph; build only compiles it), anything else by itself."""
+        source = artifact.extra.get("source") if artifact.kind == "engine" else None
+        return next((a for a in self.artifacts if a.path == source and a.kind == "onnx"), artifact)
+
+    def passed_over_because(self, artifact: Artifact) -> str | None:
+        """Why `--precision best` does not run this variant, or None: its measured fidelity missed its bar
+        (calibrate's `accepted`), or it is an INT8 that buys nothing over FP32 (int8_buys_nothing)."""
+        measured = self.measured_as(artifact)
+        if measured.extra.get("accepted") is False:
+            return _missed_bar(measured)
+        return int8_buys_nothing(measured)
+
     def _passed_over(self, artifact: Artifact) -> bool:
-        """A variant whose measured fidelity missed its bar (calibrate's `accepted`): 'best' never runs it, and says
-        so on stderr."""
-        if artifact.extra.get("accepted") is not False:
+        """A variant 'best' never runs (passed_over_because), said on stderr."""
+        reason = self.passed_over_because(artifact)
+        if reason is None:
             return False
-        print(f"edgeseg: note: --precision best passes over {artifact.path} ({_missed_bar(artifact)})", file=sys.stderr)
+        print(f"edgeseg: note: --precision best passes over {artifact.path} ({reason})", file=sys.stderr)
         return True
 
     def select(
@@ -459,11 +473,10 @@ class Bundle:
     ) -> Artifact:
         """Pick the artifact for a runtime.
 
-        `precision` is fp32/fp16/int8 or 'best' (the lowest precision present whose measured fidelity met its bar:
-        see _passed_over); `targets` lists the
-        artifact shapes this runtime can use, most preferred first. `prefer(artifact) -> bool` ranks
-        matching artifacts first (an engine built for this GPU and TensorRT among several); `accept(artifact) ->
-        bool` leaves out the rest (engines for another device).
+        `precision` is fp32/fp16/int8 or 'best' (BEST_PRECISION says what it picks; passed_over_because says what it
+        leaves out); `targets` lists the artifact shapes this runtime can use, most preferred first.
+        `prefer(artifact) -> bool` ranks matching artifacts first (an engine built for this GPU and TensorRT among
+        several); `accept(artifact) -> bool` leaves out the rest (engines for another device).
         """
         candidates = [
             a for a in self.artifacts if a.kind == kind and a.target in targets and (accept is None or accept(a))
@@ -478,8 +491,9 @@ class Bundle:
             if precision == "best":
                 matches = [a for a in matches if not self._passed_over(a)]
             if matches:
-                if matches[0].extra.get("accepted") is False:  # asked for by name: run it, and say what it costs
-                    print(f"edgeseg: warning: running {matches[0].path} as asked: {_missed_bar(matches[0])}",
+                measured = self.measured_as(matches[0])
+                if measured.extra.get("accepted") is False:  # asked for by name: run it, and say what it costs
+                    print(f"edgeseg: warning: running {matches[0].path} as asked: {_missed_bar(measured)}",
                           file=sys.stderr)  # fmt: skip
                 return matches[0]
         have = sorted({a.precision for a in candidates}) or ["none"]
@@ -488,6 +502,40 @@ class Bundle:
             f"bundle {self.root} has no {precision} {kind} artifact for this backend (has: {', '.join(have)}); "
             f"{hint} {self.root}"
         )
+
+
+# What `--precision best` picks, in the words every --help and report uses (one place decides the wording).
+BEST_PRECISION = (
+    "best (the lowest precision that met its accuracy bar and buys something over FP32: an INT8 mostly left in float "
+    "or measured no faster, and an FP16 no faster on a CPU, are passed over)"
+)
+# An INT8 with more than this share of its quantizable nodes left in float (to meet its accuracy bar) is FP32 under
+# another name: TensorRT runs the float part at FP32 and adds reformatting between the islands of INT8.
+MOSTLY_FLOAT_SHARE = 0.5
+
+
+def int8_buys_nothing(artifact: Artifact) -> str | None:
+    """Why an INT8 variant gains nothing over FP32, in a phrase, or None: most of its quantizable nodes were left in
+    float to meet the accuracy bar, or calibrate measured it no faster than FP32 on the runtime it is shaped for (the
+    CPU form, on ONNX Runtime's CPU provider). Nodes the CPU form leaves float because float ran faster there are not
+    counted against it: its measured latency already says what they bought."""
+    if artifact.precision != "int8":
+        return None
+    extra = artifact.extra
+    total = extra.get("quantized_node_count")
+    float_layers, for_speed = extra.get("float_layers"), extra.get("float_for_speed") or []
+    if _is_int(total, 1, 1 << 31) and isinstance(float_layers, list) and isinstance(for_speed, list):
+        kept = len([name for name in float_layers if name not in for_speed])
+        share = kept / total
+    else:  # a manifest without the counts: its recorded share
+        kept, share = None, extra.get("float_layer_share")
+    if _is_number(share) and share > MOSTLY_FLOAT_SHARE:
+        counted = f"{kept} of {total}" if kept is not None else f"{share:.0%} of the"
+        return f"INT8 buys nothing here: {counted} quantizable nodes stay float to meet the accuracy bar"
+    ratio = extra.get("cpu_latency_ratio")
+    if artifact.target == "cpu" and _is_number(ratio) and ratio >= 1.0:
+        return f"INT8 buys nothing here: calibrate measured it at {ratio:.2f}x FP32's latency on ONNX Runtime's CPU"
+    return None
 
 
 def _missed_bar(artifact: Artifact) -> str:

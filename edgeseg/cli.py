@@ -37,8 +37,8 @@ from edgeseg.native_output import show_native_output
 from edgeseg.tables import printable
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
-# --precision: which artifact a verb uses. `best` is the lowest precision the bundle has (for ONNX Runtime,
-# FP32 where calibrate measured the INT8 form no faster here). Each verb states its default in --help.
+# --precision: which artifact a verb uses; bundle.BEST_PRECISION says what `best` picks. Each verb states its default
+# in --help.
 PRECISION_CHOICES = ("best", "fp32", "fp16", "int8")
 
 
@@ -447,11 +447,13 @@ def parse_seeds(text: str) -> tuple[int, int]:
 
 # -- parser ------------------------------------------------------------------------------------
 def add_precision_option(parser: argparse.ArgumentParser, default: str) -> None:
+    from edgeseg.bundle import BEST_PRECISION
+
     parser.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
         default=default,
-        help=f"artifact precision: best (the lowest the bundle has), fp32, fp16 or int8 (default: {default})",
+        help=f"artifact precision: {BEST_PRECISION}, fp32, fp16 or int8 (default: {default})",
     )
 
 

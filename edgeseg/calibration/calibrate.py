@@ -378,12 +378,6 @@ class Calibration:
                 f"({measure.describe(reached)}); the {label} artifact is kept with all {total} in float and says so",
                 file=sys.stderr,
             )
-        elif len(float_layers) > total / 2:
-            print(
-                f"edgeseg: warning: the target is met only with {len(float_layers)} of {total} nodes left in floating "
-                f"point: this {label} INT8 artifact is mostly float",
-                file=sys.stderr,
-            )
         return {
             "option": measure.option,
             "target": measure.target,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeseg.bundle import Bundle
+from edgeseg.bundle import Bundle, int8_buys_nothing
 from edgeseg.tables import format_table, printable
 
 
@@ -149,7 +149,7 @@ def fidelity_table(bundle: Bundle) -> str:
                 *accuracy,
                 float_layer_count(artifact.extra),
                 figure(ratio, ".2f") + ("x" if ratio is not None else ""),
-                "no" if artifact.extra.get("accepted") is False else "yes",
+                "no" if bundle.passed_over_because(artifact) else "yes",
             ]
         )
     calibration = bundle.manifest.get("calibration", {})
@@ -182,5 +182,8 @@ def fidelity_table(bundle: Bundle) -> str:
         rows,
     )
     bars = sorted({a.extra["accuracy_bar"] for a in bundle.artifacts if "accuracy_bar" in a.extra})
-    footer = f"best: whether `--precision best` may run it, by {'; '.join(bars)}" if bars else ""
-    return header + "\n" + table + ("\n" + footer if footer else "")
+    footer = [f"best: whether `--precision best` may run it, by {'; '.join(bars)}"] if bars else []
+    # One line for each INT8 that met its bar but gains nothing: the table's "no" alone reads as an accuracy miss.
+    footer += [f"{a.path}: {reason}; `--precision best` passes over it" for a in bundle.artifacts
+               if a.extra.get("accepted") is not False and (reason := int8_buys_nothing(a))]  # fmt: skip
+    return "\n".join([header, table, *footer])

@@ -83,10 +83,8 @@ def open_backend(
     if dla_core is not None:
         raise EdgesegError(f"--dla {dla_core} runs a TensorRT engine built with --dla; this run uses {backend}")
     # The CPU-shaped int8 artifact runs fastest on ONNX Runtime; a generic one is the fallback.
+    # `best` passes over an INT8 form calibrate measured no faster than FP32 here (Bundle.passed_over_because).
     artifact = bundle.select("onnx", precision, targets=("cpu", "any"))
-    if precision == "best" and artifact.extra.get("cpu_latency_ratio", 0) >= 1.0:
-        # calibrate measured this INT8 form no faster than FP32 here (thin nets gain little): run FP32.
-        artifact = bundle.select("onnx", "fp32", targets=("any",))
     return ONNXRuntimeBackend(bundle.artifact_path(artifact), threads=threads)
 
 
