@@ -26,15 +26,19 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+PRIVATE = 0o600  # a file that must hold a secret to work (a DeepStream config's camera password)
+
+
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
+def atomic_path(target: Path, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds. `mode` is set
+    before anything is written, so a PRIVATE file's content is never readable by others, not even half-written."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    tmp.chmod(0o644)  # mkstemp makes 0600; artifacts are meant to be shared
+    tmp.chmod(mode)  # mkstemp makes 0600; artifacts are meant to be shared unless asked otherwise
     try:
         yield tmp
         os.replace(tmp, target)
@@ -42,8 +46,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_text_atomic(target: Path, text: str) -> None:
-    with atomic_path(target) as tmp:
+def write_text_atomic(target: Path, text: str, mode: int = 0o644) -> None:
+    with atomic_path(target, mode) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -62,28 +66,29 @@ _RACE_ERRNOS = (errno.EEXIST, errno.ENOTEMPTY)
 
 @contextlib.contextmanager
 def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
-    """Build a directory under a temporary name and move it into place only when complete. When another process
-    puts `target` in place first (it was not there when this one started), this one raises OutputRaced and keeps
-    nothing: the first complete output wins, whole."""
+    """Build a directory under a temporary name and move it into place only when complete: every stage that writes
+    a folder (export, dataset, deploy) goes through here, and whatever the stage checks inside the block (deploy's
+    graphs) is checked before anything is in place, so a failed check leaves no output and a rerun needs no --force.
+
+    What is there decides at the start, before any work: a file is refused, a non-empty folder needs `replace`
+    (--force), an empty folder is taken. When another process puts its output at `target` while this one works,
+    this one raises OutputRaced and keeps nothing: the first complete output wins, whole."""
     target = Path(target)
+    refuse_non_empty(target, replace)
     target.parent.mkdir(parents=True, exist_ok=True)
-    was_there = target.exists()
+    was_full = target.is_dir() and any(target.iterdir())  # with replace: the user's old output, to be swapped out
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     tmp.chmod(0o755)
     try:
         yield tmp
-        if target.exists():
-            if not replace:
-                if not was_there:
-                    raise OutputRaced(target)
-                raise EdgesegError(
-                    f"output '{target}' already exists; choose another path or pass --force to replace it"
-                )
+        if replace and was_full and target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old)
             _place(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
+            # rename(2) takes the place of nothing or of an empty folder, atomically; a folder another process
+            # filled meanwhile makes it fail, and that is the race.
             _place(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -94,7 +99,7 @@ def _place(tmp: Path, target: Path) -> None:
     try:
         os.replace(tmp, target)
     except OSError as exc:
-        if exc.errno in _RACE_ERRNOS:
+        if exc.errno in _RACE_ERRNOS or (exc.errno == errno.ENOTDIR and target.is_file()):
             raise OutputRaced(target) from None
         raise
 

@@ -66,6 +66,23 @@ def redact(uri: str) -> str:
     return f"{scheme}://{HIDDEN + '@' if userinfo else ''}{host}{_redact_query(rest)}"
 
 
+def without_credentials(uri: str) -> str:
+    """`uri` with its user-info and secret query fields removed, not replaced: for handing to a program whose
+    protocol does not use them (FFmpeg's udp:// ignores user-info and knows no token=), so they never reach its
+    command line."""
+    parts = split_uri(uri)
+    if parts is None:
+        return uri
+    scheme, _, host, rest = parts
+    path, question, query = rest.partition("?")
+    if question:
+        query, hash_mark, fragment = query.partition("#")
+        kept = [field for field in re.split(r"[&;]", query)
+                if field and field.partition("=")[0].strip().lower() not in SECRET_KEYS]  # fmt: skip
+        rest = f"{path}{'?' if kept else ''}{'&'.join(kept)}{hash_mark}{fragment}"
+    return f"{scheme}://{host}{rest}"
+
+
 def redact_text(text: str) -> str:
     """Every URI inside `text` (an error from FFmpeg or OpenCV, a line that quotes one) redacted."""
 

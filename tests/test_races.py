@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, assert_one_line_error, run_cli
 
+from edgeseg.errors import EdgesegError
 from edgeseg.fileio import OutputRaced, atomic_directory
 
 # Each racer imports everything first, then waits for the starting gun: the race is the work, not the imports.
@@ -94,3 +95,54 @@ def test_an_output_that_was_there_before_is_not_a_race(tmp_path, capsys):
     code, _, err = run_cli(capsys, "dataset", "synthetic://driving?frames=2&size=64x48", "-o", output)
     assert_one_line_error(code, err, "already exists")
     assert "another process" not in err
+
+
+def test_three_deploys_to_one_output(tiny_bundle, tmp_path):
+    """DeepStream deploys: each checks its graphs in its own scratch folder; the first to finish is the output."""
+    output = tmp_path / "same"
+    done = race(tmp_path, ["deploy", tiny_bundle, "--target", "deepstream", "--precision", "fp32", "-o", output],
+                preload="onnx,onnxruntime,edgeseg.deploy.deepstream,edgeseg.engines.check")  # fmt: skip
+    losers, winner = losers_and_winner(done)
+    assert len(losers) == 2
+    for line in winner.stdout.splitlines():
+        assert Path(line.removeprefix("wrote ")).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["go", "same"]
+
+
+def test_an_empty_folder_is_taken_and_one_filled_meanwhile_is_a_race(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    with atomic_directory(target) as scratch:
+        (scratch / "mine").write_text("x")
+    assert [p.name for p in target.iterdir()] == ["mine"]
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(OutputRaced):
+        with atomic_directory(other) as scratch:
+            (scratch / "mine").write_text("loser")
+            (other / "theirs").write_text("winner")  # another process filled the empty folder first
+    assert [p.name for p in other.iterdir()] == ["theirs"]
+
+
+def test_force_keeps_the_old_output_until_the_new_one_is_whole(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target, replace=True) as scratch:
+            (scratch / "new").write_text("half")
+            raise RuntimeError("a check failed")
+    assert [p.name for p in target.iterdir()] == ["old"]
+    with atomic_directory(target, replace=True) as scratch:
+        (scratch / "new").write_text("whole")
+    assert [p.name for p in target.iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_full_folder_is_refused_before_any_work(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "theirs").write_text("x")
+    with pytest.raises(EdgesegError, match="already exists and is not empty"):
+        with atomic_directory(target):
+            raise AssertionError("the block must not run")

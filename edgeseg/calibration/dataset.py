@@ -19,6 +19,7 @@ import numpy as np
 from edgeseg.bundle import InputContract
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
+from edgeseg.redact import redact
 from edgeseg.runtime.sources import CaptureSource, open_source
 from edgeseg.runtime.tensors import frames_to_input
 
@@ -106,7 +107,7 @@ def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray]
     source = open_source(uri)
     try:
         if source.live:
-            raise EdgesegError(f"'{uri}' is a live stream; calibrate on a file, a folder or synthetic://")
+            raise EdgesegError(f"'{redact(uri)}' is a live stream; calibrate on a file, a folder or synthetic://")
         total = exact_length(uri)
         if total is None:  # unknown length: read it all once
             frames = list(source)
@@ -116,8 +117,8 @@ def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray]
         needed = count + eval_count
         if total < needed:
             raise EdgesegError(
-                f"'{uri}' yields {total} frames but calibration needs {needed} ({count} to calibrate + {eval_count} "
-                "held out); lower --count/--eval-count or give more frames"
+                f"'{redact(uri)}' yields {total} frames but calibration needs {needed} ({count} to calibrate + "
+                f"{eval_count} held out); lower --count/--eval-count or give more frames"
             )
         calibration_indices = spread(list(range(total)), count)
         taken = set(calibration_indices)
@@ -137,8 +138,8 @@ def read_frames(uri: str, count: int, eval_count: int) -> tuple[list[np.ndarray]
     if len(calibration) + len(held_out) < needed:
         # A container's frame count is a hint; a damaged or short file yields fewer.
         raise EdgesegError(
-            f"'{uri}' yielded only {len(calibration) + len(held_out)} decodable frames of the {needed} needed; lower "
-            "--count/--eval-count or use a longer source"
+            f"'{redact(uri)}' yielded only {len(calibration) + len(held_out)} decodable frames of the {needed} "
+            "needed; lower --count/--eval-count or use a longer source"
         )
     labels = [frame.label for frame in held_out]
     instances = [frame.instances for frame in held_out]

@@ -19,6 +19,10 @@ later: JetPack 4's boards all have NVENC), nvegltransform before nveglglessink (
 images), nvsegvisual without the blending properties its 6.0.1 manual does not list, and the graph must pass
 TensorRT 8.2's parser (opset <= 13): it is checked against edgeseg check's 8.2 rules, as every JetPack's graph is
 against its own TensorRT's.
+
+A camera addressed with a password (rtsp://USER:PASSWORD@HOST/path) must reach deepstream-app, which reads it from
+the [sourceN] uri= of its config and from nowhere else: that one file holds it, written with mode 0600. Every other
+file shows the URI redacted; the overlay script reads the real one from that config when it runs.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
 from edgeseg.deploy.plain_onnx import cpu_session, plain_io_model
 from edgeseg.engines.build import nvinfer_engine_path
 from edgeseg.errors import EdgesegError, require
-from edgeseg.fileio import atomic_path, write_text_atomic
+from edgeseg.fileio import PRIVATE, atomic_path, write_text_atomic
+from edgeseg.redact import has_secret, redact
 
 NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}
 SAMPLE_STREAM = "file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_720p.mp4"
@@ -59,6 +64,7 @@ PROBABILITIES = "probabilities"
 RGB_INPUT = "rgb"  # nvinfer's raw 0-255 RGB planes (net-scale-factor=1, offsets=0;0;0)
 CENTRED = "rgb_centred"  # after the graph's Sub of 255*mean
 LIVE_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "v4l2://", "csi://")
+APP_CONFIG = "deepstream_app_config.txt"
 
 
 @lru_cache(maxsize=None)
@@ -99,10 +105,11 @@ def write_deepstream(bundle: Bundle, output: Path, options: DeployOptions) -> li
     )  # fmt: skip
     check_keys(text, infer=True)
     write_text_atomic(infer_config, text)
-    app_config = output / "deepstream_app_config.txt"
+    app_config = output / APP_CONFIG
     text = app_config_text(bundle, infer_config.name, options, jetpack)
     check_keys(text, infer=False)
-    write_text_atomic(app_config, text)
+    # The one file that holds a camera's password, because deepstream-app connects with what it reads there.
+    write_text_atomic(app_config, text, PRIVATE if any(has_secret(uri) for uri in options.inputs) else 0o644)
     overlay = output / "deepstream_overlay.sh"
     write_text_atomic(overlay, overlay_script(bundle, infer_config.name, options, jetpack))
     overlay.chmod(0o755)
@@ -258,10 +265,22 @@ def dynamic_batch_export(bundle: Bundle, fp32: Any) -> Any:
         answers.append(session.run(None, {bundle.input.name: frame})[0])
     if answers[0].shape != answers[1].shape or not np.allclose(answers[0], answers[1], atol=1e-4):
         raise EdgesegError(
-            f"{name} exported again with a dynamic batch does not compute what the bundle's graph does; re-export "
-            "the bundle with --dynamic-batch"
+            f"{name} exported again with a dynamic batch does not compute what the bundle's graph does"
+            f"{why_another_model(bundle)}; re-export the bundle with --dynamic-batch"
         )
     return dynamic
+
+
+def why_another_model(bundle: Bundle) -> str:
+    """Why a re-export computes something else, where it is known (as bench's baseline row knows it): a function that
+    initialises randomly builds other weights at each call. Asked only once the answers differ: it builds twice."""
+    from edgeseg.export.rebuild import rebuild_model
+
+    try:
+        rebuild_model(bundle)
+    except EdgesegError as reason:
+        return f": {reason}"
+    return ""
 
 
 def explicit_int8_graph(bundle: Bundle, qdq_path: Path, streams: int) -> Any | None:
@@ -420,7 +439,28 @@ def nvinfer_config(
 def stream_sources(options: DeployOptions) -> tuple[list[str], bool]:
     """The URI of each stream (NVIDIA's sample video where none was given), and whether any is live."""
     uris = options.inputs or [SAMPLE_STREAM] * options.streams
-    return uris, any(uri.startswith(LIVE_SCHEMES) for uri in uris)
+    return uris, any(uri.lower().startswith(LIVE_SCHEMES) for uri in uris)
+
+
+def overlay_sources(uris: list[str]) -> tuple[list[str], list[str]]:
+    """The script's lines that read each password-holding URI from the app config when it runs (that config is
+    the one file allowed to hold it), and the uridecodebin element of each stream."""
+    reads, sources = [], []
+    for index, uri in enumerate(uris):
+        if has_secret(uri):
+            reads += [
+                f"# {redact(uri)}: its credentials are in {APP_CONFIG} (mode 0600), read from there",
+                f"URI{index}=$(sed -n '/^\\[source{index}\\]/,/^\\[/s/^uri=//p' {APP_CONFIG})",
+            ]
+            sources.append(f'uridecodebin uri="$URI{index}" ! mux.sink_{index}')
+        else:
+            sources.append(f"uridecodebin uri={uri} ! mux.sink_{index}")
+    if reads:
+        reads.append(
+            "# gst-launch-1.0 takes the pipeline as words: while it runs, ps shows these URIs to every user of the "
+            "machine\n# (deepstream-app, which reads them from its config, does not)"
+        )
+    return reads, sources
 
 
 def tile_grid(streams: int) -> tuple[int, int]:
@@ -456,7 +496,8 @@ def overlay_script(bundle: Bundle, infer_config: str, options: DeployOptions, je
     file_sink = (f"nvvideoconvert ! {caps} ! {encoder} ! h264parse ! qtmux ! "
                  "filesink location=edgeseg_overlay.mp4")  # fmt: skip
     check_elements([*elements, *display_sink.split(" ! "), *file_sink.split(" ! ")])
-    sources = [f"uridecodebin uri={uri} ! mux.sink_{index}" for index, uri in enumerate(uris)]
+    reads, sources = overlay_sources(uris)
+    reading = "".join(f"{line}\n" for line in reads)
     pipeline = " ! \\\n  ".join(elements) + " ! \\\n  $SINK \\\n  " + " \\\n  ".join(sources)
     about = (
         "# The segmentation mask blended over the video, generated by edgeseg deploy. deepstream-app cannot draw\n"
@@ -474,6 +515,7 @@ def overlay_script(bundle: Bundle, infer_config: str, options: DeployOptions, je
         "#   ./deepstream_overlay.sh display    shows it on screen\n"
         "set -e\n"
         'cd "$(dirname "$0")"\n'
+        f"{reading}"
         'if [ "${1:-}" = display ]; then\n'
         f'  SINK="{display_sink}"\n'
         "else\n"

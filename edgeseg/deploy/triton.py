@@ -12,7 +12,7 @@ from edgeseg.bundle import Artifact, Bundle
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
 from edgeseg.deploy.plain_onnx import cpu_session
 from edgeseg.errors import EdgesegError
-from edgeseg.fileio import write_text_atomic
+from edgeseg.fileio import sha256_file, write_text_atomic
 
 TRITON_TYPES = {
     "uint8": "TYPE_UINT8",
@@ -131,6 +131,13 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
     version.mkdir(parents=True, exist_ok=True)
     target = version / ("model.plan" if engine else "model.onnx")
     shutil.copyfile(bundle.artifact_path(artifact), target)
+    if artifact.sha256 and sha256_file(target) != artifact.sha256:
+        # A plan cannot be opened without TensorRT; its bytes are what can be checked before the repository is
+        # in place: the copy is the artifact the manifest lists (a changed or truncated file is not served).
+        raise EdgesegError(
+            f"{bundle.artifact_path(artifact)} is not the file the manifest lists (its sha256 differs); export or "
+            "build it again"
+        )
     for companion in artifact.files:  # external weights sit beside the graph
         shutil.copyfile(bundle.inside(companion), version / Path(companion).name)
     batched = bundle.input.batch is None  # a dynamic batch dimension lets Triton batch requests
@@ -160,8 +167,9 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
             artifact.precision,
         ),
     )
-    write_text_atomic(output / name / "labels.txt", "".join(f"{c.name}\n" for c in bundle.classes))
-    return [config, target]
+    labels = output / name / "labels.txt"
+    write_text_atomic(labels, "".join(f"{c.name}\n" for c in bundle.classes))
+    return [config, target, labels]
 
 
 def plan_max_batch(bundle: Bundle, engine: Artifact, asked: int) -> int:

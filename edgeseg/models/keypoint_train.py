@@ -28,6 +28,7 @@ from edgeseg.models.hourglass import decode_peaks
 from edgeseg.models.train import jitter, optimizer_step, to_tensor
 from edgeseg.models.zoo import build_model, check_size
 from edgeseg.progress import Progress
+from edgeseg.redact import redact, redact_text
 
 
 def heatmap_targets(
@@ -85,12 +86,12 @@ def keypoint_frames(uri: str, options: Any, rng: np.random.Generator) -> Keypoin
         return _scene_frames(uri, options, rng)
     root = Path(uri)
     if not (root / KEYPOINTS_FILE).is_file() or not (root / "images").is_dir():
-        raise EdgesegError(f"--data '{uri}': keypoint training reads synthetic://medical?keypoints=1 or a folder with "
-                           f"images/ and {KEYPOINTS_FILE} (edgeseg dataset writes one)")  # fmt: skip
+        raise EdgesegError(f"--data '{redact(uri)}': keypoint training reads synthetic://medical?keypoints=1 or a "
+                           f"folder with images/ and {KEYPOINTS_FILE} (edgeseg dataset writes one)")  # fmt: skip
     schema, labelled = read_keypoints(root / KEYPOINTS_FILE, root / "images")
     items = [_resized(root / "images" / name, points, options.size) for name, points in sorted(labelled.items())]
     if len(items) < 2:
-        raise EdgesegError(f"'{uri}' labels {len(items)} image(s); training needs at least 2 (one held out)")
+        raise EdgesegError(f"'{redact(uri)}' labels {len(items)} image(s); training needs at least 2 (one held out)")
     split = len(items) - max(1, len(items) // 10)
     return KeypointFrames(schema, lambda: items[int(rng.integers(0, split))], items[split:])
 
@@ -103,8 +104,10 @@ def _scene_frames(uri: str, options: Any, rng: np.random.Generator) -> KeypointF
     height, width = options.size
     scene = make_scene(name, width, height, options.train_seeds[0]) if name == "medical" else None
     if scene is None or set(query) - {"keypoints"}:
-        raise EdgesegError(f"--data '{uri}': keypoint training takes 'synthetic://medical?keypoints=1' (the scene with "
-                           "keypoint labels); set sizes and seeds with --size, --train-seeds, --val-seeds")  # fmt: skip
+        raise EdgesegError(
+            f"--data '{redact(uri)}': keypoint training takes 'synthetic://medical?keypoints=1' (the scene with "
+            "keypoint labels); set sizes and seeds with --size, --train-seeds, --val-seeds"
+        )
     scenes: dict[int, Any] = {}
 
     def sample() -> tuple[np.ndarray, np.ndarray]:
@@ -176,11 +179,13 @@ def train_keypoints(model_name: str, data: str, output: Path, options: Any, comm
                   f"({time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
         if figures["pck05"] > best["pck05"]:
             best = {**figures, "epoch": epoch, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            # The weights file gets shared: its data and command show a URI's credentials as ***.
             training = {"model": model_name, "options": options.model_options, "size": list(options.size),
-                        "data": data, "train_seeds": list(options.train_seeds), "val_seeds": list(options.val_seeds),
+                        "data": redact(data), "train_seeds": list(options.train_seeds),
+                        "val_seeds": list(options.val_seeds),
                         "epochs": options.epochs, "steps_per_epoch": options.steps_per_epoch, "batch": options.batch,
                         "lr": options.lr, "seconds": round(time.perf_counter() - started, 1), "best_epoch": epoch,
-                        "validation": figures, "history": history, "command": command}  # fmt: skip
+                        "validation": figures, "history": history, "command": redact_text(command)}  # fmt: skip
             save_keypoint_weights(Path(output), best["state"], frames.schema, training)
     return best
 

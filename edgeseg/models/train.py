@@ -23,6 +23,7 @@ from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path
 from edgeseg.metrics import IGNORE, confusion_matrix, scores
 from edgeseg.progress import Progress
+from edgeseg.redact import redact, redact_text
 
 
 @dataclass
@@ -178,7 +179,9 @@ def parse_data(
     pairs, read, classes = labelled_files(uri)
     count = len(pairs)
     if count < 2:
-        raise EdgesegError(f"'{uri}' has {count} pair(s) of image and label; training needs at least 2 (one held out)")
+        raise EdgesegError(
+            f"'{redact(uri)}' has {count} pair(s) of image and label; training needs at least 2 (one held out)"
+        )
     split = max(1, count // 10)
     val_sampler = FolderSampler(pairs[count - split :], read, options.size, rng)
     return FolderSampler(pairs[: count - split], read, options.size, rng), val_sampler.items, classes
@@ -201,7 +204,7 @@ def labelled_files(
         root, split = Path(uri), layout.default_split
     else:
         raise EdgesegError(
-            f"--data '{uri}' is neither synthetic://SCENE, a folder with images/ and labels/, nor a dataset "
+            f"--data '{redact(uri)}' is neither synthetic://SCENE, a folder with images/ and labels/, nor a dataset "
             "(cityscapes, camvid, voc, ade20k, kvasir)"
         )
 
@@ -299,7 +302,7 @@ def train(
         model=model_name,
         options=options.model_options,
         size=list(options.size),
-        data=data,
+        data=redact(data),  # stored in the weights file, which gets shared: no password in it
         train_seeds=list(options.train_seeds),
         val_seeds=list(options.val_seeds),
         epochs=options.epochs,
@@ -310,7 +313,7 @@ def train(
         val_miou=best["miou"],
         val_per_class_iou=best["per_class_iou"],
         history=history,
-        command=command,
+        command=redact_text(command),
     )
     classes_json = [{"name": c.name, "color": list(c.color)} for c in classes]
     checkpoint = {"state_dict": best["state"], "classes": classes_json, "training": summary.to_dict()}

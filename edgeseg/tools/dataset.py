@@ -11,6 +11,7 @@ from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointWriter
 from edgeseg.data.synthetic import INSTANCE_CLASSES
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_directory
+from edgeseg.redact import redact
 from edgeseg.runtime.sources import open_source
 
 
@@ -28,7 +29,8 @@ def write_labelled_folder(source_uri: str, output: Path, force: bool = False) ->
         for frame in source:
             if frame.label is None:
                 raise EdgesegError(
-                    f"'{source_uri}' has no labels; only synthetic:// sources can be written as a labelled folder"
+                    f"'{redact(source_uri)}' has no labels; only synthetic:// sources can be written as a labelled "
+                    "folder"
                 )
             cv2.imwrite(str(scratch / "images" / f"{frame.index:06d}.png"), frame.image)
             cv2.imwrite(str(scratch / "labels" / f"{frame.index:06d}.png"), frame.label)

@@ -17,6 +17,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.fileio import write_text_atomic
 from edgeseg.metrics import IGNORE, confusion_matrix, scores
 from edgeseg.progress import Progress
+from edgeseg.redact import redact
 from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.frames import Frame
 from edgeseg.runtime.sources import open_source
@@ -53,17 +54,17 @@ def labelled_batches(uri: str, batch: int, model_names: list[str], limit: int | 
         try:
             lookup = label_lookup(source.label_names, model_names)
         except EdgesegError as reason:
-            raise EdgesegError(f"cannot score this bundle on '{uri}': {reason}") from None
+            raise EdgesegError(f"cannot score this bundle on '{redact(uri)}': {reason}") from None
         for frame in source:
             if frame.label is None:
                 raise EdgesegError(
-                    f"'{uri}' has no labels; evaluate on synthetic://... or a folder with images/ and labels/"
+                    f"'{redact(uri)}' has no labels; evaluate on synthetic://... or a folder with images/ and labels/"
                 )
             frame.label = lookup[frame.label].astype(np.uint8)
             scored = frame.label[frame.label != IGNORE]
             if scored.size and int(scored.max()) >= num_classes:
                 raise EdgesegError(
-                    f"'{uri}' frame {frame.index} has class {int(scored.max())} but the bundle has "
+                    f"'{redact(uri)}' frame {frame.index} has class {int(scored.max())} but the bundle has "
                     f"{num_classes} classes; evaluate on data labelled for this model"
                 )
             pending.append(frame)
@@ -106,7 +107,7 @@ def evaluate(
         **scores(confusion),
         classes=[c.name for c in classes],
         frames=count,
-        data=data,
+        data=redact(data),  # --json and the table are shared: a camera's password never goes in them
         backend=net.describe(),
         precision=precision,
         confusion_matrix=confusion.tolist(),

@@ -14,6 +14,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.data.coco import as_coco_detections, categories_of, evaluate_coco, instance_classes
 from edgeseg.errors import EdgesegError
 from edgeseg.progress import Progress
+from edgeseg.redact import redact
 from edgeseg.runtime.instances import InstanceDetector
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.sources import open_source
@@ -29,7 +30,7 @@ def evaluate_instances(bundle_dir: Path, data: str, backend: str = "auto", preci
         detector.close()
     figures = evaluate_coco(truths, detections, dict(categories_of(bundle)))
     artifact = detector.artifact
-    return {"frames": len(truths), "data": data, "precision": artifact.precision, "artifact": artifact.path,
+    return {"frames": len(truths), "data": redact(data), "precision": artifact.precision, "artifact": artifact.path,
             **figures}  # fmt: skip
 
 
@@ -46,8 +47,8 @@ def detect_labelled(bundle: Bundle, detector: InstanceDetector, data: str, frame
                 break
             if frame.instances is None or frame.label is None:
                 raise EdgesegError(
-                    f"'{data}' has no instance labels: use synthetic://driving?...&instances=1 or a labelled folder "
-                    "with instances.json (COCO)"
+                    f"'{redact(data)}' has no instance labels: use synthetic://driving?...&instances=1 or a labelled "
+                    "folder with instances.json (COCO)"
                 )
             truths.append((frame.instances, instance_classes(frame.instances, frame.label)))
             found = detector.detect(frame.image, times)
@@ -59,7 +60,7 @@ def detect_labelled(bundle: Bundle, detector: InstanceDetector, data: str, frame
     finally:
         source.close()
     if not truths:
-        raise EdgesegError(f"'{data}' gave no frames to evaluate")
+        raise EdgesegError(f"'{redact(data)}' gave no frames to evaluate")
     return truths, detections
 
 

@@ -19,6 +19,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import keypoint_scores
 from edgeseg.progress import Progress
+from edgeseg.redact import redact
 from edgeseg.runtime.keypoints import KeypointDetector
 from edgeseg.runtime.pipeline import StageTimes
 from edgeseg.runtime.sources import open_source
@@ -32,10 +33,10 @@ def labelled_keypoints(data: str, names: tuple[str, ...], frames: int | None) ->
     try:
         schema = source.keypoint_schema
         if schema is None:
-            raise EdgesegError(f"'{data}' has no keypoint labels: use synthetic://medical?...&keypoints=1 or a "
+            raise EdgesegError(f"'{redact(data)}' has no keypoint labels: use synthetic://medical?...&keypoints=1 or a "
                                "labelled folder with keypoints.json")  # fmt: skip
         if tuple(schema.names) != tuple(names):
-            raise EdgesegError(f"'{data}' labels keypoints {', '.join(schema.names)} but the bundle finds "
+            raise EdgesegError(f"'{redact(data)}' labels keypoints {', '.join(schema.names)} but the bundle finds "
                                f"{', '.join(names)}; evaluate on data labelled for this model")  # fmt: skip
         for frame in source:
             if frames is not None and len(images) >= frames:
@@ -45,7 +46,7 @@ def labelled_keypoints(data: str, names: tuple[str, ...], frames: int | None) ->
     finally:
         source.close()
     if not images:
-        raise EdgesegError(f"'{data}' gave no frames to evaluate")
+        raise EdgesegError(f"'{redact(data)}' gave no frames to evaluate")
     return images, truths
 
 
@@ -72,7 +73,7 @@ def evaluate_keypoints(bundle_dir: Path, data: str, backend: str = "auto", preci
     finally:
         detector.close()
     artifact = detector.artifact
-    return {"frames": len(images), "data": data, "precision": artifact.precision, "artifact": artifact.path,
+    return {"frames": len(images), "data": redact(data), "precision": artifact.precision, "artifact": artifact.path,
             **figures}  # fmt: skip
 
 

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.redact import redact, redact_text
+from edgeseg.redact import has_secret, redact, redact_text, without_credentials
 from edgeseg.runtime.frames import Prediction
 from edgeseg.runtime.sinks.base import LiveStats, Sink
 
@@ -256,43 +256,17 @@ class StreamOutSink(Sink):
         self.uri, self.fps = uri, fps
         self.process: subprocess.Popen | None = None
         self.frames = 0
+        if has_secret(stream_out_target(uri)):
+            print(
+                f"edgeseg: warning: ffmpeg takes the credentials of {redact(uri)} on its command line (it reads RTSP "
+                "credentials from the URL only), where every user of this machine sees them (ps); publish to a "
+                "server on this machine or one that needs none to keep them private",
+                file=sys.stderr,
+            )
 
     def _start(self, width: int, height: int) -> subprocess.Popen:
-        container = ["-f", "rtsp", "-rtsp_transport", "tcp"] if self.uri.startswith("rtsp") else ["-f", "mpegts"]
-        target = (
-            self.uri
-            if self.uri.startswith("rtsp") or "pkt_size" in self.uri
-            else f"{self.uri}{'&' if '?' in self.uri else '?'}pkt_size=1316"
-        )
-        command = [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "bgr24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            f"{self.fps:g}",
-            "-i",
-            "-",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            str(max(1, round(self.fps))),
-            *container,
-            target,
-        ]
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(stream_out_command(self.uri, self.fps, width, height), stdin=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
 
     def write(self, image: np.ndarray, prediction: Prediction) -> None:
         if self.process is None:
@@ -320,3 +294,30 @@ class StreamOutSink(Sink):
 
     def describe(self) -> str:
         return f"{redact(self.uri)} ({self.frames} frames)"
+
+
+def stream_out_target(uri: str) -> str:
+    """The output URL ffmpeg is given. Its command line is readable by every user of the machine (ps,
+    /proc/PID/cmdline), so what the protocol does not use leaves the URL: FFmpeg's udp:// ignores user-info and
+    knows no token= or password= (its options are pkt_size, ttl, ...). rtsp:// keeps them: FFmpeg's RTSP muxer reads
+    credentials from the URL alone (libavformat/rtsp.c splits them out of it; there is no option or file to
+    pass them by, and -/option files hold option values, not the output URL), so there they stay visible in ps and
+    the sink warns once."""
+    if uri.lower().startswith("rtsp"):
+        return uri
+    target, hash_mark, fragment = without_credentials(uri).partition("#")
+    if "pkt_size" not in target:  # one MPEG-TS packet group per datagram: 7 x 188 bytes fits any MTU
+        target += f"{'&' if '?' in target else '?'}pkt_size=1316"
+    return f"{target}{hash_mark}{fragment}"
+
+
+def stream_out_command(uri: str, fps: float, width: int, height: int) -> list[str]:
+    """ffmpeg's argv for H.264 raw BGR frames from stdin to `uri`: MPEG-TS over UDP, or published over RTSP/TCP."""
+    container = ["-f", "rtsp", "-rtsp_transport", "tcp"] if uri.lower().startswith("rtsp") else ["-f", "mpegts"]
+    return [
+        "ffmpeg", "-hide_banner", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+        "-g", str(max(1, round(fps))),
+        *container, stream_out_target(uri),
+    ]  # fmt: skip
