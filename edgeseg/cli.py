@@ -34,6 +34,7 @@ from edgeseg.arguments import (
 )
 from edgeseg.errors import EdgesegError, import_failure, load_opencv
 from edgeseg.native_output import show_native_output
+from edgeseg.redact import redact_text
 from edgeseg.tables import printable
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
@@ -964,7 +965,8 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except EdgesegError as exc:
         # printable: a path or name from the user or a file cannot break the line or drive the terminal.
-        print(f"edgeseg: error: {printable(str(exc))}", file=sys.stderr)
+        # redact_text: the last guard, should a line that quotes a camera's URI have missed its own redact.
+        print(f"edgeseg: error: {printable(redact_text(str(exc)))}", file=sys.stderr)
         return EXIT_ERROR
     except ImportError as exc:
         print(f"edgeseg: error: {import_failure(exc)}", file=sys.stderr)
