@@ -254,3 +254,9 @@ def test_train_shows_its_data_uri_redacted(tmp_path, capsys, model):
                              "-o", tmp_path / "w.pt")  # fmt: skip
     assert_one_line_error(code, err, "rtsp://***@127.0.0.1:9/x?token=***")
     assert SECRET not in out + err and not os.listdir(tmp_path)
+
+
+def test_a_dataset_uri_with_credentials_is_shown_redacted(tiny_bundle, capsys):
+    code, out, err = run_cli(capsys, "eval", tiny_bundle, "--data", f"cityscapes://admin:{SECRET}@/nowhere?bogus=1")
+    assert_one_line_error(code, err, "cityscapes://***@/nowhere?bogus=1")
+    assert SECRET not in out + err

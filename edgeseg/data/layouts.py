@@ -21,6 +21,7 @@ from edgeseg.classes import preset, presets_data
 from edgeseg.data.folder import read_image
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import IGNORE
+from edgeseg.redact import redact
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -242,7 +243,7 @@ def dataset_location(uri: str) -> tuple[Layout, Path, str]:
     options = dict(parse_qsl(query))
     unknown = set(options) - {"split"}
     if unknown:
-        raise EdgesegError(f"'{uri}': unknown option {sorted(unknown)[0]}; a dataset URI takes split=NAME")
+        raise EdgesegError(f"'{redact(uri)}': unknown option {sorted(unknown)[0]}; a dataset URI takes split=NAME")
     layout = LAYOUTS[scheme.lower()]
     return layout, Path(path), options.get("split", layout.default_split)
 
