@@ -146,3 +146,18 @@ def test_a_full_folder_is_refused_before_any_work(tmp_path):
     with pytest.raises(EdgesegError, match="already exists and is not empty"):
         with atomic_directory(target):
             raise AssertionError("the block must not run")
+
+
+def test_dataset_labels_are_read_back_before_the_folder_is_in_place(tmp_path):
+    """What eval and train would refuse is never left at the output: the label files are read back in the scratch
+    folder, and a failure names the output, not the scratch folder."""
+    from edgeseg.tools.dataset import check_labels
+
+    scratch = tmp_path / ".out.partial"
+    (scratch / "images").mkdir(parents=True)
+    (scratch / "instances.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": 4,
+                                                                    "height": 4}], "annotations": [],
+                                                        "categories": []}))  # fmt: skip
+    with pytest.raises(EdgesegError, match="internal: the labels written for") as raised:
+        check_labels(scratch, tmp_path / "out")
+    assert ".partial" not in str(raised.value) and str(tmp_path / "out") in str(raised.value)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import cv2
 
-from edgeseg.data.coco import INSTANCES_FILE, CocoWriter
-from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointWriter
+from edgeseg.data.coco import INSTANCES_FILE, CocoWriter, read_instances
+from edgeseg.data.keypoints import KEYPOINTS_FILE, KeypointWriter, read_keypoints
 from edgeseg.data.synthetic import INSTANCE_CLASSES
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_directory
@@ -32,8 +32,9 @@ def write_labelled_folder(source_uri: str, output: Path, force: bool = False) ->
                     f"'{redact(source_uri)}' has no labels; only synthetic:// sources can be written as a labelled "
                     "folder"
                 )
-            cv2.imwrite(str(scratch / "images" / f"{frame.index:06d}.png"), frame.image)
-            cv2.imwrite(str(scratch / "labels" / f"{frame.index:06d}.png"), frame.label)
+            for folder, image in (("images", frame.image), ("labels", frame.label)):
+                if not cv2.imwrite(str(scratch / folder / f"{frame.index:06d}.png"), image):
+                    raise EdgesegError(f"cannot write {folder}/{frame.index:06d}.png under '{output}'")
             if frame.instances is not None:
                 coco = coco or CocoWriter(source.classes, INSTANCE_CLASSES)
                 coco.add(f"{frame.index:06d}.png", frame.instances, frame.label)
@@ -45,4 +46,19 @@ def write_labelled_folder(source_uri: str, output: Path, force: bool = False) ->
             coco.save(scratch / INSTANCES_FILE)
         if keypoints is not None:
             keypoints.save(scratch / KEYPOINTS_FILE)
+        check_labels(scratch, output)
     return count
+
+
+def check_labels(scratch: Path, output: Path) -> None:
+    """The label files, read back by the readers eval and train use, before the folder is in place: a file they
+    would refuse is never left at `output`."""
+    try:
+        if (scratch / INSTANCES_FILE).is_file():
+            read_instances(scratch / INSTANCES_FILE, scratch / "images")
+        if (scratch / KEYPOINTS_FILE).is_file():
+            read_keypoints(scratch / KEYPOINTS_FILE, scratch / "images")
+    except EdgesegError as reason:
+        shown = str(reason).replace(str(scratch), str(output))
+        raise EdgesegError(f"internal: the labels written for '{output}' fail their own check ({shown}); nothing "
+                           "was kept") from None  # fmt: skip
