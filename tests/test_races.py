@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -161,3 +162,20 @@ def test_dataset_labels_are_read_back_before_the_folder_is_in_place(tmp_path):
     with pytest.raises(EdgesegError, match="internal: the labels written for") as raised:
         check_labels(scratch, tmp_path / "out")
     assert ".partial" not in str(raised.value) and str(tmp_path / "out") in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["build", "{bundle}"], ["calibrate", "{bundle}", "--data", "synthetic://driving?frames=8&size=64x64", "--count",
+                             "4", "--eval-count", "2"]],  # fmt: skip
+)
+def test_calibrate_and_build_are_refused_at_once_while_another_stage_writes_the_bundle(bundle_copy, capsys, argv):
+    """calibrate and build write into a bundle, not a folder of their own: the bundle's lock makes a second stage say
+    which process holds it before it does any work, and the bundle stays as it was."""
+    from edgeseg.bundle import writing
+
+    before = (bundle_copy / "manifest.json").read_text()
+    with writing(bundle_copy, "calibrate"):
+        code, _, err = run_cli(capsys, *(arg.format(bundle=bundle_copy) for arg in argv))
+    assert_one_line_error(code, err, f"is being written by edgeseg calibrate (pid {os.getpid()})", "wait")
+    assert (bundle_copy / "manifest.json").read_text() == before
