@@ -74,9 +74,6 @@ class BundleModel:
                    dla_core: int | None = None, options: Any = None,
                    triton: TritonOptions | None = None) -> Any:  # fmt: skip
         """The artifact `edgeseg run` would pick for this backend and precision."""
-        head = head_for(bundle)
-        if not head.triton:
-            refuse_triton(backend, head.what)
         return cls(bundle, pick_backend(bundle, backend, precision, threads, triton, dla_core), options)
 
     @classmethod

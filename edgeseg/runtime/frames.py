@@ -14,7 +14,7 @@ class Frame:
     image: np.ndarray  # uint8 HxWx3 BGR
     timestamp: float  # time.perf_counter() when it was captured
     label: np.ndarray | None = None  # class map, when the source knows the truth
-    tensor: np.ndarray | None = None  # the graph input made from `image` (set by the pipeline)
+    tensor: Any = None  # the graph inputs made from `image`, one per model the loop runs (set by the loop)
     stream: int = 0  # which input it came from, in a run with several
     name: str | None = None  # the file it was read from, for sources of single images (a folder)
     instances: np.ndarray | None = None  # uint16 instance ids (0: none), when the source knows them

@@ -83,7 +83,7 @@ class ResultTap(Sink):
         self.closed = False
 
     def write(self, image: np.ndarray, prediction: Prediction) -> None:
-        result = self.head.from_prediction(prediction)
+        result = prediction.answer
         while not self.closed:
             try:
                 self.items.put((prediction.frame.image, result), timeout=0.1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import numpy as np
 
 from edgeseg.bundle import InputContract, OutputContract
 from edgeseg.errors import EdgesegError
-from edgeseg.redact import redact, split_uri
+from edgeseg.redact import redact
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.overlay import Overlay
@@ -39,31 +38,12 @@ from edgeseg.runtime.pipeline import (
     stop_on_signals,
 )
 from edgeseg.runtime.sinks.base import Sink
+from edgeseg.runtime.sinks.factory import stream_names  # noqa: F401 - tests import it from here until multi.py goes
 from edgeseg.runtime.sources import Source
 from edgeseg.runtime.tensors import frames_to_input
 
 BATCH_DEADLINE = 0.02  # seconds a started batch waits for the streams not yet ready
 FILE_QUEUE = 4  # frames a file source may have waiting
-
-
-def stream_names(uris: list[str]) -> list[str]:
-    """A short name per input for `{stream}` in output paths: the file stem, or the URL's last path part or else
-    its host; never its user-info (rtsp://admin:PASSWORD@cam1/ is named cam1) nor its query."""
-    names = []
-    for uri in uris:
-        parts = split_uri(uri)
-        if parts is None:
-            last = uri
-        else:
-            _, _, host, rest = parts
-            path = rest.split("?", 1)[0].split("#", 1)[0]
-            hostname = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]  # no port
-            last = path.rstrip("/").rsplit("/", 1)[-1] or hostname
-        stem = re.sub(r"\.[A-Za-z0-9]+$", "", last.rstrip("/").rsplit("/", 1)[-1])
-        names.append(re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "stream")
-    # The same name twice (two files called front.mp4) gets the input's index appended.
-    counts = collections.Counter(names)
-    return [f"{name}-{index}" if counts[name] > 1 else name for index, name in enumerate(names)]
 
 
 class Slot:

@@ -20,9 +20,8 @@ import signal
 import sys
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -30,6 +29,7 @@ import numpy as np
 
 from edgeseg.bundle import InputContract, OutputContract
 from edgeseg.runtime.backends.base import Backend
+from edgeseg.runtime.figures import RunSummary, StageTimes, percentiles_ms  # noqa: F401 - bench.rows imports it here
 from edgeseg.runtime.frames import Frame, Prediction
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.sinks.base import Sink
@@ -38,41 +38,6 @@ from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps, pad_b
 
 END = object()  # end-of-stream marker passed down the queues
 POLL_SECONDS = 0.1
-
-
-def percentiles_ms(samples: list[float]) -> dict[str, float]:
-    values = np.asarray(samples, np.float64) * 1000.0
-    return {
-        "count": int(values.size),
-        "mean_ms": float(values.mean()),
-        "p50_ms": float(np.percentile(values, 50)),
-        "p90_ms": float(np.percentile(values, 90)),
-        "p99_ms": float(np.percentile(values, 99)),
-        "max_ms": float(values.max()),
-    }
-
-
-class StageTimes:
-    """Per-stage durations in seconds, appended from several threads."""
-
-    def __init__(self) -> None:
-        self.samples: dict[str, list[float]] = defaultdict(list)
-        self.lock = threading.Lock()
-
-    def add(self, stage: str, seconds: float) -> None:
-        with self.lock:
-            self.samples[stage].append(seconds)
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time the block as one sample of `name` (not recorded when the block raises)."""
-        start = time.perf_counter()
-        yield
-        self.add(name, time.perf_counter() - start)
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        with self.lock:
-            return {stage: percentiles_ms(values) for stage, values in self.samples.items() if values}
 
 
 class LatestFrame:
@@ -103,34 +68,6 @@ class LatestFrame:
             if self.closed:
                 return END
             raise queue.Empty
-
-
-@dataclass
-class RunSummary:
-    frames_read: int = 0
-    frames_processed: int = 0
-    frames_written: int = 0
-    frames_dropped: int = 0
-    bad_frames: int = 0
-    gaps: list[float] = field(default_factory=list)  # seconds a live stream was away, per loss
-    seconds: float = 0.0
-    interrupted: bool = False
-    backend: str = ""
-    stages: dict[str, dict[str, float]] = field(default_factory=dict)
-    first_written: float = 0.0  # perf_counter() of the first and last frame written
-    last_written: float = 0.0
-    streams: list[Any] = field(default_factory=list)  # per-input figures of a run with several inputs
-    mean_batch: float = 1.0  # frames per inference call
-
-    @property
-    def fps(self) -> float:
-        return self.frames_written / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def steady_fps(self) -> float:
-        """Frames per second from the first frame out to the last: the rate once running, without start-up."""
-        span = self.last_written - self.first_written
-        return (self.frames_written - 1) / span if self.frames_written > 1 and span > 0 else self.fps
 
 
 def source_options(backend: Backend, options: StreamOptions | None = None) -> StreamOptions:

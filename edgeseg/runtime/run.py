@@ -1,8 +1,8 @@
-"""`edgeseg run`: bundle + source URI + sink URIs -> a segmented stream. Lean: no torch, no onnx.
+"""`edgeseg run`: bundle + source URIs + sink URIs -> segmented streams. Lean: no torch, no onnx.
 
-The bundle's head (runtime/heads) decides what its kind takes; a semantic bundle runs in `Pipeline.run` (source ->
-backend -> overlay -> sinks, each stage on its own thread; several inputs in MultiStreamPipeline), the other kinds in
-detector.run_model's sequential loop, until the one threaded loop runs every head.
+The bundle's head (runtime/heads) checks the flags its kind takes; every kind, with one input or several, then runs in
+the one loop (runtime/loop.py): a capture thread per source, batched inference, drawing and writing on the main
+thread.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from pathlib import Path
 
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.backends import Backend, TritonOptions
-from edgeseg.runtime.detector import pick_backend, run_model
-from edgeseg.runtime.heads import head_class
-from edgeseg.runtime.heads.semantic import SemanticHead
-from edgeseg.runtime.multi import MultiStreamPipeline, check_batch, stream_names
-from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import Pipeline, RunSummary, source_options
+from edgeseg.runtime.backends import TritonOptions
+from edgeseg.runtime.detector import pick_backend
+from edgeseg.runtime.figures import RunSummary
+from edgeseg.runtime.heads import head_for
+from edgeseg.runtime.loop import HeadModel, Pipeline, check_batch, source_options
 from edgeseg.runtime.sinks import open_sinks, open_stream_sinks
 from edgeseg.runtime.sinks.base import Sink
+from edgeseg.runtime.sinks.factory import stream_names
 from edgeseg.runtime.sinks.live import ViewAccess
 from edgeseg.runtime.sources import Source, StreamOptions, open_source
 from edgeseg.tables import stage_table
@@ -56,24 +55,44 @@ def run(options: RunOptions, tap: Sink | None = None) -> RunSummary:
     if options.infer_size is not None:
         check_inference_size(bundle, options.infer_size)
         bundle.manifest["input"]["size"] = list(options.infer_size)  # this run's copy only: run never saves it
-    head = head_class(bundle)  # the one place a run reads the bundle's kind
-    head.check_options(bundle, options)
-    if not head.threaded:
-        head.refuse_streams(options.inputs)
-        return run_model(bundle, options, tap)
-    net = pick_backend(bundle, options.backend, options.precision, options.threads, options.triton, options.dla_core)
-    overlay = SemanticHead(bundle, options).overlay
-    if len(options.inputs) > 1:
-        return run_streams(bundle, net, overlay, options, tap)
-    source = open_source(options.inputs[0], source_options(net, options.stream))
+    models = run_models(bundle, options)
+    if note := check_batch(bundle.input.batch, len(options.inputs)):
+        print(f"edgeseg: {note}", file=sys.stderr)
+    sources: list[Source] = []
     try:
-        sinks = open_sinks(options.outputs, source.fps or 30.0, options.save_mask, options.view)
+        for uri in options.inputs:
+            sources.append(open_source(uri, source_options(models[0].backend, options.stream)))
+        stream_sinks, sinks = run_sinks(options, sources)
     except BaseException:
-        source.close()
+        for source in sources:
+            source.close()
         raise
-    pipeline = Pipeline(source, net, bundle.input, bundle.output, overlay, sinks + ([tap] if tap else []),
-                        max_frames=options.frames)  # fmt: skip
+    pipeline = Pipeline(sources, models, sinks + ([tap] if tap else []), stream_sinks, stream_names(options.inputs),
+                        options.frames, options.save_mask)  # fmt: skip
     return pipeline.run()
+
+
+def run_models(bundle: Bundle, options: RunOptions) -> list[HeadModel]:
+    """The bundle's head on the backend `run` picks (not yet open: the loop opens it on its inference thread); with
+    --also, the semantic bundle drawn under it, at its best precision (--precision chooses the first model's)."""
+    head = head_for(bundle, options)  # the one place a run reads the bundle's kind
+    head.check_options(bundle, options)
+    models = [HeadModel(head, pick_backend(bundle, options.backend, options.precision, options.threads,
+                                           options.triton, options.dla_core))]  # fmt: skip
+    if options.also is not None:
+        also = Bundle.load(options.also)
+        backend = pick_backend(also, options.backend, "best", options.threads, dla_core=options.dla_core)
+        models.append(HeadModel(head_for(also, options), backend, stage="infer also", role="--also"))
+    return models
+
+
+def run_sinks(options: RunOptions, sources: list[Source]) -> tuple[list[list[Sink]], list[Sink]]:
+    """(each stream's outputs, the outputs every stream goes to): one input writes to every -o; several write to the
+    -o with {stream} in them one file each, and tile a window or the live view."""
+    fps = max((s.fps for s in sources if s.fps), default=30.0)
+    if len(sources) == 1:
+        return [[]], open_sinks(options.outputs, fps, options.save_mask, options.view)
+    return open_stream_sinks(options.outputs, stream_names(options.inputs), fps, options.save_mask, options.view)
 
 
 def check_inference_size(bundle: Bundle, size: tuple[int, int]) -> None:
@@ -92,28 +111,6 @@ def check_inference_size(bundle: Bundle, size: tuple[int, int]) -> None:
             f"--infer-size {height}x{width}: this model needs sides divisible by {multiple} (its stride); e.g. "
             f"--infer-size {nearest[0]}x{nearest[1]}"
         )
-
-
-def run_streams(bundle: Bundle, net: Backend, overlay: Overlay, options: RunOptions, tap: Sink | None) -> RunSummary:
-    """Several inputs: a capture thread each, batched inference, per-stream and tiled outputs."""
-    if note := check_batch(bundle.input.batch, len(options.inputs)):
-        print(f"edgeseg: {note}", file=sys.stderr)
-    names = stream_names(options.inputs)
-    sources: list[Source] = []
-    try:
-        for uri in options.inputs:
-            sources.append(open_source(uri, source_options(net, options.stream)))
-        fps = max((s.fps for s in sources if s.fps), default=30.0)
-        stream_sinks, shared_sinks = open_stream_sinks(options.outputs, names, fps, options.save_mask, options.view)
-    except BaseException:
-        for source in sources:
-            source.close()
-        raise
-    shared_sinks += [tap] if tap else []
-    pipeline = MultiStreamPipeline(
-        sources, names, net, bundle.input, bundle.output, overlay, stream_sinks, shared_sinks, options.frames
-    )
-    return pipeline.run()
 
 
 def print_summary(summary: RunSummary, outputs: list[str]) -> None:

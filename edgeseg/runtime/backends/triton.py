@@ -1,6 +1,7 @@
 """Triton backend: `--backend triton://HOST:PORT/MODEL`. Capture and overlay stay local; inference goes to
 the server over gRPC (tritonclient, imported when the backend opens). The request carries uint8
-frames when the graph fuses preprocessing. A server that goes away mid-stream is retried with
+frames when the graph fuses preprocessing, and asks for the outputs the head reads: the first, or every one (a
+detector's five). A server that goes away mid-stream is retried with
 exponential backoff, like a live source."""
 
 from __future__ import annotations
@@ -114,15 +115,24 @@ class TritonBackend(Backend):
             )
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
+        first = self.outputs[0].name
+        return self._request(batch, [first])[first]
+
+    def _infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output the server's model has, by name: a detector's head reads all five."""
+        return self._request(batch, [output.name for output in self.outputs])
+
+    def _request(self, batch: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """The named outputs for one batch; a server that stops answering is retried with backoff."""
         request = self.grpc.InferInput(self.inputs[0].name, list(batch.shape), TRITON_OF[batch.dtype])
         request.set_data_from_numpy(batch)
-        wanted = [self.grpc.InferRequestedOutput(self.outputs[0].name)]
+        wanted = [self.grpc.InferRequestedOutput(name) for name in names]
         for attempt in range(self.retries + 1):
             try:
                 result = self.client.infer(self.model, [request], outputs=wanted, client_timeout=self.timeout)
                 if attempt:
                     print(f"edgeseg: Triton at {self.address} answers again", file=sys.stderr, flush=True)
-                return result.as_numpy(self.outputs[0].name)
+                return {name: result.as_numpy(name) for name in names}
             except self.server_error as exc:
                 if attempt == self.retries:
                     raise EdgesegError(

@@ -106,9 +106,8 @@ class Head:
     kinds: tuple[str, ...] = ()
     what = "this bundle"  # how refusals name the kind
     all_outputs = False  # True: the graph's outputs are read by name (a detector's five), not only the first
+    batches = True  # False: its graph answers one frame per call (a detector's outputs have no batch axis)
     takes: tuple[str, ...] = ()  # the kind-specific run flags it takes: score_threshold, also
-    threaded = False  # True: `run` takes it through the threaded Pipeline (semantic bundles, so far)
-    triton = False  # True: Triton's backend returns what it reads (the first output, shaped as a class map)
 
     def __init__(self, bundle: Bundle, options: Any = None):
         self.bundle = bundle
@@ -127,12 +126,6 @@ class Head:
     @classmethod
     def score_threshold_refusal(cls, bundle: Bundle) -> str:
         return f"--score-threshold is for instance bundles (Mask R-CNN); {bundle.root} is {cls.what}"
-
-    @classmethod
-    def refuse_streams(cls, inputs: list[str]) -> None:
-        """The kinds that run in the sequential loop take one input until the one loop takes them all."""
-        if len(inputs) > 1:
-            raise EdgesegError(f"{cls.what} runs one input at a time so far; give one -i")
 
     # -- one batch -------------------------------------------------------------------------------
     def infer(self, backend: Backend, batch: np.ndarray) -> Any:
@@ -165,11 +158,6 @@ class Head:
     def records(self, result: Result) -> dict[str, Any] | None:
         """What --save-mask writes as JSON beside the PNG, or None."""
         return None
-
-    def from_prediction(self, prediction: Prediction) -> Result:
-        """The Result of a frame a loop predicted (the threaded pipeline decodes class maps itself: the semantic
-        head makes its Result from them)."""
-        return prediction.answer
 
     def prediction(self, frame: Frame, result: Result, save_mask: bool = False) -> Prediction:
         """What the sinks take for a frame: its --save-mask plane and records, and the answer itself."""

@@ -113,6 +113,7 @@ class InstanceHead(Head):
     kinds = ("instances",)
     what = "an instance bundle"
     all_outputs = True
+    batches = False
     takes = ("score_threshold",)
 
     def __init__(self, bundle: Bundle, options: Any = None):

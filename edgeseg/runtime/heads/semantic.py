@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from edgeseg.bundle import Bundle
-from edgeseg.runtime.frames import Prediction
 from edgeseg.runtime.heads.base import Head, Result
 from edgeseg.runtime.overlay import Overlay
 from edgeseg.runtime.tensors import output_to_class_maps
@@ -33,8 +32,6 @@ class ClassMaps:
 class SemanticHead(Head):
     kinds = ("class_map", "logits")
     what = "a semantic segmentation model"
-    threaded = True
-    triton = True
 
     def __init__(self, bundle: Bundle, options: Any = None):
         super().__init__(bundle, options)
@@ -48,13 +45,6 @@ class SemanticHead(Head):
             Result(self, size, ClassMaps(maps[i], outputs[i] if self.keep_logits else None))
             for i, size in enumerate(frame_sizes)
         ]
-
-    def from_prediction(self, prediction: Prediction) -> Result:
-        """The Result of a frame the threaded pipeline predicted (it decodes class maps itself)."""
-        if prediction.answer is not None:
-            return prediction.answer
-        size = prediction.frame.image.shape[:2]
-        return Result(self, (size[0], size[1]), ClassMaps(prediction.class_map, prediction.logits))
 
     def draw(self, image: np.ndarray, result: Result, readout: str = "") -> np.ndarray:
         return self.overlay.render(image, result.answer.class_map, result.answer.logits, readout)

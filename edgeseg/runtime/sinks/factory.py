@@ -12,11 +12,12 @@ none                          discard (benchmarks)
 
 from __future__ import annotations
 
+import collections
 import re
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
-from edgeseg.redact import redact
+from edgeseg.redact import redact, split_uri
 from edgeseg.runtime.sinks.base import NullSink, Sink
 from edgeseg.runtime.sinks.display import DisplaySink
 from edgeseg.runtime.sinks.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
@@ -60,6 +61,26 @@ def open_sinks(
             sink.close()
         raise
     return sinks
+
+
+def stream_names(uris: list[str]) -> list[str]:
+    """A short name per input for `{stream}` in output paths: the file stem, or the URL's last path part or else
+    its host; never its user-info (rtsp://admin:PASSWORD@cam1/ is named cam1) nor its query."""
+    names = []
+    for uri in uris:
+        parts = split_uri(uri)
+        if parts is None:
+            last = uri
+        else:
+            _, _, host, rest = parts
+            path = rest.split("?", 1)[0].split("#", 1)[0]
+            hostname = host[1:].split("]", 1)[0] if host.startswith("[") else host.split(":", 1)[0]  # no port
+            last = path.rstrip("/").rsplit("/", 1)[-1] or hostname
+        stem = re.sub(r"\.[A-Za-z0-9]+$", "", last.rstrip("/").rsplit("/", 1)[-1])
+        names.append(re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "stream")
+    # The same name twice (two files called front.mp4) gets the input's index appended.
+    counts = collections.Counter(names)
+    return [f"{name}-{index}" if counts[name] > 1 else name for index, name in enumerate(names)]
 
 
 TEMPLATE = re.compile(r"\{(stream|index)\}")
