@@ -267,6 +267,10 @@ class Bundle:
         self.root = Path(root)
         self.manifest = manifest
         self._verified: set[str] = set()
+        self._said: set[str] = set()  # notes and warnings already printed: a verb that selects again says each once
+        # True while a verb picks artifacts the user did not name (bench's --precision all): a variant below its bar
+        # is then measured without 'running ... as asked' (its row shows what it measured).
+        self.precision_not_named = False
 
     # -- loading and saving -------------------------------------------------------------
     @classmethod
@@ -460,8 +464,13 @@ class Bundle:
         reason = self.passed_over_because(artifact)
         if reason is None:
             return False
-        print(f"edgeseg: note: --precision best passes over {artifact.path} ({reason})", file=sys.stderr)
+        self._say(f"edgeseg: note: --precision best passes over {artifact.path} ({reason})")
         return True
+
+    def _say(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            print(line, file=sys.stderr)
 
     def select(
         self,
@@ -492,9 +501,9 @@ class Bundle:
                 matches = [a for a in matches if not self._passed_over(a)]
             if matches:
                 measured = self.measured_as(matches[0])
-                if measured.extra.get("accepted") is False:  # asked for by name: run it, and say what it costs
-                    print(f"edgeseg: warning: running {matches[0].path} as asked: {_missed_bar(measured)}",
-                          file=sys.stderr)  # fmt: skip
+                if measured.extra.get("accepted") is False and not self.precision_not_named:
+                    # asked for by name: run it, and say what it costs
+                    self._say(f"edgeseg: warning: running {matches[0].path} as asked: {_missed_bar(measured)}")
                 return matches[0]
         have = sorted({a.precision for a in candidates}) or ["none"]
         hint = "run: edgeseg calibrate" if kind == "onnx" else "run: edgeseg build"

@@ -86,6 +86,7 @@ def test_report_rows_and_fields(report):
         "overlay",
         "ratios",
         "kind",
+        "notes",
     ]
     assert data["kind"] == "semantic"
     row_keys = [

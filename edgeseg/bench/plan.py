@@ -56,6 +56,11 @@ def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]
 
 
 def read_bench_frames(options: BenchOptions) -> list[Any]:
+    return read_bench_source(options)[0]
+
+
+def read_bench_source(options: BenchOptions) -> tuple[list[Any], list[str] | None]:
+    """The frames a bench runs on, and what their labels' ids mean where the source says (the class-set rule)."""
     source = open_source(options.source)
     try:
         frames = [f for _, f in zip(range(max(options.frames, options.accuracy_frames)), source)]
@@ -63,7 +68,7 @@ def read_bench_frames(options: BenchOptions) -> list[Any]:
         source.close()
     if not frames:
         raise EdgesegError(f"'{redact(options.source)}' yielded no frames")
-    return frames
+    return frames, source.label_names
 
 
 def timing_source_for(uri: str, frames: list[np.ndarray]) -> tuple[str, Any]:

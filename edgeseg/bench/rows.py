@@ -54,19 +54,23 @@ def measured_rows(
     options: BenchOptions,
     progress: Progress,
     fill: Callable[[Row], None],
+    names: dict[tuple[str, str], str] | None = None,
 ) -> list[Row]:
-    """One Row per (backend, precision): engine-only latency of every row timed in interleaved rounds (so a shared
-    machine's slow spells fall on all rows alike: the ratios between them are the result), then `fill` measures
-    the rest of each row (stages, loops, accuracy)."""
+    """One Row per (backend, precision) (named `names[key]`, else "backend precision"): engine-only latency of every
+    row timed in interleaved rounds (so a shared machine's slow spells fall on all rows alike: the ratios between
+    them are the result), then `fill` measures the rest of each row (stages, loops, accuracy)."""
     from edgeseg.timing import interleaved_samples
 
     samples = interleaved_samples(calls, options.warmup, options.frames)
     rows = []
     for (backend, precision), engine in samples.items():
-        row = Row(f"{backend} {precision}", backend, precision, artifacts[(backend, precision)])
+        name = (names or {}).get((backend, precision), f"{backend} {precision}")
+        row = Row(name, backend, precision, artifacts[(backend, precision)])
         row.engine, row.engine_samples_ms = with_fps(engine), [s * 1000 for s in engine]
         row.error = failure_of(fill, row)
-        progress.advance(f"{row.name}: {row.error or format(row.end_to_end['fps'], '.1f') + ' FPS end to end'}")
+        figure = (f"{row.end_to_end['fps']:.1f} FPS end to end" if row.end_to_end
+                  else f"{row.engine['fps']:.1f} FPS engine only")  # fmt: skip
+        progress.advance(f"{row.name}: {row.error or figure}")
         rows.append(row)
     return rows
 
@@ -105,6 +109,7 @@ class BenchReport:
     overlay: list[dict[str, Any]]
     ratios: dict[str, Any]
     kind: str = "semantic"  # or "instances" (accuracy is COCO AP, not mIoU) or "keypoints" (PCK)
+    notes: list[str] = field(default_factory=list)  # what a reader needs beside the figures, one line each
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)

@@ -114,15 +114,26 @@ def comparable_labels(held_out: HeldOut, model_names: list[str]) -> list[np.ndar
     """The held-out labels in the model's class ids, or None (agreement only) where they mean other classes."""
     if held_out.labels is None:
         return None
+    labels = labels_as_model_classes(held_out.labels, held_out.label_names, model_names)
+    if isinstance(labels, str):
+        print(f"edgeseg: note: mIoU not measured: {labels}; fidelity is agreement with FP32 only", file=sys.stderr)
+        return None
+    return labels
+
+
+def labels_as_model_classes(
+    labels: list[np.ndarray], label_names: list[str] | None, model_names: list[str]
+) -> list[np.ndarray] | str:
+    """Labels in the model's class ids, or why they cannot be scored against it (another class set, or a class past
+    the model's): the one rule calibrate, eval and bench score mIoU by."""
     try:
-        lookup = label_lookup(held_out.label_names, model_names)
-        highest = max(int(label[label != IGNORE].max(initial=0)) for label in held_out.labels)
+        lookup = label_lookup(label_names, model_names)
+        highest = max(int(label[label != IGNORE].max(initial=0)) for label in labels)
         if lookup[highest] >= len(model_names):
             raise EdgesegError(f"the labels hold class {highest}, past the model's {len(model_names)} classes")
     except EdgesegError as reason:
-        print(f"edgeseg: note: mIoU not measured: {reason}; fidelity is agreement with FP32 only", file=sys.stderr)
-        return None
-    return [lookup[label].astype(np.uint8) for label in held_out.labels]
+        return str(reason)
+    return [lookup[label].astype(np.uint8) for label in labels]
 
 
 # Where FP32 gives one class to this share of the held-out pixels, agreement with it measures little.
