@@ -11,8 +11,8 @@ from conftest import TINY, assert_one_line_error, recipe_bundle, run_cli
 from test_rtsp import frame_count
 
 from edgeseg.runtime.frames import Frame, Prediction
-from edgeseg.runtime.multi import stream_names
 from edgeseg.runtime.sinks import Sink
+from edgeseg.runtime.sinks.factory import stream_names
 from edgeseg.runtime.sinks.tiled import TiledSink
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, recipe_bundle, run_cli
 
-from edgeseg.runtime.pipeline import Pipeline
+from edgeseg.runtime.heads import head_for
+from edgeseg.runtime.pipeline import HeadModel, Pipeline
 from edgeseg.runtime.sinks import Sink
 
 
@@ -182,15 +183,12 @@ def test_infer_size_that_the_bundle_cannot_take(tiny_bundle, dynamic_bundle, siz
 
 def test_a_failing_stage_stops_the_pipeline_and_reports(tiny_bundle):
     from edgeseg.bundle import Bundle
-    from edgeseg.runtime import Overlay, open_backend, open_source
+    from edgeseg.runtime import open_backend, open_source
 
     bundle = Bundle.load(tiny_bundle)
     pipeline = Pipeline(
-        open_source("synthetic://driving?frames=500&size=64x64"),
-        open_backend(bundle, "onnxruntime", "fp32"),
-        bundle.input,
-        bundle.output,
-        Overlay(bundle.classes),
+        [open_source("synthetic://driving?frames=500&size=64x64")],
+        [HeadModel(head_for(bundle), open_backend(bundle, "onnxruntime", "fp32"))],
         [FailingSink()],
     )
     with pytest.raises(OSError, match="disk full"):
@@ -210,20 +208,14 @@ class OpenCVThreadsSink(Sink):
 
 def test_cpu_inference_gets_opencv_out_of_its_way_for_the_run_only(tiny_bundle):
     from edgeseg.bundle import Bundle
-    from edgeseg.runtime import Overlay, open_backend, open_source
+    from edgeseg.runtime import open_backend, open_source
 
     bundle = Bundle.load(tiny_bundle)
     cv2.setNumThreads(2)
     sink = OpenCVThreadsSink()
     backend = open_backend(bundle, "onnxruntime", "fp32")
-    Pipeline(
-        open_source("synthetic://driving?frames=12&size=64x64"),
-        backend,
-        bundle.input,
-        bundle.output,
-        Overlay(bundle.classes),
-        [sink],
-    ).run()
+    Pipeline([open_source("synthetic://driving?frames=12&size=64x64")], [HeadModel(head_for(bundle), backend)],
+             [sink]).run()  # fmt: skip
     assert len(sink.seen) == 12 and set(sink.seen) == {1}  # drawing single-threaded beside CPU inference
     assert cv2.getNumThreads() == 2  # restored afterwards
     assert backend.runs_on_cpu is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from edgeseg.bundle import Bundle, ClassInfo
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import END, LatestFrame
+from edgeseg.runtime.pipeline import END, Slot
 from edgeseg.runtime.sinks import open_sink
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
@@ -107,12 +108,13 @@ def test_legend_and_readout_are_drawn():
 
 
 def test_latest_frame_keeps_only_the_newest_and_counts_drops():
-    slot = LatestFrame()
+    slot = Slot(live=True, ready=threading.Condition(), abort=threading.Event())
     for item in ("f1", "f2", "f3"):
         slot.put(item)
     slot.put(END)
-    assert slot.get(0.1) == "f3" and slot.dropped == 2
-    assert slot.get(0.1) is END and slot.get(0.1) is END
+    with slot.ready:
+        assert slot.take() == "f3" and slot.dropped == 2
+        assert slot.take() is None and slot.finished  # ended: nothing more comes
 
 
 # -- sources ---------------------------------------------------------------------------------------

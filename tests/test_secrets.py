@@ -22,7 +22,7 @@ from test_rtsp import RtspServer, needs_rtsp_server
 from test_streams import edgeseg, stop, wait_for
 
 from edgeseg.redact import redact, redact_text, split_uri
-from edgeseg.runtime.multi import stream_names
+from edgeseg.runtime.sinks.factory import stream_names
 from edgeseg.runtime.sinks.live import VIEW_TOKEN_VARIABLE, view_access
 
 SECRET = "SECRETpw42"

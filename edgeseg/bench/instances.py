@@ -26,9 +26,9 @@ from edgeseg.data.coco import (
     evaluate_coco,
     instance_classes,
 )
-from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances, run_instances
+from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances
 from edgeseg.runtime.pipeline import StageTimes
-from edgeseg.runtime.run import RunOptions
+from edgeseg.runtime.run import RunOptions, run
 from edgeseg.timing import timed
 
 OVERLAY_INSTANCES = 30
@@ -51,7 +51,7 @@ class InstanceBench(ModelBench):
         return draw_instances(image, found, self.names)
 
     def run_loop(self, options: RunOptions) -> Any:
-        return run_instances(self.bundle, options)
+        return run(options)
 
     def accuracy(self, detector: InstanceDetector) -> dict[str, Any]:
         """Detection agreement with the FP32 row; COCO box and mask AP when the frames carry instance labels."""

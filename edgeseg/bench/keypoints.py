@@ -25,10 +25,9 @@ from edgeseg.runtime.keypoints import (
     KeypointSpec,
     Segmentation,
     draw_keypoints,
-    run_keypoints,
 )
 from edgeseg.runtime.pipeline import StageTimes
-from edgeseg.runtime.run import RunOptions
+from edgeseg.runtime.run import RunOptions, run
 from edgeseg.runtime.tensors import resize_frame
 from edgeseg.timing import timed
 
@@ -69,7 +68,7 @@ class KeypointBench(ModelBench):
         return draw_keypoints(canvas, peaks, self.spec)
 
     def run_loop(self, options: RunOptions) -> Any:
-        return run_keypoints(self.bundle, options)
+        return run(options)
 
     def extra_stages(self, image: np.ndarray) -> dict[str, float]:
         if self.segmentation is None:

@@ -25,9 +25,8 @@ from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.progress import Progress
 from edgeseg.runtime.backends import open_backend
-from edgeseg.runtime.multi import MultiStreamPipeline, check_batch
-from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import source_options
+from edgeseg.runtime.heads import head_for
+from edgeseg.runtime.pipeline import HeadModel, Pipeline, check_batch, source_options
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import open_source
 from edgeseg.tables import format_table
@@ -77,9 +76,7 @@ def batched_run(bundle: Bundle, paths: list[Path], backend: str, precision: str)
     net = open_backend(bundle, backend, precision)
     sources = [open_source(str(p), source_options(net)) for p in paths]
     names = [p.stem for p in paths]
-    pipeline = MultiStreamPipeline(
-        sources, names, net, bundle.input, bundle.output, Overlay(bundle.classes), [[] for _ in paths], [NullSink()]
-    )
+    pipeline = Pipeline(sources, [HeadModel(head_for(bundle), net)], [NullSink()], [[] for _ in paths], names)
     started = time.perf_counter()
     summary = pipeline.run()
     return summary, time.perf_counter() - started

@@ -1,8 +1,8 @@
 """Keypoint bundles at run time, by the names bench, calibration and tools import: the head is
-runtime/heads/keypoints.py, the model on its backend (and the --also segmentation) and the loop runtime/detector.py."""
+runtime/heads/keypoints.py, the model on its backend (and the --also segmentation) runtime/detector.py, the loop
+runtime/pipeline.py."""
 
 from edgeseg.runtime.detector import KeypointDetector, Segmentation
-from edgeseg.runtime.detector import run_model as run_keypoints
 from edgeseg.runtime.heads.keypoints import (
     KEYPOINT_COLOURS,
     KeypointSpec,
@@ -24,6 +24,5 @@ __all__ = [
     "decode_heatmaps",
     "draw_keypoints",
     "keypoint_records",
-    "run_keypoints",
     "to_frame_pixels",
 ]

@@ -1,17 +1,26 @@
-"""The live pipeline: capture, inference and overlay+sinks on their own threads, every stage timed.
+"""The one live loop, for every bundle kind and any number of inputs: capture, inference and drawing+writing on their
+own threads, every stage timed.
 
-    source --[capture thread: read, resize/normalise]--> frames --[inference thread: infer, argmax]-->
-        predictions --[main thread]--> overlay -> sinks
+    source 0 --[capture: read, resize, graph input]--\\
+    source N --[capture: read, resize, graph input]--> slots --[inference: gather a batch, infer, head.decode]-->
+        (frame, Result) --[main thread: head.draw, sinks]--> the stream's outputs + the shared (tiled) ones
 
-Live sources hand over only their newest frame (latency over completeness); files, folders and
-synthetic scenes go through a bounded queue that blocks, so they never lose a frame. The backend
-is opened on the inference thread because CUDA contexts belong to the thread that made them.
-A stop request (Ctrl-C, SIGTERM, 'q' in a window) stops capture; what was captured is still
-inferred, drawn and written, then the sinks close, so a recording holds every processed frame.
+The head (runtime/heads) is the only part that knows the bundle's kind: it reads the graph's outputs, decodes them
+into a Result at the frame's resolution and draws it. A second model (`run --also`) answers the same resized frame
+and its Result is drawn under the first one's.
+
+A batch holds at most one frame per stream: every stream that has one ready when the batch starts, and any that gets
+one before a short deadline; a stream that stalls or reconnects does not hold the others. One input on a graph with
+a fixed batch fills the batch from its own frames. Live sources keep only their newest frame (latency over
+completeness); files, folders and synthetic scenes queue theirs and never lose one. Backends are opened on the
+inference thread because CUDA contexts belong to the thread that made them. A stop request (Ctrl-C, SIGTERM, q/Esc
+in a window, the Python API's caller leaving) stops capture; what was captured is still inferred, drawn and written,
+then the sinks close, so a recording holds every processed frame.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import os
@@ -20,247 +29,362 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from edgeseg.bundle import InputContract, OutputContract
+from edgeseg.errors import EdgesegError
+from edgeseg.redact import redact
 from edgeseg.runtime.backends.base import Backend
-from edgeseg.runtime.figures import RunSummary, StageTimes, percentiles_ms  # noqa: F401 - bench.rows imports it here
-from edgeseg.runtime.frames import Frame, Prediction
-from edgeseg.runtime.overlay import Overlay
+from edgeseg.runtime.figures import RunSummary, StageTimes, StreamFigures, percentiles_ms  # noqa: F401 - bench.rows imports it here
+from edgeseg.runtime.frames import Frame
+from edgeseg.runtime.heads.base import Head, Result
 from edgeseg.runtime.sinks.base import Sink
 from edgeseg.runtime.sources import Source, StreamOptions
-from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps, pad_batch
+from edgeseg.runtime.tensors import frames_to_input, pad_batch, resize_frame
 
-END = object()  # end-of-stream marker passed down the queues
+END = object()  # end-of-stream marker passed down the hand-overs
 POLL_SECONDS = 0.1
+BATCH_DEADLINE = 0.02  # seconds a started batch waits for the streams not yet ready
+FILE_QUEUE = 4  # frames a file source may have waiting
 
 
-class LatestFrame:
-    """A one-slot hand-over for live sources: a new frame replaces the one not yet taken."""
+class Slot:
+    """One stream's hand-over to inference: the newest frame of a live source, a short queue for a file. Every slot
+    of a run shares one condition, so inference waits for whichever stream is ready first."""
 
-    def __init__(self) -> None:
-        self.condition = threading.Condition()
-        self.item: Any = None
-        self.closed = False
+    def __init__(self, live: bool, ready: threading.Condition, abort: threading.Event):
+        self.live, self.ready, self.abort = live, ready, abort
+        self.items: collections.deque = collections.deque()
+        self.ended = False
         self.dropped = 0
 
     def put(self, item: Any) -> None:
-        with self.condition:
+        with self.ready:
             if item is END:
-                self.closed = True
+                self.ended = True
+            elif self.live:
+                self.dropped += len(self.items)
+                self.items.clear()
+                self.items.append(item)
             else:
-                self.dropped += self.item is not None
-                self.item = item
-            self.condition.notify()
+                while len(self.items) >= FILE_QUEUE and not self.abort.is_set():
+                    self.ready.wait(POLL_SECONDS)
+                self.items.append(item)
+            self.ready.notify_all()
 
-    def get(self, timeout: float) -> Any:
-        with self.condition:
-            if self.item is None and not self.closed:
-                self.condition.wait(timeout)
-            if self.item is not None:
-                item, self.item = self.item, None
-                return item
-            if self.closed:
-                return END
-            raise queue.Empty
+    def take(self) -> Any:
+        """The next frame if one is waiting, else None (the caller holds `ready`)."""
+        if self.items:
+            self.ready.notify_all()  # a file's capture thread may be waiting for room
+            return self.items.popleft()
+        return None
+
+    @property
+    def finished(self) -> bool:
+        return self.ended and not self.items
 
 
-def source_options(backend: Backend, options: StreamOptions | None = None) -> StreamOptions:
-    """How a pipeline around `backend` opens its source. With inference on the CPU, a video file is
-    decoded on one thread: it already has the capture thread to itself, and FFmpeg's extra decoder
-    threads would only contend for the cores inference needs (720p MPEG-4: 2.8 -> 2.2 CPU-ms per
-    frame; demo-driving pipelined 181 -> 198 FPS on 2 cores). Live streams arrive at camera rate
-    and keep FFmpeg's choice."""
-    options = options or StreamOptions()
-    return (
-        dataclasses.replace(options, decode_threads=1)
-        if backend.runs_on_cpu and options.decode_threads is None
-        else options
-    )
+@dataclass
+class HeadModel:
+    """A bundle's graph on its backend, answering through its head: what the inference thread runs. The backend is
+    opened by the loop, on that thread."""
+
+    head: Head
+    backend: Backend
+    stage: str = "infer"  # the stage its inference is timed as
+    role: str = ""  # how the run's summary names it beside the first model (e.g. "--also")
+
+    @property
+    def frames_per_call(self) -> int:
+        """The most frames one call takes from one stream: the graph's fixed batch, else 1. A head whose graph
+        answers one frame (a detector) always takes one."""
+        fixed = self.fixed_batch
+        return fixed if self.head.batches and fixed else 1
+
+    @property
+    def fixed_batch(self) -> int | None:
+        first = self.backend.inputs[0].shape[0] if self.backend.inputs else None
+        return first if isinstance(first, int) and first > 0 else None
+
+    def graph_input(self, resized: np.ndarray) -> np.ndarray:
+        """A frame already at the model's size -> its graph input (batch of one)."""
+        return frames_to_input([resized], self.head.bundle.input)
+
+    def results(self, tensors: list[np.ndarray], sizes: list[tuple[int, int]], times: StageTimes) -> list[Result]:
+        """One Result per graph input (each a batch of one), at its frame's size: one call for the lot on a dynamic
+        batch, calls of the fixed batch (the last padded) otherwise, one call per frame for a detector."""
+        step = self.fixed_batch if self.head.batches else 1
+        step = step or len(tensors)
+        results: list[Result] = []
+        for start in range(0, len(tensors), step):
+            chunk = tensors[start : start + step]
+            batch = chunk[0] if step == 1 else np.concatenate(pad_batch(chunk, step))
+            with times.stage(self.stage):
+                outputs = self.head.infer(self.backend, batch)
+            with times.stage("postprocess"):
+                results.extend(self.head.decode(outputs, sizes[start : start + step])[: len(chunk)])
+        return results
+
+    def describe(self) -> str:
+        return self.backend.describe() + (f" ({self.role})" if self.role else "")
 
 
 class Pipeline:
+    """N >= 1 sources through `models` (the first answers; any other is drawn under it) to the sinks.
+
+    `sinks` take every stream's frames (a window, the live view, the Python API's tap: tiled by the caller where
+    there are several streams); `stream_sinks[i]` take stream i's alone (-o out/{stream}.mp4)."""
+
     def __init__(
         self,
-        source: Source,
-        backend: Backend,
-        input_contract: InputContract,
-        output_contract: OutputContract,
-        overlay: Overlay,
+        sources: list[Source],
+        models: list[HeadModel],
         sinks: list[Sink],
+        stream_sinks: list[list[Sink]] | None = None,
+        names: list[str] | None = None,
         max_frames: int | None = None,
-        queue_size: int = 4,
+        save_mask: bool = False,
         readout: bool = True,
     ):
-        self.source, self.backend, self.overlay, self.sinks = source, backend, overlay, sinks
-        self.input_contract, self.output_contract = input_contract, output_contract
-        self.max_frames = max_frames
-        self.readout = readout
-        self.frames: LatestFrame | queue.Queue = LatestFrame() if source.live else queue.Queue(queue_size)
-        self.predictions: queue.Queue = queue.Queue(queue_size)
-        self.stop = source.stop_event  # stop capturing; drain what is queued (a reconnecting stream stops waiting)
+        self.sources, self.models, self.shared_sinks = sources, models, sinks
+        self.stream_sinks = stream_sinks or [[] for _ in sources]
+        self.names = names or [f"stream{index}" for index in range(len(sources))]
+        self.max_frames, self.save_mask, self.readout = max_frames, save_mask, readout
+        self.ready = threading.Condition()
+        self.stop = threading.Event()  # stop capturing; drain what is queued
         self.abort = threading.Event()  # a stage failed: everyone leaves now
+        self.slots = [Slot(source.live, self.ready, self.abort) for source in sources]
+        self.results: queue.Queue = queue.Queue(4 * len(sources))
         self.errors: list[BaseException] = []
+        self.batch_sizes: list[int] = []
         self.times = StageTimes()
+        self.figures = [StreamFigures(name, redact(source.uri)) for name, source in zip(self.names, sources)]
+        self.recent = [collections.deque(maxlen=30) for _ in sources]  # when each stream's last frames went out
         self.summary = RunSummary()
         self.started = time.perf_counter()
-        self.capture_done = False
-        for sink in sinks:
+        for sink in self.all_sinks:
             sink.show_stats(self.live_stats)
-        self.keep_logits = output_contract.kind == "logits" and overlay.filter_mode == "linear"
-
-    def request_stop(self) -> None:
-        self.stop.set()
-
-    def live_stats(self) -> dict[str, Any]:
-        """Figures for a live view while the run goes on: FPS, per-stage milliseconds, stream gaps."""
-        elapsed = time.perf_counter() - self.started
-        stages = {name: round(values["mean_ms"], 2) for name, values in self.times.summary().items()}
-        return {
-            "fps": round(self.summary.frames_written / elapsed, 2) if elapsed > 0 else 0.0,
-            "frames": self.summary.frames_written,
-            "dropped": self.dropped,
-            "stages_ms": stages,
-            "gaps_s": [round(g, 2) for g in self.source.gaps],
-            "reconnecting": self.source.reconnecting,
-        }
 
     @property
-    def dropped(self) -> int:
-        """Frames a live source replaced before inference took them; a file's queue drops none."""
-        return self.frames.dropped if isinstance(self.frames, LatestFrame) else 0
+    def head(self) -> Head:
+        return self.models[0].head
 
-    # -- hand-over helpers that never block forever -----------------------------------------
-    def _put(self, channel: Any, item: Any) -> None:
-        if isinstance(channel, LatestFrame):
-            channel.put(item)
-            return
+    @property
+    def all_sinks(self) -> list[Sink]:
+        return [sink for sinks in self.stream_sinks for sink in sinks] + self.shared_sinks
+
+    def request_stop(self) -> None:
+        """Stop capturing on every stream; a reconnecting stream's waits end on its own stop event."""
+        self.stop.set()
+        for source in self.sources:
+            source.stop_event.set()
+
+    def live_stats(self) -> dict[str, Any]:
+        """Figures for a live view while the run goes on: FPS, per-stage milliseconds, drops and gaps; per stream
+        where there are several."""
+        elapsed = time.perf_counter() - self.started
+        written = sum(f.frames_written for f in self.figures)
+        stats = {
+            "fps": round(written / elapsed, 2) if elapsed > 0 else 0.0,
+            "frames": written,
+            "dropped": sum(slot.dropped for slot in self.slots),
+            "stages_ms": {name: round(values["mean_ms"], 2) for name, values in self.times.summary().items()},
+            "gaps_s": [round(g, 2) for source in self.sources for g in source.gaps],
+            "reconnecting": any(source.reconnecting for source in self.sources),
+        }
+        if len(self.sources) > 1:
+            stats["streams"] = [
+                {"name": f.name, "frames": f.frames_written, "fps": round(f.fps, 2), "dropped": slot.dropped,
+                 "gaps_s": [round(g, 2) for g in source.gaps], "reconnecting": source.reconnecting}  # fmt: skip
+                for f, slot, source in zip(self.figures, self.slots, self.sources)
+            ]
+        return stats
+
+    # -- capture: one thread per source ------------------------------------------------------------
+    def _capture(self, index: int) -> None:
+        source, slot, figures = self.sources[index], self.slots[index], self.figures[index]
+        size = self.head.bundle.input.size
+        try:
+            while not self.stop.is_set() and (self.max_frames is None or figures.frames_read < self.max_frames):
+                with self.times.stage("capture"):
+                    frame = source.read()
+                if frame is None:
+                    break
+                frame.stream = index
+                # Preprocessing runs here, off inference's critical path: one resize serves every model.
+                with self.times.stage("preprocess"):
+                    resized = resize_frame(frame.image, size)
+                    frame.tensor = [model.graph_input(resized) for model in self.models]
+                figures.frames_read += 1
+                slot.put(frame)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+            self._fail(exc)
+        finally:
+            slot.put(END)
+
+    # -- inference: batches gathered across streams --------------------------------------------------
+    def _gather(self, per_stream: int) -> list[Frame]:
+        """Up to `per_stream` frames of each stream: those ready now, and, with several streams, those that get one
+        before the deadline (one stream waits for its batch to fill, or for its end)."""
+        taken: list[list[Frame]] = [[] for _ in self.slots]
+        deadline = None
+        with self.ready:
+            while not self.abort.is_set():
+                for index, slot in enumerate(self.slots):
+                    while len(taken[index]) < per_stream and (frame := slot.take()) is not None:
+                        taken[index].append(frame)
+                waiting = [i for i, slot in enumerate(self.slots) if len(taken[i]) < per_stream and not slot.finished]
+                started = any(taken)
+                if not waiting or (started and deadline is not None and time.perf_counter() >= deadline):
+                    break
+                if started and deadline is None and len(self.slots) > 1:
+                    deadline = time.perf_counter() + BATCH_DEADLINE
+                self.ready.wait(BATCH_DEADLINE if started else POLL_SECONDS)
+        return [frame for frames in taken for frame in frames]
+
+    def _infer(self) -> None:
+        try:
+            with contextlib.ExitStack() as opened:
+                for model in self.models:
+                    opened.enter_context(model.backend)
+                per_stream = self.models[0].frames_per_call if len(self.slots) == 1 else 1
+                while frames := self._gather(per_stream):
+                    self._infer_batch(frames)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+            self._fail(exc)
+        finally:
+            self._put(END)
+
+    def _infer_batch(self, frames: list[Frame]) -> None:
+        self.batch_sizes.append(len(frames))
+        sizes = [(f.image.shape[0], f.image.shape[1]) for f in frames]
+        answers = [
+            model.results([f.tensor[i] for f in frames], sizes, self.times) for i, model in enumerate(self.models)
+        ]
+        for position, frame in enumerate(frames):
+            result = answers[0][position]
+            for under in answers[1:]:
+                result.under = under[position]
+            frame.tensor = None  # the graph inputs are spent: do not hold them while drawing
+            self.figures[frame.stream].frames_processed += 1
+            self._put((frame, result))
+
+    def _put(self, item: Any) -> None:
         while not self.abort.is_set():
             try:
-                channel.put(item, timeout=POLL_SECONDS)
+                self.results.put(item, timeout=POLL_SECONDS)
                 return
             except queue.Full:
                 continue
 
-    def _get(self, channel: Any) -> Any:
+    def _fail(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+        self.abort.set()
+        with self.ready:
+            self.ready.notify_all()
+
+    # -- main thread: draw and write -------------------------------------------------------------------
+    def _draw_and_write(self, frame: Frame, result: Result) -> None:
+        stream = frame.stream
+        with self.times.stage("overlay"):
+            image = self.head.draw(frame.image, result, self._readout(stream))
+            prediction = self.head.prediction(frame, result, self.save_mask)
+        with self.times.stage("sink"):
+            for sink in self.stream_sinks[stream] + self.shared_sinks:
+                sink.write(image, prediction)
+        done = time.perf_counter()
+        self.times.add("latency", done - frame.timestamp)
+        self.recent[stream].append(done)
+        figures = self.figures[stream]
+        figures.first_written = figures.first_written or done
+        figures.last_written = done
+        figures.frames_written += 1
+        if any(sink.stop_requested for sink in self.all_sinks):
+            self.request_stop()
+
+    def _readout(self, stream: int) -> str:
+        """The stream's FPS and the inference time, from the last 30 frames, for heads that draw it."""
+        recent = self.recent[stream]
+        if not self.readout or len(recent) < 2:
+            return ""
+        infer_ms = self.times.recent_mean(self.models[0].stage) * 1000
+        return f"{(len(recent) - 1) / (recent[-1] - recent[0]):.1f} FPS | infer {infer_ms:.1f} ms"
+
+    def run(self) -> RunSummary:
+        """Run to the end of every source (or a stop request); close the sinks; return the figures."""
+        started = self.started = time.perf_counter()
+        workers = [
+            threading.Thread(target=self._capture, args=(i,), name=f"capture-{i}", daemon=True)
+            for i in range(len(self.sources))
+        ]
+        workers.append(threading.Thread(target=self._infer, name="inference", daemon=True))
+        for worker in workers:
+            worker.start()
+        try:
+            with stop_on_signals(self), opencv_threads_beside(self.models[0].backend):
+                while (item := self._next_result()) is not END:
+                    self._draw_and_write(*item)
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self.request_stop()
+            with self.ready:
+                self.ready.notify_all()
+            for worker in workers:
+                worker.join()
+            close_all(self.all_sinks, self.sources, self.errors)
+        if self.errors:
+            raise self.errors[0]
+        return self._summary(time.perf_counter() - started)
+
+    def _next_result(self) -> Any:
         while not self.abort.is_set():
             try:
-                return channel.get(timeout=POLL_SECONDS)
+                return self.results.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 continue
         return END
 
-    def _fail(self, exc: BaseException) -> None:
-        self.errors.append(exc)
-        self.abort.set()
+    def _summary(self, seconds: float) -> RunSummary:
+        for figures, slot, source in zip(self.figures, self.slots, self.sources):
+            figures.frames_dropped, figures.bad_frames = slot.dropped, source.bad_frames
+            figures.gaps = list(source.gaps)
+        summary, figures = self.summary, self.figures
+        summary.seconds = seconds
+        summary.frames_read = sum(f.frames_read for f in figures)
+        summary.frames_processed = sum(f.frames_processed for f in figures)
+        summary.frames_written = sum(f.frames_written for f in figures)
+        summary.frames_dropped = sum(f.frames_dropped for f in figures)
+        summary.bad_frames = sum(f.bad_frames for f in figures)
+        summary.gaps = [g for f in figures for g in f.gaps]
+        summary.first_written = min((f.first_written for f in figures if f.frames_written), default=0.0)
+        summary.last_written = max((f.last_written for f in figures), default=0.0)
+        summary.backend = " + ".join(model.describe() for model in self.models)
+        summary.stages = self.times.summary()
+        summary.streams = figures if len(figures) > 1 else []
+        summary.mean_batch = float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0
+        return summary
 
-    # -- the three stages -------------------------------------------------------------------
-    def _capture(self) -> None:
-        try:
-            while not self.stop.is_set() and (self.max_frames is None or self.summary.frames_read < self.max_frames):
-                with self.times.stage("capture"):
-                    frame = self.source.read()
-                if frame is None:
-                    break
-                # Preprocessing (the resize to the model's size) runs here, off the inference
-                # thread's critical path: inference then does nothing but infer.
-                with self.times.stage("preprocess"):
-                    frame.tensor = frames_to_input([frame.image], self.input_contract)
-                self.summary.frames_read += 1
-                self._put(self.frames, frame)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
-            self._fail(exc)
-        finally:
-            self._put(self.frames, END)
 
-    def _next_batch(self, size: int) -> list[Frame]:
-        batch: list[Frame] = []
-        while len(batch) < size and not self.capture_done:
-            item = self._get(self.frames)
-            if item is END:
-                self.capture_done = True
-            else:
-                batch.append(item)
-        return batch
-
-    def _infer(self) -> None:
-        try:
-            with self.backend:
-                size = self.backend.batch_size
-                while frames := self._next_batch(size):
-                    self._infer_batch(frames, size)
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
-            self._fail(exc)
-        finally:
-            self._put(self.predictions, END)
-
-    def _infer_batch(self, frames: list[Frame], size: int) -> None:
-        for prediction in predict(self.backend, frames, size, self.output_contract, self.times, self.keep_logits):
-            self._put(self.predictions, prediction)
-            self.summary.frames_processed += 1
-
-    def _draw_and_write(self, prediction: Prediction, recent: deque) -> None:
-        with self.times.stage("overlay"):
-            image = self.overlay.render(
-                prediction.frame.image, prediction.class_map, prediction.logits, self._readout(recent)
-            )
-        with self.times.stage("sink"):
-            for sink in self.sinks:
-                sink.write(image, prediction)
-        done = time.perf_counter()
-        self.times.add("latency", done - prediction.frame.timestamp)
-        recent.append(done)
-        self.summary.first_written = self.summary.first_written or done
-        self.summary.last_written = done
-        self.summary.frames_written += 1
-        if any(sink.stop_requested for sink in self.sinks):
-            self.request_stop()
-
-    def _readout(self, recent: deque) -> str:
-        """The FPS and inference time drawn on the frame, from the last 30 frames."""
-        if not self.readout or len(recent) < 2:
-            return ""
-        infer_ms = np.mean(self.times.samples["infer"][-30:]) * 1000
-        return f"{(len(recent) - 1) / (recent[-1] - recent[0]):.1f} FPS | infer {infer_ms:.1f} ms"
-
-    def run(self) -> RunSummary:
-        """Run to the end of the source (or a stop request); close the sinks; return the figures."""
-        started = self.started = time.perf_counter()
-        workers = [
-            threading.Thread(target=self._capture, name="capture", daemon=True),
-            threading.Thread(target=self._infer, name="inference", daemon=True),
-        ]
-        for worker in workers:
-            worker.start()
-        recent: deque = deque(maxlen=30)
-        try:
-            with stop_on_signals(self), opencv_threads_beside(self.backend):
-                while (item := self._get(self.predictions)) is not END:
-                    self._draw_and_write(item, recent)
-        except BaseException as exc:
-            self._fail(exc)
-        finally:
-            self.stop.set()
-            for worker in workers:
-                worker.join()
-            self._close_all()
-        if self.errors:
-            raise self.errors[0]
-        self.summary.seconds = time.perf_counter() - started
-        self.summary.frames_dropped = self.dropped
-        self.summary.bad_frames = self.source.bad_frames
-        self.summary.gaps = list(self.source.gaps)
-        self.summary.backend = self.backend.describe()
-        self.summary.stages = self.times.summary()
-        return self.summary
-
-    def _close_all(self) -> None:
-        close_all(self.sinks, [self.source], self.errors)
+def check_batch(backend_batch: int | None, streams: int) -> str | None:
+    """One line on how several streams are batched; an error when a fixed batch cannot hold them."""
+    if backend_batch is None or streams < 2:
+        return None
+    if backend_batch == 1:
+        return (
+            f"note: this bundle has a fixed batch of 1: {streams} streams get one inference call per frame "
+            "(export with --dynamic-batch, or --batch N, to batch them)"
+        )
+    if streams > backend_batch:
+        raise EdgesegError(
+            f"{streams} inputs, but this bundle's graph takes a fixed batch of {backend_batch}: give at most "
+            f"{backend_batch} inputs, or export with --dynamic-batch"
+        )
+    return None
 
 
 def close_all(sinks: list[Sink], sources: list[Source], errors: list[BaseException]) -> None:
@@ -274,30 +398,26 @@ def close_all(sinks: list[Sink], sources: list[Source], errors: list[BaseExcepti
         source.close()
 
 
-def predict(
-    backend: Backend,
-    frames: list[Frame],
-    size: int,
-    contract: OutputContract,
-    times: StageTimes,
-    keep_logits: bool = False,
-) -> list[Prediction]:
-    """Preprocessed frames through one inference call (padded to `size`), each paired with its class map."""
-    tensors = pad_batch([f.tensor for f in frames], size)
-    with times.stage("infer"):
-        output = backend.infer(tensors[0] if size == 1 else np.concatenate(tensors))
-    with times.stage("postprocess"):
-        class_maps = output_to_class_maps(output, contract)
-    return [Prediction(frame, class_maps[i], output[i] if keep_logits else None) for i, frame in enumerate(frames)]
+def source_options(backend: Backend, options: StreamOptions | None = None) -> StreamOptions:
+    """How a pipeline around `backend` opens its sources. With inference on the CPU, a video file is decoded on one
+    thread: it already has the capture thread to itself, and FFmpeg's extra decoder threads would only contend for
+    the cores inference needs (720p MPEG-4: 2.8 -> 2.2 CPU-ms per frame; demo-driving pipelined 181 -> 198 FPS on 2
+    cores). Live streams arrive at camera rate and keep FFmpeg's choice."""
+    options = options or StreamOptions()
+    return (
+        dataclasses.replace(options, decode_threads=1)
+        if backend.runs_on_cpu and options.decode_threads is None
+        else options
+    )
 
 
 @contextlib.contextmanager
 def opencv_threads_beside(backend: Backend) -> Iterator[None]:
     """With inference on the CPU, OpenCV runs single-threaded for the run, and is restored afterwards.
 
-    The stages already run side by side: OpenCV's own worker threads in capture and drawing would only
-    preempt inference's parallel operators, which then wait for their slowest chunk (demo-driving, 720p,
-    2 cores: 169 -> 190 FPS).
+    The stages already run side by side: OpenCV's own worker threads in capture and drawing would only preempt
+    inference's parallel operators, which then wait for their slowest chunk (demo-driving, 720p, 2 cores: 169 -> 190
+    FPS).
     """
     previous = cv2.getNumThreads()
     if backend.runs_on_cpu:
@@ -309,8 +429,9 @@ def opencv_threads_beside(backend: Backend) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def stop_on_signals(pipeline: Pipeline) -> Iterator[None]:
-    """First SIGINT/SIGTERM: stop capture and drain. Second: exit at once."""
+def stop_on_signals(pipeline: Any) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop capture and drain. Second: exit at once. (`pipeline` has `summary` and
+    `request_stop`.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

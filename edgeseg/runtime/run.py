@@ -1,7 +1,7 @@
 """`edgeseg run`: bundle + source URIs + sink URIs -> segmented streams. Lean: no torch, no onnx.
 
 The bundle's head (runtime/heads) checks the flags its kind takes; every kind, with one input or several, then runs in
-the one loop (runtime/loop.py): a capture thread per source, batched inference, drawing and writing on the main
+the one loop (runtime/pipeline.py): a capture thread per source, batched inference, drawing and writing on the main
 thread.
 """
 
@@ -17,7 +17,7 @@ from edgeseg.runtime.backends import TritonOptions
 from edgeseg.runtime.detector import pick_backend
 from edgeseg.runtime.figures import RunSummary
 from edgeseg.runtime.heads import head_for
-from edgeseg.runtime.loop import HeadModel, Pipeline, check_batch, source_options
+from edgeseg.runtime.pipeline import HeadModel, Pipeline, check_batch, source_options
 from edgeseg.runtime.sinks import open_sinks, open_stream_sinks
 from edgeseg.runtime.sinks.base import Sink
 from edgeseg.runtime.sinks.factory import stream_names

@@ -18,6 +18,7 @@ import numpy as np
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.heads.base import Head, Keypoint, Result
+from edgeseg.runtime.heads.semantic import SemanticHead
 
 # One colour per keypoint (BGR), far apart in hue: tip, jaw_a, jaw_b, joint, entry for the medical graspers.
 KEYPOINT_COLOURS = cv2.cvtColor(
@@ -166,7 +167,7 @@ def keypoint_records(peaks: np.ndarray, spec: KeypointSpec) -> list[dict[str, An
 
 def check_also(bundle: Bundle, also: Bundle) -> None:
     """The --also bundle draws a class map under the points and takes the same resized frame."""
-    if not also.is_semantic:
+    if also.output.kind not in SemanticHead.kinds:  # the head that draws a class map
         raise EdgesegError(f"--also {also.root} is not a semantic segmentation bundle; --also takes one whose class "
                            "map is drawn under the keypoints (e.g. edgeseg export demo-medical)")  # fmt: skip
     if tuple(also.input.size) != tuple(bundle.input.size) or also.input.dynamic_size:
