@@ -12,6 +12,7 @@ from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError, require
 from edgeseg.export.artifacts import onnx_artifact, sample_frames, save_onnx, tool_versions, write_bundle
 from edgeseg.export.options import MODEL_FILE, ExportOptions
+from edgeseg.export.outputs import OutputShape, binary_record, model_classes, threshold_logit, verdict
 from edgeseg.native_output import quiet_native_output
 from edgeseg.progress import Progress
 from edgeseg.runtime.tensors import frames_to_input, output_to_class_maps
@@ -81,11 +82,54 @@ def infer_contracts(model: Any, options: ExportOptions) -> tuple[InputContract, 
     return input_contract, output_contract, (out_dims[1] if is_logits else None)
 
 
+def float_output(model: Any) -> OutputShape | None:
+    """The verdict on the graph's (first) output where it holds logits of a fixed channel count, N x C x H x W float
+    (C = 1: a binary model); None for a class map or a class dimension the graph leaves open. (A float N x H x W
+    stays a class map, as before: in a graph, unlike a PyTorch probe, it may as well be an argmax cast to float.)"""
+    graph_out = model.graph.output[0]
+    shape, elem = dims(graph_out), graph_out.type.tensor_type.elem_type
+    if elem != _FLOAT or len(shape) != 4 or not shape[1]:
+        return None
+    return verdict(shape[1], f"'{graph_out.name}', float {' x '.join(str(d or '?') for d in shape)}")
+
+
+def add_binary_head(model: Any, threshold_logit: float) -> None:
+    """What the PyTorch export's select_logits does to a binary model, done to its graph: the one channel z becomes
+    two, [threshold, z] (Shape, ConstantOfShape, Concat), so the argmax every runtime takes is z > threshold, ties to
+    background, and the bundle is the two-class one a one-channel PyTorch model exports as."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    shape, name = dims(graph.output[0]), graph.output[0].name
+    logits = f"{name}_two_class"
+    threshold = helper.make_tensor("value", TensorProto.FLOAT, [1], [threshold_logit])
+    shape_of, filled = f"{name}_edgeseg_shape", f"{name}_edgeseg_threshold"  # named: calibrate keys nodes by name
+    nodes = [
+        helper.make_node("Shape", [name], [shape_of], name=shape_of),
+        helper.make_node("ConstantOfShape", [shape_of], [filled], name=filled, value=threshold),
+        helper.make_node("Concat", [filled, name], [logits], name=logits, axis=1),
+    ]
+    graph.node.extend(nodes)
+    two = [shape[0] or "batch", 2, shape[2] or "height", shape[3] or "width"]
+    del graph.output[0]
+    graph.output.insert(0, helper.make_tensor_value_info(logits, TensorProto.FLOAT, two))
+
+
 def import_onnx(path: Path, output: Path, options: ExportOptions) -> Bundle:
     progress = Progress(3, "import", enabled=options.progress)
     model, external = load_checked(path)
+    returned = float_output(model)
+    binary = binary_record(path.name, returned, options.threshold) if returned else None
+    if options.threshold is not None and returned is None:
+        raise EdgesegError(f"--threshold is for binary models (one output channel); '{path}' outputs a class map or "
+                           "logits of an open class count: drop --threshold")  # fmt: skip
+    if binary:
+        add_binary_head(model, threshold_logit({"binary": binary}))
     input_contract, output_contract, channels = infer_contracts(model, options)
-    classes = options.classes or (numbered_classes(channels) if channels else None)
+    if returned is not None:
+        classes = model_classes(str(path), returned, options.classes)
+    else:
+        classes = options.classes or (numbered_classes(channels) if channels else None)
     if classes is None:
         what = (
             "logits whose class dimension is not fixed in the graph"
@@ -129,6 +173,8 @@ def import_onnx(path: Path, output: Path, options: ExportOptions) -> Bundle:
             "options": {},
             "weights": None,
         }
+        if binary:
+            info["binary"] = binary
         bundle = Bundle.create(scratch, info, classes, input_contract, output_contract)
         bundle.add_artifact(
             onnx_artifact(

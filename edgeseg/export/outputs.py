@@ -8,9 +8,12 @@ names what the model returned and what edgeseg takes, before a file is written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from edgeseg.bundle import ClassInfo
+from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError
 
 TAKES = (
@@ -112,10 +115,60 @@ def classify_output(spec: str, output: Any, input_size: tuple[int, int]) -> Outp
                 f"'{spec}' returned {described}, a map at {out_height}x{out_width} for a {height}x{width} input; "
                 f"{TAKES}, at the input's size: upsample the logits in the model (F.interpolate to x.shape[-2:])"
             )
-    channels = int(tensor.shape[1])
-    if channels == 1:
-        return OutputShape("binary", 1, described, squeezed)
-    return OutputShape("semantic", channels, described, squeezed)
+    return verdict(int(tensor.shape[1]), described, squeezed)
+
+
+def verdict(channels: int, described: str, squeezed: bool = False) -> OutputShape:
+    """Logits of `channels` channels: one is a binary model (its sigmoid thresholded), more are classes."""
+    return OutputShape("binary" if channels == 1 else "semantic", channels, described, squeezed)
+
+
+# A binary model's classes when --classes names none: what it finds, on black.
+BINARY_CLASSES = [ClassInfo("background", (0, 0, 0)), ClassInfo("foreground", (255, 255, 255))]
+
+
+def model_classes(spec: str, returned: OutputShape, given: list[ClassInfo] | None) -> list[ClassInfo]:
+    """The classes of what the model returns: numbered when none are given; a binary model's two (background and
+    foreground, or what --classes names)."""
+    if returned.kind == "binary":
+        classes = given or BINARY_CLASSES
+        if len(classes) != 2:
+            raise EdgesegError(
+                f"'{spec}' returns one channel (binary segmentation: background and foreground) but "
+                f"{len(classes)} class names were given; give two, e.g. --classes kvasir"
+            )
+        return classes
+    classes = given or numbered_classes(returned.channels)
+    if len(classes) != returned.channels:
+        raise EdgesegError(
+            f"'{spec}' predicts {returned.channels} classes but {len(classes)} class names were given; fix --classes"
+        )
+    return classes
+
+
+def binary_record(spec: str, returned: OutputShape, threshold: float | None) -> dict[str, Any] | None:
+    """The manifest's model.binary for a binary model (its --threshold, default 0.5, and what it returned); None for
+    a model of several classes, which --threshold does not apply to (one line if it was given)."""
+    if returned.kind != "binary":
+        if threshold is not None:
+            raise EdgesegError(
+                f"--threshold is for binary models (one output channel); '{spec}' returns {returned.channels} "
+                "channels, whose class is their argmax: drop --threshold"
+            )
+        return None
+    threshold = 0.5 if threshold is None else threshold
+    if not 0.0 < threshold < 1.0:
+        raise EdgesegError(f"--threshold {threshold:g}: a probability strictly between 0 and 1 (default 0.5)")
+    return {"threshold": threshold, "returned": returned.described}
+
+
+def threshold_logit(model_info: dict[str, Any]) -> float:
+    """The logit a binary model's foreground must exceed: log(t / (1 - t)), 0 for t = 0.5; 0 for other models."""
+    binary = model_info.get("binary")
+    if not binary:
+        return 0.0
+    threshold = binary["threshold"]
+    return math.log(threshold / (1.0 - threshold))
 
 
 def probe_output(spec: str, model: Any, size: tuple[int, int]) -> OutputShape:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from edgeseg.bundle import Bundle, ClassInfo, InputContract, OutputContract
-from edgeseg.classes import numbered_classes
 from edgeseg.errors import EdgesegError, require
 from edgeseg.export.artifacts import (
     materialize_shared_weights,
@@ -21,16 +20,13 @@ from edgeseg.export.artifacts import (
     write_bundle,
 )
 from edgeseg.export.options import DEFAULT_SIZE, MODEL_FILE, ExportOptions
-from edgeseg.export.outputs import OutputShape, probe_output
+from edgeseg.export.outputs import binary_record, model_classes, probe_output, threshold_logit
 from edgeseg.export.parity import measure_parity
 from edgeseg.export.wrapper import SegmentationGraph
 from edgeseg.fileio import sha256_file
 from edgeseg.native_output import quiet_native_output
 from edgeseg.progress import Progress
 from edgeseg.runtime.tensors import frames_to_input
-
-# A binary model's classes when --classes names none: what it finds, on black.
-BINARY_CLASSES = [ClassInfo("background", (0, 0, 0)), ClassInfo("foreground", (255, 255, 255))]
 
 
 def read_weights(path: Path) -> tuple[dict[str, Any], list[ClassInfo] | None]:
@@ -124,55 +120,15 @@ def build(spec: str, options: ExportOptions) -> tuple[Any, list[ClassInfo], dict
             )
         returned = probe_output(spec, model, options.size)
         info = {"name": spec, "source": "zoo", "family": entry.family, "size_multiple": multiple}
-    if returned.kind == "binary":
-        info["binary"] = {"threshold": binary_threshold(options), "returned": returned.described}
-    elif options.threshold is not None:
-        raise EdgesegError(
-            f"--threshold is for binary models (one output channel); '{spec}' returns {returned.channels} "
-            "channels, whose class is their argmax: drop --threshold"
-        )
+    binary = binary_record(spec, returned, options.threshold)
+    if binary:
+        info["binary"] = binary
     info["parameters"] = int(sum(p.numel() for p in model.parameters()))
     info["options"] = options.model_options
     info["weights"] = (
         {"path": str(options.weights), "sha256": sha256_file(options.weights)} if options.weights else None
     )
     return model, classes, info
-
-
-def model_classes(spec: str, returned: OutputShape, given: list[ClassInfo] | None) -> list[ClassInfo]:
-    """The classes of what the model returns: numbered when none are given; a binary model's two (background and
-    foreground, or what --classes names)."""
-    if returned.kind == "binary":
-        classes = given or BINARY_CLASSES
-        if len(classes) != 2:
-            raise EdgesegError(
-                f"'{spec}' returns one channel (binary segmentation: background and foreground) but "
-                f"{len(classes)} class names were given; give two, e.g. --classes kvasir"
-            )
-        return classes
-    classes = given or numbered_classes(returned.channels)
-    if len(classes) != returned.channels:
-        raise EdgesegError(
-            f"'{spec}' predicts {returned.channels} classes but {len(classes)} class names were given; fix --classes"
-        )
-    return classes
-
-
-def binary_threshold(options: ExportOptions) -> float:
-    """--threshold on the sigmoid (default 0.5, i.e. logit > 0)."""
-    threshold = 0.5 if options.threshold is None else options.threshold
-    if not 0.0 < threshold < 1.0:
-        raise EdgesegError(f"--threshold {threshold:g}: a probability strictly between 0 and 1 (default 0.5)")
-    return threshold
-
-
-def threshold_logit(model_info: dict[str, Any]) -> float:
-    """The logit a binary model's foreground must exceed: log(t / (1 - t)), 0 for t = 0.5; 0 for other models."""
-    binary = model_info.get("binary")
-    if not binary:
-        return 0.0
-    threshold = binary["threshold"]
-    return math.log(threshold / (1.0 - threshold))
 
 
 def with_defaults(spec: str, options: ExportOptions) -> ExportOptions:
