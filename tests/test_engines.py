@@ -23,24 +23,24 @@ from edgeseg.errors import EdgesegError
 ORIN = GpuInfo("Orin", "8.7")
 
 
-@pytest.fixture()
-def calibrated_copy(tiny_bundle, tmp_path, capsys):
-    bundle = tmp_path / "b"
+@pytest.fixture(scope="module")
+def calibrated(tiny_bundle, tmp_path_factory):
+    """The tiny bundle calibrated once for the module (fp32, fp16 and int8 variants)."""
+    from edgeseg.cli import main
+
+    bundle = tmp_path_factory.mktemp("calibrated") / "b"
     shutil.copytree(tiny_bundle, bundle)
-    code, _, err = run_cli(
-        capsys,
-        "calibrate",
-        bundle,
-        "--data",
-        "synthetic://driving?seed=1&frames=20&size=64x64",
-        "--count",
-        "8",
-        "--eval-count",
-        "4",
-        "--method",
-        "minmax",
-    )
-    assert code == 0, err
+    data = "synthetic://driving?seed=1&frames=20&size=64x64"
+    argv = ["calibrate", str(bundle), "--data", data, "--count", "8", "--eval-count", "4", "--method", "minmax"]
+    assert main(argv) == 0
+    return bundle
+
+
+@pytest.fixture()
+def calibrated_copy(calibrated, tmp_path):
+    """A private copy of the calibrated bundle: the builds write engines and manifest entries into it."""
+    bundle = tmp_path / "b"
+    shutil.copytree(calibrated, bundle)
     return bundle
 
 
