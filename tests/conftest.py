@@ -66,6 +66,7 @@ BUNDLE_RECIPES: dict[str, list[list[str]]] = {
     "fcn8s-logits": [["export", "fcn8s", "-o", "{out}", *TINY, "--no-fuse-argmax", "--no-fuse-preprocess"]],
     # the trained medical U-Net (exported at 240x320) with a graph that takes any size
     "demo-medical-dynamic-size": [["export", "demo-medical", "-o", "{out}", "--dynamic-size"]],
+    "demo-medical": [["export", "demo-medical", "-o", "{out}"]],
     # the three shipped demos, one per bundle kind: semantic, instances, keypoints (the Python API's tests)
     "demo-driving": [["export", "demo-driving", "-o", "{out}"]],
     "demo-driving-instances": [["export", "demo-driving-instances", "-o", "{out}"]],
@@ -92,13 +93,25 @@ def make_bundle(name: str, out: Path) -> Path:
     return out
 
 
-def recipe_bundle(tmp_path_factory, name: str) -> Path:
-    """A private copy of a recipe's bundle: made here, or copied from EDGESEG_TEST_BUNDLES where that is set."""
-    out = tmp_path_factory.mktemp("bundles") / name
+# Each recipe is made once per session (exports and calibrations are most of the suite's time); tests get copies.
+_MADE_THIS_SESSION: dict[str, Path] = {}
+
+
+def recipe_source(tmp_path_factory, name: str) -> Path:
+    """The session's own bundle of a recipe, never to be changed: made here on first use, or the one
+    EDGESEG_TEST_BUNDLES holds."""
     made_elsewhere = os.environ.get("EDGESEG_TEST_BUNDLES")
-    if not made_elsewhere:
-        return make_bundle(name, out)
-    shutil.copytree(Path(made_elsewhere) / name, out)
+    if made_elsewhere:
+        return Path(made_elsewhere) / name
+    if name not in _MADE_THIS_SESSION:
+        _MADE_THIS_SESSION[name] = make_bundle(name, tmp_path_factory.mktemp("recipes") / name)
+    return _MADE_THIS_SESSION[name]
+
+
+def recipe_bundle(tmp_path_factory, name: str) -> Path:
+    """A private copy of a recipe's bundle."""
+    out = tmp_path_factory.mktemp("bundles") / name
+    shutil.copytree(recipe_source(tmp_path_factory, name), out)
     return out
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, recipe_bundle, run_cli
 
 from edgeseg.bundle import Bundle
 from edgeseg.data.synthetic import DRIVING_CLASSES, KEYPOINTS, MEDICAL_CLASSES, SKELETON, make_scene
@@ -146,9 +146,7 @@ def test_dataset_writes_a_labelled_folder_that_reads_back(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def demo_bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "demo-medical"
-    assert run_cli_plain("export", "demo-medical", "-o", out) == 0
-    return out
+    return recipe_bundle(tmp_path_factory, "demo-medical")
 
 
 def run_cli_plain(*argv):

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import BUNDLE_RECIPES, make_bundle
+from conftest import BUNDLE_RECIPES, recipe_source
 from jetpack_standin import JETPACKS, JetPack, interpreter, make_venv, probe, readme_rows, site_packages_listing
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +97,7 @@ def desktop_bundles(tmp_path_factory) -> Path:
     """Every bundle the tests share, exported here (the desktop) for the stand-ins to run."""
     root = tmp_path_factory.mktemp("desktop-bundles")
     for name in BUNDLE_RECIPES:
-        make_bundle(name, root / name)
+        shutil.copytree(recipe_source(tmp_path_factory, name), root / name)
     return root
 
 
