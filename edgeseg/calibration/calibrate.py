@@ -573,24 +573,30 @@ def fewest_meeting(total: int, value_with_float: Any, target: float) -> tuple[in
     return high, reached
 
 
+# Each choice of the CPU form compares medians of models timed in the same rounds. A model of a few milliseconds
+# gets `runs` calls per round; a slow one gets as many as fit in about this long per model and round (never fewer
+# than MIN_RUNS_PER_ROUND): Mask R-CNN at 320x240 takes ~0.25 s a call on 2 cores, and its CPU form's search timed
+# two models per resolution level at 60 calls each, 7 of the 11 minutes its calibration took.
+ROUND_SECONDS = 0.6
+MIN_RUNS_PER_ROUND = 2
+
+
 def latencies_ms(
     paths: dict[str, Path], batch: np.ndarray, threads: int | None, rounds: int = 5, runs: int = 12
 ) -> dict[str, float]:
     """Median latency of one infer call per model, the models timed in interleaved rounds."""
     from edgeseg.runtime.backends import ONNXRuntimeBackend
-    from edgeseg.timing import interleaved_samples
+    from edgeseg.timing import interleaved_samples, timed
 
     backends = {
         name: ONNXRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads).open()
         for name, path in paths.items()
     }
     try:
-        samples = interleaved_samples(
-            {name: functools.partial(backend.infer, batch) for name, backend in backends.items()},
-            5,
-            rounds * runs,
-            rounds,
-        )
+        calls = {name: functools.partial(backend.infer, batch) for name, backend in backends.items()}
+        slowest = max(min(timed(call, 3)) for call in calls.values())  # the first calls warm the sessions up
+        per_round = max(MIN_RUNS_PER_ROUND, min(runs, int(ROUND_SECONDS / max(slowest, 1e-6))))
+        samples = interleaved_samples(calls, 2, rounds * per_round, rounds)
     finally:
         for backend in backends.values():
             backend.close()
