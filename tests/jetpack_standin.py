@@ -11,14 +11,22 @@ OpenCV (built for numpy 1.x, with GStreamer). A stand-in is made of:
 - a venv made as the README tells Jetson users (`python3 -m venv --system-site-packages`), which sees that
   folder through a .pth file, as a Jetson venv sees /usr/lib/python3/dist-packages.
 
-The dist-packages folders are cached under .cache/jetpack/NAME/; the venvs are made afresh by each test run.
+The dist-packages folders are cached under .cache/jetpack/NAME/; the venvs are made afresh by each test run, on
+threads of their own from the moment the session knows it will run test_jetpack.py (`start_installs`, called by
+conftest.py): pip mostly waits on the network (6 min of wall time for 58 s of CPU for one stand-in, measured on
+2 busy cores), so the three installs overlap each other and the rest of the suite.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 import subprocess
+import sys
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +137,130 @@ def site_packages_listing(venv: Path) -> str:
         [venv / "bin/python", "-m", "pip", "list", "--path", site, "--format", "freeze"],
         capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
+
+
+# JetPack 6's stand-in installs the wheel `pip wheel` makes of the checkout (a wheel built on a desktop and
+# copied to the board); the others install the checkout itself, as the README says.
+FROM_WHEEL = {"6"}
+
+
+@dataclass
+class Device:
+    jetpack: JetPack
+    venv: Path
+    before: dict  # numpy and cv2 as the fresh venv saw them
+    after: dict  # and after `pip install` of the checkout
+    installed: str  # what pip put into the venv itself
+
+    def run(self, *argv, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        program = [str(self.venv / "bin" / argv[0]), *map(str, argv[1:])]
+        return subprocess.run(program, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+# The installs' long-running children, killed when the session ends before they do (an interrupted run).
+_running: set[subprocess.Popen] = set()
+
+
+def run_killable(argv: list, timeout: float, **options) -> subprocess.CompletedProcess:
+    """subprocess.run, with the child known to finish_installs while it runs."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options) as child:
+        _running.add(child)
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            stdout, stderr = child.communicate()
+        finally:
+            _running.discard(child)
+    return subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
+
+
+def build_wheel(out: Path) -> Path:
+    """The wheel `pip wheel` makes of the checkout on the desktop."""
+    done = run_killable([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, ROOT], timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return next(out.glob("edgeseg-*.whl"))
+
+
+def readme_install_command(jetpack: JetPack) -> str:
+    """The install command the README gives for this JetPack (its rows agree, and agree with the stand-in)."""
+    rows = readme_rows((ROOT / "README.md").read_text())
+    commands = set()
+    for release in jetpack.readme:
+        cells = rows[release]
+        assert cells[1].startswith(jetpack.python + ".") and cells[2] == jetpack.numpy, cells
+        commands.add(cells[-1].strip("`"))
+    assert len(commands) == 1, commands
+    return commands.pop()
+
+
+def run_readme_command(jetpack: JetPack, command: str, work: Path, target: str) -> str:
+    """Run the README's command in `work` as a user would in the clone, `.` being `target` (the checkout or a
+    wheel). Its first step, the venv, is make_venv: the stand-in's dist-packages must be seen by it."""
+    venv_step, *steps = command.split(" && ")
+    assert venv_step == "python3 -m venv --system-site-packages .venv", venv_step
+    make_venv(jetpack, work / ".venv")
+    said = []
+    for step in steps:
+        argv = [target + arg[1:] if arg.startswith(".[") else arg for arg in shlex.split(step)]
+        # PIP_NO_COMPILE: the same packages, without compiling every .py of sympy and matplotlib to bytecode
+        quicker = dict(os.environ, PIP_NO_COMPILE="1")
+        done = run_killable(argv, timeout=900, cwd=work, env=quicker)
+        said += [f"$ {' '.join(argv)}  (exit {done.returncode})"]
+        said += [line for line in (done.stdout + done.stderr).splitlines() if "is ignored: it is neither" not in line]
+        assert done.returncode == 0, "\n".join(said)[-3000:]
+    return "\n".join(said)
+
+
+def install(jetpack: JetPack, work: Path, wheel: Future) -> Device:
+    """The JetPack's stand-in with edgeseg installed from this checkout by the README's command; the transcript
+    goes to .cache/jetpack/NAME/install-transcript.txt."""
+    command = readme_install_command(jetpack)
+    before = probe(make_venv(jetpack, work / "before"))  # what a fresh venv sees: the JetPack's own packages
+    target = str(wheel.result() if jetpack.name in FROM_WHEEL else ROOT)
+    transcript = run_readme_command(jetpack, command, work, target)
+    venv = work / ".venv"
+    device = Device(jetpack, venv, before, probe(venv), site_packages_listing(venv))
+    (jetpack.folder / "install-transcript.txt").write_text(
+        f"{transcript}\nbefore: {before}\nafter: {device.after}\ninstalled into the venv:\n{device.installed}"
+    )
+    return device
+
+
+class Installs:
+    """The desktop wheel and each stand-in whose interpreter is here, made on threads of their own."""
+
+    def __init__(self) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="edgeseg-jetpacks-"))
+        self.pool = ThreadPoolExecutor(max_workers=len(JETPACKS) + 1, thread_name_prefix="jetpack-install")
+        (self.work / "wheel").mkdir()
+        self.wheel = self.pool.submit(build_wheel, self.work / "wheel")
+        self.devices = {
+            jetpack.name: self.pool.submit(install, jetpack, self.work / f"jetpack{jetpack.name}", self.wheel)
+            for jetpack in JETPACKS
+            if interpreter(jetpack) is not None
+        }
+
+    def close(self) -> None:
+        for child in list(_running):  # the session ended first: nothing waits for these any more
+            child.kill()
+        self.pool.shutdown(wait=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+_installs: Installs | None = None
+
+
+def start_installs() -> Installs:
+    """Start the installs once per session; later calls return the same ones."""
+    global _installs
+    if _installs is None:
+        _installs = Installs()
+    return _installs
+
+
+def finish_installs() -> None:
+    global _installs
+    if _installs is not None:
+        _installs.close()
+        _installs = None

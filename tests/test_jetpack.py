@@ -13,25 +13,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ElementTree
 import zipfile
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import pytest
 from conftest import BUNDLE_RECIPES, recipe_source
-from jetpack_standin import JETPACKS, JetPack, interpreter, make_venv, probe, readme_rows, site_packages_listing
+from jetpack_standin import JETPACKS, Device, Installs, JetPack, interpreter, start_installs
 
 REPO = Path(__file__).resolve().parent.parent
-
-# JetPack 6's stand-in installs the wheel `pip wheel` makes of the checkout (a wheel built on a desktop and
-# copied to the board); the others install the checkout itself, as the README says.
-FROM_WHEEL = {"6"}
 
 # The runtime's own test modules that need no torch: they run on each JetPack's Python.
 RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_api", "test_tensorrt_bindings")
@@ -43,31 +37,16 @@ def runtime_tests(jetpack: JetPack) -> tuple[str, ...]:
     return RUNTIME_TESTS + (NETWORK_TESTS if jetpack.python == "3.8" else ())
 
 
-@dataclass
-class Device:
-    jetpack: JetPack
-    venv: Path
-    before: dict  # numpy and cv2 as the fresh venv saw them
-    after: dict  # and after `pip install` of the checkout
-    installed: str  # what pip put into the venv itself
-
-    def run(self, *argv, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-        program = [str(self.venv / "bin" / argv[0]), *map(str, argv[1:])]
-        return subprocess.run(program, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+@pytest.fixture(scope="module")
+def installs() -> Installs:
+    """The desktop wheel and the stand-ins, being made since the session started (conftest.py starts them)."""
+    return start_installs()
 
 
 @pytest.fixture(scope="module")
-def desktop_wheel(tmp_path_factory) -> Path:
+def desktop_wheel(installs) -> Path:
     """The wheel `pip wheel` makes of the checkout on the desktop."""
-    out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, REPO],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return next(out.glob("edgeseg-*.whl"))
+    return installs.wheel.result()
 
 
 def test_the_wheel_caps_numpy_on_a_jetson_and_in_the_device_extra_only(desktop_wheel):
@@ -101,53 +80,13 @@ def desktop_bundles(tmp_path_factory) -> Path:
     return root
 
 
-def readme_install_command(jetpack: JetPack) -> str:
-    """The install command the README gives for this JetPack (its rows agree, and agree with the stand-in)."""
-    rows = readme_rows((REPO / "README.md").read_text())
-    commands = set()
-    for release in jetpack.readme:
-        cells = rows[release]
-        assert cells[1].startswith(jetpack.python + ".") and cells[2] == jetpack.numpy, cells
-        commands.add(cells[-1].strip("`"))
-    assert len(commands) == 1, commands
-    return commands.pop()
-
-
-def run_readme_command(jetpack: JetPack, command: str, work: Path, target: str) -> str:
-    """Run the README's command in `work` as a user would in the clone, `.` being `target` (the checkout or a
-    wheel). Its first step, the venv, is make_venv: the stand-in's dist-packages must be seen by it."""
-    venv_step, *steps = command.split(" && ")
-    assert venv_step == "python3 -m venv --system-site-packages .venv", venv_step
-    make_venv(jetpack, work / ".venv")
-    said = []
-    for step in steps:
-        argv = [target + arg[1:] if arg.startswith(".[") else arg for arg in shlex.split(step)]
-        # PIP_NO_COMPILE: the same packages, without compiling every .py of sympy and matplotlib to bytecode
-        quicker = dict(os.environ, PIP_NO_COMPILE="1")
-        done = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=900, env=quicker)
-        said += [f"$ {' '.join(argv)}  (exit {done.returncode})"]
-        said += [line for line in (done.stdout + done.stderr).splitlines() if "is ignored: it is neither" not in line]
-        assert done.returncode == 0, "\n".join(said)[-3000:]
-    return "\n".join(said)
-
-
 @pytest.fixture(scope="module", params=JETPACKS, ids=lambda jetpack: f"jetpack{jetpack.name}")
-def device(request, tmp_path_factory) -> Device:
+def device(request, installs) -> Device:
     """The JetPack's stand-in with edgeseg installed from this checkout by the README's command."""
     jetpack: JetPack = request.param
-    if interpreter(jetpack) is None:
+    if jetpack.name not in installs.devices:
         pytest.skip(f"no Python {jetpack.python} under ~/.pyenv/versions: the JetPack {jetpack.name} stand-in needs it")
-    command = readme_install_command(jetpack)
-    work = tmp_path_factory.mktemp(f"jetpack{jetpack.name}")
-    target = str(request.getfixturevalue("desktop_wheel") if jetpack.name in FROM_WHEEL else REPO)
-    before = probe(make_venv(jetpack, work / "before"))  # what a fresh venv sees: the JetPack's own packages
-    transcript = run_readme_command(jetpack, command, work, target)
-    venv = work / ".venv"
-    device = Device(jetpack, venv, before, probe(venv), site_packages_listing(venv))
-    (jetpack.folder / "install-transcript.txt").write_text(
-        f"{transcript}\nbefore: {before}\nafter: {device.after}\ninstalled into the venv:\n{device.installed}"
-    )
-    return device
+    return installs.devices[jetpack.name].result()
 
 
 def test_install_keeps_the_jetpacks_cv2_working_beside_numpy_1(device):
@@ -212,26 +151,39 @@ def test_export_says_it_needs_torch_in_one_line(device, tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-def test_runtime_tests_and_real_tensorrt_bindings_pass_on_the_jetpacks_python(device, desktop_bundles, tmp_path):
+def runtime_run(device: Device, bundles: Path, work: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """The runtime's own tests on the device's Python, with the real bindings of its JetPack's TensorRT."""
     pytest_install = device.run("python", "-m", "pip", "install", "--quiet", "pytest", "selenium")
     assert pytest_install.returncode == 0, pytest_install.stderr[-2000:]
-    env = dict(os.environ, EDGESEG_TEST_BUNDLES=str(desktop_bundles))
+    env = dict(os.environ, EDGESEG_TEST_BUNDLES=str(bundles))
     env["EDGESEG_TENSORRT_VERSIONS"] = ",".join(device.jetpack.tensorrt)
     bindings = device.run("python", "tests/real_tensorrt.py", env=env)
     assert bindings.returncode == 0 and "ready for Python" in bindings.stdout, bindings.stdout + bindings.stderr
-    report = tmp_path / "report.xml"
-    done = device.run(
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "not desktop",
-        f"--junitxml={report}",
-        *(f"tests/{m}.py" for m in runtime_tests(device.jetpack)),
-        env=env,
-        timeout=900,
-    )
+    report = work / "report.xml"
+    tests = [f"tests/{module}.py" for module in runtime_tests(device.jetpack)]
+    # its own --basetemp: pytest's default folder is shared with the session that runs this one
+    options = ["-q", "-p", "no:cacheprovider", "-m", "not desktop", f"--basetemp={work / 'tmp'}"]
+    return device.run("pytest", *options, f"--junitxml={report}", *tests, env=env, timeout=900), report
+
+
+@pytest.fixture(scope="module")
+def runtime_runs(installs, desktop_bundles, tmp_path_factory) -> dict[str, Future]:
+    """Each stand-in's runtime tests, all started at once: they mostly wait on their subprocesses and servers."""
+    pool = ThreadPoolExecutor(max_workers=len(installs.devices), thread_name_prefix="jetpack-runtime-tests")
+
+    def run_when_installed(device: Future, work: Path) -> tuple[subprocess.CompletedProcess, Path]:
+        return runtime_run(device.result(), desktop_bundles, work)
+
+    runs = {
+        name: pool.submit(run_when_installed, device, tmp_path_factory.mktemp(f"runtime-tests-{name}"))
+        for name, device in installs.devices.items()
+    }
+    yield runs
+    pool.shutdown(wait=True)
+
+
+def test_runtime_tests_and_real_tensorrt_bindings_pass_on_the_jetpacks_python(device, runtime_runs):
+    done, report = runtime_runs[device.jetpack.name].result()
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     cases = ElementTree.parse(report).getroot().iter("testcase")
     outcome = {}
