@@ -1,6 +1,9 @@
 # Two commands that work on a fresh machine: `make demo` and `make test`.
 # Each creates .venv at the repo root and installs what it needs.
 PYTHON ?= python3
+# The test target's prerequisites (lint, the Debian packages, the Triton server's venv, the TensorRT bindings)
+# mostly wait on the network: they are made side by side.
+MAKEFLAGS += --jobs=4
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -25,7 +28,7 @@ $(TRITON_SERVER)/.installed: $(STAMP)
 # NVIDIA's real TensorRT Python bindings (8.6.1, 10.3, 10.13, 10.16, 11.4) with C stubs for their native
 # libraries, in .cache/tensorrt (never committed: NVIDIA's licence). A version that cannot be fetched
 # skips its tests and says why (and is tried again next time). Needs gcc (system-deps).
-tensorrt-bindings: $(STAMP)
+tensorrt-bindings: $(STAMP) system-deps
 	$(PY) tests/real_tensorrt.py
 
 demo: $(STAMP)
