@@ -12,6 +12,7 @@ from conftest import assert_one_line_error, run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeseg.bundle import Bundle
+from edgeseg.calibration.fp16 import convert_to_fp16
 from edgeseg.runtime.backends import open_backend
 from edgeseg.runtime.tensors import output_to_class_maps
 
@@ -55,6 +56,14 @@ def test_a_one_channel_onnx_imports_as_two_classes_whose_map_is_its_sigmoid_abov
     expected = sigmoid_mask(image, weight, threshold or 0.5)
     assert 0 < expected.mean() < 1  # both classes present: the check can fail
     np.testing.assert_array_equal(class_map, expected)
+    # Its FP16 form loads and agrees: the threshold channel (a ConstantOfShape) turns float16 with the logits beside
+    # it (left float32, ONNX Runtime refused the Concat of smp's Unet, Segformer and the imported head alike).
+    import onnxruntime
+
+    fp16 = convert_to_fp16(onnx.load(str(tmp_path / "b" / "model.onnx")))
+    session = onnxruntime.InferenceSession(fp16.SerializeToString(), providers=["CPUExecutionProvider"])
+    half = session.run(None, {"image": image})[0]
+    assert (output_to_class_maps(half, bundle.output) == expected).mean() > 0.99
 
 
 def test_a_one_channel_onnx_takes_two_class_names_and_a_multi_channel_one_refuses_threshold(tmp_path, capsys):

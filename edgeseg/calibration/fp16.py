@@ -3,8 +3,9 @@
 Written here rather than with onnxconverter-common: its keep_io_types leaves the fused uint8
 input's Cast producing float32 into an FP16 graph (ONNX Runtime refuses the model), and it is the
 source of the known FP16 leak through Resize. The rules:
-  - float32 initializers and Constant tensors become float16, except Resize's roi/scales, which
-    the ONNX spec requires in float32;
+  - float32 initializers, Constant tensors and ConstantOfShape values become float16, except Resize's
+    roi/scales, which the ONNX spec requires in float32 (a binary model's threshold channel is a
+    ConstantOfShape beside float16 logits: left float32, the Concat that joins them does not load);
   - Cast(to=FLOAT) becomes Cast(to=FLOAT16) unless it converts integers (shape arithmetic, the
     argmax class ids), which stay exact in float32;
   - float32 graph inputs get a Cast to float16, float32 graph outputs a Cast back to float32;
@@ -23,6 +24,7 @@ import numpy as np
 from edgeseg.onnx_graph import consumers, producers
 
 FLOAT, FLOAT16, INT32, INT64 = 1, 10, 6, 7  # onnx.TensorProto element types
+CONSTANTS = ("Constant", "ConstantOfShape")  # nodes whose float32 `value` attribute is the tensor they write
 
 
 def _resize_float_inputs(graph: Any) -> set[str]:
@@ -57,7 +59,7 @@ def convert_to_fp16(model: Any, keep_float: frozenset[str] = frozenset()) -> Any
         return any(graph.node[i].name in keep_float for i in readers.get(tensor, []))
 
     # Constants and initializers a kept node reads stay float32; a converted reader gets them through a Cast.
-    kept = set(keep_float) | {n.name for n in graph.node if n.op_type == "Constant" and read_by_kept(n.output[0])}
+    kept = set(keep_float) | {n.name for n in graph.node if n.op_type in CONSTANTS and read_by_kept(n.output[0])}
     float32_initializers = {t.name for t in graph.initializer if read_by_kept(t.name)}
 
     for tensor in graph.initializer:
@@ -68,7 +70,11 @@ def convert_to_fp16(model: Any, keep_float: frozenset[str] = frozenset()) -> Any
     for node in graph.node:
         if node.name in kept:
             continue
-        if node.op_type == "Constant" and node.output[0] not in float32_inputs:
+        if node.op_type in CONSTANTS and node.output[0] not in float32_inputs:
+            if node.op_type == "ConstantOfShape" and not any(a.name == "value" for a in node.attribute):
+                # without a value it fills float32 zeros: say float16 zeros
+                zeros = numpy_helper.from_array(np.zeros(1, np.float16))
+                node.attribute.append(onnx.helper.make_attribute("value", zeros))
             for attribute in node.attribute:
                 if attribute.name == "value" and attribute.t.data_type == FLOAT:
                     attribute.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attribute.t).astype(np.float16)))
