@@ -168,6 +168,10 @@ def test_pooling_bins_that_do_not_divide_name_the_sizes_that_work_and_print_noth
     assert out == "" and "Torch IR graph" not in err  # the exporter's C++ dump stayed out
     code, out, err = run_cli(capfd, "export", "user_models:pyramid_net", "-o", tmp_path / "b", "--size", "72x72")
     assert code == 0, err
+    # Below the first size that works, the nearest below and above are one size, named once (UPerNet at 96x96)
+    code, out, err = run_cli(capfd, "export", "user_models:pyramid_net", "-o", tmp_path / "d", "--size", "8x8")
+    assert_one_line_error(code, err, "e.g. --size 12x12")
+    assert "or --size" not in err
     code, out, err = run_cli(
         capfd, "export", "user_models:pyramid_net", "-o", tmp_path / "c", "--size", "64x64", "--verbose"
     )

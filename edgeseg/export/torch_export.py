@@ -248,9 +248,11 @@ def adaptive_pooling_hint(graph: Any, example: Any, input_contract: InputContrac
         return None
     below = [max(m, (side // m) * m) for m, side in zip(multiples, (height, width))]
     above = [-(-side // m) * m for m, side in zip(multiples, (height, width))]
+    # Below the first multiple, the nearest size below and above are the same: name it once.
+    sizes = " or ".join(dict.fromkeys(f"--size {h}x{w}" for h, w in (below, above)))
     return (
         f"--size {height}x{width}: {bad}, which ONNX export needs to divide evenly; sizes that work are multiples of "
-        f"{multiples[0]}x{multiples[1]}, e.g. --size {below[0]}x{below[1]} or --size {above[0]}x{above[1]}"
+        f"{multiples[0]}x{multiples[1]}, e.g. {sizes}"
     )
 
 
