@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,14 +158,21 @@ class Device:
         return subprocess.run(program, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
-# The installs' long-running children, killed when the session ends before they do (an interrupted run).
+# The installs' long-running children, killed when the session ends before they do (an interrupted run, -x, -k);
+# once it has ended, no install starts another.
 _running: set[subprocess.Popen] = set()
+_ending = threading.Event()
+_children_lock = threading.Lock()
 
 
 def run_killable(argv: list, timeout: float, **options) -> subprocess.CompletedProcess:
     """subprocess.run, with the child known to finish_installs while it runs."""
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options) as child:
+    with _children_lock:
+        if _ending.is_set():
+            raise RuntimeError("the test session ended before this install step")
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
         _running.add(child)
+    with child:
         try:
             stdout, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -242,7 +250,10 @@ class Installs:
         }
 
     def close(self) -> None:
-        for child in list(_running):  # the session ended first: nothing waits for these any more
+        with _children_lock:
+            _ending.set()
+            children = list(_running)
+        for child in children:  # the session ended first: nothing waits for these any more
             child.kill()
         self.pool.shutdown(wait=True)
         shutil.rmtree(self.work, ignore_errors=True)

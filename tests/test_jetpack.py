@@ -169,7 +169,7 @@ def runtime_run(device: Device, bundles: Path, work: Path) -> tuple[subprocess.C
 @pytest.fixture(scope="module")
 def runtime_runs(installs, desktop_bundles, tmp_path_factory) -> dict[str, Future]:
     """Each stand-in's runtime tests, all started at once: they mostly wait on their subprocesses and servers."""
-    pool = ThreadPoolExecutor(max_workers=len(installs.devices), thread_name_prefix="jetpack-runtime-tests")
+    pool = ThreadPoolExecutor(max_workers=max(1, len(installs.devices)), thread_name_prefix="jetpack-runtime-tests")
 
     def run_when_installed(device: Future, work: Path) -> tuple[subprocess.CompletedProcess, Path]:
         return runtime_run(device.result(), desktop_bundles, work)

@@ -113,7 +113,7 @@ def run_stream_bench(
 ) -> StreamBenchReport:
     bundle = Bundle.load(bundle_dir)
     bundle.require_semantic("bench --streams")
-    note = check_batch(bundle.input.batch, streams) or ""
+    note = check_batch(True, bundle.input.batch, streams) or ""  # semantic: its graph batches
     progress = Progress(3, "bench streams")
     with tempfile.TemporaryDirectory(prefix="edgeseg-streams-") as scratch:
         paths = render_streams(streams, frames, width_height, Path(scratch))

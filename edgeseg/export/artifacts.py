@@ -29,7 +29,7 @@ def write_bundle(output: Path, force: bool, fill: Any, progress: Progress | None
     """Build the bundle in a temporary directory with `fill(tmpdir) -> Bundle`; move it into place when complete,
     and only then say so (a step of `progress`). Another process that put a bundle there first wins: OutputRaced."""
     try:
-        with atomic_directory(output, replace=force or output.is_dir()) as scratch:
+        with atomic_directory(output, replace=force) as scratch:
             bundle = fill(scratch)
             bundle.save()
     except OSError as exc:

@@ -36,7 +36,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeseg.errors import EdgesegError
 from edgeseg.redact import redact
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.runtime.figures import RunSummary, StageTimes, StreamFigures, percentiles_ms  # noqa: F401 - bench.rows imports it here
@@ -346,7 +345,10 @@ class Pipeline:
             try:
                 return self.results.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                continue
+                # a sink that asked to stop (q/Esc, a Python caller leaving the stream) is heard between
+                # frames too: a stalled or slow camera must not hold it until its next frame
+                if any(sink.stop_requested for sink in self.all_sinks):
+                    self.request_stop()
         return END
 
     def _summary(self, seconds: float) -> RunSummary:
@@ -370,21 +372,15 @@ class Pipeline:
         return summary
 
 
-def check_batch(backend_batch: int | None, streams: int) -> str | None:
-    """One line on how several streams are batched; an error when a fixed batch cannot hold them."""
-    if backend_batch is None or streams < 2:
+def check_batch(batches: bool, backend_batch: int | None, streams: int) -> str | None:
+    """One line on how several streams are batched, for a head whose graph batches (a detector answers one frame
+    per call whatever the export). More streams than a fixed batch take several calls a round (HeadModel.results)."""
+    if not batches or backend_batch != 1 or streams < 2:
         return None
-    if backend_batch == 1:
-        return (
-            f"note: this bundle has a fixed batch of 1: {streams} streams get one inference call per frame "
-            "(export with --dynamic-batch, or --batch N, to batch them)"
-        )
-    if streams > backend_batch:
-        raise EdgesegError(
-            f"{streams} inputs, but this bundle's graph takes a fixed batch of {backend_batch}: give at most "
-            f"{backend_batch} inputs, or export with --dynamic-batch"
-        )
-    return None
+    return (
+        f"note: this bundle has a fixed batch of 1: {streams} streams get one inference call per frame "
+        "(export with --dynamic-batch, or --batch N, to batch them)"
+    )
 
 
 def close_all(sinks: list[Sink], sources: list[Source], errors: list[BaseException]) -> None:

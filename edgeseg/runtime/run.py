@@ -56,7 +56,7 @@ def run(options: RunOptions, tap: Sink | None = None) -> RunSummary:
         check_inference_size(bundle, options.infer_size)
         bundle.manifest["input"]["size"] = list(options.infer_size)  # this run's copy only: run never saves it
     models = run_models(bundle, options)
-    if note := check_batch(bundle.input.batch, len(options.inputs)):
+    if note := check_batch(models[0].head.batches, bundle.input.batch, len(options.inputs)):
         print(f"edgeseg: {note}", file=sys.stderr)
     sources: list[Source] = []
     try:
