@@ -32,6 +32,9 @@ class Baseline:
         self.mean = np.asarray(bundle.input.mean, np.float32)
         self.std = np.asarray(bundle.input.std, np.float32)
         self.palette = np.array([c.color[::-1] for c in bundle.classes], np.uint8)
+        from edgeseg.export.outputs import threshold_logit
+
+        self.threshold_logit = threshold_logit(bundle.manifest["model"])  # a binary model's --threshold, as exported
 
     @classmethod
     def of(cls, bundle: Bundle) -> tuple[Baseline | None, str]:
@@ -65,7 +68,8 @@ class Baseline:
         from edgeseg.export.wrapper import select_logits
 
         with self.torch.no_grad():
-            return select_logits(self.model(self.to_tensor(frame))).argmax(1)[0].numpy().astype(np.uint8)
+            logits = select_logits(self.model(self.to_tensor(frame)), self.threshold_logit)
+            return logits.argmax(1)[0].numpy().astype(np.uint8)
 
     def loop_fps(self, timing_source: str, frames: int) -> float:
         """The loop a user writes: read a frame, run the model, colour the mask at frame size, blend."""
