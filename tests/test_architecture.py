@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     return {m for m in found if m in modules and m != name}
 
 
+@functools.lru_cache(maxsize=None)  # one parse of the package for every test here
 def import_graph() -> dict[str, set[str]]:
     modules = package_modules()
     return {name: imports_of(name, path, modules) for name, path in modules.items()}
