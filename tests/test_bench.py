@@ -238,7 +238,7 @@ def test_a_row_that_fails_is_reported_in_its_row_and_the_report_is_still_written
     code, _, err = run_cli(capsys, "export", "user_models:tiny_net", "-o", bundle, "--size", "32x48")
     assert code == 0, err
 
-    def broken_selector(output):
+    def broken_selector(output, threshold_logit=0.0):
         raise AttributeError("'collections.OrderedDict' object has no attribute 'argmax'")
 
     monkeypatch.setattr(wrapper, "select_logits", broken_selector)
