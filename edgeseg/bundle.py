@@ -451,17 +451,18 @@ class Bundle:
         source = artifact.extra.get("source") if artifact.kind == "engine" else None
         return next((a for a in self.artifacts if a.path == source and a.kind == "onnx"), artifact)
 
-    def passed_over_because(self, artifact: Artifact) -> str | None:
+    def passed_over_because(self, artifact: Artifact, on_cpu: bool = False) -> str | None:
         """Why `--precision best` does not run this variant, or None: its measured fidelity missed its bar
-        (calibrate's `accepted`), or it is an INT8 that buys nothing over FP32 (int8_buys_nothing)."""
+        (calibrate's `accepted`), it is an INT8 that buys nothing over FP32 (int8_buys_nothing), or, where the run
+        is on ONNX Runtime's CPU provider (`on_cpu`), an FP16 no faster than FP32 there (fp16_no_faster_on_cpu)."""
         measured = self.measured_as(artifact)
         if measured.extra.get("accepted") is False:
             return _missed_bar(measured)
-        return int8_buys_nothing(measured)
+        return int8_buys_nothing(measured) or (fp16_no_faster_on_cpu(measured) if on_cpu else None)
 
-    def _passed_over(self, artifact: Artifact) -> bool:
+    def _passed_over(self, artifact: Artifact, on_cpu: bool) -> bool:
         """A variant 'best' never runs (passed_over_because), said on stderr."""
-        reason = self.passed_over_because(artifact)
+        reason = self.passed_over_because(artifact, on_cpu)
         if reason is None:
             return False
         self._say(f"edgeseg: note: --precision best passes over {artifact.path} ({reason})")
@@ -479,13 +480,15 @@ class Bundle:
         targets: tuple[str, ...] = ("any",),
         prefer: Any = None,
         accept: Any = None,
+        on_cpu: bool = False,
     ) -> Artifact:
         """Pick the artifact for a runtime.
 
         `precision` is fp32/fp16/int8 or 'best' (BEST_PRECISION says what it picks; passed_over_because says what it
         leaves out); `targets` lists the artifact shapes this runtime can use, most preferred first.
         `prefer(artifact) -> bool` ranks matching artifacts first (an engine built for this GPU and TensorRT among
-        several); `accept(artifact) -> bool` leaves out the rest (engines for another device).
+        several); `accept(artifact) -> bool` leaves out the rest (engines for another device); `on_cpu`: the
+        runtime is ONNX Runtime's CPU provider.
         """
         candidates = [
             a for a in self.artifacts if a.kind == kind and a.target in targets and (accept is None or accept(a))
@@ -498,7 +501,7 @@ class Bundle:
                 (a for a in candidates if a.precision == name), key=lambda a: targets.index(a.target)
             )  # stable: keeps `prefer` order
             if precision == "best":
-                matches = [a for a in matches if not self._passed_over(a)]
+                matches = [a for a in matches if not self._passed_over(a, on_cpu)]
             if matches:
                 measured = self.measured_as(matches[0])
                 if measured.extra.get("accepted") is False and not self.precision_not_named:
@@ -545,6 +548,14 @@ def int8_buys_nothing(artifact: Artifact) -> str | None:
     if artifact.target == "cpu" and _is_number(ratio) and ratio >= 1.0:
         return f"INT8 buys nothing here: calibrate measured it at {ratio:.2f}x FP32's latency on ONNX Runtime's CPU"
     return None
+
+
+def fp16_no_faster_on_cpu(artifact: Artifact) -> str | None:
+    """Why an FP16 variant gains nothing on ONNX Runtime's CPU provider, whose kernels run FP16 at FP32's speed or
+    slower (1.03x measured), or None: calibrate did not measure it faster than FP32 there."""
+    if artifact.precision != "fp16" or artifact.extra.get("cpu_latency_ratio", 1.0) < 1.0:
+        return None
+    return "FP16 is no faster than FP32 on ONNX Runtime's CPU provider"
 
 
 def _missed_bar(artifact: Artifact) -> str:

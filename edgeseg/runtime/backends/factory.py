@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import sys
 
-from edgeseg.bundle import Artifact, Bundle
+from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends.base import Backend
 from edgeseg.runtime.backends.onnxruntime import ONNXRuntimeBackend
@@ -83,21 +82,11 @@ def open_backend(
         return _tensorrt_backend(bundle, precision, dla_core)
     if dla_core is not None:
         raise EdgesegError(f"--dla {dla_core} runs a TensorRT engine built with --dla; this run uses {backend}")
-    # The CPU-shaped int8 artifact runs fastest on ONNX Runtime; a generic one is the fallback.
-    # `best` passes over an INT8 form calibrate measured no faster than FP32 here (Bundle.passed_over_because).
-    artifact = bundle.select("onnx", precision, targets=("cpu", "any"))
-    net = ONNXRuntimeBackend(bundle.artifact_path(artifact), threads=threads)
-    if precision == "best" and net.runs_on_cpu and fp16_no_faster_on_cpu(artifact):
-        print(f"edgeseg: note: --precision best passes over {artifact.path} (FP16 is no faster than FP32 on ONNX "
-              "Runtime's CPU provider)", file=sys.stderr)  # fmt: skip
-        return open_backend(bundle, backend, "fp32", threads)
-    return net
-
-
-def fp16_no_faster_on_cpu(artifact: Artifact) -> bool:
-    """An FP16 graph that calibrate did not measure faster than FP32 on ONNX Runtime's CPU provider, whose kernels run
-    FP16 at FP32's speed or slower (1.03x measured): `best` runs FP32 there instead."""
-    return artifact.precision == "fp16" and artifact.extra.get("cpu_latency_ratio", 1.0) >= 1.0
+    # The CPU-shaped int8 artifact runs fastest on ONNX Runtime; a generic one is the fallback. What `best` passes
+    # over is Bundle.passed_over_because's to say, told whether this run is on the CPU provider.
+    on_cpu = ONNXRuntimeBackend.installed_providers()[:1] == ["CPUExecutionProvider"]
+    artifact = bundle.select("onnx", precision, targets=("cpu", "any"), on_cpu=on_cpu)
+    return ONNXRuntimeBackend(bundle.artifact_path(artifact), threads=threads)
 
 
 def _tensorrt_backend(bundle: Bundle, precision: str, dla_core: int | None) -> Backend:

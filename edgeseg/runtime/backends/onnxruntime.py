@@ -57,9 +57,12 @@ class ONNXRuntimeBackend(Backend):
         return TensorSpec(node.name, shape, np.dtype(_ORT_TYPES.get(node.type, np.float32)))
 
     def planned_providers(self) -> list[str]:
-        """The providers asked for, else the fastest installed ones, in ONNX Runtime's order of preference."""
-        if self.requested_providers:
-            return list(self.requested_providers)
+        """The providers asked for, else the fastest installed ones."""
+        return list(self.requested_providers) if self.requested_providers else self.installed_providers()
+
+    @staticmethod
+    def installed_providers() -> list[str]:
+        """The installed providers a session gets unasked, in ONNX Runtime's order of preference."""
         available = require("onnxruntime", None).get_available_providers()
         return [
             p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider") if p in available
