@@ -7,7 +7,7 @@ import functools
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends.base import Backend
-from edgeseg.runtime.backends.onnxruntime import ONNXRuntimeBackend
+from edgeseg.runtime.backends.onnxruntime import ONNXRuntimeBackend, cpu_first
 from edgeseg.runtime.backends.triton import TritonBackend, TritonOptions
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
@@ -84,7 +84,7 @@ def open_backend(
         raise EdgesegError(f"--dla {dla_core} runs a TensorRT engine built with --dla; this run uses {backend}")
     # The CPU-shaped int8 artifact runs fastest on ONNX Runtime; a generic one is the fallback. What `best` passes
     # over is Bundle.passed_over_because's to say, told whether this run is on the CPU provider.
-    on_cpu = ONNXRuntimeBackend.installed_providers()[:1] == ["CPUExecutionProvider"]
+    on_cpu = cpu_first(ONNXRuntimeBackend.installed_providers())
     artifact = bundle.select("onnx", precision, targets=("cpu", "any"), on_cpu=on_cpu)
     return ONNXRuntimeBackend(bundle.artifact_path(artifact), threads=threads)
 

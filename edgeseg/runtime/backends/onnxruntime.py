@@ -70,7 +70,7 @@ class ONNXRuntimeBackend(Backend):
 
     @property
     def runs_on_cpu(self) -> bool:
-        return (self.providers or self.planned_providers())[:1] == ["CPUExecutionProvider"]
+        return cpu_first(self.providers or self.planned_providers())
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self.outputs[0].name], {self.inputs[0].name: batch})[0]
@@ -89,3 +89,8 @@ class ONNXRuntimeBackend(Backend):
     def describe(self) -> str:
         providers = ", ".join(self.providers or self.requested_providers or ["not opened"])
         return f"onnxruntime ({providers}) on {self.model_path.name}"
+
+
+def cpu_first(providers: list[str]) -> bool:
+    """A session on these providers runs on ONNX Runtime's CPU provider (it comes first)."""
+    return providers[:1] == ["CPUExecutionProvider"]
