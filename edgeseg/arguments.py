@@ -1,4 +1,4 @@
-"""The argparse types every verb's flags use, so each range is checked once, at parse time, in one wording.
+"""The argparse types every verb's flags use, so each range and form is checked once, at parse time, in one wording.
 
 Each type is a callable argparse calls with the flag's text; it returns the value or raises
 ArgumentTypeError, which the parser prints as one line naming the flag. `OUT_OF_RANGE` holds, per type,
@@ -8,11 +8,13 @@ a value it must refuse (the CLI's own test feeds it to every flag that uses the 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from edgeseg.errors import EdgesegError
 from edgeseg.fileio import DEFAULT_MAX_PIXELS, set_max_pixels
 from edgeseg.tables import printable
 
@@ -126,13 +128,66 @@ class MaxPixels(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_max_pixels(parser: argparse.ArgumentParser) -> None:
-    side = int(DEFAULT_MAX_PIXELS**0.5)
-    parser.add_argument(
-        "--max-pixels", type=pixel_count, action=MaxPixels, default=DEFAULT_MAX_PIXELS, metavar="N|WxH",
-        help=f"refuse images, labels and video frames larger than this, from their header, before decoding "
-        f"(default {side}x{side}: a PNG of 1 MB can declare 32000x32000 pixels, 3 GB decoded)",
-    )  # fmt: skip
+def parse_size(text: str) -> tuple[int, int]:
+    """HxW (or one number for a square) -> (height, width)."""
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 256x512, not '{text}'") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 8:
+        raise argparse.ArgumentTypeError(f"size must be HxW with both at least 8, not '{text}'")
+    return parts[0], parts[1]
+
+
+def parse_triple(text: str) -> tuple[float, float, float]:
+    """Three comma-separated numbers: an RGB mean or std."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers, not '{text}'")
+    return values  # type: ignore[return-value]
+
+
+def parse_seeds(text: str) -> tuple[int, int]:
+    """A seed range A-B (or one seed A) -> (A, B)."""
+    first, _, last = text.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are A-B, e.g. 0-199, not '{text}'") from None
+    if low > high:
+        raise argparse.ArgumentTypeError(f"seed range '{text}' is empty")
+    return low, high
+
+
+def parse_batch_range(text: str) -> tuple[int, int, int]:
+    """A dynamic-batch profile min,opt,max -> (min, opt, max)."""
+    try:
+        low, optimum, high = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--batch takes min,opt,max, e.g. 1,4,8, not '{text}'") from None
+    if not 1 <= low <= optimum <= high:
+        raise argparse.ArgumentTypeError(f"--batch {text}: need 1 <= min <= opt <= max")
+    return low, optimum, high
+
+
+def parse_model_args(pairs: list[str], flag: str = "--arg") -> dict[str, Any]:
+    """KEY=VALUE pairs (--arg's for the model constructor, --input-option's for FFmpeg); values are Python literals
+    when they parse as one."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise EdgesegError(f"{flag} takes key=value, not '{pair}'")
+        try:
+            options[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            options[key] = raw
+    return options
 
 
 count = at_least(1)
