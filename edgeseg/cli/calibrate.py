@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ from edgeseg.cli.groups import (
     add_threads,
 )
 
-# eval's scorer per bundle kind other than semantic (whose EvalResult has its own report and JSON writer): the
-# module, its scoring function and its table. The kind is the bundle's own (Bundle.kind), read once here.
-KIND_SCORERS = {
-    "instances": ("edgeseg.tools.evaluate_instances", "evaluate_instances", "instance_table"),
-    "keypoints": ("edgeseg.tools.evaluate_keypoints", "evaluate_keypoints", "keypoint_table"),
-}
+
+def kind_scorers() -> dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]]:
+    """eval's scorer and its table per bundle kind other than semantic (whose EvalResult has its own report and JSON
+    writer), keyed as Bundle.kind names the kind."""
+    from edgeseg.tools.evaluate_instances import evaluate_instances, instance_table
+    from edgeseg.tools.evaluate_keypoints import evaluate_keypoints, keypoint_table
+
+    return {"instances": (evaluate_instances, instance_table), "keypoints": (evaluate_keypoints, keypoint_table)}
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -32,12 +34,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgeseg.fileio import write_text_atomic
     from edgeseg.tools.evaluate import evaluate, format_report, write_json
 
-    scorer = KIND_SCORERS.get(Bundle.load(args.bundle).kind)
+    scorer = kind_scorers().get(Bundle.load(args.bundle).kind)
     if scorer:
-        module_name, scored, table = scorer
-        module = importlib.import_module(module_name)
-        figures = getattr(module, scored)(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
-        print(getattr(module, table)(figures))
+        scored, table = scorer
+        figures = scored(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
+        print(table(figures))
         if args.json:
             write_text_atomic(Path(args.json), json.dumps(figures, indent=2) + "\n")
         return 0

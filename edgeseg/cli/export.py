@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,11 @@ PARITY_LINES = (
         lambda p: f"{p['class_map_agreement']:.4%} agreement, max |logit diff| {p['max_abs_logit_diff']:.2e}",
     ),
 )
-# Training per zoo kind other than semantic: the trainer (module, function) and its summary line of the best epoch.
-KIND_TRAINERS = {
-    "keypoints": (
-        ("edgeseg.models.keypoint_train", "train_keypoints"),
-        lambda b: f"best validation PCK@0.05 {b['pck05']:.4f}, PCK@0.1 {b['pck10']:.4f} (epoch {b['epoch']})",
-    ),
-    "instances": (
-        ("edgeseg.models.maskrcnn_train", "train_instances"),
-        lambda b: f"best validation mask AP50 {b['mask_ap50']:.4f}, box AP50 {b['box_ap50']:.4f} (epoch {b['epoch']})",
+# The summary line of the best epoch, per zoo kind other than semantic (whose train returns a TrainSummary).
+KIND_SUMMARIES = {
+    "keypoints": lambda b: f"best validation PCK@0.05 {b['pck05']:.4f}, PCK@0.1 {b['pck10']:.4f} (epoch {b['epoch']})",
+    "instances": lambda b: (
+        f"best validation mask AP50 {b['mask_ap50']:.4f}, box AP50 {b['box_ap50']:.4f} (epoch {b['epoch']})"
     ),
 }
 
@@ -79,6 +75,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def kind_trainers() -> dict[str, Callable[..., dict[str, Any]]]:
+    """train's trainer per zoo kind other than semantic, keyed as the zoo entry names its kind."""
+    from edgeseg.models.keypoint_train import train_keypoints
+    from edgeseg.models.maskrcnn_train import train_instances
+
+    return {"keypoints": train_keypoints, "instances": train_instances}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from edgeseg.classes import classes_from_option
     from edgeseg.models.train import TrainOptions, train
@@ -96,11 +100,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     command = "edgeseg " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
-    if trainer := KIND_TRAINERS.get(zoo_entry(args.model).kind):
-        (module, function), summary = trainer
-        trained: Any = getattr(importlib.import_module(module), function)
-        best = trained(args.model, args.data, Path(args.output), options, command)
-        print(f"saved {args.output}: {summary(best)}")
+    kind = zoo_entry(args.model).kind
+    if kind in KIND_SUMMARIES:
+        best = kind_trainers()[kind](args.model, args.data, Path(args.output), options, command)
+        print(f"saved {args.output}: {KIND_SUMMARIES[kind](best)}")
         return 0
     result = train(args.model, args.data, Path(args.output), options, classes_from_option(args.classes), command)
     print(f"saved {args.output}: best validation mIoU {result.val_miou:.4f} (epoch {result.best_epoch}) after "
