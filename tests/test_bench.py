@@ -6,7 +6,7 @@ import json
 
 import cv2
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, recipe_bundle, run_cli
 
 from edgeseg.bench.environment import parse_jetson_clocks, parse_nvpmodel, parse_tegrastats
 
@@ -256,3 +256,60 @@ def test_a_row_that_fails_is_reported_in_its_row_and_the_report_is_still_written
     assert "edgeseg_vs_baseline_fps" not in report["ratios"]
     assert "failed: AttributeError" in out.with_suffix(".md").read_text()
     assert cv2.imread(str(out.with_suffix(".png"))) is not None
+
+
+# -- every kind: the same rows, loops and baseline ---------------------------------------------------------------------
+KEYPOINT_SOURCE = "synthetic://medical?seed=5000&size=160x120&frames=100&keypoints=1"
+
+
+@pytest.fixture(scope="module")
+def keypoints(tmp_path_factory):
+    return recipe_bundle(tmp_path_factory, "demo-medical-tips")
+
+
+def test_a_keypoint_bundle_has_the_pipeline_against_its_one_thread_loop_and_a_pytorch_baseline(keypoints, tmp_path,
+                                                                                               capsys):  # fmt: skip
+    code, stdout, err = run_cli(capsys, "bench", keypoints, "-i", KEYPOINT_SOURCE, "--frames", "4", "--warmup", "1",
+                                "--accuracy-frames", "2", "--json", tmp_path / "r.json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["kind"] == "keypoints" and report["baseline_note"] == ""
+    ours, baseline = report["rows"]
+    assert (ours["name"], baseline["name"]) == ("onnxruntime fp32", "pytorch eager fp32 (baseline)")
+    assert not ours["error"] and not baseline["error"]
+    assert set(ours["stages_alone_ms"]) == {"capture", "preprocess", "infer", "postprocess", "overlay"}
+    assert ours["end_to_end"]["frames"] == 4 and len(ours["end_to_end"]["sequential_fps_rounds"]) == 2
+    # The same weights in PyTorch: its peaks are the graph's
+    assert baseline["accuracy"]["agreement"] == 1.0 and baseline["accuracy"]["pck05"] == ours["accuracy"]["pck05"]
+    assert {"pipeline_vs_sequential", "pipeline_vs_stage_limited", "edgeseg_vs_baseline_fps"} <= set(report["ratios"])
+    assert "PCK@0.05" in stdout
+
+
+def test_a_row_that_fails_is_a_row_for_a_keypoint_bundle_too(keypoints, tmp_path, capsys, monkeypatch):
+    """The fault is put in by the test: the baseline's model call raises, as a model that cannot run here would."""
+    from edgeseg.bench.baseline import GraphBaseline
+
+    def broken(self, example):
+        raise RuntimeError("the model cannot run here")
+
+    monkeypatch.setattr(GraphBaseline, "outputs", broken)
+    flags = ["--frames", "2", "--warmup", "1", "--accuracy-frames", "2"]
+    code, _, err = run_cli(capsys, "bench", keypoints, "-i", KEYPOINT_SOURCE, *flags, "--json", tmp_path / "r.json",
+                           "--md", tmp_path / "r.md")  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [(row["backend"], row["error"]) for row in report["rows"]] == [
+        ("onnxruntime", ""),
+        ("pytorch", "RuntimeError: the model cannot run here"),
+    ]
+    assert "failed: RuntimeError" in (tmp_path / "r.md").read_text()
+
+
+def test_two_streams_of_an_instance_bundle(tmp_path_factory, tmp_path, capsys):
+    instances = recipe_bundle(tmp_path_factory, "demo-driving-instances")
+    code, stdout, err = run_cli(capsys, "bench", instances, "--streams", "2", "--frames", "2", "--json",
+                                tmp_path / "s.json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["streams"] == 2 and len(report["batched_per_stream_fps"]) == 2 and len(report["separate_fps"]) == 2
+    assert "one batched run" in stdout

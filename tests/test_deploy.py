@@ -17,13 +17,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from conftest import TINY, assert_one_line_error, free_ports, recipe_bundle, run_cli
+from triton_server import REPO, require_server_venv, start_server, stop_server, wait_ready
 
 from edgeseg.bundle import Bundle
 from edgeseg.runtime.sources import open_source
 from edgeseg.runtime.tensors import frames_to_input
-
-REPO = Path(__file__).resolve().parent.parent
-SERVER_PYTHON = REPO / ".venv" / "triton-server" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
@@ -405,9 +403,10 @@ def test_int8_engine_graph_for_several_streams_from_a_dynamic_batch_bundle(tmp_p
     infer = configparser.ConfigParser(interpolation=None)
     infer.read(out / "config_infer_primary_edgeseg.txt")
     assert infer["property"]["model-engine-file"] == "edgeseg_unet_int8_qdq.onnx_b3_gpu0_int8.engine"
-    assert "edgeseg build edgeseg_unet_int8_qdq.onnx --batch 1,3,3" in (
-        out / "config_infer_primary_edgeseg.txt"
-    ).read_text()
+    assert (
+        "edgeseg build edgeseg_unet_int8_qdq.onnx --batch 1,3,3"
+        in (out / "config_infer_primary_edgeseg.txt").read_text()
+    )
 
 
 def test_fixed_batch_int8_for_several_streams_says_why_there_is_no_engine_graph(calibrated, tmp_path, capsys):
@@ -598,59 +597,11 @@ def test_unreachable_triton_server(calibrated, capsys):
     assert_one_line_error(code, err, f"Triton at 127.0.0.1:{port} is unreachable")
 
 
-# -- a real Triton server on loopback ----------------------------------------------------------------
-def start_server(model: Path, name: str, ports: list[int], *extra: str) -> subprocess.Popen:
-    grpc, http, metrics = ports
-    log = tempfile.TemporaryFile("w+")  # tritonserver logs a lot: a pipe nobody reads would stall it
-    process = subprocess.Popen(
-        [
-            str(SERVER_PYTHON),
-            str(REPO / "tests" / "triton_server.py"),
-            str(model),
-            name,
-            str(grpc),
-            str(http),
-            str(metrics),
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    process.log = log  # type: ignore[attr-defined]
-    return process
-
-
-def wait_ready(name: str, grpc: int, process: subprocess.Popen, timeout: float = 180) -> None:
-    import tritonclient.grpc as grpcclient
-
-    client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if client.is_model_ready(name):
-                return
-        except Exception:  # not listening yet
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.log.seek(0)  # type: ignore[attr-defined]
-            pytest.skip(f"tritonserver did not come up on this machine: {process.log.read()[-400:]}")  # type: ignore[attr-defined]
-        time.sleep(0.5)
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
+# -- a real Triton server on loopback (tests/triton_server.py) ---------------------------------------------
 @pytest.fixture(scope="module")
 def triton(calibrated):
     """tritonserver (nvidia-pytriton) serving the bundle's FP32 ONNX, and a second model whose input does not match."""
-    if not SERVER_PYTHON.is_file():
-        pytest.skip("the Triton server venv (.venv/triton-server, made by make test) is not installed")
+    require_server_venv()
     ports = free_ports(6)
     servers = [
         ("demo_medical", ports[0], start_server(calibrated / "model.onnx", "demo_medical", ports[0:3])),

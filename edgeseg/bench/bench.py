@@ -1,14 +1,16 @@
 """`edgeseg bench`: every backend x precision of a bundle, engine-only and end-to-end, with accuracy, in one run.
 
-For each row:
-  engine-only   the infer call alone, repeated on one preprocessed frame;
-  stages alone  capture, preprocess, infer, postprocess and overlay each timed on its own, whose
-                sum bounds what any pipeline on these cores can reach (the stage-limited FPS);
+For each row, for a bundle of any kind:
+  engine-only   the infer call alone (every output the head reads), repeated on one preprocessed frame;
+  stages alone  capture, preprocess, infer (and a second model's, with --also), postprocess (the head's decode)
+                and overlay (its drawing) each timed on its own, whose sum bounds what any loop on these cores
+                can reach (the stage-limited FPS);
   sequential    the same stages one after another on one thread;
-  end-to-end    the threaded pipeline `edgeseg run` uses, sink none;
-  accuracy      agreement with FP32 class maps and mIoU when the frames have labels.
-Plus a baseline (the same model in PyTorch eager mode with a plain OpenCV overlay loop) and the
-overlay cost at the source resolution and at 1080p. The ratios between rows are the result.
+  end-to-end    the threaded pipeline `edgeseg run` uses (runtime/pipeline.py), sink none;
+  accuracy      the kind's own (kinds.py): agreement with the FP32 row, and mIoU, COCO AP or PCK where the frames
+                have labels.
+Plus a baseline (the same model in PyTorch eager mode in a plain OpenCV loop) and the overlay cost at the source
+resolution and at 1080p. The ratios between rows are the result: pipelined / sequential above all.
 """
 
 from __future__ import annotations
@@ -18,21 +20,20 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from edgeseg.bench.baseline import BASELINE_KEY, BASELINE_NAME, Baseline
+from edgeseg.bench.baseline import BASELINE_KEY, BASELINE_NAME, BaselineLoop
+from edgeseg.bench.kind import BenchKind
+from edgeseg.bench.kinds import bench_kind
 from edgeseg.bench.plan import (
     capture_samples,
     check_options,
     loop_fps,
-    read_bench_frames,
     read_bench_source,
     timing_source_for,
 )
 from edgeseg.bench.rows import (
     DEFAULT_SOURCE,
-    KEYPOINT_SOURCE,
     BenchOptions,
     BenchReport,
     Row,
@@ -41,69 +42,77 @@ from edgeseg.bench.rows import (
 )
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
-from edgeseg.metrics import confusion_matrix, scores
 from edgeseg.progress import Progress
 from edgeseg.redact import redact
-from edgeseg.runtime.backends import Backend, open_backend, resolve_backend
-from edgeseg.runtime.heads import head_for
-from edgeseg.runtime.overlay import Overlay
-from edgeseg.runtime.pipeline import HeadModel, Pipeline, opencv_threads_beside, source_options
+from edgeseg.runtime.backends import resolve_backend
+from edgeseg.runtime.heads import Result, head_class
+from edgeseg.runtime.pipeline import HeadModel, Pipeline, StageTimes, opencv_threads_beside, source_options
+from edgeseg.runtime.run import RunOptions, run_models
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import open_source
-from edgeseg.runtime.tensors import class_maps, frames_to_input, output_to_class_maps
+from edgeseg.runtime.tensors import frames_to_input, resize_frame
 from edgeseg.timing import timed
 
 # The sequential loop and the pipeline alternate: a slow spell of a shared machine during one of
 # them would otherwise decide their ratio.
 LOOP_ROUNDS = 2
 
+Models = list[HeadModel]  # a row's models as `run` has them: the bundle's, then --also's (drawn under it)
+
 
 class Bench:
-    def __init__(self, bundle: Bundle, options: BenchOptions):
+    """The rows of one bundle, of any kind: its kind's part (kinds.py) scores the answers and draws the overlay
+    costs; everything else (engine timing, stages, the one-thread loop, the pipeline) is the same for every kind."""
+
+    def __init__(self, bundle: Bundle, options: BenchOptions, kind: type[BenchKind]):
         self.bundle, self.options = bundle, options
-        self.overlay = Overlay(bundle.classes)
         read, label_names = read_bench_source(options)
-        frames = [(f.image, f.label) for f in read]
-        self.frames = [f[0] for f in frames]
+        self.frames = [f.image for f in read]
         self.timing_source, self._scratch = timing_source_for(options.source, self.frames)
-        self.accuracy_images = [f[0] for f in frames[: options.accuracy_frames]]
-        self.labelled, self.accuracy_note = self._labels(frames[: options.accuracy_frames], label_names)
-        self.reference_maps: list[np.ndarray] | None = None
+        self.accuracy_images = self.frames[: options.accuracy_frames]
+        self.kind = kind(bundle, read[: options.accuracy_frames], label_names)
 
-    def _labels(self, frames: list[tuple[np.ndarray, Any]], names: list[str] | None) -> tuple[list[Any], str]:
-        """The accuracy frames with their labels in the model's class ids, or none and why: mIoU is scored by
-        calibrate's class-set rule (labels_as_model_classes), never of one class set against another."""
-        from edgeseg.calibration.fidelity import labels_as_model_classes
+    def models(self, backend: str, precision: str) -> Models:
+        """A row's models as `edgeseg run` picks them for this backend and precision (not yet open)."""
+        options = RunOptions(bundle=self.bundle.root, inputs=[], outputs=["none"], backend=backend,
+                             precision=precision, threads=self.options.threads, also=self.options.also)  # fmt: skip
+        return run_models(self.bundle, options)
 
-        labels = [label for _, label in frames if label is not None]
-        if not labels or len(labels) != len(frames):
-            return [], ""
-        comparable = labels_as_model_classes(labels, names, [c.name for c in self.bundle.classes])
-        if isinstance(comparable, str):
-            return [], f"mIoU not measured: {comparable}"
-        return [(image, label) for (image, _), label in zip(frames, comparable)], ""
+    def open_models(self, backend: str, precision: str) -> Models:
+        models = self.models(backend, precision)
+        try:
+            for model in models:
+                model.backend.open()
+        except BaseException:
+            for model in models:
+                model.backend.close()
+            raise
+        return models
 
-    def measure(self, plan: list[tuple[str, str]], progress: Progress, baseline: Baseline | None = None) -> list[Row]:
+    def engine_call(self, model: HeadModel) -> Any:
+        """The engine-only figure's call: the head's inference (every output a detector reads) on one prepared feed."""
+        return functools.partial(model.head.infer, model.backend, self.feed(model))
+
+    def feed(self, model: HeadModel) -> np.ndarray:
+        """One call's graph input: the first frame, as many times as the graph takes frames per call."""
+        return frames_to_input([self.frames[0]] * model.frames_per_call, self.bundle.input)
+
+    def measure(self, plan: list[tuple[str, str]], progress: Progress, baseline: BaselineLoop | None = None
+                ) -> list[Row]:  # fmt: skip
         """Every row of the plan (and the baseline's), their backends open together: the engine timing interleaved
         (measured_rows), then the loops in rounds that go round every row (loops)."""
-        backends = {}
+        opened: dict[tuple[str, str], Models] = {}
         failed = []
         try:
             for backend_name, precision in plan:
                 try:
-                    backends[(backend_name, precision)] = open_backend(
-                        self.bundle, backend_name, precision, self.options.threads
-                    ).open()
+                    opened[(backend_name, precision)] = self.open_models(backend_name, precision)
                 except EdgesegError as exc:  # this row cannot run here: the report says so in its row
                     failed.append(Row(f"{backend_name} {precision}", backend_name, precision, "-", error=str(exc)))
-            if not backends:
+            if not opened:
                 raise EdgesegError(failed[0].error)
-            batches = {
-                key: frames_to_input([self.frames[0]] * backend.batch_size, self.bundle.input)
-                for key, backend in backends.items()
-            }
-            calls = {key: functools.partial(backend.infer, batches[key]) for key, backend in backends.items()}
-            names = {key: backend.artifact_name for key, backend in backends.items()}
+            calls = {key: self.engine_call(models[0]) for key, models in opened.items()}
+            names = {key: models[0].backend.artifact_name for key, models in opened.items()}
             if baseline is not None:
                 call = baseline.infer_call(self.frames[0])
                 error = failure_of(call)  # one call first: a model that fails is a row that says so, not a lost run
@@ -114,23 +123,24 @@ class Bench:
 
             def fill(row: Row) -> None:
                 if row.backend == BASELINE_KEY[0]:
-                    row.accuracy = self.accuracy_of([baseline.segment(image) for image in self.accuracy_images])
+                    row.accuracy = self.kind.accuracy([baseline.answer(image) for image in self.accuracy_images])
                     return
-                backend = backends[(row.backend, row.precision)]
-                row.stages_alone_ms = self._stages_alone(backend, row.engine["mean_ms"])
-                row.accuracy = self._accuracy(backend)
+                models = opened[(row.backend, row.precision)]
+                row.stages_alone_ms = self._stages_alone(models, row.engine["mean_ms"])
+                row.accuracy = self.kind.accuracy([r.answer for r in self.answers(models, self.accuracy_images)])
 
             progress.advance(steps=len(failed))
             # Engine-only timing as the pipeline runs the engine: OpenCV single-threaded beside a CPU backend.
-            with opencv_threads_beside(next(iter(backends.values()))):
+            with opencv_threads_beside(next(iter(opened.values()))[0].backend):
                 rows = measured_rows(calls, names, self.options, progress, fill, {BASELINE_KEY: BASELINE_NAME})
-            self.loops(rows, backends, baseline)
+            self.loops(rows, opened, baseline)
             return rows + failed
         finally:
-            for backend in backends.values():
-                backend.close()
+            for models in opened.values():
+                for model in models:
+                    model.backend.close()
 
-    def loops(self, rows: list[Row], backends: dict[tuple[str, str], Backend], baseline: Baseline | None) -> None:
+    def loops(self, rows: list[Row], opened: dict[tuple[str, str], Models], baseline: BaselineLoop | None) -> None:
         """Each row's one-thread loop and pipeline, and the baseline's own loop, in LOOP_ROUNDS rounds that go round
         every row: no row, the baseline included, is measured in one block that a busy moment could fall on."""
         sequential: dict[str, list[float]] = {row.name: [] for row in rows}
@@ -138,7 +148,7 @@ class Bench:
         for _ in range(LOOP_ROUNDS):
             for row in rows:
                 if not row.error:
-                    row.error = failure_of(self._loop_round, row, backends, baseline, sequential, pipelined)
+                    row.error = failure_of(self._loop_round, row, opened, baseline, sequential, pipelined)
         for row in rows:
             if row.error:
                 continue
@@ -158,8 +168,8 @@ class Bench:
     def _loop_round(
         self,
         row: Row,
-        backends: dict[tuple[str, str], Backend],
-        baseline: Baseline | None,
+        opened: dict[tuple[str, str], Models],
+        baseline: BaselineLoop | None,
         sequential: dict[str, list[float]],
         pipelined: dict[str, list[dict[str, Any]]],
     ) -> None:
@@ -167,48 +177,59 @@ class Bench:
         if row.backend == BASELINE_KEY[0]:
             sequential[row.name].append(baseline.loop_fps(self.timing_source, self.options.frames))  # type: ignore
             return
-        backend = backends[(row.backend, row.precision)]
-        sequential[row.name].append(self._sequential(backend))
-        pipelined[row.name].append(self._end_to_end(row.backend, row.precision, backend.batch_size))
+        models = opened[(row.backend, row.precision)]
+        sequential[row.name].append(self._sequential(models))
+        pipelined[row.name].append(self._end_to_end(row.backend, row.precision, models[0].frames_per_call))
 
-    def _stages_alone(self, backend: Backend, infer_ms: float) -> dict[str, float]:
-        contract_in, contract_out = self.bundle.input, self.bundle.output
+    def answer(self, models: Models, image: np.ndarray, times: StageTimes) -> Result:
+        """One frame's Result as the pipeline makes it, on this thread: one resize for every model, each model's
+        answer at the frame's size, the second drawn under the first."""
+        resized = resize_frame(image, self.bundle.input.size)
+        size = (image.shape[0], image.shape[1])
+        results = [model.results([model.graph_input(resized)], [size], times)[0] for model in models]
+        for under in results[1:]:
+            results[0].under = under
+        return results[0]
+
+    def answers(self, models: Models, images: list[np.ndarray]) -> list[Result]:
+        times = StageTimes()
+        return [self.answer(models, image, times) for image in images]
+
+    def _stages_alone(self, models: Models, infer_ms: float) -> dict[str, float]:
+        """Each stage of the pipeline on its own: capture, preprocess (resize and graph input), infer (the
+        engine-only figure), any second model's inference, postprocess (the head's decode) and overlay (its
+        drawing). Their sum bounds the FPS of any loop on these cores (the stage-limited FPS)."""
+        first, image = models[0], self.frames[0]
         count = min(len(self.frames), self.options.frames)
-        capture = capture_samples(self.timing_source, count)
-        batch = backend.batch_size
-        preprocess = timed(lambda: frames_to_input([self.frames[0]] * batch, contract_in), count)
-        output = backend.infer(frames_to_input([self.frames[0]] * batch, contract_in))
-        postprocess = timed(lambda: output_to_class_maps(output, contract_out), count)
-        class_map = output_to_class_maps(output, contract_out)[0]
-        logits = output[0] if contract_out.kind == "logits" else None
-        overlay = timed(lambda: self.overlay.render(self.frames[0], class_map, logits), count)
+        size = self.bundle.input.size
         mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731 - a one-line helper used just below
-        return {
-            "capture": mean(capture),
-            "preprocess": mean(preprocess),
-            "infer": infer_ms,
-            "postprocess": mean(postprocess),
-            "overlay": mean(overlay),
-        }
+        stages = {"capture": mean(capture_samples(self.timing_source, count))}
+        stages["preprocess"] = mean(timed(lambda: [m.graph_input(resize_frame(image, size)) for m in models], count))
+        stages["infer"] = infer_ms
+        resized, frame_size = resize_frame(image, size), (image.shape[0], image.shape[1])
+        for model in models[1:]:  # --also: the second model's inference, decoded
+            tensor = model.graph_input(resized)
+            stages[model.stage] = mean(timed(lambda m=model, t=tensor: m.results([t], [frame_size], StageTimes()),
+                                             count))  # fmt: skip
+        outputs = first.head.infer(first.backend, self.feed(first))
+        sizes = [frame_size] * first.frames_per_call
+        stages["postprocess"] = mean(timed(lambda: first.head.decode(outputs, sizes), count))
+        result = self.answer(models, image, StageTimes())
+        stages["overlay"] = mean(timed(lambda: first.head.draw(image, result), count))
+        return stages
 
-    def _sequential(self, backend: Backend) -> float:
+    def _sequential(self, models: Models) -> float:
         """The same stages, one after another on one thread: what a plain loop gets."""
-        contract_in, contract_out = self.bundle.input, self.bundle.output
-        batch = backend.batch_size
+        times = StageTimes()
+        head = models[0].head
+        return loop_fps(self.timing_source, self.options.frames,
+                        lambda image: head.draw(image, self.answer(models, image, times)))  # fmt: skip
 
-        def step(image: np.ndarray) -> None:
-            output = backend.infer(frames_to_input([image] * batch, contract_in))
-            class_map = output_to_class_maps(output, contract_out)[0]
-            self.overlay.render(image, class_map, output[0] if contract_out.kind == "logits" else None)
-
-        return loop_fps(self.timing_source, self.options.frames, step)
-
-    def _end_to_end(self, backend_name: str, precision: str, batch: int) -> dict[str, Any]:
+    def _end_to_end(self, backend_name: str, precision: str, per_call: int) -> dict[str, Any]:
         """`edgeseg run`'s own loop with sink none, and the engine as that loop ran it."""
-        backend = open_backend(self.bundle, backend_name, precision, self.options.threads)
-        source = open_source(self.timing_source, source_options(backend))
-        pipeline = Pipeline([source], [HeadModel(head_for(self.bundle), backend)], [NullSink()],
-                            max_frames=self.options.frames, readout=True)  # fmt: skip
+        models = self.models(backend_name, precision)
+        source = open_source(self.timing_source, source_options(models[0].backend))
+        pipeline = Pipeline([source], models, [NullSink()], max_frames=self.options.frames, readout=True)
         summary = pipeline.run()
         # Steady state, as the sequential loop (whose backend is already open) is measured. The engine as the
         # pipeline ran it (its thread, its session, beside capture and overlay) bounds the pipeline's FPS; its first
@@ -221,53 +242,8 @@ class Bench:
             "fps_with_startup": summary.fps,
             "frames": summary.frames_written,
             "stages": summary.stages,
-            "engine_fps_in_pipeline": 1000.0 * batch / infer_ms if infer_ms else 0.0,
+            "engine_fps_in_pipeline": 1000.0 * per_call / infer_ms if infer_ms else 0.0,
         }
-
-    def _accuracy(self, backend: Backend) -> dict[str, Any]:
-        return self.accuracy_of(class_maps(backend, self.accuracy_images, self.bundle.input, self.bundle.output))
-
-    def accuracy_of(self, maps: list[np.ndarray]) -> dict[str, Any]:
-        """Agreement with the first (FP32) row's class maps, and mIoU when the frames carry labels."""
-        if self.reference_maps is None:
-            self.reference_maps = maps  # the first row measured is FP32
-        result: dict[str, Any] = {
-            "agreement": float(np.mean([(a == b).mean() for a, b in zip(maps, self.reference_maps)]))
-        }
-        if self.labelled:
-            classes = len(self.bundle.classes)
-            confusion = sum(
-                confusion_matrix(cv2.resize(m, label.shape[::-1], interpolation=cv2.INTER_NEAREST), label, classes)
-                for m, (_, label) in zip(maps, self.labelled)
-            )
-            result["miou"] = scores(confusion)["miou"]
-        return result
-
-
-def overlay_costs(bundle: Bundle, frame: np.ndarray, runs: int = 50) -> list[dict[str, Any]]:
-    """Overlay time at the source resolution and at 1080p, point and linear, against one cv2.addWeighted."""
-    height, width = bundle.input.size
-    class_map = np.random.default_rng(0).integers(0, len(bundle.classes), (height, width), dtype=np.uint8)
-    rows = []
-    for label, size in (("source", frame.shape[:2]), ("1080p", (1080, 1920))):
-        image = cv2.resize(frame, size[::-1])
-        blend = lambda image=image: cv2.addWeighted(image, 0.5, image, 0.5, 0.0)  # noqa: E731 - timed() calls it
-        reference = float(np.median(timed(blend, runs)) * 1000)
-        for mode in ("point", "linear"):
-            overlay = Overlay(bundle.classes, filter_mode=mode)
-            draw = lambda overlay=overlay, image=image: overlay.render(image, class_map)  # noqa: E731 - timed() calls it
-            cost = float(np.median(timed(draw, runs)) * 1000)
-            rows.append(
-                {
-                    "resolution": f"{size[1]}x{size[0]}",
-                    "at": label,
-                    "filter": mode,
-                    "overlay_ms": cost,
-                    "addweighted_ms": reference,
-                    "ratio": cost / reference,
-                }
-            )
-    return rows
 
 
 def best_choice(bundle: Bundle, options: BenchOptions) -> tuple[tuple[str, str] | None, str]:
@@ -346,69 +322,38 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
     from edgeseg.bench.environment import TelemetrySampler
 
     bundle = Bundle.load(bundle_dir)
-    if options.also is not None and not bundle.is_keypoints:
+    head = head_class(bundle)
+    if options.also is not None and "also" not in head.takes:
         raise EdgesegError(f"--also runs a segmentation beside a keypoint bundle; {bundle.root} is not one: bench the "
                            "keypoint bundle with --also this one")  # fmt: skip
+    head.check_options(bundle, options)  # --also's bundle, before the frames are read and rendered
+    kind = bench_kind(bundle)
+    if options.source == DEFAULT_SOURCE:  # the default scene, with the labels the kind's accuracy needs
+        options = dataclasses.replace(options, source=kind.default_source)
     # Rows the user did not name (--precision all) are measured without 'running ... as asked' for those below
     # their bar: their rows show what they measured.
     bundle.precision_not_named = options.precisions == "all"
-    if not bundle.is_semantic:
-        return run_model_bench_report(bundle, options)
     plan = check_options(options, bundle)
     ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
     progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
-    bench = Bench(bundle, options)
+    bench = Bench(bundle, options, kind)
     progress.advance(f"{len(bench.frames)} frames of {redact(options.source)}")
-    baseline, baseline_note = Baseline.of(bundle) if options.baseline else (None, "")
+    baseline, baseline_note = bench.kind.baseline() if options.baseline else (None, "")
+    if options.also is not None and baseline is not None:  # a row runs two models; a baseline of one is no match
+        baseline, baseline_note = None, "the PyTorch baseline runs one model; with --also there is none"
     if options.baseline and baseline is None:
         progress.advance(f"baseline: {baseline_note}")
     best, why_no_best = best_choice(bundle, options)
     with TelemetrySampler() as telemetry:
         rows = bench.measure(ordered, progress, baseline)
-        overlay = overlay_costs(bundle, bench.frames[0])
+        overlay = bench.kind.overlay_costs(bench.frames[0])
         progress.advance("overlay costs")
     failed = next((r.error for r in rows if r.backend == BASELINE_KEY[0] and r.error), "")
     figures = ratios(rows, overlay, best)
-    notes = [bench.accuracy_note] if bench.accuracy_note else []
+    notes = [bench.kind.note] if bench.kind.note else []
     notes += report_notes(rows, figures, best, why_no_best)
     return report_of(bundle, options, telemetry.summary(), bench.frames[0], bench.timing_source, rows,
-                     baseline_note or failed, overlay, figures, notes=notes)  # fmt: skip
-
-
-def run_model_bench_report(bundle: Bundle, options: BenchOptions) -> BenchReport:
-    """An instance or keypoint bundle's bench (edgeseg.bench.instances, edgeseg.bench.keypoints), as the same report."""
-    from edgeseg.bench.environment import TelemetrySampler
-    from edgeseg.bench.models import model_plan, model_ratios
-
-    if bundle.is_instances:
-        from edgeseg.bench.instances import InstanceBench as Rows
-        from edgeseg.bench.instances import instance_overlay_costs as overlay_costs_of
-
-        kind, labels, default = "instances", "&instances=1", DEFAULT_SOURCE
-    else:
-        from edgeseg.bench.keypoints import KeypointBench as Rows
-        from edgeseg.bench.keypoints import keypoint_overlay_costs as overlay_costs_of
-        from edgeseg.runtime.keypoints import check_also
-
-        if options.also is not None:  # before the frames are read and rendered
-            check_also(bundle, Bundle.load(options.also))
-
-        kind, labels, default = "keypoints", "&keypoints=1", KEYPOINT_SOURCE
-    if options.source == DEFAULT_SOURCE:  # the default scene, with the labels the kind's accuracy needs
-        options = dataclasses.replace(options, source=default + labels)
-    plan = model_plan(options, bundle, Rows.detector_class.what)  # before the frames are read and rendered
-    progress = Progress(len(plan) + 2, "bench", enabled=options.progress)
-    frames = read_bench_frames(options)
-    # The scratch folder holding a rendered scene's video lives until the report is made.
-    timing_source, _scratch = timing_source_for(options.source, [f.image for f in frames])
-    progress.advance(f"{len(frames)} frames of {redact(options.source)}")
-    with TelemetrySampler() as telemetry:
-        rows = Rows(bundle, options, frames, timing_source).measure(plan, progress)
-        overlay = overlay_costs_of(bundle, frames[0].image)
-        progress.advance("overlay costs")
-    note = f"{kind} bundles have no PyTorch-eager baseline row yet"
-    return report_of(bundle, options, telemetry.summary(), frames[0].image, timing_source, rows, note, overlay,
-                     model_ratios(rows, overlay), kind=kind)  # fmt: skip
+                     baseline_note or failed, overlay, figures, kind=bench.kind.name, notes=notes)  # fmt: skip
 
 
 def report_of(bundle: Bundle, options: BenchOptions, telemetry: dict[str, Any], frame: np.ndarray, timing_source: str,

@@ -1,12 +1,6 @@
-"""`edgeseg bench` on an instance bundle: each backend x precision, engine-only and end-to-end, with COCO AP.
-
-The rows have the semantic bench's shape (so the terminal, Markdown, JSON and plot reports render them):
-  engine-only   the detector graph alone on one preprocessed frame, the variants timed in interleaved rounds;
-  stages alone  capture, preprocess, infer and overlay (each instance's mask drawn into its box) on their own;
-  sequential    those stages one after another, as `edgeseg run` runs an instance bundle;
-  end-to-end    `edgeseg run`'s own instance loop with sink none;
-  accuracy      detection agreement with the FP32 row, and COCO box and mask AP when the frames have instance labels.
-Plus the overlay at the source resolution and at 1080p with 30 instances, against one cv2.addWeighted.
+"""`edgeseg bench` on an instance bundle: detections scored by agreement with the FP32 row's and COCO box and mask AP
+where the frames carry instance labels; the drawing of 30 instances at the source resolution and at 1080p against one
+cv2.addWeighted; the baseline is the detector in PyTorch eager (baseline.py).
 """
 
 from __future__ import annotations
@@ -16,8 +10,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgeseg.bench.models import ModelBench
-from edgeseg.bench.rows import BenchOptions
+from edgeseg.bench.baseline import GraphBaseline, rebuilt_model
+from edgeseg.bench.kind import BenchKind
+from edgeseg.bench.rows import DEFAULT_SOURCE
 from edgeseg.bundle import Bundle
 from edgeseg.data.coco import (
     as_coco_detections,
@@ -26,49 +21,51 @@ from edgeseg.data.coco import (
     evaluate_coco,
     instance_classes,
 )
-from edgeseg.runtime.instances import Detections, InstanceDetector, draw_instances
-from edgeseg.runtime.pipeline import StageTimes
-from edgeseg.runtime.run import RunOptions, run
+from edgeseg.runtime.instances import Detections, draw_instances
 from edgeseg.timing import timed
 
 OVERLAY_INSTANCES = 30
 
 
-class InstanceBench(ModelBench):
-    detector_class = InstanceDetector
+class InstanceKind(BenchKind):
+    name = "instances"
+    default_source = DEFAULT_SOURCE + "&instances=1"
 
-    def __init__(self, bundle: Bundle, options: BenchOptions, frames: list[Any], timing_source: str):
-        super().__init__(bundle, options, frames, timing_source)
-        self.names = [c.name for c in bundle.classes]
+    def __init__(self, bundle: Bundle, frames: list[Any], label_names: list[str] | None):
+        super().__init__(bundle, frames, label_names)
         self.categories = categories_of(bundle)
-        labelled = frames[: options.accuracy_frames]
         self.truths = None
-        if all(f.instances is not None and f.label is not None for f in labelled):
-            self.truths = [(f.instances, instance_classes(f.instances, f.label)) for f in labelled]
-        self.reference: list[list[Any]] | None = None
+        if all(f.instances is not None and f.label is not None for f in frames):
+            self.truths = [(f.instances, instance_classes(f.instances, f.label)) for f in frames]
 
-    def draw(self, image: np.ndarray, found: Detections) -> Any:
-        return draw_instances(image, found, self.names)
+    def accuracy(self, answers: list[Any]) -> dict[str, Any]:
+        found = [as_coco_detections(a.boxes, a.scores, a.classes, a.masks, self.categories, *image.shape[:2])
+                 for a, image in zip(answers, self.images)]  # fmt: skip
+        return super().accuracy(found)
 
-    def run_loop(self, options: RunOptions) -> Any:
-        return run(options)
-
-    def accuracy(self, detector: InstanceDetector) -> dict[str, Any]:
+    def score(self, found: list[Any], reference: list[Any]) -> dict[str, Any]:
         """Detection agreement with the FP32 row; COCO box and mask AP when the frames carry instance labels."""
-        times, found = StageTimes(), []
-        for image in self.images[: self.options.accuracy_frames]:
-            answer = detector.detect(image, times)
-            found.append(as_coco_detections(answer.boxes, answer.scores, answer.classes, answer.masks,
-                                            self.categories, *image.shape[:2]))  # fmt: skip
-        if self.reference is None:
-            self.reference = found  # the first row measured is FP32
-        result: dict[str, Any] = {
-            "agreement": float(np.mean([detection_agreement(a, b) for a, b in zip(self.reference, found)]))
-        }
+        result: dict[str, Any] = {"agreement": float(np.mean([detection_agreement(a, b)
+                                                               for a, b in zip(reference, found)]))}  # fmt: skip
         if self.truths is not None:
             figures = evaluate_coco(self.truths, found, dict(self.categories))
             result.update({key: figures[key] for key in ("box_ap", "box_ap50", "mask_ap", "mask_ap50")})
         return result
+
+    def overlay_costs(self, frame: np.ndarray) -> list[dict[str, Any]]:
+        return instance_overlay_costs(self.bundle, frame)
+
+    def baseline(self) -> tuple[Any, str]:
+        return GraphBaseline.of(self.bundle, torch_graph)
+
+
+def torch_graph(bundle: Bundle) -> Any:
+    """The detector in PyTorch as export wrapped it: a uint8 frame in, the five outputs out."""
+    from edgeseg.export.instances import instance_graph
+
+    size, detections = tuple(bundle.input.size), bundle.manifest["instances"]["max_detections"]
+    model = rebuilt_model(bundle, len(bundle.classes), image_size=size, max_detections=detections)
+    return instance_graph(model, bundle.input.mean, bundle.input.std)
 
 
 def instance_overlay_costs(bundle: Bundle, frame: np.ndarray, runs: int = 30) -> list[dict[str, Any]]:

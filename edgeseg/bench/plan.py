@@ -1,5 +1,5 @@
 """What a bench run measures: the (backend, precision) rows it plans, the frames it reads, and the plain loop it
-times. Shared by the semantic bench (bench.py) and the instance bench (instances.py)."""
+times."""
 
 from __future__ import annotations
 
@@ -53,10 +53,6 @@ def check_options(options: BenchOptions, bundle: Bundle) -> list[tuple[str, str]
                 )
         plan += [(backend, precision) for precision in wanted]
     return plan
-
-
-def read_bench_frames(options: BenchOptions) -> list[Any]:
-    return read_bench_source(options)[0]
 
 
 def read_bench_source(options: BenchOptions) -> tuple[list[Any], list[str] | None]:

@@ -25,14 +25,18 @@ HEADERS = [
 ]
 
 
+# The accuracy columns by the report's kind (BenchKind.name): a semantic bundle's rows score class maps (agreement
+# with FP32's, mIoU), an instance bundle's detections (agreement, COCO mask AP), a keypoint bundle's peaks
+# (agreement, PCK@0.05).
+ACCURACY_HEADERS = {
+    "semantic": HEADERS[-2:],
+    "instances": ["detection agreement", "mask AP"],
+    "keypoints": ["peak agreement", "PCK@0.05"],
+}
+
+
 def headers(report: dict[str, Any]) -> list[str]:
-    """An instance bundle's rows score detections: agreement with FP32's, and COCO mask AP; a keypoint bundle's score
-    peaks: agreement with FP32's, and PCK@0.05."""
-    if report.get("kind") == "instances":
-        return HEADERS[:-2] + ["detection agreement", "mask AP"]
-    if report.get("kind") == "keypoints":
-        return HEADERS[:-2] + ["peak agreement", "PCK@0.05"]
-    return HEADERS
+    return HEADERS[:-2] + ACCURACY_HEADERS[report.get("kind", "semantic")]
 
 
 def row_cells(row: dict[str, Any]) -> list[str]:

@@ -1,7 +1,9 @@
-"""`edgeseg bench BUNDLE --streams N`: N cameras in one batched run, against N separate single-stream runs.
+"""`edgeseg bench BUNDLE --streams N`: N cameras in one batched run, against N separate single-stream runs, for a
+bundle of any kind.
 
-Both read the same N recordings (the synthetic driving scene at 720p, a seed each, rendered to MPEG-4
-so capture costs what decoding costs) and write nothing. The batched run is the `edgeseg run -i ... -i
+Both read the same N recordings (the kind's synthetic scene at 720p, a seed each, rendered to MPEG-4
+so capture costs what decoding costs) and write nothing. A detector's graph answers one frame per call, so its
+batched run makes one call per stream's frame, on one inference thread. The batched run is the `edgeseg run -i ... -i
 ...` pipeline in this process; the separate runs are N `edgeseg run` processes started together, as a
 user would run one per camera. The ratio of aggregate FPS is the result: on a CPU the cores are shared
 either way, so batching mostly saves the per-process overheads; on a GPU one batched call replaces N
@@ -21,12 +23,13 @@ from typing import Any
 
 import cv2
 
+from edgeseg.bench.kinds import bench_kind
 from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.progress import Progress
-from edgeseg.runtime.backends import open_backend
-from edgeseg.runtime.heads import head_for
-from edgeseg.runtime.pipeline import HeadModel, Pipeline, check_batch, source_options
+from edgeseg.runtime.heads import head_class
+from edgeseg.runtime.pipeline import Pipeline, check_batch, source_options
+from edgeseg.runtime.run import RunOptions, run_models
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import open_source
 from edgeseg.tables import format_table
@@ -58,14 +61,15 @@ class StreamBenchReport:
         return {**asdict(self), "batched_vs_sum_of_separate": self.ratio}
 
 
-def render_streams(count: int, frames: int, width_height: tuple[int, int], folder: Path) -> list[Path]:
-    """One MPEG-4 recording per stream: the synthetic driving scene, a seed each."""
+def render_streams(count: int, frames: int, width_height: tuple[int, int], folder: Path, scene: str = "driving"
+                   ) -> list[Path]:  # fmt: skip
+    """One MPEG-4 recording per stream: a synthetic scene, a seed each."""
     paths = []
     width, height = width_height
     for index in range(count):
         path = folder / f"stream{index}.mp4"
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
-        for frame in open_source(f"synthetic://driving?seed={5000 + index}&size={width}x{height}&frames={frames}"):
+        for frame in open_source(f"synthetic://{scene}?seed={5000 + index}&size={width}x{height}&frames={frames}"):
             writer.write(frame.image)
         writer.release()
         paths.append(path)
@@ -73,10 +77,12 @@ def render_streams(count: int, frames: int, width_height: tuple[int, int], folde
 
 
 def batched_run(bundle: Bundle, paths: list[Path], backend: str, precision: str) -> tuple[Any, float]:
-    net = open_backend(bundle, backend, precision)
-    sources = [open_source(str(p), source_options(net)) for p in paths]
+    options = RunOptions(bundle=bundle.root, inputs=[str(p) for p in paths], outputs=["none"], backend=backend,
+                         precision=precision)  # fmt: skip
+    models = run_models(bundle, options)  # as `edgeseg run -i ... -i ...` has them
+    sources = [open_source(str(p), source_options(models[0].backend)) for p in paths]
     names = [p.stem for p in paths]
-    pipeline = Pipeline(sources, [HeadModel(head_for(bundle), net)], [NullSink()], [[] for _ in paths], names)
+    pipeline = Pipeline(sources, models, [NullSink()], [[] for _ in paths], names)
     started = time.perf_counter()
     summary = pipeline.run()
     return summary, time.perf_counter() - started
@@ -112,11 +118,11 @@ def run_stream_bench(
     precision: str = "best",
 ) -> StreamBenchReport:
     bundle = Bundle.load(bundle_dir)
-    bundle.require_semantic("bench --streams")
-    note = check_batch(True, bundle.input.batch, streams) or ""  # semantic: its graph batches
+    note = check_batch(head_class(bundle).batches, bundle.input.batch, streams) or ""
+    scene = bench_kind(bundle).scene
     progress = Progress(3, "bench streams")
     with tempfile.TemporaryDirectory(prefix="edgeseg-streams-") as scratch:
-        paths = render_streams(streams, frames, width_height, Path(scratch))
+        paths = render_streams(streams, frames, width_height, Path(scratch), scene)
         progress.advance(f"{streams} recordings of {frames} frames at {width_height[0]}x{width_height[1]}")
         summary, batched_seconds = batched_run(bundle, paths, backend, precision)
         progress.advance(f"batched: {summary.fps:.1f} FPS")

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeseg.bundle import Artifact, Bundle
 from edgeseg.deploy.options import DeployOptions, choose_artifact, deploy_name
 from edgeseg.deploy.plain_onnx import cpu_session
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import sha256_file, write_text_atomic
 
 TRITON_TYPES = {
@@ -60,11 +62,37 @@ def onnx_tensors(path: Path, batched: bool) -> tuple[list[ConfigTensor], list[Co
     return specs(session.get_inputs()), specs(session.get_outputs())
 
 
+def scalars_as_one_element(path: Path) -> None:
+    """A model Triton does not batch cannot answer a scalar, not even through a reshape (tritonserver refuses to load
+    it: "model output 'count' cannot have empty reshape for non-batching model as scalar tensors are not supported"):
+    the served copy of the graph gives each scalar output (a detector's count) as [1]; the Triton backend gives it
+    back as the scalar the bundle's graph answers."""
+    onnx = require("onnx", "calibrate")
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    scalars = [o for o in graph.output if not o.type.tensor_type.shape.dim]
+    axes = f"{scalars[0].name}_unsqueeze_axes"
+    graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
+    for output in scalars:
+        inner = f"{output.name}_scalar"
+        for node in graph.node:
+            node.output[:] = [inner if name == output.name else name for name in node.output]
+            node.input[:] = [inner if name == output.name else name for name in node.input]
+        graph.node.append(helper.make_node("Unsqueeze", [inner, axes], [output.name], f"{output.name}_as_one_element"))
+        output.type.tensor_type.shape.dim.add().dim_value = 1
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def tensor_text(spec: ConfigTensor) -> list[str]:
     lines = ["  {", f'    name: "{spec.name}"', f"    data_type: {TRITON_TYPES[spec.dtype]}"]
+    # A scalar output of a batched model is one value per frame: dims [1], reshaped to the model's [batch]. (A model
+    # Triton does not batch answers its scalars as [1]: scalars_as_one_element.)
     if spec.dims:
         lines.append(f"    dims: [ {', '.join(str(v) for v in spec.dims)} ]")
-    else:  # Triton wants non-empty dims: a scalar is served as [1], reshaped to the model's []
+    else:
         lines += ["    dims: [ 1 ]", "    reshape: { shape: [ ] }"]
     return lines + ["  }"]
 
@@ -141,6 +169,8 @@ def write_triton(bundle: Bundle, output: Path, options: DeployOptions) -> list[P
     for companion in artifact.files:  # external weights sit beside the graph
         shutil.copyfile(bundle.inside(companion), version / Path(companion).name)
     batched = bundle.input.batch is None  # a dynamic batch dimension lets Triton batch requests
+    if not engine and not batched and any(not output.shape for output in cpu_session(str(target)).get_outputs()):
+        scalars_as_one_element(target)
     if engine:
         input_dims, output_dims = tensor_dims(bundle, batched)
         inputs = [ConfigTensor(bundle.input.name, bundle.input.dtype, input_dims)]

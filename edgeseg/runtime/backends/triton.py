@@ -1,8 +1,8 @@
 """Triton backend: `--backend triton://HOST:PORT/MODEL`. Capture and overlay stay local; inference goes to
 the server over gRPC (tritonclient, imported when the backend opens). The request carries uint8
-frames when the graph fuses preprocessing, and asks for the outputs the head reads: the first, or every one (a
-detector's five). A server that goes away mid-stream is retried with
-exponential backoff, like a live source."""
+frames when the graph fuses preprocessing, and asks for the outputs the head reads: the first, or every one by name
+(a detector's five), each given back in the shape the bundle's graph answers it. A server that goes away mid-stream
+is retried with exponential backoff, like a live source."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class TritonBackend(Backend):
         self.url, self.bundle = url, bundle
         self.timeout, self.retries, self.backoff_cap = options.timeout, options.retries, options.backoff_cap
         self.client: Any = None
+        self.scalars: set[str] = set()
 
     def _open(self) -> None:
         grpc = require("tritonclient.grpc", "triton")
@@ -85,6 +86,19 @@ class TritonBackend(Backend):
             for t in metadata.outputs
         ]
         self._check_contract(metadata)
+        self.scalars = self._scalar_outputs()
+
+    def _scalar_outputs(self) -> set[str]:
+        """The outputs that are scalars in the bundle's graph. Triton serves no scalar from a model it does not batch
+        (max_batch_size 0), so `edgeseg deploy` serves each as [1] (a detector's count): one element of such a
+        model is given back as the scalar the head reads, as the graph itself answers it."""
+        try:
+            config = self.client.get_model_config(self.model, client_timeout=self.timeout).config
+        except self.server_error:
+            return set()  # a server that does not share its config: the outputs as served
+        if config.max_batch_size > 0:
+            return set()
+        return {output.name for output in self.outputs if output.shape == (1,)}
 
     def _served(self) -> str:
         """The names of the ready models, where the server lets us list them."""
@@ -132,7 +146,8 @@ class TritonBackend(Backend):
                 result = self.client.infer(self.model, [request], outputs=wanted, client_timeout=self.timeout)
                 if attempt:
                     print(f"edgeseg: Triton at {self.address} answers again", file=sys.stderr, flush=True)
-                return {name: result.as_numpy(name) for name in names}
+                answers = {name: result.as_numpy(name) for name in names}
+                return {name: a.reshape(()) if name in self.scalars else a for name, a in answers.items()}
             except self.server_error as exc:
                 if attempt == self.retries:
                     raise EdgesegError(
