@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 
 from edgeseg.bundle import Artifact, Bundle, utc_now, writing
-from edgeseg.calibration.dataset import HeldOut
-from edgeseg.calibration.fidelity import FidelityMeasure
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path, sha256_file
 from edgeseg.progress import Progress
@@ -68,21 +66,17 @@ def check_options(options: CalibrateOptions) -> None:
         raise EdgesegError(f"--cpu-format {options.cpu_format}: choose one of {', '.join(CPU_FORMATS)}")
 
 
-# Each kind of bundle has its own accuracy target and the option that sets it.
-TARGET_OPTIONS = {"semantic": ("min_agreement", "--min-agreement", "pixel agreement"),
-                  "instances": ("max_ap_drop", "--max-ap-drop", "mask AP points"),
-                  "keypoints": ("max_pck_drop", "--max-pck-drop", "PCK@0.05 points")}  # fmt: skip
-
-
 def check_target(bundle: Bundle, options: CalibrateOptions) -> None:
     """A target option for another kind of bundle is one line naming the option this one takes."""
-    kind = bundle.kind
-    _, flag, measure = TARGET_OPTIONS[kind]
-    for other, (other_field, other_flag, _) in TARGET_OPTIONS.items():
-        if other != kind and getattr(options, other_field) is not None:
+    from edgeseg.calibration.profiles import PROFILES, profile_for
+
+    profile = profile_for(bundle)
+    target = profile.target
+    for other in dict.fromkeys(p.target for p in PROFILES.values()):  # each kind's once, in the registry's order
+        if other != target and getattr(options, other.field) is not None:
             raise EdgesegError(
-                f"bundle {bundle.root} is a {kind if kind != 'semantic' else 'semantic segmentation'} model: its INT8 "
-                f"target is in {measure}; use {flag} instead of {other_flag}"
+                f"bundle {bundle.root} is a {profile.what} model: its INT8 target is in {target.unit}; use "
+                f"{target.flag} instead of {other.flag}"
             )
 
 
@@ -90,11 +84,12 @@ class Calibration:
     """One calibrate run: the data, the FP32 reference, and a method per variant."""
 
     def __init__(self, bundle: Bundle, options: CalibrateOptions):
-        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TENSORRT, for_instances
+        from edgeseg.calibration.profiles import profile_for
+        from edgeseg.calibration.quantize import CPU_QDQ, CPU_QOPERATOR, TENSORRT
 
         self.bundle, self.options = bundle, options
-        recipes = (TENSORRT, CPU_QDQ, CPU_QOPERATOR)
-        self.recipes = {r.name: for_instances(r) if bundle.is_instances else r for r in recipes}
+        self.profile = profile_for(bundle)  # what differs by kind: calibrate asks it, never the kind
+        self.recipes = {r.name: self.profile.recipe(r) for r in (TENSORRT, CPU_QDQ, CPU_QOPERATOR)}
         self.onnx = require("onnx", "calibrate")
         self.cache = bundle.root / ".cache"
         self.cache.mkdir(exist_ok=True)
@@ -103,13 +98,6 @@ class Calibration:
 
     def _load_graph(self) -> None:
         from edgeseg.calibration.cpu_form import upsample_as_depth_to_space
-        from edgeseg.calibration.quantize import (
-            FEATURE_MAP_OPS,
-            INSTANCE_WEIGHTED_OPS,
-            decoder_tail_nodes,
-            feature_map_nodes,
-            weighted_nodes,
-        )
         from edgeseg.export import materialize_shared_weights, save_onnx
 
         try:
@@ -132,12 +120,9 @@ class Calibration:
         self.cpu_nodes = [(node.name, node.op_type) for node in cpu_model.graph.node]  # the CPU form's search
         # Calibration ranges are cached per graph: hashed once here, not at every quantize call.
         self.source_digests = {"tensorrt": sha256_file(self.quant_source), "cpu": sha256_file(self.cpu_source)}
-        instances = self.bundle.is_instances
-        self.layers = weighted_nodes(self.model, INSTANCE_WEIGHTED_OPS) if instances else weighted_nodes(self.model)
-        # A keypoint graph's decoder after its last layer stays float, as a semantic graph's logits tail does.
-        self.tail = decoder_tail_nodes(self.model) if self.bundle.is_keypoints else []
-        # An instance graph is quantized on its feature maps only; a semantic graph wherever the recipe applies.
-        self.quantizable = feature_map_nodes(self.model, FEATURE_MAP_OPS) if instances else None
+        self.layers = self.profile.weighted_layers(self.model)
+        self.tail = self.profile.decoder_tail(self.model)
+        self.quantizable = self.profile.quantizable(self.model)
         if "int8" in self.options.precisions and not self.layers:
             raise EdgesegError(
                 "this graph cannot be quantized: it has no Conv or ConvTranspose layer for INT8 to speed up; use "
@@ -164,22 +149,8 @@ class Calibration:
                 f"{contract.size[1]}x{contract.size[0]} as the runtime does",
                 file=sys.stderr,
             )
-        self.fidelity = self._fidelity(held_out)
+        self.fidelity = self.profile.fidelity(self.bundle, self.fp32_path, held_out, options)
         self.reader = TensorReader(contract.name, self.data.tensors, contract.batch or 1)
-
-    def _fidelity(self, held_out: HeldOut) -> FidelityMeasure:
-        options = self.options
-        if self.bundle.is_keypoints:
-            from edgeseg.calibration.keypoint_fidelity import KeypointFidelity
-
-            return KeypointFidelity(self.bundle, self.fp32_path, held_out, options.threads, options.max_pck_drop)
-        if self.bundle.is_instances:
-            from edgeseg.calibration.instance_fidelity import InstanceFidelity
-
-            return InstanceFidelity(self.bundle, self.fp32_path, held_out, options.threads, options.max_ap_drop)
-        from edgeseg.calibration.fidelity import ClassMapFidelity
-
-        return ClassMapFidelity(self.bundle, self.fp32_path, held_out, options.threads, options.min_agreement)
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -231,10 +202,8 @@ class Calibration:
         float16's range first, then, while the bar (--min-agreement, else the default one) is missed, the fewest
         most-sensitive nodes, measured one by one as the INT8 search measures them."""
         from edgeseg.calibration.fp16 import overflowing_nodes
-        from edgeseg.calibration.quantize import outside_feature_maps
 
-        # An instance graph's box decoding, NMS and RoIAlign stay float32.
-        keep_float = outside_feature_maps(self.model) if self.bundle.is_instances else frozenset(self.tail)
+        keep_float = self.profile.fp16_float(self.model, self.tail)
         batch = self.reader.batch
         inputs = [self.data.tensors[i : i + batch] for i in range(0, min(len(self.data.tensors), 16), batch)]
         overflow = [name for name in overflowing_nodes(self.model, inputs, self.options.threads)
@@ -431,15 +400,8 @@ class Calibration:
         return ranked[:high], losses, reached, calls
 
     def int8(self, progress: Progress) -> list[Artifact]:
-        from edgeseg.calibration.quantize import float_boundary_nodes, input_head_nodes
-
         measure, tensorrt = self.fidelity, self.recipes["tensorrt"]
-        # An instance graph has no logits tail: what it keeps float beyond its preprocessing is outside
-        # self.quantizable already. A keypoint graph keeps its decoder float.
-        if self.bundle.is_semantic:
-            boundary = float_boundary_nodes(self.model)
-        else:
-            boundary = input_head_nodes(self.model) + self.tail
+        boundary = self.profile.int8_boundary(self.model, self.tail)
         self.candidates = self.candidates_for(tensorrt, boundary)
         trt_path = self.bundle.root / ARTIFACT_NAMES["tensorrt"]
         progress.begin("INT8 Q/DQ for TensorRT: calibration ranges")

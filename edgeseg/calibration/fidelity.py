@@ -1,9 +1,10 @@
 """What a precision variant costs: agreement with FP32 on held-out frames, mIoU, per-class IoU, worst frames.
 
-A fidelity measure (ClassMapFidelity here, InstanceFidelity for instance bundles) gives calibrate three
-things: `value(path)`, the figure --min-agreement's search compares with `target`; `loss(path)`, the
-loss that ranks layers by sensitivity (on a few frames: it is measured once per layer); and
-`report(path, stem, label)`, the fidelity section of the artifact's manifest entry.
+A fidelity measure (ClassMapFidelity here, InstanceFidelity and KeypointFidelity for the other kinds; the kind's
+calibration profile, profiles.py, names it) gives calibrate three things: `value(path)`, the figure
+--min-agreement's search compares with `target`; `loss(path)`, the loss that ranks layers by sensitivity (on a few
+frames: it is measured once per layer); and `report(path, stem, label)`, the fidelity section of the artifact's
+manifest entry.
 """
 
 from __future__ import annotations
