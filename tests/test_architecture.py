@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,31 @@ def test_init_files_only_re_export():
             assert plain or names, (
                 f"{path.relative_to(PACKAGE.parent)} line {node.lineno}: an __init__.py only re-exports"
             )
+
+
+# A bundle's kind is decided once per layer, by a registry keyed by the manifest's output kind (the runtime's heads,
+# calibration's profiles, eval's and info's scorers, deploy's refusals), not by is_instances / is_keypoints /
+# is_semantic read across the verbs (21 reads before the registries).
+KIND_READ = re.compile(r"\bis_(instances|keypoints|semantic)\b")
+MAX_KIND_READS = 5
+
+
+def test_the_kind_is_read_in_few_places_outside_the_bundle():
+    reads = [
+        f"{path.relative_to(PACKAGE.parent)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "bundle.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for _ in KIND_READ.finditer(line)
+    ]
+    assert len(reads) <= MAX_KIND_READS, f"{len(reads)} reads of a bundle's kind: {', '.join(reads)}"
+
+
+def test_every_output_kind_has_a_head_a_calibration_profile_and_a_scorer():
+    from edgeseg.bundle import OUTPUT_KINDS
+    from edgeseg.calibration.profiles import PROFILES
+    from edgeseg.runtime.heads import HEADS
+    from edgeseg.tools.scorers import SCORERS
+
+    for registry in (HEADS, PROFILES, SCORERS):
+        assert sorted(registry) == sorted(OUTPUT_KINDS)

@@ -21,6 +21,22 @@ from edgeseg.fileio import atomic_directory
 from edgeseg.redact import has_secret, redact
 
 TARGETS = ("deepstream", "triton")
+# What deploy cannot write, by the manifest's output kind and --target (a kind not listed deploys to both): the one
+# place deploy reads a bundle's kind.
+REFUSED: dict[str, dict[str, str]] = {
+    # nvinfer parses boxes for detectors and class maps for segmentation; per-instance masks need a custom parse
+    # function compiled against DeepStream (NvDsInferParseCustom...), which edgeseg does not write.
+    "instances": {
+        "deepstream": "DeepStream's nvinfer needs a custom output parser for instance masks (a C++ "
+        "NvDsInferParseCustom function), which edgeseg does not generate; a config without one cannot work: use "
+        "edgeseg run"
+    },
+    "keypoints": dict.fromkeys(
+        TARGETS,
+        "bundle {root} is a keypoint model: edgeseg deploy writes DeepStream and Triton configs for segmentation "
+        "bundles so far (nvinfer has no keypoint output parser); run it with edgeseg run",
+    ),
+}
 
 
 def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]:
@@ -28,18 +44,9 @@ def deploy(bundle_dir: Path, output: Path, options: DeployOptions) -> list[Path]
     if options.target not in TARGETS:
         raise EdgesegError(f"unknown --target '{options.target}'; choose one of: {', '.join(TARGETS)}")
     bundle = Bundle.load(bundle_dir)
-    if bundle.is_instances and options.target == "deepstream":
-        # nvinfer parses boxes for detectors and class maps for segmentation; per-instance masks need a custom
-        # parse function compiled against DeepStream (NvDsInferParseCustom...), which edgeseg does not write.
-        raise EdgesegError(
-            "DeepStream's nvinfer needs a custom output parser for instance masks (a C++ NvDsInferParseCustom "
-            "function), which edgeseg does not generate; a config without one cannot work: use edgeseg run"
-        )
-    if bundle.is_keypoints:
-        raise EdgesegError(
-            f"bundle {bundle.root} is a keypoint model: edgeseg deploy writes DeepStream and Triton configs for "
-            "segmentation bundles so far (nvinfer has no keypoint output parser); run it with edgeseg run"
-        )
+    refusal = REFUSED.get(bundle.output.kind, {}).get(options.target)
+    if refusal:
+        raise EdgesegError(refusal.format(root=bundle.root))
     output = Path(output)
     secrets = [redact(uri) for uri in options.inputs if has_secret(uri)]
     if options.target == "triton" and options.inputs:
