@@ -6,7 +6,9 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,26 +74,77 @@ def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
 
     What is there decides at the start, before any work: a file is refused, a non-empty folder needs `replace`
     (--force), an empty folder is taken. When another process puts its output at `target` while this one works,
-    this one raises OutputRaced and keeps nothing: the first complete output wins, whole."""
+    this one raises OutputRaced and keeps nothing: the first complete output wins, whole. What an earlier run that
+    died left beside `target` (its scratch folder, the old output it had swapped out) is removed first."""
     target = Path(target)
+    remove_leftovers(target)
     refuse_non_empty(target, replace)
     target.parent.mkdir(parents=True, exist_ok=True)
     was_full = target.is_dir() and any(target.iterdir())  # with replace: the user's old output, to be swapped out
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_scratch_prefix(target), suffix=".partial", dir=target.parent))
     tmp.chmod(0o755)
     try:
         yield tmp
         if replace and was_full and target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old)
-            _place(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            _swap(tmp, target)
         else:
             # rename(2) takes the place of nothing or of an empty folder, atomically; a folder another process
             # filled meanwhile makes it fail, and that is the race.
             _place(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap(tmp: Path, target: Path) -> None:
+    """`tmp` in place of the full folder `target` (--force): two renames, the old output moved aside first. Should
+    the second fail (another process took the place, an interrupt), the old output goes back if the place is still
+    free; the folder set aside never stays behind."""
+    old = Path(tempfile.mkdtemp(prefix=_scratch_prefix(target), suffix=".old", dir=target.parent))
+    try:
+        os.replace(target, old)
+        _place(tmp, target)
+    finally:
+        if not target.exists():
+            with contextlib.suppress(OSError):  # another process's output took the place meanwhile: it stays
+                os.replace(old, target)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# The scratch folders beside a target: ".NAME.OWNER.XXXXXXXX.partial" (being built) and ".old" (the output --force
+# swaps out). OWNER is "PID-HOST", so a later run can tell one whose process is gone from one still at work; a name
+# without it is from an edgeseg before owners were written, and long gone.
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def _scratch_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}-{_HOST}."
+
+
+def remove_leftovers(target: Path) -> None:
+    """Remove the scratch folders beside `target` that a run which is no longer running left (killed, or between
+    its two renames when the power went): nothing reads them, and an old output is as large as a new one. A
+    folder of a live process (another run building the same output now), or of another host's, is left alone."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:(\d+)-(\w+)\.)?\w{{8}}\.(?:partial|old)")
+    if not target.parent.is_dir():
+        return
+    for entry in target.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink() and not _owner_running(match[1], match[2]):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _owner_running(pid: str | None, host: str | None) -> bool:
+    if pid is None:
+        return False
+    if host != _HOST:
+        return True  # another machine's process (a shared file system): this one cannot tell, so it keeps it
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):  # OverflowError: a number no process can have
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def _place(tmp: Path, target: Path) -> None:

@@ -21,8 +21,9 @@ SECRET_KEYS = frozenset(
 )
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 # A URI inside free text: a scheme, '://', then everything up to white space (user-info may hold quotes and
-# brackets); closing punctuation at its very end is the sentence's, not the URI's.
-_URI_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
+# brackets); closing punctuation at its very end is the sentence's, not the URI's. A URI that went through a path
+# (an OSError's file name: Path('out/rtsp://u:p@cam/x') is 'out/rtsp:/u:p@cam/x') has lost a slash: ':/' is found too.
+_URI_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(//?)(\S+)")
 _TRAILING = "'\")]},.;:>`"
 
 Parts = Tuple[str, str, str, str]  # scheme, user-info (without '@'), host[:port], the rest (path, query, fragment)
@@ -87,9 +88,10 @@ def redact_text(text: str) -> str:
     """Every URI inside `text` (an error from FFmpeg or OpenCV, a line that quotes one) redacted."""
 
     def one(match: re.Match) -> str:
-        found = match.group(0)
-        kept = found.rstrip(_TRAILING)
-        return redact(kept) + found[len(kept) :]
+        scheme, slashes, after = match.groups()
+        kept = after.rstrip(_TRAILING)
+        shown = redact(f"{scheme}://{kept}")[len(scheme) + 3 :]
+        return f"{scheme}:{slashes}{shown}{after[len(kept) :]}"
 
     return _URI_IN_TEXT.sub(one, text)
 

@@ -45,6 +45,13 @@ def os_error_line(exc: OSError, args: argparse.Namespace | None) -> str:
     return f"{where}{exc.strerror or exc}; check the path"
 
 
+def error_line(message: str) -> str:
+    """The one line an error is shown as. printable: a path or name from the user or a file cannot break the line or
+    drive the terminal. redact_text: a camera's URI in it (an OSError's file name, a module's or FFmpeg's message, a
+    line that missed its own redact) shows no password or token."""
+    return f"edgeseg: error: {printable(redact_text(message))}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
@@ -54,18 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except EdgesegError as exc:
-        # printable: a path or name from the user or a file cannot break the line or drive the terminal.
-        # redact_text: the last guard, should a line that quotes a camera's URI have missed its own redact.
-        print(f"edgeseg: error: {printable(redact_text(str(exc)))}", file=sys.stderr)
+        print(error_line(str(exc)), file=sys.stderr)
         return EXIT_ERROR
     except ImportError as exc:
-        print(f"edgeseg: error: {import_failure(exc)}", file=sys.stderr)
+        print(error_line(import_failure(exc)), file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # the reader went away (`edgeseg info B | head`): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # a path the file system refuses (too long, no permission, a full disk, ...)
-        print(f"edgeseg: error: {printable(os_error_line(exc, args))}", file=sys.stderr)
+        print(error_line(os_error_line(exc, args)), file=sys.stderr)
         return EXIT_ERROR
     except ValueError as exc:
         if "null byte" not in str(exc):

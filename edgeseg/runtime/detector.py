@@ -14,9 +14,10 @@ import numpy as np
 from edgeseg.bundle import Artifact, Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import Backend, ONNXRuntimeBackend, TritonOptions, open_backend
+from edgeseg.runtime.figures import StageTimes
 from edgeseg.runtime.heads import Head, Result, head_for
 from edgeseg.runtime.heads.keypoints import KeypointSpec
-from edgeseg.runtime.pipeline import HeadModel, StageTimes
+from edgeseg.runtime.pipeline import HeadModel
 from edgeseg.runtime.tensors import frames_to_input
 
 

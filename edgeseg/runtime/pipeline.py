@@ -38,7 +38,12 @@ import numpy as np
 
 from edgeseg.redact import redact
 from edgeseg.runtime.backends.base import Backend
-from edgeseg.runtime.figures import RunSummary, StageTimes, StreamFigures, percentiles_ms  # noqa: F401 - bench.rows imports it here
+from edgeseg.runtime.figures import (
+    RunSummary,
+    StageTimes,
+    StreamFigures,
+    percentiles_ms,  # noqa: F401 - edgeseg/bench/rows.py's until it imports figures
+)
 from edgeseg.runtime.frames import Frame
 from edgeseg.runtime.heads.base import Head, Result
 from edgeseg.runtime.sinks.base import Sink
@@ -384,14 +389,13 @@ def check_batch(batches: bool, backend_batch: int | None, streams: int) -> str |
 
 
 def close_all(sinks: list[Sink], sources: list[Source], errors: list[BaseException]) -> None:
-    """Close every sink (a failing one does not stop the others; its error joins `errors`), then the sources."""
-    for sink in sinks:
+    """Close every sink, then every source; one that fails does not stop the others, and its error joins
+    `errors`."""
+    for part in [*sinks, *sources]:
         try:
-            sink.close()
+            part.close()
         except BaseException as exc:  # noqa: BLE001 - close the others, report the first
             errors.append(exc)
-    for source in sources:
-        source.close()
 
 
 def source_options(backend: Backend, options: StreamOptions | None = None) -> StreamOptions:

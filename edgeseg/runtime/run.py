@@ -17,7 +17,7 @@ from edgeseg.runtime.backends import TritonOptions
 from edgeseg.runtime.detector import pick_backend
 from edgeseg.runtime.figures import RunSummary
 from edgeseg.runtime.heads import head_for
-from edgeseg.runtime.pipeline import HeadModel, Pipeline, check_batch, source_options
+from edgeseg.runtime.pipeline import HeadModel, Pipeline, check_batch, close_all, source_options
 from edgeseg.runtime.sinks import open_sinks, open_stream_sinks
 from edgeseg.runtime.sinks.base import Sink
 from edgeseg.runtime.sinks.factory import stream_names
@@ -59,16 +59,20 @@ def run(options: RunOptions, tap: Sink | None = None) -> RunSummary:
     if note := check_batch(models[0].head.batches, bundle.input.batch, len(options.inputs)):
         print(f"edgeseg: {note}", file=sys.stderr)
     sources: list[Source] = []
+    stream_sinks: list[list[Sink]] = []
+    sinks: list[Sink] = []
+    taps = [tap] if tap else []  # closed with the outputs, as the pipeline closes it
     try:
         for uri in options.inputs:
             sources.append(open_source(uri, source_options(models[0].backend, options.stream)))
         stream_sinks, sinks = run_sinks(options, sources)
+        pipeline = Pipeline(sources, models, sinks + taps, stream_sinks, stream_names(options.inputs), options.frames,
+                            options.save_mask)  # fmt: skip
     except BaseException:
-        for source in sources:
-            source.close()
+        # Before the first frame: closing writes no output (a recording is created at its first frame) and stops
+        # what opening started (a live view's server thread, a source's FFmpeg child, an open file).
+        close_all([sink for per_stream in stream_sinks for sink in per_stream] + sinks + taps, sources, [])
         raise
-    pipeline = Pipeline(sources, models, sinks + ([tap] if tap else []), stream_sinks, stream_names(options.inputs),
-                        options.frames, options.save_mask)  # fmt: skip
     return pipeline.run()
 
 
