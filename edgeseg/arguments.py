@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import DEFAULT_MAX_PIXELS, set_max_pixels
+from edgeseg.redact import redact_text
 from edgeseg.tables import printable
 
 # ONNX opsets the TorchScript exporter writes for these models (Resize with align_corners needs 11) up
@@ -34,8 +35,10 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        # printable: a value echoed in the message cannot break the line.
-        print(f"edgeseg: error: {self.prog}: {printable(message)} (see {self.prog} --help)", file=sys.stderr)
+        # printable: a value echoed in the message cannot break the line; redact_text: a camera URI given to the
+        # wrong flag (`--backend rtsp://user:password@cam`) is echoed without its password.
+        print(f"edgeseg: error: {self.prog}: {printable(redact_text(message))} (see {self.prog} --help)",
+              file=sys.stderr)  # fmt: skip
         raise SystemExit(2)
 
 
