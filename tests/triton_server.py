@@ -59,11 +59,14 @@ def wait_ready(name: str, grpc: int, process: subprocess.Popen, timeout: float =
 
 
 def stop_server(process: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops it; killed where it lingers (under pytest it sometimes waits out a 30 s timeout after
+    unloading the model; its tritonserver goes with it)."""
     process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait()
 
 
 def require_server_venv() -> None:
@@ -147,7 +150,10 @@ def serve(argv: list[str]) -> None:
     inputs, outputs, model_config, infer = (
         deployed_model(Path(model)) if Path(model).is_dir() else bundle_model(model, argv)
     )
-    config = TritonConfig(grpc_port=int(grpc_port), http_port=int(http_port), metrics_port=int(metrics_port))
+    # A test stops the server when it is done with it: nothing is in flight then worth 30 s (Triton's default) of
+    # waiting for a model whose Python stub has answered to unload.
+    config = TritonConfig(grpc_port=int(grpc_port), http_port=int(http_port), metrics_port=int(metrics_port),
+                          exit_timeout_secs=3)  # fmt: skip
     with Triton(config=config) as triton:
         triton.bind(model_name=name, infer_func=infer, inputs=inputs, outputs=outputs, config=model_config)
         print("serving", flush=True)
