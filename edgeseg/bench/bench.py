@@ -72,23 +72,6 @@ class Bench:
         self.accuracy_images = self.frames[: options.accuracy_frames]
         self.kind = kind(bundle, read[: options.accuracy_frames], label_names)
 
-    def models(self, backend: str, precision: str) -> Models:
-        """A row's models as `edgeseg run` picks them for this backend and precision (not yet open)."""
-        options = RunOptions(bundle=self.bundle.root, inputs=[], outputs=["none"], backend=backend,
-                             precision=precision, threads=self.options.threads, also=self.options.also)  # fmt: skip
-        return run_models(self.bundle, options)
-
-    def open_models(self, backend: str, precision: str) -> Models:
-        models = self.models(backend, precision)
-        try:
-            for model in models:
-                model.backend.open()
-        except BaseException:
-            for model in models:
-                model.backend.close()
-            raise
-        return models
-
     def engine_call(self, model: HeadModel) -> Any:
         """The engine-only figure's call: the head's inference (every output a detector reads) on one prepared feed."""
         return functools.partial(model.head.infer, model.backend, self.feed(model))
@@ -97,48 +80,35 @@ class Bench:
         """One call's graph input: the first frame, as many times as the graph takes frames per call."""
         return frames_to_input([self.frames[0]] * model.frames_per_call, self.bundle.input)
 
-    def measure(self, plan: list[tuple[str, str]], progress: Progress, baseline: BaselineLoop | None = None
-                ) -> list[Row]:  # fmt: skip
-        """Every row of the plan (and the baseline's), their backends open together: the engine timing interleaved
-        (measured_rows), then the loops in rounds that go round every row (loops)."""
-        opened: dict[tuple[str, str], Models] = {}
-        failed = []
-        try:
-            for backend_name, precision in plan:
-                try:
-                    opened[(backend_name, precision)] = self.open_models(backend_name, precision)
-                except EdgesegError as exc:  # this row cannot run here: the report says so in its row
-                    failed.append(Row(f"{backend_name} {precision}", backend_name, precision, "-", error=str(exc)))
-            if not opened:
-                raise EdgesegError(failed[0].error)
-            calls = {key: self.engine_call(models[0]) for key, models in opened.items()}
-            names = {key: models[0].backend.artifact_name for key, models in opened.items()}
-            if baseline is not None:
-                call = baseline.infer_call(self.frames[0])
-                error = failure_of(call)  # one call first: a model that fails is a row that says so, not a lost run
-                if error:
-                    failed.append(Row(BASELINE_NAME, *BASELINE_KEY, baseline.artifact, error=error))
-                else:
-                    calls[BASELINE_KEY], names[BASELINE_KEY] = call, baseline.artifact
+    def measure(self, opened: dict[tuple[str, str], Models], failed: list[Row], progress: Progress,
+                baseline: BaselineLoop | None = None) -> list[Row]:  # fmt: skip
+        """Every opened row (open_rows) and the baseline's: the engine timing interleaved (measured_rows), then the
+        loops in rounds that go round every row (loops). `failed` are the rows that did not open."""
+        failed = list(failed)
+        calls = {key: self.engine_call(models[0]) for key, models in opened.items()}
+        names = {key: models[0].backend.artifact_name for key, models in opened.items()}
+        if baseline is not None:
+            call = baseline.infer_call(self.frames[0])
+            error = failure_of(call)  # one call first: a model that fails is a row that says so, not a lost run
+            if error:
+                failed.append(Row(BASELINE_NAME, *BASELINE_KEY, baseline.artifact, error=error))
+            else:
+                calls[BASELINE_KEY], names[BASELINE_KEY] = call, baseline.artifact
 
-            def fill(row: Row) -> None:
-                if row.backend == BASELINE_KEY[0]:
-                    row.accuracy = self.kind.accuracy([baseline.answer(image) for image in self.accuracy_images])
-                    return
-                models = opened[(row.backend, row.precision)]
-                row.stages_alone_ms = self._stages_alone(models, row.engine["mean_ms"])
-                row.accuracy = self.kind.accuracy([r.answer for r in self.answers(models, self.accuracy_images)])
+        def fill(row: Row) -> None:
+            if row.backend == BASELINE_KEY[0]:
+                row.accuracy = self.kind.accuracy([baseline.answer(image) for image in self.accuracy_images])
+                return
+            models = opened[(row.backend, row.precision)]
+            row.stages_alone_ms = self._stages_alone(models, row.engine["mean_ms"])
+            row.accuracy = self.kind.accuracy([r.answer for r in self.answers(models, self.accuracy_images)])
 
-            progress.advance(steps=len(failed))
-            # Engine-only timing as the pipeline runs the engine: OpenCV single-threaded beside a CPU backend.
-            with opencv_threads_beside(next(iter(opened.values()))[0].backend):
-                rows = measured_rows(calls, names, self.options, progress, fill, {BASELINE_KEY: BASELINE_NAME})
-            self.loops(rows, opened, baseline)
-            return rows + failed
-        finally:
-            for models in opened.values():
-                for model in models:
-                    model.backend.close()
+        progress.advance(steps=len(failed))
+        # Engine-only timing as the pipeline runs the engine: OpenCV single-threaded beside a CPU backend.
+        with opencv_threads_beside(next(iter(opened.values()))[0].backend):
+            rows = measured_rows(calls, names, self.options, progress, fill, {BASELINE_KEY: BASELINE_NAME})
+        self.loops(rows, opened, baseline)
+        return rows + failed
 
     def loops(self, rows: list[Row], opened: dict[tuple[str, str], Models], baseline: BaselineLoop | None) -> None:
         """Each row's one-thread loop and pipeline, and the baseline's own loop, in LOOP_ROUNDS rounds that go round
@@ -227,7 +197,7 @@ class Bench:
 
     def _end_to_end(self, backend_name: str, precision: str, per_call: int) -> dict[str, Any]:
         """`edgeseg run`'s own loop with sink none, and the engine as that loop ran it."""
-        models = self.models(backend_name, precision)
+        models = row_models(self.bundle, self.options, backend_name, precision)
         source = open_source(self.timing_source, source_options(models[0].backend))
         pipeline = Pipeline([source], models, [NullSink()], max_frames=self.options.frames, readout=True)
         summary = pipeline.run()
@@ -244,6 +214,40 @@ class Bench:
             "stages": summary.stages,
             "engine_fps_in_pipeline": 1000.0 * per_call / infer_ms if infer_ms else 0.0,
         }
+
+
+def row_models(bundle: Bundle, options: BenchOptions, backend: str, precision: str) -> Models:
+    """A row's models as `edgeseg run` picks them for this backend and precision (not yet open)."""
+    run_options = RunOptions(bundle=bundle.root, inputs=[], outputs=["none"], backend=backend, precision=precision,
+                             threads=options.threads, also=options.also)  # fmt: skip
+    return run_models(bundle, run_options)
+
+
+def open_rows(bundle: Bundle, options: BenchOptions, plan: list[tuple[str, str]]
+              ) -> tuple[dict[tuple[str, str], Models], list[Row]]:  # fmt: skip
+    """Each row's models, open, and the rows that cannot run here (the report says why in the row). Opened before
+    the frames are read: where no row can run (a Triton server not there, an engine for another GPU) that is one
+    line at once, not after the frames are rendered."""
+    opened: dict[tuple[str, str], Models] = {}
+    failed = []
+    for backend, precision in plan:
+        models = row_models(bundle, options, backend, precision)
+        try:
+            for model in models:
+                model.backend.open()
+            opened[(backend, precision)] = models
+        except EdgesegError as exc:
+            close_rows({(backend, precision): models})
+            failed.append(Row(f"{backend} {precision}", backend, precision, "-", error=str(exc)))
+    if not opened:
+        raise EdgesegError(failed[0].error)
+    return opened, failed
+
+
+def close_rows(opened: dict[tuple[str, str], Models]) -> None:
+    for models in opened.values():
+        for model in models:
+            model.backend.close()
 
 
 def best_choice(bundle: Bundle, options: BenchOptions) -> tuple[tuple[str, str] | None, str]:
@@ -335,19 +339,23 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
     bundle.precision_not_named = options.precisions == "all"
     plan = check_options(options, bundle)
     ordered = sorted(plan, key=lambda item: item[1] != "fp32")  # FP32 first: the others are compared with it
-    progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
-    bench = Bench(bundle, options, kind)
-    progress.advance(f"{len(bench.frames)} frames of {redact(options.source)}")
-    baseline, baseline_note = bench.kind.baseline() if options.baseline else (None, "")
-    if options.also is not None and baseline is not None:  # a row runs two models; a baseline of one is no match
-        baseline, baseline_note = None, "the PyTorch baseline runs one model; with --also there is none"
-    if options.baseline and baseline is None:
-        progress.advance(f"baseline: {baseline_note}")
-    best, why_no_best = best_choice(bundle, options)
-    with TelemetrySampler() as telemetry:
-        rows = bench.measure(ordered, progress, baseline)
-        overlay = bench.kind.overlay_costs(bench.frames[0])
-        progress.advance("overlay costs")
+    opened, failed_rows = open_rows(bundle, options, ordered)
+    try:
+        progress = Progress(len(ordered) + 2 + options.baseline, "bench", enabled=options.progress)
+        bench = Bench(bundle, options, kind)
+        progress.advance(f"{len(bench.frames)} frames of {redact(options.source)}")
+        baseline, baseline_note = bench.kind.baseline() if options.baseline else (None, "")
+        if options.also is not None and baseline is not None:  # a row runs two models; a baseline of one is no match
+            baseline, baseline_note = None, "the PyTorch baseline runs one model; with --also there is none"
+        if options.baseline and baseline is None:
+            progress.advance(f"baseline: {baseline_note}")
+        best, why_no_best = best_choice(bundle, options)
+        with TelemetrySampler() as telemetry:
+            rows = bench.measure(opened, failed_rows, progress, baseline)
+            overlay = bench.kind.overlay_costs(bench.frames[0])
+            progress.advance("overlay costs")
+    finally:
+        close_rows(opened)
     failed = next((r.error for r in rows if r.backend == BASELINE_KEY[0] and r.error), "")
     figures = ratios(rows, overlay, best)
     notes = [bench.kind.note] if bench.kind.note else []
