@@ -55,8 +55,10 @@ system-deps:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeseg tests
 
+# One pytest worker per core, each taking whole test modules (their module fixtures are made once); conftest.py
+# hands out the longest modules first.
 test: lint system-deps $(TRITON_SERVER)/.installed tensorrt-bindings
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) out .cache

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from recipes import TINY, copy_bundle, shared_recipe, shared_root  # noqa: F401 (the tests import TINY from here)
 
 from edgeseg.cli import main
 
@@ -51,69 +52,18 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
         assert fragment.lower() in lines[0].lower(), lines[0]
 
 
-# A tiny model: 64x64, three classes, width 4 (fast to export, train and check).
-TINY = ("--size", "64x64", "--classes", "3", "--arg", "width=4")
-
-
-# The bundles the tests share, each made by edgeseg's own commands ({out} is the bundle's folder). Export needs
-# torch, which a JetPack's Python cannot have: for the runtime tests on the JetPack stand-ins (test_jetpack.py),
-# the desktop makes these first and EDGESEG_TEST_BUNDLES names the folder that holds them, one per name.
-BUNDLE_RECIPES: dict[str, list[list[str]]] = {
-    # a 3-class U-Net (width 4) exported at 64x64 with fused pre/post-processing
-    "unet": [["export", "unet", "-o", "{out}", *TINY]],
-    "unet-dynamic-batch": [["export", "unet", "-o", "{out}", *TINY, "--dynamic-batch"]],
-    "lraspp-batch3": [["export", "lraspp", "-o", "{out}", *TINY, "--batch", "3"]],
-    "lraspp-dynamic-batch": [["export", "lraspp", "-o", "{out}", *TINY, "--dynamic-batch"]],
-    "fcn8s-logits": [["export", "fcn8s", "-o", "{out}", *TINY, "--no-fuse-argmax", "--no-fuse-preprocess"]],
-    # the trained medical U-Net (exported at 240x320) with a graph that takes any size
-    "demo-medical-dynamic-size": [["export", "demo-medical", "-o", "{out}", "--dynamic-size"]],
-    "demo-medical": [["export", "demo-medical", "-o", "{out}"]],
-    # the three shipped demos, one per bundle kind: semantic, instances, keypoints (the Python API's tests)
-    "demo-driving": [["export", "demo-driving", "-o", "{out}"]],
-    "demo-driving-instances": [["export", "demo-driving-instances", "-o", "{out}"]],
-    "demo-medical-tips": [["export", "demo-medical-tips", "-o", "{out}"]],
-    # the tiny U-Net with an FP16 variant only: what `--precision best` picks on a CPU without INT8
-    "unet-fp16": [
-        ["export", "unet", "-o", "{out}", *TINY],
-        ["calibrate", "{out}", "--data", "synthetic://driving?seed=1&frames=8&size=64x64", "--precision", "fp16",
-         "--count", "4", "--eval-count", "2"],
-    ],  # fmt: skip
-    # fp32, fp16 and int8 variants of the tiny U-Net
-    "unet-calibrated": [
-        ["export", "unet", "-o", "{out}", *TINY],
-        ["calibrate", "{out}", "--data", "synthetic://driving?seed=1&frames=12&size=64x64", "--count", "4",
-         "--eval-count", "2", "--method", "minmax"],
-    ],  # fmt: skip
-}
-
-
-def make_bundle(name: str, out: Path) -> Path:
-    """Run the recipe's commands; the bundle is at `out`."""
-    for argv in BUNDLE_RECIPES[name]:
-        assert main([arg.format(out=out) for arg in argv]) == 0, f"bundle {name}: {argv}"
-    return out
-
-
-# Each recipe is made once per session (exports and calibrations are most of the suite's time); tests get copies.
-_MADE_THIS_SESSION: dict[str, Path] = {}
-
-
 def recipe_source(tmp_path_factory, name: str) -> Path:
-    """The session's own bundle of a recipe, never to be changed: made here on first use, or the one
-    EDGESEG_TEST_BUNDLES holds."""
+    """The test run's own bundle of a recipe (tests/recipes.py), never to be changed: the one EDGESEG_TEST_BUNDLES
+    holds, or the one this run's processes share, made on first use."""
     made_elsewhere = os.environ.get("EDGESEG_TEST_BUNDLES")
     if made_elsewhere:
         return Path(made_elsewhere) / name
-    if name not in _MADE_THIS_SESSION:
-        _MADE_THIS_SESSION[name] = make_bundle(name, tmp_path_factory.mktemp("recipes") / name)
-    return _MADE_THIS_SESSION[name]
+    return shared_recipe(shared_root(tmp_path_factory.getbasetemp()) / "recipes", name)
 
 
 def recipe_bundle(tmp_path_factory, name: str) -> Path:
     """A private copy of a recipe's bundle."""
-    out = tmp_path_factory.mktemp("bundles") / name
-    shutil.copytree(recipe_source(tmp_path_factory, name), out)
-    return out
+    return copy_bundle(recipe_source(tmp_path_factory, name), tmp_path_factory.mktemp("bundles") / name)
 
 
 @pytest.fixture(scope="session")
@@ -144,16 +94,60 @@ def _tests_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(TESTS))
 
 
-def pytest_collection_finish(session) -> None:
-    """The JetPack stand-ins' installs start as soon as the session knows it will run them (tests/jetpack_standin.py
-    says why); they run while the rest of the suite does."""
-    if not session.config.option.collectonly and any(item.path.name == "test_jetpack.py" for item in session.items):
-        from jetpack_standin import start_installs
+def collects_jetpack_tests(test_ids) -> bool:
+    return any("test_jetpack.py::" in test_id for test_id in test_ids)
 
-        start_installs()
+
+def start_jetpack_job(config) -> None:
+    """The JetPack stand-ins' background job (tests/jetpack_standin.py says why), started by the process that runs
+    the session as soon as it knows the session runs test_jetpack.py."""
+    from jetpack_standin import Job
+
+    Job.start(shared_root(Path(config._tmp_path_factory.getbasetemp())))
+
+
+class XdistController:
+    """With pytest-xdist the controller collects nothing: each worker reports what it collected."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        if collects_jetpack_tests(ids):
+            start_jetpack_job(self.config)
+
+
+def pytest_configure(config) -> None:
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(XdistController(config), "edgeseg-xdist-controller")
+
+
+# With pytest-xdist (`make test`: -n 2 --dist loadfile) a module runs whole on one worker, handed out in the
+# order collected: the longest modules go first so that no long one is left for the end while the other worker
+# idles (their minutes, measured on 2 cores, in the order below). test_jetpack.py goes last: it reads what the
+# background job has been making since the session started.
+LONGEST_FIRST = ("test_deploy", "test_instances", "test_api", "test_streams", "test_calibration", "test_bench",
+                 "test_rtsp", "test_data", "test_secrets", "test_check", "test_run")  # fmt: skip
+LAST = ("test_jetpack",)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    def place(item) -> tuple[int, int]:
+        module = item.path.stem
+        if module in LAST:
+            return (2, 0)
+        return (0, LONGEST_FIRST.index(module)) if module in LONGEST_FIRST else (1, 0)
+
+    items.sort(key=place)  # stable: each module's tests keep their order
+
+
+def pytest_collection_finish(session) -> None:
+    worker = hasattr(session.config, "workerinput")
+    if not worker and not session.config.option.collectonly and collects_jetpack_tests(i.nodeid for i in session.items):
+        start_jetpack_job(session.config)
 
 
 def pytest_sessionfinish(session) -> None:
     standin = sys.modules.get("jetpack_standin")
-    if standin is not None:
-        standin.finish_installs()
+    if standin is not None and not hasattr(session.config, "workerinput"):
+        standin.Job.stop()

@@ -19,17 +19,22 @@ conftest.py): pip mostly waits on the network (6 min of wall time for 58 s of CP
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
-import threading
+import time
+import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from recipes import BUNDLE_RECIPES, shared_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "jetpack"
@@ -155,37 +160,24 @@ class Device:
 
     def run(self, *argv, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         program = [str(self.venv / "bin" / argv[0]), *map(str, argv[1:])]
+        # a pytest run on the device is a session of its own, not one of this session's xdist workers
+        env = {name: value for name, value in (env or os.environ).items() if name != "PYTEST_XDIST_WORKER"}
         return subprocess.run(program, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
+    def to_json(self) -> dict:
+        return {"jetpack": self.jetpack.name, "venv": str(self.venv), "before": self.before, "after": self.after,
+                "installed": self.installed}  # fmt: skip
 
-# The installs' long-running children, killed when the session ends before they do (an interrupted run, -x, -k);
-# once it has ended, no install starts another.
-_running: set[subprocess.Popen] = set()
-_ending = threading.Event()
-_children_lock = threading.Lock()
-
-
-def run_killable(argv: list, timeout: float, **options) -> subprocess.CompletedProcess:
-    """subprocess.run, with the child known to finish_installs while it runs."""
-    with _children_lock:
-        if _ending.is_set():
-            raise RuntimeError("the test session ended before this install step")
-        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
-        _running.add(child)
-    with child:
-        try:
-            stdout, stderr = child.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            stdout, stderr = child.communicate()
-        finally:
-            _running.discard(child)
-    return subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
+    @classmethod
+    def from_json(cls, seen: dict) -> Device:
+        jetpack = next(j for j in JETPACKS if j.name == seen["jetpack"])
+        return cls(jetpack, Path(seen["venv"]), seen["before"], seen["after"], seen["installed"])
 
 
 def build_wheel(out: Path) -> Path:
     """The wheel `pip wheel` makes of the checkout on the desktop."""
-    done = run_killable([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, ROOT], timeout=600)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, ROOT],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return next(out.glob("edgeseg-*.whl"))
 
@@ -213,7 +205,7 @@ def run_readme_command(jetpack: JetPack, command: str, work: Path, target: str) 
         argv = [target + arg[1:] if arg.startswith(".[") else arg for arg in shlex.split(step)]
         # PIP_NO_COMPILE: the same packages, without compiling every .py of sympy and matplotlib to bytecode
         quicker = dict(os.environ, PIP_NO_COMPILE="1")
-        done = run_killable(argv, timeout=900, cwd=work, env=quicker)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=work, env=quicker)
         said += [f"$ {' '.join(argv)}  (exit {done.returncode})"]
         said += [line for line in (done.stdout + done.stderr).splitlines() if "is ignored: it is neither" not in line]
         assert done.returncode == 0, "\n".join(said)[-3000:]
@@ -235,43 +227,148 @@ def install(jetpack: JetPack, work: Path, wheel: Future) -> Device:
     return device
 
 
-class Installs:
-    """The desktop wheel and each stand-in whose interpreter is here, made on threads of their own."""
-
-    def __init__(self) -> None:
-        self.work = Path(tempfile.mkdtemp(prefix="edgeseg-jetpacks-"))
-        self.pool = ThreadPoolExecutor(max_workers=len(JETPACKS) + 1, thread_name_prefix="jetpack-install")
-        (self.work / "wheel").mkdir()
-        self.wheel = self.pool.submit(build_wheel, self.work / "wheel")
-        self.devices = {
-            jetpack.name: self.pool.submit(install, jetpack, self.work / f"jetpack{jetpack.name}", self.wheel)
-            for jetpack in JETPACKS
-            if interpreter(jetpack) is not None
-        }
-
-    def close(self) -> None:
-        with _children_lock:
-            _ending.set()
-            children = list(_running)
-        for child in children:  # the session ended first: nothing waits for these any more
-            child.kill()
-        self.pool.shutdown(wait=True)
-        shutil.rmtree(self.work, ignore_errors=True)
+# The runtime's own test modules that need no torch: they run on each JetPack's Python.
+RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_api", "test_tensorrt_bindings")
+# The network sources and sinks and the live view, on the oldest Python and OpenCV only: the suite stays in its time.
+NETWORK_TESTS = ("test_streams", "test_live_view")
 
 
-_installs: Installs | None = None
+def runtime_tests(jetpack: JetPack) -> tuple[str, ...]:
+    return RUNTIME_TESTS + (NETWORK_TESTS if jetpack.python == "3.8" else ())
 
 
-def start_installs() -> Installs:
-    """Start the installs once per session; later calls return the same ones."""
-    global _installs
-    if _installs is None:
-        _installs = Installs()
-    return _installs
+def runtime_run(device: Device, bundles: Path, work: Path) -> dict:
+    """The runtime's own tests on the device's Python, with the real bindings of its JetPack's TensorRT: pytest's
+    exit status and output, and its JUnit report's path."""
+    work.mkdir(parents=True)
+    pytest_install = device.run("python", "-m", "pip", "install", "--quiet", "pytest", "selenium")
+    assert pytest_install.returncode == 0, pytest_install.stderr[-2000:]
+    env = dict(os.environ, EDGESEG_TEST_BUNDLES=str(bundles))
+    env["EDGESEG_TENSORRT_VERSIONS"] = ",".join(device.jetpack.tensorrt)
+    bindings = device.run("python", "tests/real_tensorrt.py", env=env)
+    assert bindings.returncode == 0 and "ready for Python" in bindings.stdout, bindings.stdout + bindings.stderr
+    report = work / "report.xml"
+    tests = [f"tests/{module}.py" for module in runtime_tests(device.jetpack)]
+    # its own --basetemp: pytest's default folder is shared with the session that runs this one
+    options = ["-q", "-p", "no:cacheprovider", "-m", "not desktop", f"--basetemp={work / 'tmp'}"]
+    done = device.run("pytest", *options, f"--junitxml={report}", *tests, env=env, timeout=900)
+    return {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr, "report": str(report)}
 
 
-def finish_installs() -> None:
-    global _installs
-    if _installs is not None:
-        _installs.close()
-        _installs = None
+# ---- the background job ------------------------------------------------------------------------------------------
+# The installs mostly wait on the network (pip: 6 min of wall time for 58 s of CPU for one stand-in, measured on 2
+# busy cores) and the runtime suites on their subprocesses and servers, so they run beside the rest of the suite, in
+# a process of their own: with pytest-xdist, the test that reads a result may run in any worker. conftest.py starts
+# the job when the session's collection includes test_jetpack.py and kills it (its whole process group) when the
+# session ends. Results meet the tests in a folder: NAME.json when done, NAME.error (a traceback) when not.
+
+
+class JobFolder:
+    """The job's results, one file each, written whole (a rename)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def record(self, name: str, make) -> Any:
+        """Call `make` and write what it returns, or its traceback; return it, or raise what it raised."""
+        try:
+            value = make()
+        except BaseException:
+            self.write(f"{name}.error", traceback.format_exc())
+            raise
+        self.write(f"{name}.json", json.dumps(value))
+        return value
+
+    def write(self, file: str, text: str) -> None:
+        partial = self.folder / f".{file}.partial"
+        partial.write_text(text)
+        partial.rename(self.folder / file)
+
+    def wait(self, name: str, timeout: float = 2700) -> Any:
+        """A result, once the job has it; an AssertionError with the job's own words when it failed or ended
+        without it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.folder / f"{name}.json").is_file():
+                return json.loads((self.folder / f"{name}.json").read_text())
+            if (self.folder / f"{name}.error").is_file():
+                raise AssertionError(f"{name}: {(self.folder / f'{name}.error').read_text()[-4000:]}")
+            if (self.folder / "ended").is_file():
+                raise AssertionError(f"the JetPack job ended without {name}: {self.log_tail()}")
+            if not (self.folder / "job.log").is_file():
+                raise AssertionError("the JetPack job was not started (conftest.py starts it when the session "
+                                     "collects test_jetpack.py)")  # fmt: skip
+            time.sleep(1)
+        raise AssertionError(f"no {name} from the JetPack job after {timeout:.0f} s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return (self.folder / "job.log").read_text()[-3000:]
+
+
+def stand_in(jetpack: JetPack, work: Path, results: JobFolder, wheel: Future, bundles: Future) -> None:
+    """One JetPack's install, then its runtime tests once the desktop's bundles are made."""
+    device = Device.from_json(results.record(
+        f"device-{jetpack.name}", lambda: install(jetpack, work / f"jetpack{jetpack.name}", wheel).to_json()
+    ))  # fmt: skip
+    made = bundles.result()
+    results.record(f"runtime-{jetpack.name}", lambda: runtime_run(device, made, work / f"runtime{jetpack.name}"))
+
+
+def make_every_recipe(recipes: Path) -> Path:
+    for name in BUNDLE_RECIPES:
+        shared_recipe(recipes, name)
+    return recipes
+
+
+def run_job(work: Path, recipes: Path) -> None:
+    """The wheel, each stand-in whose interpreter is here and its runtime tests, and the desktop's bundles."""
+    results = JobFolder(work)
+    try:
+        with ThreadPoolExecutor(max_workers=len(JETPACKS) + 2, thread_name_prefix="jetpack") as pool:
+            (work / "wheel").mkdir(exist_ok=True)
+            wheel = pool.submit(lambda: Path(results.record("wheel", lambda: str(build_wheel(work / "wheel")))))
+            bundles = pool.submit(make_every_recipe, recipes)
+            for jetpack in JETPACKS:
+                if interpreter(jetpack) is not None:
+                    pool.submit(stand_in, jetpack, work, results, wheel, bundles)
+    finally:
+        results.write("ended", "")
+
+
+class Job:
+    """The background job of this test session, started at most once by the process that runs the session."""
+
+    process: subprocess.Popen | None = None
+    work: Path | None = None
+
+    @classmethod
+    def start(cls, root: Path) -> None:
+        if cls.process is not None:
+            return
+        cls.work = root / "jetpack"
+        cls.work.mkdir(parents=True, exist_ok=True)
+        with open(cls.work / "job.log", "w") as log:
+            argv = [sys.executable, __file__, str(cls.work), str(root / "recipes")]
+            env = dict(os.environ, PYTHONPATH=str(ROOT))  # this checkout's edgeseg, as the session's own
+            cls.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                                           start_new_session=True)  # fmt: skip
+
+    @classmethod
+    def stop(cls) -> None:
+        """Kill what is left of the job (an interrupted session, -x, -k). Its venvs stay in pytest's base temporary
+        folder, which pytest removes with the older ones (removing ~1 GB here took minutes on a busy machine)."""
+        if cls.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cls.process.pid, signal.SIGKILL)
+        cls.process.wait()
+        cls.process = None
+
+
+def results(root: Path) -> JobFolder:
+    """Where the tests find the job's results (`root`: the shared folder of tests/recipes.py)."""
+    return JobFolder(root / "jetpack")
+
+
+if __name__ == "__main__":
+    run_job(Path(sys.argv[1]), Path(sys.argv[2]))

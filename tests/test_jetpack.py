@@ -13,40 +13,29 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
 import zipfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import pytest
-from conftest import BUNDLE_RECIPES, recipe_source
-from jetpack_standin import JETPACKS, Device, Installs, JetPack, interpreter, start_installs
-
-REPO = Path(__file__).resolve().parent.parent
-
-# The runtime's own test modules that need no torch: they run on each JetPack's Python.
-RUNTIME_TESTS = ("test_runtime", "test_bundle", "test_run", "test_api", "test_tensorrt_bindings")
-# The network sources and sinks and the live view, on the oldest Python and OpenCV only: the suite stays in its time.
-NETWORK_TESTS = ("test_streams", "test_live_view")
-
-
-def runtime_tests(jetpack: JetPack) -> tuple[str, ...]:
-    return RUNTIME_TESTS + (NETWORK_TESTS if jetpack.python == "3.8" else ())
+from conftest import recipe_source
+from jetpack_standin import JETPACKS, Device, JetPack, JobFolder, interpreter, results, runtime_tests
+from recipes import BUNDLE_RECIPES, copy_bundle, shared_root
 
 
 @pytest.fixture(scope="module")
-def installs() -> Installs:
-    """The desktop wheel and the stand-ins, being made since the session started (conftest.py starts them)."""
-    return start_installs()
+def job(tmp_path_factory) -> JobFolder:
+    """The background job making the desktop wheel, the stand-ins and their runtime tests since the session started
+    (conftest.py starts it)."""
+    return results(shared_root(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture(scope="module")
-def desktop_wheel(installs) -> Path:
+def desktop_wheel(job) -> Path:
     """The wheel `pip wheel` makes of the checkout on the desktop."""
-    return installs.wheel.result()
+    return Path(job.wait("wheel"))
 
 
 def test_the_wheel_caps_numpy_on_a_jetson_and_in_the_device_extra_only(desktop_wheel):
@@ -76,17 +65,17 @@ def desktop_bundles(tmp_path_factory) -> Path:
     """Every bundle the tests share, exported here (the desktop) for the stand-ins to run."""
     root = tmp_path_factory.mktemp("desktop-bundles")
     for name in BUNDLE_RECIPES:
-        shutil.copytree(recipe_source(tmp_path_factory, name), root / name)
+        copy_bundle(recipe_source(tmp_path_factory, name), root / name)
     return root
 
 
 @pytest.fixture(scope="module", params=JETPACKS, ids=lambda jetpack: f"jetpack{jetpack.name}")
-def device(request, installs) -> Device:
+def device(request, job) -> Device:
     """The JetPack's stand-in with edgeseg installed from this checkout by the README's command."""
     jetpack: JetPack = request.param
-    if jetpack.name not in installs.devices:
+    if interpreter(jetpack) is None:
         pytest.skip(f"no Python {jetpack.python} under ~/.pyenv/versions: the JetPack {jetpack.name} stand-in needs it")
-    return installs.devices[jetpack.name].result()
+    return Device.from_json(job.wait(f"device-{jetpack.name}"))
 
 
 def test_install_keeps_the_jetpacks_cv2_working_beside_numpy_1(device):
@@ -151,41 +140,10 @@ def test_export_says_it_needs_torch_in_one_line(device, tmp_path):
     assert not (tmp_path / "b").exists()
 
 
-def runtime_run(device: Device, bundles: Path, work: Path) -> tuple[subprocess.CompletedProcess, Path]:
-    """The runtime's own tests on the device's Python, with the real bindings of its JetPack's TensorRT."""
-    pytest_install = device.run("python", "-m", "pip", "install", "--quiet", "pytest", "selenium")
-    assert pytest_install.returncode == 0, pytest_install.stderr[-2000:]
-    env = dict(os.environ, EDGESEG_TEST_BUNDLES=str(bundles))
-    env["EDGESEG_TENSORRT_VERSIONS"] = ",".join(device.jetpack.tensorrt)
-    bindings = device.run("python", "tests/real_tensorrt.py", env=env)
-    assert bindings.returncode == 0 and "ready for Python" in bindings.stdout, bindings.stdout + bindings.stderr
-    report = work / "report.xml"
-    tests = [f"tests/{module}.py" for module in runtime_tests(device.jetpack)]
-    # its own --basetemp: pytest's default folder is shared with the session that runs this one
-    options = ["-q", "-p", "no:cacheprovider", "-m", "not desktop", f"--basetemp={work / 'tmp'}"]
-    return device.run("pytest", *options, f"--junitxml={report}", *tests, env=env, timeout=900), report
-
-
-@pytest.fixture(scope="module")
-def runtime_runs(installs, desktop_bundles, tmp_path_factory) -> dict[str, Future]:
-    """Each stand-in's runtime tests, all started at once: they mostly wait on their subprocesses and servers."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(installs.devices)), thread_name_prefix="jetpack-runtime-tests")
-
-    def run_when_installed(device: Future, work: Path) -> tuple[subprocess.CompletedProcess, Path]:
-        return runtime_run(device.result(), desktop_bundles, work)
-
-    runs = {
-        name: pool.submit(run_when_installed, device, tmp_path_factory.mktemp(f"runtime-tests-{name}"))
-        for name, device in installs.devices.items()
-    }
-    yield runs
-    pool.shutdown(wait=True)
-
-
-def test_runtime_tests_and_real_tensorrt_bindings_pass_on_the_jetpacks_python(device, runtime_runs):
-    done, report = runtime_runs[device.jetpack.name].result()
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    cases = ElementTree.parse(report).getroot().iter("testcase")
+def test_runtime_tests_and_real_tensorrt_bindings_pass_on_the_jetpacks_python(device, job):
+    done = job.wait(f"runtime-{device.jetpack.name}")
+    assert done["returncode"] == 0, done["stdout"][-4000:] + done["stderr"][-2000:]
+    cases = ElementTree.parse(done["report"]).getroot().iter("testcase")
     outcome = {}
     for case in cases:
         kind = next((child.tag for child in case if child.tag in ("skipped", "failure", "error")), "passed")
