@@ -13,6 +13,7 @@ shape, to serve a model that does not match the bundle.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ def start_server(model: Path, name: str, ports: list[int], *extra: str) -> subpr
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, tritonserver in it: stop_server can end them together
     )
     process.log = log  # type: ignore[attr-defined]
     return process
@@ -59,13 +61,13 @@ def wait_ready(name: str, grpc: int, process: subprocess.Popen, timeout: float =
 
 
 def stop_server(process: subprocess.Popen) -> None:
-    """Ctrl-C, as a user stops it; killed where it lingers (under pytest it sometimes waits out a 30 s timeout after
-    unloading the model; its tritonserver goes with it)."""
+    """Ctrl-C, as a user stops it; where it lingers (under pytest it sometimes waits out a 30 s timeout after
+    unloading the model), its process group is killed, tritonserver included, so its ports are free again."""
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
@@ -136,7 +138,6 @@ def deployed_model(folder: Path) -> tuple[list[Any], list[Any], Any, Any]:
 
 
 def serve(argv: list[str]) -> None:
-    import os
     import sysconfig
 
     from pytriton.triton import Triton, TritonConfig
