@@ -235,9 +235,7 @@ def test_a_skeleton_naming_an_unknown_keypoint_is_one_line(keypoint_bundle, tmp_
     assert_one_line_error(code, err, "keypoints.skeleton", "'thumb'", "not one of keypoints.names")
 
 
-def test_a_keypoint_bundle_where_a_class_map_is_expected_is_one_line(keypoint_bundle, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "bench", keypoint_bundle, "--streams", "2", "--frames", "4")
-    assert_one_line_error(code, err, "is a keypoint model", "class map per pixel")
+def test_deploy_of_a_keypoint_bundle_says_why_not_in_one_line(keypoint_bundle, tmp_path, capsys):
     code, _, err = run_cli(capsys, "deploy", keypoint_bundle, "-o", tmp_path / "deploy", "--target", "triton")
     assert_one_line_error(code, err, "is a keypoint model", "edgeseg run")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
 import numpy as np
 
@@ -57,7 +57,8 @@ from edgeseg.timing import timed
 # them would otherwise decide their ratio.
 LOOP_ROUNDS = 2
 
-Models = list[HeadModel]  # a row's models as `run` has them: the bundle's, then --also's (drawn under it)
+# typing.List: an alias is evaluated at import, and JetPack 5.1's Python 3.8 cannot subscript list.
+Models = List[HeadModel]  # a row's models as `run` has them: the bundle's, then --also's (drawn under it)
 
 
 class Bench:
