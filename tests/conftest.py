@@ -122,12 +122,13 @@ def pytest_configure(config) -> None:
         config.pluginmanager.register(XdistController(config), "edgeseg-xdist-controller")
 
 
-# With pytest-xdist (`make test`: -n 2 --dist loadfile) a module runs whole on one worker, handed out in the
-# order collected: the longest modules go first so that no long one is left for the end while the other worker
-# idles (their minutes, measured on 2 cores, in the order below). test_jetpack.py goes last: it reads what the
-# background job has been making since the session started.
-LONGEST_FIRST = ("test_deploy", "test_instances", "test_api", "test_streams", "test_calibration", "test_bench",
-                 "test_rtsp", "test_data", "test_secrets", "test_check", "test_run")  # fmt: skip
+# With pytest-xdist (`make test`: --dist loadfile) a module runs whole on one worker, handed out in the order
+# collected: the longest modules go first (by their time in a run on 2 cores: test_deploy 7 min of worker time,
+# test_instances 6, test_calibration 4.6, then 1-2 each) so that no long one is left for the end while the other
+# workers idle. test_jetpack.py goes last: it reads what the background job has made since the session started.
+LONGEST_FIRST = ("test_deploy", "test_instances", "test_calibration", "test_export", "test_check", "test_streams",
+                 "test_jetson", "test_rtsp", "test_data", "test_keypoints", "test_secrets", "test_hls",
+                 "test_bench")  # fmt: skip
 LAST = ("test_jetpack",)
 
 

@@ -28,13 +28,12 @@ from edgeseg.runtime.tensors import frames_to_input
 def calibrated(tmp_path_factory):
     from edgeseg.cli import main
 
-    root = tmp_path_factory.mktemp("deploy")
-    assert main(["export", "demo-medical", "-o", str(root / "b")]) == 0
+    bundle = recipe_bundle(tmp_path_factory, "demo-medical")  # the shared export, calibrated here
     assert (
         main(
             [
                 "calibrate",
-                str(root / "b"),
+                str(bundle),
                 "--data",
                 "synthetic://medical?seed=3000&frames=40&size=320x240",
                 "--count",
@@ -47,7 +46,7 @@ def calibrated(tmp_path_factory):
         )
         == 0
     )
-    return root / "b"
+    return bundle
 
 
 # -- Triton model repository ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, recipe_bundle, run_cli
 
 from edgeseg.data.synthetic import INSTANCE_CLASSES, make_scene
 from edgeseg.runtime.sources import open_source
@@ -324,8 +324,7 @@ def calibrated_demo(tmp_path_factory):
     """The shipped demo, calibrated on a few frames (min-max ranges: the quickest; fidelity on 6 labelled frames)."""
     from edgeseg.cli import main
 
-    bundle = tmp_path_factory.mktemp("calibrated") / "demo"
-    assert main(["export", "demo-driving-instances", "-o", str(bundle)]) == 0
+    bundle = recipe_bundle(tmp_path_factory, "demo-driving-instances")  # the shared export, calibrated here
     data = "synthetic://driving?seed=3&frames=14&size=320x240&instances=1"
     assert main(["calibrate", str(bundle), "--data", data, "--count", "8", "--eval-count", "6", "--method", "minmax",
                  "--cpu-format", "qdq"]) == 0  # fmt: skip
