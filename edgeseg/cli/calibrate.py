@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +18,10 @@ from edgeseg.cli.groups import (
 )
 
 
-def kind_scorers() -> dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], str]]]:
-    """eval's scorer and its table per bundle kind other than semantic (whose EvalResult has its own report and JSON
-    writer), keyed as Bundle.kind names the kind."""
-    from edgeseg.tools.evaluate_instances import evaluate_instances, instance_table
-    from edgeseg.tools.evaluate_keypoints import evaluate_keypoints, keypoint_table
-
-    return {"instances": (evaluate_instances, instance_table), "keypoints": (evaluate_keypoints, keypoint_table)}
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgeseg.bundle import Bundle
-    from edgeseg.fileio import write_text_atomic
     from edgeseg.tools.evaluate import evaluate, format_report, write_json
 
-    scorer = kind_scorers().get(Bundle.load(args.bundle).kind)
-    if scorer:
-        scored, table = scorer
-        figures = scored(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
-        print(table(figures))
-        if args.json:
-            write_text_atomic(Path(args.json), json.dumps(figures, indent=2) + "\n")
-        return 0
-    result = evaluate(Path(args.bundle), args.data, args.backend, args.precision, args.frames)
+    result = evaluate(Path(args.bundle), args.data, args.backend, args.precision, args.frames)  # its kind's scorer
     print(format_report(result))
     if args.json:
         write_json(result, Path(args.json))

@@ -12,21 +12,12 @@ from typing import Any
 import numpy as np
 
 from edgeseg.bundle import Artifact, Bundle
-from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import Backend, ONNXRuntimeBackend, TritonOptions, open_backend
 from edgeseg.runtime.figures import StageTimes
 from edgeseg.runtime.heads import Head, Result, head_for
 from edgeseg.runtime.heads.keypoints import KeypointSpec
 from edgeseg.runtime.pipeline import HeadModel
 from edgeseg.runtime.tensors import frames_to_input
-
-
-def refuse_triton(backend: str, what: str) -> None:
-    """bench measures instance and keypoint bundles on onnxruntime or tensorrt only, so far (`run` and the Python API
-    take them through Triton, whose backend returns every output)."""
-    if backend.startswith("triton://"):
-        raise EdgesegError(f"{what} runs on onnxruntime or tensorrt so far, not through Triton")
-
 
 # The backend and artifact a run takes (not yet open), for `run`, `--also` and the Python API alike: open_backend's
 # choice, which on ONNX Runtime's CPU provider passes over an FP16 graph as it does an INT8 that buys nothing.
