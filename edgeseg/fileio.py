@@ -100,11 +100,13 @@ def _swap(tmp: Path, target: Path) -> None:
     the second fail (another process took the place, an interrupt), the old output goes back if the place is still
     free; the folder set aside never stays behind."""
     old = Path(tempfile.mkdtemp(prefix=_scratch_prefix(target), suffix=".old", dir=target.parent))
+    moved = False
     try:
         os.replace(target, old)
+        moved = True
         _place(tmp, target)
     finally:
-        if not target.exists():
+        if moved and not target.exists():
             with contextlib.suppress(OSError):  # another process's output took the place meanwhile: it stays
                 os.replace(old, target)
         shutil.rmtree(old, ignore_errors=True)
@@ -122,15 +124,21 @@ def _scratch_prefix(target: Path) -> str:
 
 def remove_leftovers(target: Path) -> None:
     """Remove the scratch folders beside `target` that a run which is no longer running left (killed, or between
-    its two renames when the power went): nothing reads them, and an old output is as large as a new one. A
-    folder of a live process (another run building the same output now), or of another host's, is left alone."""
+    its two renames when the power went): nothing reads them, and an old output is as large as a new one. But where
+    `target` is gone, an old output set aside is the user's only copy: it goes back in place. A folder of a live
+    process (another run building the same output now), or of another host's, is left alone."""
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:(\d+)-(\w+)\.)?\w{{8}}\.(?:partial|old)")
     if not target.parent.is_dir():
         return
-    for entry in target.parent.iterdir():
+    for entry in sorted(target.parent.iterdir()):
         match = pattern.fullmatch(entry.name)
-        if match and entry.is_dir() and not entry.is_symlink() and not _owner_running(match[1], match[2]):
-            shutil.rmtree(entry, ignore_errors=True)
+        if not match or not entry.is_dir() or entry.is_symlink() or _owner_running(match[1], match[2]):
+            continue
+        if entry.name.endswith(".old") and not target.exists():
+            with contextlib.suppress(OSError):
+                os.replace(entry, target)
+            continue  # back in place, or kept where it could not be moved
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _owner_running(pid: str | None, host: str | None) -> bool:

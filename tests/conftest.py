@@ -113,7 +113,7 @@ class XdistController:
         self.config = config
 
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
-        if collects_jetpack_tests(ids):
+        if not self.config.option.collectonly and collects_jetpack_tests(ids):
             start_jetpack_job(self.config)
 
 

@@ -310,8 +310,9 @@ def stand_in(jetpack: JetPack, work: Path, results: JobFolder, wheel: Future, bu
     device = Device.from_json(results.record(
         f"device-{jetpack.name}", lambda: install(jetpack, work / f"jetpack{jetpack.name}", wheel).to_json()
     ))  # fmt: skip
-    made = bundles.result()
-    results.record(f"runtime-{jetpack.name}", lambda: runtime_run(device, made, work / f"runtime{jetpack.name}"))
+    # bundles.result() inside the record: a recipe that failed is this result's error too
+    suite = work / f"runtime{jetpack.name}"
+    results.record(f"runtime-{jetpack.name}", lambda: runtime_run(device, bundles.result(), suite))
 
 
 def make_every_recipe(recipes: Path) -> Path:
@@ -323,16 +324,13 @@ def make_every_recipe(recipes: Path) -> Path:
 def run_job(work: Path, recipes: Path) -> None:
     """The wheel, each stand-in whose interpreter is here and its runtime tests, and the desktop's bundles."""
     results = JobFolder(work)
-    try:
-        with ThreadPoolExecutor(max_workers=len(JETPACKS) + 2, thread_name_prefix="jetpack") as pool:
-            (work / "wheel").mkdir(exist_ok=True)
-            wheel = pool.submit(lambda: Path(results.record("wheel", lambda: str(build_wheel(work / "wheel")))))
-            bundles = pool.submit(make_every_recipe, recipes)
-            for jetpack in JETPACKS:
-                if interpreter(jetpack) is not None:
-                    pool.submit(stand_in, jetpack, work, results, wheel, bundles)
-    finally:
-        results.write("ended", "")
+    with ThreadPoolExecutor(max_workers=len(JETPACKS) + 2, thread_name_prefix="jetpack") as pool:
+        (work / "wheel").mkdir(exist_ok=True)
+        wheel = pool.submit(lambda: Path(results.record("wheel", lambda: str(build_wheel(work / "wheel")))))
+        bundles = pool.submit(make_every_recipe, recipes)
+        for jetpack in JETPACKS:
+            if interpreter(jetpack) is not None:
+                pool.submit(stand_in, jetpack, work, results, wheel, bundles)
 
 
 class Job:
@@ -348,7 +346,10 @@ class Job:
         cls.work = root / "jetpack"
         cls.work.mkdir(parents=True, exist_ok=True)
         with open(cls.work / "job.log", "w") as log:
-            argv = [sys.executable, __file__, str(cls.work), str(root / "recipes")]
+            # Through sh, which marks the job ended however it ends (an import error, the OOM killer): a test waiting
+            # for a result then fails at once instead of after its timeout.
+            job = [sys.executable, __file__, str(cls.work), str(root / "recipes")]
+            argv = ["sh", "-c", '"$@"; : > "$0/ended"', str(cls.work), *job]
             env = dict(os.environ, PYTHONPATH=str(ROOT))  # this checkout's edgeseg, as the session's own
             cls.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
                                            start_new_session=True)  # fmt: skip
@@ -371,4 +372,7 @@ def results(root: Path) -> JobFolder:
 
 
 if __name__ == "__main__":
+    # PYTHONPATH put this checkout first for the job itself (Job.start); the stand-ins must see only what their own
+    # install put there (with it, pip took the checkout for an installed edgeseg and skipped the wheel).
+    os.environ.pop("PYTHONPATH", None)
     run_job(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -237,3 +237,18 @@ def test_a_replace_that_loses_the_race_keeps_the_winner_and_nothing_else(full_ou
         (scratch / "mine.txt").write_text("mine")
     assert [p.name for p in full_output.parent.iterdir()] == ["out"]
     assert [p.name for p in full_output.iterdir()] == ["theirs.txt"]
+
+
+def test_an_old_output_set_aside_by_a_run_that_died_goes_back_where_the_output_is_gone(tmp_path, capsys):
+    """A --force run killed between its two renames leaves no output, and the previous one set aside: the next run
+    puts that back (the user's only copy) instead of removing it, and refuses to replace it without --force."""
+    output = tmp_path / "data"
+    code, _, err = run_cli(capsys, "dataset", "synthetic://driving?frames=2&size=64x64", "-o", output)
+    assert code == 0, err
+    first = sorted(p.name for p in output.rglob("*"))
+    dead = killed_while_building(output)
+    set_aside = tmp_path / f".data.{dead}.k3j9x_2q.old"
+    output.rename(set_aside)
+    code, _, err = run_cli(capsys, "dataset", "synthetic://driving?frames=2&size=64x64", "-o", output)
+    assert_one_line_error(code, err, "--force")
+    assert sorted(p.name for p in output.rglob("*")) == first and not set_aside.exists()

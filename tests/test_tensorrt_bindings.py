@@ -190,7 +190,10 @@ def test_bindings_without_native_libraries_are_named_and_auto_falls_back(bundles
     cli = "import sys; from edgeseg.cli import main; sys.exit(main(sys.argv[1:]))"
     built = in_version(version, cli, "build", str(bundle), env=env)
     assert built.returncode == 1 and "Traceback" not in built.stderr
-    assert built.stderr.count("\n") == 1, built.stderr
+    # one error line; a warning before it (the tiny bundle's INT8 below its agreement bar) is not an error
+    said = built.stderr.splitlines()
+    errors = [line for line in said if not line.startswith(("edgeseg: warning:", "edgeseg: note:"))]
+    assert len(errors) == 1, built.stderr
     assert "Python bindings are installed but cannot load its native libraries" in built.stderr
     assert "libnvinfer.so.10" in built.stderr or "libnv" in built.stderr
     args = ["run", str(bundle), "-i", "synthetic://driving?frames=3&size=64x64", "--frames", "3"]

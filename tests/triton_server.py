@@ -13,6 +13,7 @@ shape, to serve a model that does not match the bundle.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,11 +65,12 @@ def stop_server(process: subprocess.Popen) -> None:
     """Ctrl-C, as a user stops it; where it lingers (under pytest it sometimes waits out a 30 s timeout after
     unloading the model), its process group is killed, tritonserver included, so its ports are free again."""
     process.send_signal(signal.SIGINT)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
+    with contextlib.suppress(ProcessLookupError):  # the wrapper may be gone while its tritonserver is not
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    process.wait()
+    process.log.close()  # type: ignore[attr-defined]
 
 
 def require_server_venv() -> None:

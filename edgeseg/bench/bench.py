@@ -236,10 +236,14 @@ def open_rows(bundle: Bundle, options: BenchOptions, plan: list[tuple[str, str]]
         try:
             for model in models:
                 model.backend.open()
-            opened[(backend, precision)] = models
         except EdgesegError as exc:
             close_rows({(backend, precision): models})
             failed.append(Row(f"{backend} {precision}", backend, precision, "-", error=str(exc)))
+            continue
+        except BaseException:  # not a row that cannot run here: a fault, or an interrupt; nothing stays open
+            close_rows({**opened, (backend, precision): models})
+            raise
+        opened[(backend, precision)] = models
     if not opened:
         raise EdgesegError(failed[0].error)
     return opened, failed
