@@ -24,6 +24,7 @@ from edgeseg.bundle import Artifact, Bundle, utc_now, writing
 from edgeseg.errors import EdgesegError, require
 from edgeseg.fileio import atomic_path, sha256_file
 from edgeseg.progress import Progress
+from edgeseg.redact import redact
 
 PRECISIONS = ("int8", "fp16")
 CPU_FORMATS = ("auto", "qdq", "qoperator")
@@ -153,12 +154,15 @@ class Calibration:
         self.reader = TensorReader(contract.name, self.data.tensors, contract.batch or 1)
 
     def provenance(self) -> dict[str, Any]:
+        # redacted: a manifest travels with its bundle and `info` prints it; an HTTP source's password or a
+        # ?token= never goes in it
         return {
-            "source": self.options.data,
+            "source": redact(self.options.data),
             "count": int(len(self.data.tensors)),
             "method": self.options.method,
             "data_sha256": self.data.sha256,
-            "eval_source": self.options.eval_data or f"{self.options.data} (frames not used for calibration)",
+            "eval_source": redact(self.options.eval_data or self.options.data)
+            + ("" if self.options.eval_data else " (frames not used for calibration)"),
             "eval_frames": self.eval_frames,
             "source_size": list(self.data.source_size),
             "resized": self.data.source_size != tuple(self.bundle.input.size),
