@@ -352,15 +352,6 @@ class Bundle:
         """semantic, instances or keypoints: which measures, verbs and runtime paths apply."""
         return "instances" if self.is_instances else "keypoints" if self.is_keypoints else "semantic"
 
-    def require_semantic(self, verb: str) -> None:
-        """One line for a verb that only knows semantic bundles, given an instance or keypoint bundle."""
-        if not self.is_semantic:
-            what = "an instance segmentation" if self.is_instances else "a keypoint"
-            raise EdgesegError(
-                f"bundle {self.root} is {what} model ({self.manifest['model'].get('family')}), not semantic "
-                f"segmentation; `edgeseg {verb}` takes a bundle with a class map per pixel"
-            )
-
     @property
     def input(self) -> InputContract:
         data = dict(self.manifest["input"])

@@ -10,9 +10,6 @@ from pathlib import Path
 from edgeseg.bundle import Bundle
 from edgeseg.fileio import write_text_atomic
 from edgeseg.tools.scorers import Scores, scorer_for
-from edgeseg.tools.scorers.semantic import EvalResult, foreground_scores, labelled_batches
-
-__all__ = ["EvalResult", "evaluate", "foreground_scores", "format_report", "labelled_batches", "write_json"]
 
 
 def evaluate(
