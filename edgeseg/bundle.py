@@ -242,6 +242,8 @@ def writing(root: Path, stage: str) -> Iterator[None]:
         try:
             yield
         finally:
+            handle.truncate(0)  # a finished stage leaves no holder's name a reader could take for a running one
+            handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

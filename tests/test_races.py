@@ -196,3 +196,4 @@ def test_calibrate_and_build_are_refused_at_once_while_another_stage_writes_the_
         code, _, err = run_cli(capsys, *(arg.format(bundle=bundle_copy) for arg in argv))
     assert_one_line_error(code, err, f"is being written by edgeseg calibrate (pid {os.getpid()})", "wait")
     assert (bundle_copy / "manifest.json").read_text() == before
+    assert (bundle_copy / ".lock").read_text() == ""  # the stage over, no holder is named for a later reader
