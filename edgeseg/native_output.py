@@ -12,9 +12,14 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 _shown = False
+# File descriptors belong to the process: two threads each saving and restoring fds 1 and 2 (a pipeline's inference
+# threads opening their sessions at once) could each save the other's scratch file, and leave stdout in it for good.
+# One block at a time; re-entrant for a block inside another on the same thread.
+_one_at_a_time = threading.RLock()
 
 
 def show_native_output(shown: bool) -> None:
@@ -29,6 +34,11 @@ def quiet_native_output() -> Iterator[None]:
     if _shown:
         yield
         return
+    with _one_at_a_time:
+        yield from _quiet_block()
+
+
+def _quiet_block() -> Iterator[None]:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     try:

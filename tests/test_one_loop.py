@@ -4,10 +4,12 @@ do, and logits survive a second input. (An instance bundle through a real Triton
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.request
 
 import cv2
+import numpy as np
 import pytest
 from conftest import free_ports, recipe_bundle, run_cli
 from test_rtsp import frame_count
@@ -69,3 +71,32 @@ def test_logits_are_kept_with_two_inputs(tmp_path_factory):
     with edgeseg.load(bundle) as model:
         answers = [result.answer for _, result in edgeseg.stream(model, [source.format(1), source.format(2)])]
     assert len(answers) == 4 and all(a.logits is not None for a in answers)  # --filter-mode linear's upsampling
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two inference sessions are for two cores or more")
+@pytest.mark.parametrize("name", ["demo-driving-instances", "demo-medical-tips", "demo-driving"])
+def test_two_sessions_on_a_recording_answer_every_frame_in_order(demos, name, tmp_path_factory, tmp_path, capsys):
+    """On the CPU a recording runs on two ONNX Runtime sessions side by side, each taking the next batch; the masks
+    written are those of one session (--threads: the user's thread count, one session), frame for frame."""
+    bundle = demos[name] if name in demos else recipe_bundle(tmp_path_factory, name)
+    scene = SCENES.get(name, "driving")
+    source = f"synthetic://{scene}?seed=3&size=96x64&frames=24"
+    written = {}
+    for label, flags in (("two", []), ("one", ["--threads", "2"])):
+        code, stdout, err = run_cli(capsys, "run", bundle, "-i", source, "-o", tmp_path / label / "", "--save-mask",
+                                    *flags)  # fmt: skip
+        assert code == 0, err
+        assert ("2 sessions side by side" in stdout) == (label == "two"), stdout
+        assert "frames: 24 read, 24 inferred, 24 written" in stdout
+        # what --save-mask keeps: class maps or instance ids as PNG, a keypoint bundle's points as JSON
+        written[label] = [read_saved(path) for path in sorted((tmp_path / label / "masks").iterdir())]
+    assert len(written["two"]) == len(written["one"]) >= 24  # an instance bundle keeps a PNG and a JSON a frame
+    differing = [i for i, (a, b) in enumerate(zip(written["two"], written["one"])) if not np.array_equal(a, b)]
+    assert not differing, f"frames {differing} differ from one session's"
+    assert any(not np.array_equal(written["one"][0], later) for later in written["one"][1:])  # the scene moves
+
+
+def read_saved(path) -> np.ndarray:
+    if path.suffix == ".json":
+        return np.array(json.dumps(json.loads(path.read_text()), sort_keys=True))
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -81,6 +81,7 @@ def test_frames_arrive_over_each_transport(tiny_bundle, player, transport, tmp_p
     # A live source hands inference only its newest frame: all 15 are read, those inferred are all written.
     written = int(re.search(r"frames: 15 read, \d+ inferred, (\d+) written", stdout).group(1))
     assert written >= 1 and frame_count(video) == written
+    assert "sessions side by side" not in stdout  # a live source: one session with every thread, for latency
 
 
 @needs_rtsp_server

@@ -1,9 +1,10 @@
 """The one live loop, for every bundle kind and any number of inputs: capture, inference and drawing+writing on their
 own threads, every stage timed.
 
-    source 0 --[capture: read, resize, graph input]--\\
-    source N --[capture: read, resize, graph input]--> slots --[inference: gather a batch, infer, head.decode]-->
-        (frame, Result) --[main thread: head.draw, sinks]--> the stream's outputs + the shared (tiled) ones
+    source 0 --[capture: read, resize, graph input]--\\                 /--[inference 0: gather, infer, decode]--\\
+    source N --[capture: read, resize, graph input]--> slots ---+                                          +-->
+                                                                \\--[inference 1 (files on a CPU backend)]--/
+        (frame, Result), in order --[main thread: head.draw, sinks]--> the stream's outputs + the shared (tiled) ones
 
 The head (runtime/heads) is the only part that knows the bundle's kind: it reads the graph's outputs, decodes them
 into a Result at the frame's resolution and draws it. A second model (`run --also`) answers the same resized frame
@@ -12,10 +13,13 @@ and its Result is drawn under the first one's.
 A batch holds at most one frame per stream: every stream that has one ready when the batch starts, and any that gets
 one before a short deadline; a stream that stalls or reconnects does not hold the others. One input on a graph with
 a fixed batch fills the batch from its own frames. Live sources keep only their newest frame (latency over
-completeness); files, folders and synthetic scenes queue theirs and never lose one. Backends are opened on the
-inference thread because CUDA contexts belong to the thread that made them. A stop request (Ctrl-C, SIGTERM, q/Esc
-in a window, the Python API's caller leaving) stops capture; what was captured is still inferred, drawn and written,
-then the sinks close, so a recording holds every processed frame.
+completeness); files, folders and synthetic scenes queue theirs and never lose one. Where every source is such a
+recording and the backend says more sessions give more frames per second (ONNX Runtime on the CPU: two), that many
+inference threads each run their own session on batches taken in turn, and the main thread puts their answers back in
+the order the batches were taken; a live source keeps one session with every thread, for the shortest latency per
+frame. Backends are opened on their inference thread because CUDA contexts belong to the thread that made them.
+A stop request (Ctrl-C, SIGTERM, q/Esc in a window, the Python API's caller leaving) stops capture; what was captured
+is still inferred, drawn and written, then the sinks close, so a recording holds every processed frame.
 """
 
 from __future__ import annotations
@@ -162,7 +166,12 @@ class Pipeline:
         self.stop = threading.Event()  # stop capturing; drain what is queued
         self.abort = threading.Event()  # a stage failed: everyone leaves now
         self.slots = [Slot(source.live, self.ready, self.abort) for source in sources]
-        self.results: queue.Queue = queue.Queue(4 * len(sources))
+        self.workers = inference_workers(models, sources)  # the models each inference thread runs
+        # No thread infers before every one has opened its backends: opening quiets fds 1 and 2 for the whole
+        # process (native_output), and a caller printing its first answers meanwhile would print into that.
+        self.all_opened = threading.Barrier(len(self.workers))
+        self.batches_taken = 0  # numbers the batches as they are taken, to put the answers back in that order
+        self.results: queue.Queue = queue.Queue(4 * len(sources) + len(self.workers))
         self.errors: list[BaseException] = []
         self.batch_sizes: list[int] = []
         self.times = StageTimes()
@@ -231,9 +240,9 @@ class Pipeline:
             slot.put(END)
 
     # -- inference: batches gathered across streams --------------------------------------------------
-    def _gather(self, per_stream: int) -> list[Frame]:
-        """Up to `per_stream` frames of each stream: those ready now, and, with several streams, those that get one
-        before the deadline (one stream waits for its batch to fill, or for its end)."""
+    def _gather(self, per_stream: int) -> tuple[int, list[Frame]]:
+        """The batch's number and up to `per_stream` frames of each stream: those ready now, and, with several
+        streams, those that get one before the deadline (one stream waits for its batch to fill, or for its end)."""
         taken: list[list[Frame]] = [[] for _ in self.slots]
         deadline = None
         with self.ready:
@@ -248,34 +257,42 @@ class Pipeline:
                 if started and deadline is None and len(self.slots) > 1:
                     deadline = time.perf_counter() + BATCH_DEADLINE
                 self.ready.wait(BATCH_DEADLINE if started else POLL_SECONDS)
-        return [frame for frames in taken for frame in frames]
+            number = self.batches_taken
+            self.batches_taken += any(taken)  # an empty batch (every stream ended) takes no number
+        return number, [frame for frames in taken for frame in frames]
 
-    def _infer(self) -> None:
+    def _infer(self, models: list[HeadModel]) -> None:
         try:
             with contextlib.ExitStack() as opened:
-                for model in self.models:
+                for model in models:
                     opened.enter_context(model.backend)
-                per_stream = self.models[0].frames_per_call if len(self.slots) == 1 else 1
-                while frames := self._gather(per_stream):
-                    self._infer_batch(frames)
+                self.all_opened.wait()
+                per_stream = models[0].frames_per_call if len(self.slots) == 1 else 1
+                while True:
+                    number, frames = self._gather(per_stream)
+                    if not frames:
+                        break
+                    self._put((number, self._infer_batch(models, frames)))
+        except threading.BrokenBarrierError:  # another inference thread failed to open: its error is the run's
+            pass
         except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
             self._fail(exc)
         finally:
             self._put(END)
 
-    def _infer_batch(self, frames: list[Frame]) -> None:
+    def _infer_batch(self, models: list[HeadModel], frames: list[Frame]) -> list[tuple[Frame, Result]]:
         self.batch_sizes.append(len(frames))
         sizes = [(f.image.shape[0], f.image.shape[1]) for f in frames]
-        answers = [
-            model.results([f.tensor[i] for f in frames], sizes, self.times) for i, model in enumerate(self.models)
-        ]
+        answers = [model.results([f.tensor[i] for f in frames], sizes, self.times) for i, model in enumerate(models)]
+        answered = []
         for position, frame in enumerate(frames):
             result = answers[0][position]
             for under in answers[1:]:
                 result.under = under[position]
             frame.tensor = None  # the graph inputs are spent: do not hold them while drawing
             self.figures[frame.stream].frames_processed += 1
-            self._put((frame, result))
+            answered.append((frame, result))
+        return answered
 
     def _put(self, item: Any) -> None:
         while not self.abort.is_set():
@@ -288,6 +305,7 @@ class Pipeline:
     def _fail(self, exc: BaseException) -> None:
         self.errors.append(exc)
         self.abort.set()
+        self.all_opened.abort()  # inference threads still waiting for the others to open leave
         with self.ready:
             self.ready.notify_all()
 
@@ -325,13 +343,16 @@ class Pipeline:
             threading.Thread(target=self._capture, args=(i,), name=f"capture-{i}", daemon=True)
             for i in range(len(self.sources))
         ]
-        workers.append(threading.Thread(target=self._infer, name="inference", daemon=True))
+        workers += [
+            threading.Thread(target=self._infer, args=(models,), name=f"inference-{index}", daemon=True)
+            for index, models in enumerate(self.workers)
+        ]
         for worker in workers:
             worker.start()
         try:
             with stop_on_signals(self), opencv_threads_beside(self.models[0].backend):
-                while (item := self._next_result()) is not END:
-                    self._draw_and_write(*item)
+                for frame, result in self._in_order():
+                    self._draw_and_write(frame, result)
         except BaseException as exc:
             self._fail(exc)
         finally:
@@ -344,6 +365,23 @@ class Pipeline:
         if self.errors:
             raise self.errors[0]
         return self._summary(time.perf_counter() - started)
+
+    def _in_order(self) -> Iterator[tuple[Frame, Result]]:
+        """Each answered frame, in the order its batch was taken: the inference threads finish theirs out of turn."""
+        waiting: dict[int, list[tuple[Frame, Result]]] = {}
+        next_number, ended = 0, 0
+        while ended < len(self.workers):
+            item = self._next_result()
+            if item is END and self.abort.is_set():
+                return
+            if item is END:
+                ended += 1
+                continue
+            number, answered = item
+            waiting[number] = answered
+            while next_number in waiting:
+                yield from waiting.pop(next_number)
+                next_number += 1
 
     def _next_result(self) -> Any:
         while not self.abort.is_set():
@@ -370,11 +408,23 @@ class Pipeline:
         summary.gaps = [g for f in figures for g in f.gaps]
         summary.first_written = min((f.first_written for f in figures if f.frames_written), default=0.0)
         summary.last_written = max((f.last_written for f in figures), default=0.0)
-        summary.backend = " + ".join(model.describe() for model in self.models)
+        summary.backend = " + ".join(model.describe() for model in self.workers[0])
+        if len(self.workers) > 1:
+            summary.backend += f", {len(self.workers)} sessions side by side"
         summary.stages = self.times.summary()
         summary.streams = figures if len(figures) > 1 else []
         summary.mean_batch = float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0
         return summary
+
+
+def inference_workers(models: list[HeadModel], sources: list[Source]) -> list[list[HeadModel]]:
+    """The models each inference thread runs: `models` alone, or, where every source is a recording (no frame is
+    dropped, so frames per second is what counts) and every model's backend says several sessions give more
+    (Backend.throughput_sessions), that many copies on replica backends."""
+    count = 1 if any(source.live for source in sources) else min(m.backend.throughput_sessions() for m in models)
+    if count == 1:
+        return [models]
+    return [[dataclasses.replace(m, backend=m.backend.replica(count)) for m in models] for _ in range(count)]
 
 
 def check_batch(batches: bool, backend_batch: int | None, streams: int) -> str | None:

@@ -58,6 +58,15 @@ class Backend:
         """True when inference shares the host's cores with capture and drawing."""
         return False
 
+    def throughput_sessions(self) -> int:
+        """How many sessions of this graph a pipeline reading files runs side by side, each on its own inference
+        thread: one, unless running several is measured to give more frames per second (`replica` makes them)."""
+        return 1
+
+    def replica(self, sessions: int) -> Backend:
+        """A new, unopened backend on the same artifact, as one of `sessions` running side by side."""
+        raise NotImplementedError(f"the {self.name} backend runs one session")
+
     @property
     def batch_size(self) -> int:
         """Frames per infer call: the graph's fixed batch, or 1 for a dynamic batch."""
