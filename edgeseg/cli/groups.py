@@ -95,7 +95,8 @@ def add_threads(parser: Flags) -> None:
         type=count,
         default=None,
         metavar="N",
-        help="CPU threads for ONNX Runtime's inference (train: PyTorch's) (default: chosen for this machine)",
+        help="CPU threads for ONNX Runtime's inference, in one session (train: PyTorch's) (default: chosen for "
+        "this machine; a recording run on the CPU gets two sessions side by side, each with half the cores)",
     )
 
 
