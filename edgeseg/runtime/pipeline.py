@@ -290,7 +290,6 @@ class Pipeline:
             for under in answers[1:]:
                 result.under = under[position]
             frame.tensor = None  # the graph inputs are spent: do not hold them while drawing
-            self.figures[frame.stream].frames_processed += 1
             answered.append((frame, result))
         return answered
 
@@ -379,6 +378,8 @@ class Pipeline:
                 continue
             number, answered = item
             waiting[number] = answered
+            for frame, _ in answered:  # counted here, on one thread: two inference threads share a stream's figures
+                self.figures[frame.stream].frames_processed += 1
             while next_number in waiting:
                 yield from waiting.pop(next_number)
                 next_number += 1
