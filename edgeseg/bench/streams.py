@@ -3,7 +3,7 @@ bundle of any kind.
 
 Both read the same N recordings (the kind's synthetic scene at 720p, a seed each, rendered to MPEG-4
 so capture costs what decoding costs) and write nothing. A detector's graph answers one frame per call, so its
-batched run makes one call per stream's frame, on one inference thread. The batched run is the `edgeseg run -i ... -i
+batched run makes one call per stream's frame, on its inference thread(s). The batched run is the `edgeseg run -i ... -i
 ...` pipeline in this process; the separate runs are N `edgeseg run` processes started together, as a
 user would run one per camera. The ratio of aggregate FPS is the result: on a CPU the cores are shared
 either way, so batching mostly saves the per-process overheads; on a GPU one batched call replaces N
