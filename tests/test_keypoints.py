@@ -240,20 +240,24 @@ def test_deploy_of_a_keypoint_bundle_says_why_not_in_one_line(keypoint_bundle, t
     assert_one_line_error(code, err, "is a keypoint model", "edgeseg run")
 
 
-def test_also_must_be_a_segmentation_of_the_same_size(keypoint_bundle, medical_bundle, tiny_bundle, capsys):
+def test_also_pairs_any_two_kinds_of_any_size(keypoint_bundle, medical_bundle, tiny_bundle, tmp_path, capsys):
+    """--also takes a bundle of any kind and input size beside any bundle; what cannot run is still one line."""
     source = "synthetic://medical?frames=2"
-    code, _, err = run_cli(capsys, "run", keypoint_bundle, "--also", keypoint_bundle, "-i", source)
-    assert_one_line_error(code, err, "is not a semantic segmentation bundle")
-    code, _, err = run_cli(capsys, "run", keypoint_bundle, "--also", tiny_bundle, "-i", source)
-    assert_one_line_error(code, err, "takes 64x64 frames", "takes 96x128", "--size 96x128")
-    code, _, err = run_cli(capsys, "run", medical_bundle, "--also", keypoint_bundle, "-i", source)
-    assert_one_line_error(code, err, "is not a keypoint bundle", "run the keypoint bundle with --also")
+    pairs = [(keypoint_bundle, tiny_bundle), (medical_bundle, keypoint_bundle), (keypoint_bundle, keypoint_bundle)]
+    for first, also in pairs:
+        folder = tmp_path / f"{first.name}-{also.name}"
+        code, stdout, err = run_cli(capsys, "run", first, "--also", also, "-i", source, "-o", folder, "--save-mask")
+        assert code == 0, err
+        assert "infer also" in stdout and written_count(stdout) == 2
+        saved = {path.suffix for path in (folder / "masks").iterdir()}
+        assert ".json" in saved  # the keypoint bundle's points, whichever of the two it is
+        assert (".png" in saved) == (first != also)  # a class map where one of the two is a segmentation
+    code, _, err = run_cli(capsys, "run", keypoint_bundle, "--also", tmp_path / "nothing", "-i", source)
+    assert_one_line_error(code, err, "does not exist", "edgeseg export")
     code, _, err = run_cli(capsys, "run", keypoint_bundle, "--score-threshold", "0.5", "-i", source)
     assert_one_line_error(code, err, "--score-threshold is for instance bundles", "keypoints.min_confidence")
-    code, _, err = run_cli(capsys, "bench", medical_bundle, "--also", keypoint_bundle, "--frames", "2")
-    assert_one_line_error(code, err, "is not one: bench the keypoint bundle with --also")
-    code, _, err = run_cli(capsys, "bench", keypoint_bundle, "--also", tiny_bundle, "--frames", "2")
-    assert_one_line_error(code, err, "takes 64x64 frames", "--size 96x128")
+    code, _, err = run_cli(capsys, "bench", keypoint_bundle, "--also", tmp_path / "nothing", "--frames", "2")
+    assert_one_line_error(code, err, "does not exist")
 
 
 def test_keypoint_data_and_targets_for_another_kind_are_one_line(keypoint_bundle, tiny_bundle, tmp_path, capsys):

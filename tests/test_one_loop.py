@@ -100,3 +100,26 @@ def read_saved(path) -> np.ndarray:
     if path.suffix == ".json":
         return np.array(json.dumps(json.loads(path.read_text()), sort_keys=True))
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def test_also_draws_a_segmentation_under_an_instance_bundle_and_the_other_way(demos, tmp_path_factory, tmp_path,
+                                                                               capsys):  # fmt: skip
+    """--also pairs any two kinds: each run draws the second bundle's answer under the first's and keeps both answers
+    with --save-mask (the first's plane as PNG, every JSON record)."""
+    instances, semantic = demos["demo-driving-instances"], recipe_bundle(tmp_path_factory, "demo-driving")
+    source = "synthetic://driving?seed=9&size=160x120&frames=3"
+    drawn = {}
+    for label, argv in (("alone", [instances]), ("under", [instances, "--also", semantic]),
+                        ("over", [semantic, "--also", instances])):  # fmt: skip
+        folder = tmp_path / label
+        code, stdout, err = run_cli(capsys, "run", *argv, "-i", source, "-o", folder, "--save-mask")
+        assert code == 0, err
+        assert "frames: 3 read, 3 inferred, 3 written" in stdout and ("infer also" in stdout) == (label != "alone")
+        records = json.loads((folder / "masks" / "000001.json").read_text())
+        assert records["detections"], records  # the instance bundle's answer is kept, first or second
+        plane = cv2.imread(str(folder / "masks" / "000001.png"), cv2.IMREAD_UNCHANGED)
+        drawn[label] = (cv2.imread(str(folder / "000001.jpg")).astype(int), plane)
+    alone, under, over = drawn["alone"], drawn["under"], drawn["over"]
+    assert np.array_equal(alone[1], under[1])  # with an instance bundle first, the PNG is its instance ids
+    assert not np.array_equal(under[1], over[1])  # with the segmentation first, its class map
+    assert np.abs(alone[0] - under[0]).mean() > 5  # the segmentation's overlay is drawn under the instances

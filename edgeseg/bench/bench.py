@@ -46,11 +46,18 @@ from edgeseg.progress import Progress
 from edgeseg.redact import redact
 from edgeseg.runtime.backends import resolve_backend
 from edgeseg.runtime.heads import Result, head_class
-from edgeseg.runtime.pipeline import HeadModel, Pipeline, StageTimes, opencv_threads_beside, source_options
+from edgeseg.runtime.pipeline import (
+    HeadModel,
+    Pipeline,
+    StageTimes,
+    graph_inputs,
+    opencv_threads_beside,
+    source_options,
+)
 from edgeseg.runtime.run import RunOptions, run_models
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import open_source
-from edgeseg.runtime.tensors import frames_to_input, resize_frame
+from edgeseg.runtime.tensors import frames_to_input
 from edgeseg.timing import timed
 
 # The sequential loop and the pipeline alternate: a slow spell of a shared machine during one of
@@ -153,11 +160,11 @@ class Bench:
         pipelined[row.name].append(self._end_to_end(row.backend, row.precision, models[0].frames_per_call))
 
     def answer(self, models: Models, image: np.ndarray, times: StageTimes) -> Result:
-        """One frame's Result as the pipeline makes it, on this thread: one resize for every model, each model's
-        answer at the frame's size, the second drawn under the first."""
-        resized = resize_frame(image, self.bundle.input.size)
+        """One frame's Result as the pipeline makes it, on this thread: the graph inputs as capture makes them, each
+        model's answer at the frame's size, the second drawn under the first."""
         size = (image.shape[0], image.shape[1])
-        results = [model.results([model.graph_input(resized)], [size], times)[0] for model in models]
+        tensors = graph_inputs(models, image)
+        results = [model.results([tensor], [size], times)[0] for model, tensor in zip(models, tensors)]
         for under in results[1:]:
             results[0].under = under
         return results[0]
@@ -172,14 +179,12 @@ class Bench:
         drawing). Their sum bounds the FPS of any loop on these cores (the stage-limited FPS)."""
         first, image = models[0], self.frames[0]
         count = min(len(self.frames), self.options.frames)
-        size = self.bundle.input.size
         mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731 - a one-line helper used just below
         stages = {"capture": mean(capture_samples(self.timing_source, count))}
-        stages["preprocess"] = mean(timed(lambda: [m.graph_input(resize_frame(image, size)) for m in models], count))
+        stages["preprocess"] = mean(timed(lambda: graph_inputs(models, image), count))
         stages["infer"] = infer_ms
-        resized, frame_size = resize_frame(image, size), (image.shape[0], image.shape[1])
-        for model in models[1:]:  # --also: the second model's inference, decoded
-            tensor = model.graph_input(resized)
+        tensors, frame_size = graph_inputs(models, image), (image.shape[0], image.shape[1])
+        for model, tensor in zip(models[1:], tensors[1:]):  # --also: the second model's inference, decoded
             stages[model.stage] = mean(timed(lambda m=model, t=tensor: m.results([t], [frame_size], StageTimes()),
                                              count))  # fmt: skip
         outputs = first.head.infer(first.backend, self.feed(first))
@@ -333,9 +338,6 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
 
     bundle = Bundle.load(bundle_dir)
     head = head_class(bundle)
-    if options.also is not None and "also" not in head.takes:
-        raise EdgesegError(f"--also runs a segmentation beside a keypoint bundle; {bundle.root} is not one: bench the "
-                           "keypoint bundle with --also this one")  # fmt: skip
     head.check_options(bundle, options)  # --also's bundle, before the frames are read and rendered
     kind = bench_kind(bundle)
     if options.source == DEFAULT_SOURCE:  # the default scene, with the labels the kind's accuracy needs

@@ -1,8 +1,8 @@
 """`edgeseg bench` on a keypoint bundle: peaks scored by agreement with the FP32 row's (its confident peaks reproduced
 within half a heatmap cell) and PCK@0.05 / @0.1 and mean error where the frames carry keypoint labels; the drawing at
-the source resolution and at 1080p against one cv2.addWeighted; the baseline is the hourglass in PyTorch eager. With
-`--also B2` the second bundle's segmentation is a model of every row (its inference the stage "infer also"), drawn
-under the points, as `edgeseg run KEYPOINTS --also B2` runs it.
+the source resolution and at 1080p against one cv2.addWeighted; the baseline is the hourglass in PyTorch eager. (With
+`--also B2`, for a bundle of any kind, the second bundle is a model of every row, its inference the stage "infer also",
+drawn under the first as `edgeseg run B --also B2` draws it.)
 """
 
 from __future__ import annotations

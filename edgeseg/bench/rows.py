@@ -25,7 +25,7 @@ class BenchOptions:
     baseline: bool = True
     threads: int | None = None
     progress: bool = True
-    also: Path | None = None  # keypoint bundles: a semantic bundle run on the same frame (as run --also)
+    also: Path | None = None  # a second bundle of any kind run on the same frames (as run --also)
 
 
 @dataclass

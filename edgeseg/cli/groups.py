@@ -233,15 +233,15 @@ def overlay_options(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-# -- one kind of bundle ------------------------------------------------------------------------
-# The flags only one kind of bundle takes. They are declared here for every verb alike; the head of the bundle's
-# kind (edgeseg.runtime.heads, Head.takes and check_options) refuses them, in one line, for any other kind.
+# -- kind-specific flags -----------------------------------------------------------------------
+# --score-threshold is one kind's: declared here for every verb alike, the head of another kind (edgeseg.runtime.heads,
+# Head.takes and check_options) refuses it in one line. --also takes a second bundle of any kind beside any bundle.
 KIND_FLAGS = ("score_threshold", "also")
 
 
 def add_kind_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] = KIND_FLAGS) -> None:
     """The kind-specific flags a verb takes (a subset of KIND_FLAGS): parsed by kind_options."""
-    group = parser.add_argument_group("one kind of bundle", "refused for a bundle of another kind")
+    group = parser.add_argument_group("bundle kinds", "--score-threshold is refused for a bundle of another kind")
     if "score_threshold" in flags:
         group.add_argument(
             "--score-threshold", type=fraction, default=None, metavar="SCORE",
@@ -250,8 +250,8 @@ def add_kind_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] = KIN
     if "also" in flags:
         group.add_argument(
             "--also", metavar="BUNDLE", default=None,
-            help="keypoint bundles: also run this semantic bundle (its best precision) on the same frame: run draws "
-            "its overlay under the points, bench times it too",
+            help="also run this bundle, of any kind (its best precision), on the same frames: run draws its answer "
+            "under the first one's and --save-mask keeps both, bench times it too",
         )  # fmt: skip
 
 

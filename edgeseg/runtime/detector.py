@@ -98,20 +98,3 @@ class KeypointDetector(BundleModel):
     @property
     def spec(self) -> KeypointSpec:
         return self.head.spec
-
-
-class Segmentation(BundleModel):
-    """The `--also` bundle: a semantic model taking the same resized frame, drawn as the overlay under the points.
-    It runs its best precision (the lowest that met its accuracy bar): --precision chooses the keypoint model's."""
-
-    infer_stage = "infer also"
-
-    def __init__(self, bundle: Bundle, options: Any):
-        backend = pick_backend(bundle, options.backend, "best", options.threads, dla_core=options.dla_core)
-        super().__init__(bundle, backend, options)
-        self.overlay = self.head.overlay
-
-    def class_map(self, resized: np.ndarray, times: StageTimes) -> tuple[np.ndarray, np.ndarray | None]:
-        """The class map and logits (where the overlay upsamples them) at model resolution."""
-        answer = self.answer(resized, times).answer
-        return answer.class_map, answer.logits

@@ -1,13 +1,12 @@
 """Keypoint bundles at run time, by the names bench, calibration and tools import: the head is
-runtime/heads/keypoints.py, the model on its backend (and the --also segmentation) runtime/detector.py, the loop
+runtime/heads/keypoints.py, the model on its backend runtime/detector.py, the loop
 runtime/pipeline.py."""
 
-from edgeseg.runtime.detector import KeypointDetector, Segmentation
+from edgeseg.runtime.detector import KeypointDetector
 from edgeseg.runtime.heads.keypoints import (
     KEYPOINT_COLOURS,
     KeypointSpec,
     bones_between,
-    check_also,
     decode_heatmaps,
     draw_keypoints,
     keypoint_records,
@@ -18,9 +17,7 @@ __all__ = [
     "KEYPOINT_COLOURS",
     "KeypointDetector",
     "KeypointSpec",
-    "Segmentation",
     "bones_between",
-    "check_also",
     "decode_heatmaps",
     "draw_keypoints",
     "keypoint_records",

@@ -220,7 +220,6 @@ class Pipeline:
     # -- capture: one thread per source ------------------------------------------------------------
     def _capture(self, index: int) -> None:
         source, slot, figures = self.sources[index], self.slots[index], self.figures[index]
-        size = self.head.bundle.input.size
         try:
             while not self.stop.is_set() and (self.max_frames is None or figures.frames_read < self.max_frames):
                 with self.times.stage("capture"):
@@ -228,10 +227,9 @@ class Pipeline:
                 if frame is None:
                     break
                 frame.stream = index
-                # Preprocessing runs here, off inference's critical path: one resize serves every model.
+                # Preprocessing runs here, off inference's critical path.
                 with self.times.stage("preprocess"):
-                    resized = resize_frame(frame.image, size)
-                    frame.tensor = [model.graph_input(resized) for model in self.models]
+                    frame.tensor = graph_inputs(self.models, frame.image)
                 figures.frames_read += 1
                 slot.put(frame)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
@@ -416,6 +414,19 @@ class Pipeline:
         summary.streams = figures if len(figures) > 1 else []
         summary.mean_batch = float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0
         return summary
+
+
+def graph_inputs(models: list[HeadModel], image: np.ndarray) -> list[np.ndarray]:
+    """Each model's graph input for one frame: one resize serves every model of the same input size (a --also bundle
+    of another size gets its own)."""
+    resized: dict[tuple[int, ...], np.ndarray] = {}
+    inputs = []
+    for model in models:
+        size = tuple(model.head.bundle.input.size)
+        if size not in resized:
+            resized[size] = resize_frame(image, size)
+        inputs.append(model.graph_input(resized[size]))
+    return inputs
 
 
 def inference_workers(models: list[HeadModel], sources: list[Source]) -> list[list[HeadModel]]:

@@ -46,7 +46,7 @@ class RunOptions:
     dla_core: int | None = None  # run TensorRT's engine built for this DLA core (Jetson)
     score_threshold: float | None = None  # instance bundles: draw detections scoring at least this (default 0.5)
     infer_size: tuple[int, int] | None = None  # (height, width) a dynamic-size bundle runs at (default: export size)
-    also: Path | None = None  # keypoint bundles: a semantic bundle whose overlay is drawn under the points
+    also: Path | None = None  # a second bundle, of any kind, answering the same frames, drawn under the first
 
 
 def run(options: RunOptions, tap: Sink | None = None) -> RunSummary:
@@ -78,7 +78,8 @@ def run(options: RunOptions, tap: Sink | None = None) -> RunSummary:
 
 def run_models(bundle: Bundle, options: RunOptions) -> list[HeadModel]:
     """The bundle's head on the backend `run` picks (not yet open: the loop opens it on its inference thread); with
-    --also, the semantic bundle drawn under it, at its best precision (--precision chooses the first model's)."""
+    --also, the second bundle (any kind) drawn under it, at its best precision (--precision chooses the first
+    model's)."""
     head = head_for(bundle, options)  # the one place a run reads the bundle's kind
     head.check_options(bundle, options)
     models = [HeadModel(head, pick_backend(bundle, options.backend, options.precision, options.threads,

@@ -9,7 +9,9 @@ and the Python API ask it to
   mask_plane(result)           what --save-mask writes as PNG (class or instance ids), or None
   records(result)              what --save-mask writes as JSON (detections, points), or None
 
-and refuses the run flags that are not its kind's (`check_options`). The registry in heads/__init__.py picks the
+and refuses the run flags that are not its kind's (`check_options`). A second bundle of any kind (`run --also B2`)
+answers the same frame; its Result is the first one's `under`: drawn first, with the first drawn over it, and its
+typed answer and saved records kept beside the first one's. The registry in heads/__init__.py picks the
 head from the manifest's output kind, once.
 """
 
@@ -107,7 +109,7 @@ class Head:
     what = "this bundle"  # how refusals name the kind
     all_outputs = False  # True: the graph's outputs are read by name (a detector's five), not only the first
     batches = True  # False: its graph answers one frame per call (a detector's outputs have no batch axis)
-    takes: tuple[str, ...] = ()  # the kind-specific run flags it takes: score_threshold, also
+    takes: tuple[str, ...] = ()  # the kind-specific run flags it takes: score_threshold
 
     def __init__(self, bundle: Bundle, options: Any = None):
         self.bundle = bundle
@@ -116,10 +118,10 @@ class Head:
     # -- run flags -------------------------------------------------------------------------------
     @classmethod
     def check_options(cls, bundle: Bundle, options: Any) -> None:
-        """Refuse, in one line, the kind-specific run flags this kind does not take (`takes`)."""
-        if "also" not in cls.takes and getattr(options, "also", None) is not None:
-            raise EdgesegError(f"--also draws a segmentation under a keypoint bundle's points; {bundle.root} is not a "
-                               "keypoint bundle: run the keypoint bundle with --also this one")  # fmt: skip
+        """Refuse, in one line, the kind-specific run flags this kind does not take (`takes`), and an --also bundle
+        that cannot be loaded (before any frame is read)."""
+        if getattr(options, "also", None) is not None:
+            Bundle.load(options.also)
         if "score_threshold" not in cls.takes and getattr(options, "score_threshold", None) is not None:
             raise EdgesegError(cls.score_threshold_refusal(bundle))
 
@@ -136,19 +138,25 @@ class Head:
         raise NotImplementedError
 
     def draw(self, image: np.ndarray, result: Result, readout: str = "") -> np.ndarray:
-        """The frame with the answer drawn; `image` is left as it is. The returned array may be a buffer the next
-        draw reuses."""
+        """The frame with the answer drawn (over the --also bundle's: `under_drawn`); `image` is left as it is. The
+        returned array may be a buffer the next draw reuses."""
         raise NotImplementedError
 
-    # -- the typed answer: each kind gives its own, the others None -------------------------------
+    @staticmethod
+    def under_drawn(image: np.ndarray, result: Result) -> np.ndarray:
+        """The frame with the --also bundle's answer drawn, for this head to draw over; the frame itself without
+        one. Either may be a buffer the next frame reuses: a head drawing in place copies `image` only."""
+        return result.under.head.draw(image, result.under) if result.under is not None else image
+
+    # -- the typed answer: each kind gives its own; the others are the --also bundle's, else None -----
     def class_map(self, result: Result) -> np.ndarray | None:
         return result.under.class_map if result.under is not None else None
 
     def instances(self, result: Result) -> list[Instance] | None:
-        return None
+        return result.under.instances if result.under is not None else None
 
     def keypoints(self, result: Result) -> list[Keypoint] | None:
-        return None
+        return result.under.keypoints if result.under is not None else None
 
     # -- --save-mask -----------------------------------------------------------------------------
     def mask_plane(self, result: Result) -> np.ndarray | None:
@@ -156,8 +164,13 @@ class Head:
         return result.under.mask_plane() if result.under is not None else None
 
     def records(self, result: Result) -> dict[str, Any] | None:
-        """What --save-mask writes as JSON beside the PNG, or None."""
-        return None
+        """What --save-mask writes as JSON beside the PNG, or None: the --also bundle's, for a kind with none."""
+        return result.under.records() if result.under is not None else None
+
+    @staticmethod
+    def under_records(result: Result) -> dict[str, Any]:
+        """The --also bundle's records, for a head to add its own to."""
+        return (result.under.records() or {}) if result.under is not None else {}
 
     def prediction(self, frame: Frame, result: Result, save_mask: bool = False) -> Prediction:
         """What the sinks take for a frame: its --save-mask plane and records, and the answer itself."""

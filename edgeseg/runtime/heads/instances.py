@@ -134,8 +134,8 @@ class InstanceHead(Head):
 
     def draw(self, image: np.ndarray, result: Result, readout: str = "") -> np.ndarray:
         o = self.options
-        drawn, result.cache["ids"] = draw_instances(image, result.answer, self.names, o.alpha, self.threshold,
-                                                    o.visualize)  # fmt: skip
+        drawn, result.cache["ids"] = draw_instances(self.under_drawn(image, result), result.answer, self.names,
+                                                    o.alpha, self.threshold, o.visualize)  # fmt: skip
         return drawn
 
     def ids(self, result: Result) -> np.ndarray:
@@ -156,4 +156,5 @@ class InstanceHead(Head):
         return self.ids(result)
 
     def records(self, result: Result) -> dict[str, Any] | None:
-        return {"detections": detection_records(result.answer, self.names, self.threshold)}
+        return {**self.under_records(result), "detections": detection_records(result.answer, self.names,
+                                                                               self.threshold)}  # fmt: skip

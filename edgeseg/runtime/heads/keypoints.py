@@ -16,9 +16,7 @@ import cv2
 import numpy as np
 
 from edgeseg.bundle import Bundle
-from edgeseg.errors import EdgesegError
 from edgeseg.runtime.heads.base import Head, Keypoint, Result
-from edgeseg.runtime.heads.semantic import SemanticHead
 
 # One colour per keypoint (BGR), far apart in hue: tip, jaw_a, jaw_b, joint, entry for the medical graspers.
 KEYPOINT_COLOURS = cv2.cvtColor(
@@ -165,33 +163,15 @@ def keypoint_records(peaks: np.ndarray, spec: KeypointSpec) -> list[dict[str, An
     ]
 
 
-def check_also(bundle: Bundle, also: Bundle) -> None:
-    """The --also bundle draws a class map under the points and takes the same resized frame."""
-    if also.output.kind not in SemanticHead.kinds:  # the head that draws a class map
-        raise EdgesegError(f"--also {also.root} is not a semantic segmentation bundle; --also takes one whose class "
-                           "map is drawn under the keypoints (e.g. edgeseg export demo-medical)")  # fmt: skip
-    if tuple(also.input.size) != tuple(bundle.input.size) or also.input.dynamic_size:
-        theirs, ours = ("x".join(map(str, b.input.size)) for b in (also, bundle))
-        raise EdgesegError(f"--also {also.root} takes {theirs} frames but {bundle.root} takes {ours}: both models "
-                           f"share one resized frame; export it with --size {ours}")  # fmt: skip
-
-
 class KeypointHead(Head):
     """Peaks per keypoint from the fused decoder (or from heatmaps, decoded here), mapped to the frame's pixels."""
 
     kinds = ("keypoints",)
     what = "a keypoint bundle"
-    takes = ("also",)
 
     def __init__(self, bundle: Bundle, options: Any = None):
         super().__init__(bundle, options)
         self.spec = KeypointSpec.of(bundle)
-
-    @classmethod
-    def check_options(cls, bundle: Bundle, options: Any) -> None:
-        super().check_options(bundle, options)
-        if getattr(options, "also", None) is not None:
-            check_also(bundle, Bundle.load(options.also))
 
     @classmethod
     def score_threshold_refusal(cls, bundle: Bundle) -> str:
@@ -207,9 +187,10 @@ class KeypointHead(Head):
         ]
 
     def draw(self, image: np.ndarray, result: Result, readout: str = "") -> np.ndarray:
-        # The overlay's picture is its own buffer, free to draw on until the next frame's render.
-        canvas = result.under.head.draw(image, result.under) if result.under is not None else image.copy()
-        return draw_keypoints(canvas, result.answer, self.spec)
+        # Points are drawn in place: on the --also bundle's picture (its own buffer until the next frame's), else on
+        # a copy of the frame.
+        canvas = self.under_drawn(image, result)
+        return draw_keypoints(image.copy() if canvas is image else canvas, result.answer, self.spec)
 
     def keypoints(self, result: Result) -> list[Keypoint] | None:
         peaks, objects = result.answer, objects_of(result.answer, self.spec)
@@ -221,4 +202,4 @@ class KeypointHead(Head):
         ]
 
     def records(self, result: Result) -> dict[str, Any] | None:
-        return {"keypoints": keypoint_records(result.answer, self.spec)}
+        return {**self.under_records(result), "keypoints": keypoint_records(result.answer, self.spec)}

@@ -47,7 +47,8 @@ class SemanticHead(Head):
         ]
 
     def draw(self, image: np.ndarray, result: Result, readout: str = "") -> np.ndarray:
-        return self.overlay.render(image, result.answer.class_map, result.answer.logits, readout)
+        return self.overlay.render(self.under_drawn(image, result), result.answer.class_map, result.answer.logits,
+                                   readout)  # fmt: skip
 
     def class_map(self, result: Result) -> np.ndarray | None:
         if "class_map" not in result.cache:
