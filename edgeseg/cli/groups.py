@@ -241,7 +241,7 @@ KIND_FLAGS = ("score_threshold", "also")
 
 def add_kind_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] = KIND_FLAGS) -> None:
     """The kind-specific flags a verb takes (a subset of KIND_FLAGS): parsed by kind_options."""
-    group = parser.add_argument_group("bundle kinds", "--score-threshold is refused for a bundle of another kind")
+    group = parser.add_argument_group("a second bundle, and flags of one kind (refused for the others)")
     if "score_threshold" in flags:
         group.add_argument(
             "--score-threshold", type=fraction, default=None, metavar="SCORE",
