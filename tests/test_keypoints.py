@@ -250,8 +250,13 @@ def test_also_pairs_any_two_kinds_of_any_size(keypoint_bundle, medical_bundle, t
         assert code == 0, err
         assert "infer also" in stdout and written_count(stdout) == 2
         saved = {path.suffix for path in (folder / "masks").iterdir()}
-        assert ".json" in saved  # the keypoint bundle's points, whichever of the two it is
         assert (".png" in saved) == (first != also)  # a class map where one of the two is a segmentation
+        records = json.loads((folder / "masks" / "000001.json").read_text())
+        # the first bundle's points at the top, the second's under "also"
+        assert ("keypoints" in records) == (first == keypoint_bundle)
+        assert ("also" in records) == (also == keypoint_bundle) and all(
+            r["keypoint"] for r in records.get("also", {}).get("keypoints", [{"keypoint": "-"}])
+        )
     code, _, err = run_cli(capsys, "run", keypoint_bundle, "--also", tmp_path / "nothing", "-i", source)
     assert_one_line_error(code, err, "does not exist", "edgeseg export")
     code, _, err = run_cli(capsys, "run", keypoint_bundle, "--score-threshold", "0.5", "-i", source)

@@ -4,7 +4,6 @@ do, and logits survive a second input. (An instance bundle through a real Triton
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.request
 
@@ -15,6 +14,7 @@ from conftest import free_ports, recipe_bundle, run_cli
 from test_rtsp import frame_count
 from test_streams import edgeseg, stop, wait_for
 
+from edgeseg.runtime.backends.onnxruntime import usable_cores
 from edgeseg.runtime.sources import open_source
 
 SCENES = {"demo-driving-instances": "driving", "demo-medical-tips": "medical"}
@@ -73,7 +73,7 @@ def test_logits_are_kept_with_two_inputs(tmp_path_factory):
     assert len(answers) == 4 and all(a.logits is not None for a in answers)  # --filter-mode linear's upsampling
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two inference sessions are for two cores or more")
+@pytest.mark.skipif(usable_cores() < 2, reason="two inference sessions are for two cores or more")
 @pytest.mark.parametrize("name", ["demo-driving-instances", "demo-medical-tips", "demo-driving"])
 def test_two_sessions_on_a_recording_answer_every_frame_in_order(demos, name, tmp_path_factory, tmp_path, capsys):
     """On the CPU a recording runs on two ONNX Runtime sessions side by side, each taking the next batch; the masks
@@ -96,6 +96,27 @@ def test_two_sessions_on_a_recording_answer_every_frame_in_order(demos, name, tm
     assert any(not np.array_equal(written["one"][0], later) for later in written["one"][1:])  # the scene moves
 
 
+@pytest.mark.skipif(usable_cores() < 2, reason="two inference sessions are for two cores or more")
+@pytest.mark.parametrize("name, streams", [("demo-driving", 2), ("lraspp-batch3", 1)])
+def test_each_streams_frames_come_out_in_order_from_two_sessions(name, streams, tmp_path_factory, capsys):
+    """Two sessions take batches in turn, and a batch waiting for a second stream (or for a fixed batch of 3 to fill)
+    is where a second session could take newer frames first: every stream's frames must still come out in order."""
+    import edgeseg
+
+    bundle = recipe_bundle(tmp_path_factory, name)
+    sources = [f"synthetic://driving?seed={20 + i}&size=96x64&frames=30" for i in range(streams)]
+    code, stdout, err = run_cli(capsys, "run", bundle, *[arg for uri in sources for arg in ("-i", uri)], "-o", "none")
+    assert code == 0 and "2 sessions side by side" in stdout, err
+    expected = {uri: [frame.image for frame in open_source(uri)] for uri in sources}
+    seen: dict[str, list[int]] = {uri: [] for uri in sources}
+    with edgeseg.load(bundle) as model:
+        for image, _ in edgeseg.stream(model, sources):
+            uri, index = next((uri, index) for uri in sources for index, frame in enumerate(expected[uri])
+                              if np.array_equal(frame, image))  # fmt: skip
+            seen[uri].append(index)
+    assert seen == {uri: list(range(30)) for uri in sources}
+
+
 def read_saved(path) -> np.ndarray:
     if path.suffix == ".json":
         return np.array(json.dumps(json.loads(path.read_text()), sort_keys=True))
@@ -105,21 +126,32 @@ def read_saved(path) -> np.ndarray:
 def test_also_draws_a_segmentation_under_an_instance_bundle_and_the_other_way(demos, tmp_path_factory, tmp_path,
                                                                                capsys):  # fmt: skip
     """--also pairs any two kinds: each run draws the second bundle's answer under the first's and keeps both answers
-    with --save-mask (the first's plane as PNG, every JSON record)."""
+    with --save-mask (the first's plane as PNG, the second's records under "also"); --visualize applies to the
+    first, --score-threshold to the instance bundle, first or second."""
     instances, semantic = demos["demo-driving-instances"], recipe_bundle(tmp_path_factory, "demo-driving")
     source = "synthetic://driving?seed=9&size=160x120&frames=3"
-    drawn = {}
-    for label, argv in (("alone", [instances]), ("under", [instances, "--also", semantic]),
-                        ("over", [semantic, "--also", instances])):  # fmt: skip
+    runs = {
+        "alone": [instances],
+        "under": [instances, "--also", semantic],
+        "over": [semantic, "--also", instances],
+        "both": [instances, "--also", semantic, "--visualize", "both"],
+        "threshold": [semantic, "--also", instances, "--score-threshold", "0.97"],
+    }
+    saved = {}
+    for label, argv in runs.items():
         folder = tmp_path / label
         code, stdout, err = run_cli(capsys, "run", *argv, "-i", source, "-o", folder, "--save-mask")
         assert code == 0, err
         assert "frames: 3 read, 3 inferred, 3 written" in stdout and ("infer also" in stdout) == (label != "alone")
         records = json.loads((folder / "masks" / "000001.json").read_text())
-        assert records["detections"], records  # the instance bundle's answer is kept, first or second
+        detections = records["detections"] if argv[0] == instances else records["also"]["detections"]
         plane = cv2.imread(str(folder / "masks" / "000001.png"), cv2.IMREAD_UNCHANGED)
-        drawn[label] = (cv2.imread(str(folder / "000001.jpg")).astype(int), plane)
-    alone, under, over = drawn["alone"], drawn["under"], drawn["over"]
+        saved[label] = (cv2.imread(str(folder / "000001.jpg")).astype(int), plane, detections)
+    alone, under, over = saved["alone"], saved["under"], saved["over"]
+    assert alone[2] and alone[2] == under[2] == over[2]  # the instance bundle's answer, first or second
     assert np.array_equal(alone[1], under[1])  # with an instance bundle first, the PNG is its instance ids
     assert not np.array_equal(under[1], over[1])  # with the segmentation first, its class map
     assert np.abs(alone[0] - under[0]).mean() > 5  # the segmentation's overlay is drawn under the instances
+    assert saved["both"][0].shape == (120, 320, 3) and saved["both"][1].shape == (120, 160)  # side by side, once
+    kept = saved["threshold"][2]
+    assert all(d["score"] >= 0.97 for d in kept) and len(kept) < len(over[2])  # the threshold reached the second

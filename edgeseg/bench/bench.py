@@ -3,8 +3,9 @@
 For each row, for a bundle of any kind:
   engine-only   the infer call alone (every output the head reads), repeated on one preprocessed frame;
   stages alone  capture, preprocess, infer (and a second model's, with --also), postprocess (the head's decode)
-                and overlay (its drawing) each timed on its own, whose sum bounds what any loop on these cores
-                can reach (the stage-limited FPS);
+                and overlay (its drawing) each timed on its own, whose sum bounds what a loop on these cores
+                can reach with one session doing one thing at a time (the stage-limited FPS; the pipeline
+                overlaps the stages, and on a CPU runs a recording on two sessions, so it can pass it);
   sequential    the same stages one after another on one thread;
   end-to-end    the threaded pipeline `edgeseg run` uses (runtime/pipeline.py), sink none;
   accuracy      the kind's own (kinds.py): agreement with the FP32 row, and mIoU, COCO AP or PCK where the frames
@@ -45,7 +46,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.progress import Progress
 from edgeseg.redact import redact
 from edgeseg.runtime.backends import resolve_backend
-from edgeseg.runtime.heads import Result, head_class
+from edgeseg.runtime.heads import Result, check_run_options
 from edgeseg.runtime.pipeline import (
     HeadModel,
     Pipeline,
@@ -176,7 +177,8 @@ class Bench:
     def _stages_alone(self, models: Models, infer_ms: float) -> dict[str, float]:
         """Each stage of the pipeline on its own: capture, preprocess (resize and graph input), infer (the
         engine-only figure), any second model's inference, postprocess (the head's decode) and overlay (its
-        drawing). Their sum bounds the FPS of any loop on these cores (the stage-limited FPS)."""
+        drawing). Their sum bounds the FPS of a loop doing one stage at a time on one session (the stage-limited
+        FPS)."""
         first, image = models[0], self.frames[0]
         count = min(len(self.frames), self.options.frames)
         mean = lambda samples: float(np.mean(samples) * 1000)  # noqa: E731 - a one-line helper used just below
@@ -337,8 +339,7 @@ def run_bench(bundle_dir: Path, options: BenchOptions) -> BenchReport:
     from edgeseg.bench.environment import TelemetrySampler
 
     bundle = Bundle.load(bundle_dir)
-    head = head_class(bundle)
-    head.check_options(bundle, options)  # --also's bundle, before the frames are read and rendered
+    check_run_options(bundle, options)  # --also's bundle, before the frames are read and rendered
     kind = bench_kind(bundle)
     if options.source == DEFAULT_SOURCE:  # the default scene, with the labels the kind's accuracy needs
         options = dataclasses.replace(options, source=kind.default_source)

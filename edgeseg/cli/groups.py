@@ -245,7 +245,7 @@ def add_kind_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] = KIN
     if "score_threshold" in flags:
         group.add_argument(
             "--score-threshold", type=fraction, default=None, metavar="SCORE",
-            help="instance bundles: draw detections scoring at least this, 0..1 (default 0.5)",
+            help="instance bundles (the first or --also's): draw detections scoring at least this, 0..1 (default 0.5)",
         )  # fmt: skip
     if "also" in flags:
         group.add_argument(

@@ -24,7 +24,7 @@ from edgeseg.bundle import Bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.detector import BundleModel
 from edgeseg.runtime.frames import Prediction
-from edgeseg.runtime.heads import DrawOptions, Head, Result, head_class
+from edgeseg.runtime.heads import DrawOptions, Head, Result, check_run_options
 from edgeseg.runtime.run import RunOptions, run
 from edgeseg.runtime.sinks.base import Sink
 
@@ -37,7 +37,7 @@ class Model(BundleModel):
              score_threshold: float | None = None) -> Model:  # fmt: skip
         loaded = Bundle.load(Path(bundle))
         options = DrawOptions(score_threshold=score_threshold)
-        head_class(loaded).check_options(loaded, options)
+        check_run_options(loaded, options)
         model = cls.for_bundle(loaded, backend, precision, threads, options=options)
         model.choice = (backend, precision, threads)  # what `stream` runs with
         return model

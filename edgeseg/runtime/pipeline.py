@@ -7,8 +7,8 @@ own threads, every stage timed.
         (frame, Result), in order --[main thread: head.draw, sinks]--> the stream's outputs + the shared (tiled) ones
 
 The head (runtime/heads) is the only part that knows the bundle's kind: it reads the graph's outputs, decodes them
-into a Result at the frame's resolution and draws it. A second model (`run --also`) answers the same resized frame
-and its Result is drawn under the first one's.
+into a Result at the frame's resolution and draws it. A second model of any kind (`run --also`) answers the same
+frame (resized to its own input size) and its Result is drawn under the first one's.
 
 A batch holds at most one frame per stream: every stream that has one ready when the batch starts, and any that gets
 one before a short deadline; a stream that stalls or reconnects does not hold the others. One input on a graph with
@@ -167,11 +167,14 @@ class Pipeline:
         self.abort = threading.Event()  # a stage failed: everyone leaves now
         self.slots = [Slot(source.live, self.ready, self.abort) for source in sources]
         self.workers = inference_workers(models, sources)  # the models each inference thread runs
-        # No thread infers before every one has opened its backends: opening quiets fds 1 and 2 for the whole
-        # process (native_output), and a caller printing its first answers meanwhile would print into that.
+        # No answer goes out before every inference thread has opened its backends: opening quiets fds 1 and 2 for
+        # the whole process (native_output), and a caller printing its first answers meanwhile would print into that.
         self.all_opened = threading.Barrier(len(self.workers))
+        # One inference thread gathers at a time: a batch waiting for its streams releases `ready`, and another thread
+        # taking the next frames meanwhile would hold newer frames under an older batch number.
+        self.gathering = threading.Lock()
         self.batches_taken = 0  # numbers the batches as they are taken, to put the answers back in that order
-        self.results: queue.Queue = queue.Queue(4 * len(sources) + len(self.workers))
+        self.results: queue.Queue = queue.Queue(4 + len(self.workers))  # batches (of a frame per stream at most)
         self.errors: list[BaseException] = []
         self.batch_sizes: list[int] = []
         self.times = StageTimes()
@@ -243,7 +246,7 @@ class Pipeline:
         streams, those that get one before the deadline (one stream waits for its batch to fill, or for its end)."""
         taken: list[list[Frame]] = [[] for _ in self.slots]
         deadline = None
-        with self.ready:
+        with self.gathering, self.ready:
             while not self.abort.is_set():
                 for index, slot in enumerate(self.slots):
                     while len(taken[index]) < per_stream and (frame := slot.take()) is not None:

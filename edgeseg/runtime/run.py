@@ -7,6 +7,7 @@ thread.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import TritonOptions
 from edgeseg.runtime.detector import pick_backend
 from edgeseg.runtime.figures import RunSummary
-from edgeseg.runtime.heads import head_for
+from edgeseg.runtime.heads import check_run_options, head_for
 from edgeseg.runtime.pipeline import HeadModel, Pipeline, check_batch, close_all, source_options
 from edgeseg.runtime.sinks import open_sinks, open_stream_sinks
 from edgeseg.runtime.sinks.base import Sink
@@ -80,14 +81,17 @@ def run_models(bundle: Bundle, options: RunOptions) -> list[HeadModel]:
     """The bundle's head on the backend `run` picks (not yet open: the loop opens it on its inference thread); with
     --also, the second bundle (any kind) drawn under it, at its best precision (--precision chooses the first
     model's)."""
+    check_run_options(bundle, options)
     head = head_for(bundle, options)  # the one place a run reads the bundle's kind
-    head.check_options(bundle, options)
     models = [HeadModel(head, pick_backend(bundle, options.backend, options.precision, options.threads,
                                            options.triton, options.dla_core))]  # fmt: skip
     if options.also is not None:
         also = Bundle.load(options.also)
         backend = pick_backend(also, options.backend, "best", options.threads, dla_core=options.dla_core)
-        models.append(HeadModel(head_for(also, options), backend, stage="infer also", role="--also"))
+        # Drawn as an overlay whatever --visualize says: the first bundle's head shows the mask or the side-by-side
+        # of the picture, and a second one would change its size or hide what is under it.
+        under = head_for(also, dataclasses.replace(options, visualize="overlay"))
+        models.append(HeadModel(under, backend, stage="infer also", role="--also"))
     return models
 
 

@@ -2,6 +2,16 @@
 by --save-mask. The registry (registry.py) is the one place the runtime reads a bundle's output kind."""
 
 from edgeseg.runtime.heads.base import DrawOptions, Head, Instance, Keypoint, Result
-from edgeseg.runtime.heads.registry import HEADS, head_class, head_for
+from edgeseg.runtime.heads.registry import HEADS, check_run_options, head_class, head_for
 
-__all__ = ["HEADS", "DrawOptions", "Head", "Instance", "Keypoint", "Result", "head_class", "head_for"]
+__all__ = [
+    "HEADS",
+    "DrawOptions",
+    "Head",
+    "Instance",
+    "Keypoint",
+    "Result",
+    "check_run_options",
+    "head_class",
+    "head_for",
+]

@@ -117,12 +117,11 @@ class Head:
 
     # -- run flags -------------------------------------------------------------------------------
     @classmethod
-    def check_options(cls, bundle: Bundle, options: Any) -> None:
-        """Refuse, in one line, the kind-specific run flags this kind does not take (`takes`), and an --also bundle
-        that cannot be loaded (before any frame is read)."""
-        if getattr(options, "also", None) is not None:
-            Bundle.load(options.also)
-        if "score_threshold" not in cls.takes and getattr(options, "score_threshold", None) is not None:
+    def check_options(cls, bundle: Bundle, options: Any, also: type[Head] | None = None) -> None:
+        """Refuse, in one line, a kind-specific run flag that neither this kind nor the --also bundle's (`also`, its
+        head) takes (`takes`). heads.check_run_options calls it with both."""
+        taken = cls.takes + (also.takes if also is not None else ())
+        if "score_threshold" not in taken and getattr(options, "score_threshold", None) is not None:
             raise EdgesegError(cls.score_threshold_refusal(bundle))
 
     @classmethod
@@ -164,13 +163,15 @@ class Head:
         return result.under.mask_plane() if result.under is not None else None
 
     def records(self, result: Result) -> dict[str, Any] | None:
-        """What --save-mask writes as JSON beside the PNG, or None: the --also bundle's, for a kind with none."""
-        return result.under.records() if result.under is not None else None
+        """What --save-mask writes as JSON beside the PNG, or None; the --also bundle's under "also"."""
+        return self.under_records(result) or None
 
     @staticmethod
     def under_records(result: Result) -> dict[str, Any]:
-        """The --also bundle's records, for a head to add its own to."""
-        return (result.under.records() or {}) if result.under is not None else {}
+        """{"also": the --also bundle's records} where it has any, for a head to add its own beside (two bundles of
+        one kind would otherwise write the same key)."""
+        records = result.under.records() if result.under is not None else None
+        return {"also": records} if records else {}
 
     def prediction(self, frame: Frame, result: Result, save_mask: bool = False) -> Prediction:
         """What the sinks take for a frame: its --save-mask plane and records, and the answer itself."""

@@ -20,6 +20,14 @@ def head_class(bundle: Bundle) -> type[Head]:
     return HEADS[bundle.output.kind]
 
 
+def check_run_options(bundle: Bundle, options: Any) -> None:
+    """The run flags for `bundle` and its --also bundle, before any frame is read: an --also bundle that cannot be
+    loaded, or a kind-specific flag neither bundle's kind takes (--score-threshold: an instance bundle's, first or
+    second), is one line."""
+    also = getattr(options, "also", None)
+    head_class(bundle).check_options(bundle, options, head_class(Bundle.load(also)) if also is not None else None)
+
+
 def head_for(bundle: Bundle, options: Any = None) -> Head:
     """A bundle's head, drawing with `options` (DrawOptions, or run's RunOptions; defaults where None)."""
     return head_class(bundle)(bundle, options)
