@@ -75,7 +75,7 @@ def test_logits_are_kept_with_two_inputs(tmp_path_factory):
 
 @pytest.mark.skipif(usable_cores() < 2, reason="two inference sessions are for two cores or more")
 @pytest.mark.parametrize("name", ["demo-driving-instances", "demo-medical-tips", "demo-driving"])
-def test_two_sessions_on_a_recording_answer_every_frame_in_order(demos, name, tmp_path_factory, tmp_path, capsys):
+def test_two_sessions_answer_every_frame_as_one_session_does(demos, name, tmp_path_factory, tmp_path, capsys):
     """On the CPU a recording runs on two ONNX Runtime sessions side by side, each taking the next batch; the masks
     written are those of one session (--threads: the user's thread count, one session), frame for frame."""
     bundle = demos[name] if name in demos else recipe_bundle(tmp_path_factory, name)

@@ -174,7 +174,7 @@ class Pipeline:
         # taking the next frames meanwhile would hold newer frames under an older batch number.
         self.gathering = threading.Lock()
         self.batches_taken = 0  # numbers the batches as they are taken, to put the answers back in that order
-        self.results: queue.Queue = queue.Queue(4 + len(self.workers))  # batches (of a frame per stream at most)
+        self.results: queue.Queue = queue.Queue(4 + len(self.workers))  # batches of answered frames, and the ENDs
         self.errors: list[BaseException] = []
         self.batch_sizes: list[int] = []
         self.times = StageTimes()
